@@ -1,0 +1,104 @@
+from django.contrib import admin
+
+from .models import (
+    DatasetSnapshot,
+    DatasetSnapshotItem,
+    DefectClass,
+    InspectionImage,
+    ModelVersion,
+    Prediction,
+    Review,
+    TrainingRun,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records and machine output: visible, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DefectClass)
+class DefectClassAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "description", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["name", "description"]
+
+
+class ReviewInline(admin.TabularInline):
+    model = Review
+    fk_name = "image"
+    extra = 0
+    can_delete = False
+    readonly_fields = ["created_at", "reviewer", "previous_label", "label", "prediction"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(InspectionImage)
+class InspectionImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "original_name", "label", "label_source", "split", "status", "source", "created_at"]
+    list_filter = ["status", "split", "label", "label_source", "source"]
+    search_fields = ["sha256", "original_name", "external_id"]
+    readonly_fields = [
+        "file", "sha256", "width", "height", "format", "mode", "size_bytes", "uploaded_by", "created_at",
+        "label", "label_source", "label_version", "split",
+    ]
+    inlines = [ReviewInline]
+
+
+@admin.register(Prediction)
+class PredictionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "image", "model_version", "label", "confidence", "needs_review", "ood_score", "created_at"]
+    list_filter = ["needs_review", "model_version", "label"]
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = ["id", "image", "previous_label", "label", "reviewer", "created_at"]
+    list_filter = ["label", "reviewer"]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["number", "status", "backbone", "created_at", "promoted_at"]
+    list_filter = ["status", "backbone"]
+    readonly_fields = [
+        "number", "status", "artifact_path", "backbone", "weight_source", "classes", "metrics",
+        "created_at", "created_by", "promoted_at",
+    ]
+
+
+class DatasetSnapshotItemInline(admin.TabularInline):
+    model = DatasetSnapshotItem
+    extra = 0
+    can_delete = False
+    readonly_fields = ["image", "label", "split"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["id", "image_count", "created_at", "checksum"]
+    inlines = [DatasetSnapshotItemInline]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "progress", "phase", "trigger", "requested_by", "created_at", "model_version"]
+    list_filter = ["status", "trigger"]
+    readonly_fields = [
+        "status", "progress", "phase", "requested_by", "created_at", "started_at", "finished_at", "error", "log",
+        "snapshot", "model_version", "gate_decision",
+    ]

@@ -1,0 +1,27 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+from inspections.roles import ML_ADMIN
+
+
+class Command(BaseCommand):
+    help = "Create the demo administrator for a local installation if no superuser exists yet."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", default="admin")
+
+    def handle(self, *args, username: str, password: str, **options):
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            self.stdout.write("A superuser already exists; log in with it at http://127.0.0.1:8000/admin/")
+            return
+        user = User.objects.create_superuser(username=username, password=password, email="")
+        user.groups.add(Group.objects.get(name=ML_ADMIN))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo administrator created. Log in at http://127.0.0.1:8000/admin/ as {username} / {password} "
+                "(change the password before anyone else can reach this machine)."
+            )
+        )

@@ -1,0 +1,248 @@
+"""The inspection domain: images, defect classes, human reviews, predictions, model versions
+and training runs. Models hold fields and constraints only; services do the writing."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+CLASS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class DefectClass(models.Model):
+    """A defect class is data: the six NEU classes to start with, more added by QA later."""
+
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(CLASS_NAME_PATTERN, "Lower-case letters, digits, '-' and '_' only.")],
+    )
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(name__regex=CLASS_NAME_PATTERN), name="defect_class_name_format"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageStatus(models.TextChoices):
+    PENDING = "pending"
+    PREDICTED = "predicted"
+    FAILED = "failed"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+    UNASSIGNED = "unassigned"
+
+
+class LabelSource(models.TextChoices):
+    NONE = ""
+    IMPORT = "import", "dataset import"
+    REVIEW = "review", "human review"
+
+
+def image_upload_to(instance: InspectionImage, filename: str) -> str:
+    # Content-addressed: the same bytes always map to the same place.
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return f"images/{instance.sha256[:2]}/{instance.sha256}.{extension}"
+
+
+class InspectionImage(models.Model):
+    file = models.FileField(upload_to=image_upload_to, max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    mode = models.CharField(max_length=16, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    original_name = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=100, blank=True, db_index=True)
+    external_id = models.CharField(max_length=200, blank=True, db_index=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.PENDING, db_index=True)
+    split = models.CharField(max_length=16, choices=Split.choices, default=Split.UNASSIGNED, db_index=True)
+    label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="images",
+        help_text="Current label: from the dataset import or the latest human review.",
+    )
+    label_source = models.CharField(max_length=16, choices=LabelSource.choices, blank=True, default=LabelSource.NONE)
+    label_version = models.PositiveIntegerField(
+        default=0, help_text="Bumped on every label change; reviewers send it back to detect concurrent edits."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="image_sha256_hex"),
+            models.CheckConstraint(condition=Q(status__in=ImageStatus.values), name="image_status_valid"),
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="image_split_valid"),
+            models.CheckConstraint(
+                condition=Q(label__isnull=False) | Q(label_source=LabelSource.NONE), name="image_label_source_needs_label"
+            ),
+        ]
+        indexes = [models.Index(fields=["label", "split"])]
+
+    def __str__(self) -> str:
+        return f"image {self.pk} ({self.sha256[:12]})"
+
+
+class ModelVersionStatus(models.TextChoices):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class ModelVersion(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    status = models.CharField(
+        max_length=16, choices=ModelVersionStatus.choices, default=ModelVersionStatus.CANDIDATE, db_index=True
+    )
+    artifact_path = models.CharField(max_length=500, help_text="Location of the artefact directory in storage.")
+    backbone = models.CharField(max_length=64)
+    weight_source = models.JSONField(default=dict, help_text="kind, file name and sha256 of the pretrained weights.")
+    classes = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status=ModelVersionStatus.ACTIVE), name="one_active_model_version"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ModelVersionStatus.values), name="model_version_status_valid"),
+        ]
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number}"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.backbone}, {self.status})"
+
+
+class Prediction(models.Model):
+    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    confidence = models.FloatField()
+    probabilities = models.JSONField(help_text="Class name -> probability, for every class of the model.")
+    needs_review = models.BooleanField(db_index=True)
+    ood_score = models.FloatField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_image_and_version"),
+            models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.confidence:.2f} for image {self.image_id} by model {self.model_version_id}"
+
+
+class Review(models.Model):
+    """An append-only record of one human label decision."""
+
+    image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="reviews")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    previous_label = models.ForeignKey(DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} labelled image {self.image_id} as {self.label} ({self.previous_label} before)"
+
+
+class DatasetSnapshot(models.Model):
+    """The exact (image, label, split) triples one training run used, frozen before it starts."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    image_count = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, help_text="label -> split -> count")
+    checksum = models.CharField(max_length=64, help_text="sha256 over the sorted triples.")
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} ({self.image_count} images)"
+
+
+class DatasetSnapshotItem(models.Model):
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="+")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    split = models.CharField(max_length=16, choices=Split.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "image"], name="snapshot_image_once"),
+            models.CheckConstraint(
+                condition=Q(split__in=[Split.TRAIN, Split.VAL, Split.TEST]), name="snapshot_item_split_assigned"
+            ),
+        ]
+
+
+class TrainingRunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TrainingRun(models.Model):
+    status = models.CharField(
+        max_length=16, choices=TrainingRunStatus.choices, default=TrainingRunStatus.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    phase = models.CharField(max_length=64, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(max_length=16, default="manual")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
+    )
+    gate_decision = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="training_run_progress_0_1"),
+            models.CheckConstraint(condition=Q(status__in=TrainingRunStatus.values), name="training_run_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"

@@ -1,0 +1,1 @@
+"""Writes. Each function validates, writes inside a transaction and raises ApplicationError."""

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from inspections.errors import ApplicationError
+from inspections.models import DefectClass
+
+
+def defect_class_name_normalise(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
+@transaction.atomic
+def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
+    """Return the classes named, creating the missing ones (class names are data)."""
+    wanted = {defect_class_name_normalise(name) for name in names}
+    found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
+    for name in sorted(wanted - found.keys()):
+        defect_class = DefectClass(name=name)
+        try:
+            defect_class.full_clean()
+        except ValidationError as error:
+            raise ApplicationError(
+                f"{name!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
+            ) from None
+        defect_class.save()
+        found[name] = defect_class
+    return found

@@ -1,0 +1,132 @@
+"""Importing a folder-per-class image collection (such as NEU) as labelled images."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from inspections.errors import ApplicationError
+from inspections.models import ImageStatus, InspectionImage, LabelSource, Split, image_upload_to
+from inspections.services.classes import defect_class_name_normalise, defect_classes_ensure
+from inspections.services.image_validation import ALLOWED_EXTENSIONS, ImageFacts, image_facts_from_bytes
+from inspections.services.splits import splits_assign_unassigned
+
+
+@dataclass
+class ImportReport:
+    found: Counter = field(default_factory=Counter)
+    added: Counter = field(default_factory=Counter)
+    already_present: Counter = field(default_factory=Counter)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, the file it duplicates)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    label: str
+    data: bytes
+    facts: ImageFacts
+
+
+def _class_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise ApplicationError(f"{root} is not a folder.", code="not_a_folder")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ApplicationError(f"{root} has no class folders (expected one folder per class).", code="no_classes")
+    return folders
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ALLOWED_EXTENSIONS)
+
+
+def _read_candidates(root: Path, report: ImportReport) -> list[_Candidate]:
+    candidates: list[_Candidate] = []
+    first_seen: dict[str, Path] = {}
+    for folder in _class_folders(root):
+        label = defect_class_name_normalise(folder.name)
+        for path in _image_files(folder):
+            report.found[label] += 1
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in first_seen:
+                report.duplicates.append((str(path.relative_to(root)), str(first_seen[sha].relative_to(root))))
+                continue
+            try:
+                facts = image_facts_from_bytes(data)
+            except ApplicationError as error:
+                report.refused.append((str(path.relative_to(root)), error.message))
+                continue
+            first_seen[sha] = path
+            candidates.append(_Candidate(path=path, label=label, data=data, facts=facts))
+    return candidates
+
+
+def dataset_import_folder(*, root: Path, source: str = "import") -> ImportReport:
+    """Import ``root/<class>/<image>``; idempotent: images already present are left as they are
+    (an unlabelled one gets the folder's label)."""
+    report = ImportReport()
+    candidates = _read_candidates(Path(root), report)
+    classes = defect_classes_ensure(names={c.label for c in candidates})
+
+    existing = {
+        image.sha256: image
+        for image in InspectionImage.objects.filter(sha256__in=[c.facts.sha256 for c in candidates])
+    }
+    new = [c for c in candidates if c.facts.sha256 not in existing]
+    unlabelled_existing = defaultdict(list)
+    for candidate in candidates:
+        image = existing.get(candidate.facts.sha256)
+        if image is not None:
+            report.already_present[candidate.label] += 1
+            if image.label_id is None:
+                unlabelled_existing[candidate.label].append(image.id)
+
+    stored_names: list[str] = []
+    try:
+        with transaction.atomic():
+            rows = [_store(candidate, classes, source, stored_names) for candidate in new]
+            InspectionImage.objects.bulk_create(rows, batch_size=500)
+            for label, ids in unlabelled_existing.items():
+                InspectionImage.objects.filter(id__in=ids, label__isnull=True).update(
+                    label=classes[label], label_source=LabelSource.IMPORT
+                )
+            report.splits = splits_assign_unassigned()
+    except BaseException:
+        # Nothing half-stored: files written for rows that were rolled back are removed.
+        for name in stored_names:
+            default_storage.delete(name)
+        raise
+    report.added.update(c.label for c in new)
+    return report
+
+
+def _store(candidate: _Candidate, classes: dict, source: str, stored_names: list[str]) -> InspectionImage:
+    facts = candidate.facts
+    image = InspectionImage(
+        sha256=facts.sha256,
+        width=facts.width,
+        height=facts.height,
+        format=facts.format,
+        mode=facts.mode,
+        size_bytes=facts.size_bytes,
+        original_name=candidate.path.name[:255],
+        source=source,
+        status=ImageStatus.PENDING,
+        split=Split.UNASSIGNED,
+        label=classes[candidate.label],
+        label_source=LabelSource.IMPORT,
+    )
+    name = default_storage.save(image_upload_to(image, f"x.{facts.extension}"), ContentFile(candidate.data))
+    stored_names.append(name)
+    image.file.name = name
+    return image

@@ -1,0 +1,78 @@
+"""Checking image bytes before anything is stored: really decodes, bounded size and pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from inspections.errors import ApplicationError
+
+ALLOWED_FORMATS = {"BMP": "bmp", "PNG": "png", "JPEG": "jpg", "TIFF": "tif"}
+ALLOWED_EXTENSIONS = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    sha256: str
+    format: str
+    extension: str
+    width: int
+    height: int
+    mode: str
+    size_bytes: int
+
+
+def image_facts_from_bytes(data: bytes) -> ImageFacts:
+    """Decode ``data`` fully and describe it, or raise ApplicationError saying why not."""
+    if not data:
+        raise ApplicationError("The file is empty.", code="empty_file")
+    if len(data) > settings.STEELQC_MAX_UPLOAD_BYTES:
+        raise ApplicationError(
+            f"The file is {len(data)} bytes; the limit is {settings.STEELQC_MAX_UPLOAD_BYTES}.",
+            code="file_too_large",
+            status_code=413,
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            facts = _describe(image, data)
+            # Header-only checks above; a full decode proves the pixel data is there.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+    except ApplicationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApplicationError("The image has too many pixels.", code="too_many_pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ApplicationError(f"The file is not a readable image ({error}).", code="undecodable_image") from None
+    return facts
+
+
+def _describe(image: Image.Image, data: bytes) -> ImageFacts:
+    if image.format not in ALLOWED_FORMATS:
+        raise ApplicationError(
+            f"Format {image.format or 'unknown'} is not accepted; use BMP, PNG, JPEG or TIFF.",
+            code="unsupported_format",
+        )
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ApplicationError("The image has no pixels.", code="empty_image")
+    if width * height > settings.STEELQC_MAX_IMAGE_PIXELS:
+        raise ApplicationError(
+            f"The image has {width * height} pixels; the limit is {settings.STEELQC_MAX_IMAGE_PIXELS}.",
+            code="too_many_pixels",
+        )
+    return ImageFacts(
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=image.format,
+        extension=ALLOWED_FORMATS[image.format],
+        width=width,
+        height=height,
+        mode=image.mode,
+        size_bytes=len(data),
+    )

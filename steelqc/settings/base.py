@@ -1,0 +1,209 @@
+"""Settings shared by every environment. Environment-specific modules import * from here.
+
+Everything that differs between installations is read from environment variables through
+``steelqc.settings.env``; the README's configuration table lists each one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from kombu import Exchange, Queue
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("STEELQC_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("SECRET_KEY", "")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "inspections",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "steelqc.urls"
+WSGI_APPLICATION = "steelqc.wsgi.application"
+ASGI_APPLICATION = "steelqc.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'steelqc.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", DEFAULT_DATABASE_URL),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+LOGIN_URL = "/admin/login/"
+
+# --- Static files and uploaded media --------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+STEELQC_STORAGE = env_str("STEELQC_STORAGE", "local")
+if STEELQC_STORAGE == "local":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif STEELQC_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME", "") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY", "") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_STORAGE must be 'local' or 's3', got {STEELQC_STORAGE!r}.")
+
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Uploads --------------------------------------------------------------------------------
+STEELQC_MAX_UPLOAD_BYTES = env_int("STEELQC_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
+STEELQC_MAX_IMAGE_PIXELS = env_int("STEELQC_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = STEELQC_MAX_UPLOAD_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Dataset splits -------------------------------------------------------------------------
+STEELQC_SPLIT_SEED = env_int("STEELQC_SPLIT_SEED", 0)
+STEELQC_SPLIT_FRACTIONS = {
+    "train": env_float("STEELQC_SPLIT_TRAIN", 0.70),
+    "val": env_float("STEELQC_SPLIT_VAL", 0.15),
+    "test": env_float("STEELQC_SPLIT_TEST", 0.15),
+}
+
+# --- Machine learning -----------------------------------------------------------------------
+STEELQC_BACKBONE = env_str("STEELQC_BACKBONE", "auto")
+STEELQC_RESNET50_WEIGHTS = env_str("STEELQC_RESNET50_WEIGHTS", "")
+STEELQC_CACHE_DIR = env_str("STEELQC_CACHE_DIR", str(Path.home() / ".cache" / "steelqc"))
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "steelqc API",
+    "DESCRIPTION": "Steel-surface inspection: images, predictions, reviews, model versions, training runs.",
+    "VERSION": "1.0.0",
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+# The embedded default is kombu's filesystem transport: no broker server needed for `make run`,
+# and work still happens in a separate worker process.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
+_BROKER_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR / "queue"),
+        "data_folder_out": str(_BROKER_DIR / "queue"),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = "inference"
+CELERY_TASK_QUEUES = (
+    Queue("inference", Exchange("inference"), routing_key="inference"),
+    Queue("training", Exchange("training"), routing_key="training"),
+)
+CELERY_TASK_ROUTES = {
+    "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
+    "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
+}
+CELERY_IMPORTS = ("worker.tasks.health",)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Time limits per task family (seconds); applied in worker/tasks/* and asserted by a test.
+STEELQC_INFERENCE_SOFT_TIME_LIMIT = env_int("STEELQC_INFERENCE_SOFT_TIME_LIMIT", 120, minimum=1)
+STEELQC_INFERENCE_TIME_LIMIT = env_int("STEELQC_INFERENCE_TIME_LIMIT", 180, minimum=1)
+STEELQC_TRAINING_SOFT_TIME_LIMIT = env_int("STEELQC_TRAINING_SOFT_TIME_LIMIT", 4 * 3600, minimum=1)
+STEELQC_TRAINING_TIME_LIMIT = env_int("STEELQC_TRAINING_TIME_LIMIT", 4 * 3600 + 300, minimum=1)
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,1 @@
+"""Celery task modules and worker entry points. Tasks are thin: they call inspections services."""
