@@ -1,0 +1,95 @@
+"""ResNet50 feature extractor (Keras applications) with ImageNet weights from a local file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from mlcore.backbones.contract import (
+    NO_WEIGHTS,
+    BuiltBackbone,
+    PretrainedWeightsUnavailable,
+    WeightSource,
+    file_sha256,
+)
+from mlcore.backbones.normalization import CaffeImageNetNormalization
+
+NAME = "resnet50"
+WEIGHTS_FILE_NAME = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE_NAME
+)
+LAST_CONV_LAYER = "conv5_block3_out"
+
+
+def default_weights_path() -> Path:
+    """Where Keras itself keeps downloaded application weights: ``$KERAS_HOME/models``."""
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(keras_home) / "models" / WEIGHTS_FILE_NAME
+
+
+def weights_path(explicit: str | os.PathLike | None) -> Path:
+    return Path(explicit) if explicit else default_weights_path()
+
+
+def weights_available(*, explicit: str | os.PathLike | None = None) -> bool:
+    return weights_path(explicit).is_file()
+
+
+def build_resnet50(
+    *,
+    weights: str | None,
+    weights_file: str | os.PathLike | None = None,
+    input_size: int = 224,
+    allow_download: bool = False,
+) -> BuiltBackbone:
+    input_shape = (input_size, input_size, 3)
+    if weights is None:
+        model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape)
+        source = NO_WEIGHTS
+    else:
+        path = _local_weights(weights_file=weights_file, allow_download=allow_download)
+        model = keras.applications.ResNet50(
+            include_top=False, weights=str(path) if path else "imagenet", input_shape=input_shape
+        )
+        # A permitted download lands in the default place; hash what was actually loaded.
+        path = path or default_weights_path()
+        source = WeightSource(kind="imagenet", file=path.name, sha256=file_sha256(path))
+    return BuiltBackbone(
+        name=NAME,
+        model=model,
+        normalization=CaffeImageNetNormalization(name="resnet50_normalization"),
+        input_size=input_size,
+        weight_source=source,
+        last_conv_layer=LAST_CONV_LAYER,
+        blocks=_blocks(model),
+    )
+
+
+def _local_weights(*, weights_file, allow_download: bool) -> Path | None:
+    """The local weights file, or None when Keras may download it; never silently random."""
+    path = weights_path(weights_file)
+    if path.is_file():
+        return path
+    if allow_download and not weights_file:
+        return None
+    raise PretrainedWeightsUnavailable(
+        f"ResNet50 ImageNet weights not found at {path}. Copy {WEIGHTS_FILE_NAME} "
+        f"(from {WEIGHTS_URL}) to {path}"
+        + ("" if weights_file else " or point STEELQC_RESNET50_WEIGHTS at it")
+        + ", or choose the efficientnet_lite0 backbone, whose weights ship with its package."
+    )
+
+
+def _blocks(model: keras.Model) -> list[list[str]]:
+    """Stem (conv1/pool1), then one group per residual block (conv2_block1 ... conv5_block3)."""
+    groups: dict[str, list[str]] = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        prefix = layer.name.split("_")[0]
+        key = "stem" if prefix in ("conv1", "pool1") else "_".join(layer.name.split("_")[:2])
+        groups.setdefault(key, []).append(layer.name)
+    return list(groups.values())
