@@ -76,10 +76,9 @@ def _local_weights(*, weights_file, allow_download: bool) -> Path | None:
     if allow_download and not weights_file:
         return None
     raise PretrainedWeightsUnavailable(
-        f"ResNet50 ImageNet weights not found at {path}. Copy {WEIGHTS_FILE_NAME} "
-        f"(from {WEIGHTS_URL}) to {path}"
-        + ("" if weights_file else " or point STEELQC_RESNET50_WEIGHTS at it")
-        + ", or choose the efficientnet_lite0 backbone, whose weights ship with its package."
+        f"ResNet50 ImageNet weights not found: put {WEIGHTS_FILE_NAME} (from {WEIGHTS_URL}) at {path}"
+        + ("" if weights_file else ", or point STEELQC_RESNET50_WEIGHTS at a copy elsewhere")
+        + "; or choose the efficientnet_lite0 backbone, whose weights ship with its package."
     )
 
 
