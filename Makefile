@@ -1,0 +1,41 @@
+# steelqc — the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench-ml worker beat web clean-local
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Install, migrate, create a demo admin, import demo images, serve on 127.0.0.1:8000 with a worker.
+run: $(STAMP)
+	@bash scripts/run-local.sh
+
+## The whole test suite against the real PostgreSQL, Redis and a real Celery worker process.
+test: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## mlcore benchmark on ../shared/datasets/neu-cls; figures go to docs/benchmarks.md.
+bench-ml: $(STAMP)
+	$(PY) benchmarks/bench_ml.py
+
+## Production-style processes, one per terminal (settings from the environment).
+web: $(STAMP)
+	$(VENV)/bin/gunicorn steelqc.wsgi:application --bind 0.0.0.0:8000 --workers 2
+worker: $(STAMP)
+	$(PY) -m celery -A steelqc worker -Q inference,training --concurrency 1 --loglevel INFO
+beat: $(STAMP)
+	$(PY) -m celery -A steelqc beat --loglevel INFO
+
+## Forget the local embedded installation (SQLite database, uploaded files, queued messages).
+clean-local:
+	rm -rf var

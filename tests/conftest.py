@@ -1,0 +1,140 @@
+"""Test-session plumbing: real PostgreSQL and Redis, a real Celery worker process, temp media."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_NEU = ROOT.parent / "shared" / "datasets" / "neu-cls"
+
+
+def _require_services() -> None:
+    import psycopg
+    import redis
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    try:
+        psycopg.connect(
+            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"],
+            password=db["PASSWORD"] or None, connect_timeout=5,
+        ).close()
+    except psycopg.OperationalError as error:
+        pytest.exit(f"PostgreSQL is not reachable ({error}); run `make test`, which starts it.", returncode=3)
+    try:
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=5).ping()
+    except redis.RedisError as error:
+        pytest.exit(f"Redis is not reachable at {settings.CELERY_BROKER_URL} ({error}); run `make test`.", returncode=3)
+
+
+def pytest_sessionstart(session) -> None:
+    import django
+
+    django.setup()
+    _require_services()
+
+
+@pytest.fixture(scope="session")
+def session_media_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, session_media_root) -> Path:
+    """Every test stores files under a temporary folder shared with the worker process."""
+    settings.MEDIA_ROOT = session_media_root
+    return session_media_root
+
+
+@pytest.fixture(scope="session")
+def neu_dir() -> Path:
+    if not SHARED_NEU.is_dir():
+        pytest.skip(f"the NEU images are not at {SHARED_NEU}")
+    return SHARED_NEU
+
+
+def _worker_env(media: Path) -> dict[str, str]:
+    from django.conf import settings
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="steelqc.settings.test",
+        # pytest-django renamed the connection to the test database; the worker must use it too.
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{connection.settings_dict['NAME']}",
+        MEDIA_ROOT=str(media),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND or "",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class WorkerProcess:
+    """A real `celery worker` child process consuming both queues from Redis."""
+
+    def __init__(self, *, media: Path, log_path: Path):
+        self.media = media
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        from steelqc.celery import app
+
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "steelqc", "worker", "-Q", "inference,training",
+             "--pool", "prefork", "--concurrency", "1", "-n", f"test-{os.getpid()}@%h", "--loglevel", "INFO"],
+            cwd=ROOT, env=_worker_env(self.media), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited early; see {self.log_path}:\n{self.log_tail()}")
+            if app.control.ping(timeout=1.0):
+                return
+        raise RuntimeError(f"the Celery worker did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _flush_broker() -> None:
+    import redis
+
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, session_media_root, tmp_path_factory):
+    """The real worker process, started once for the tests that need it (mark them `worker`)."""
+    _flush_broker()
+    worker = WorkerProcess(media=session_media_root, log_path=tmp_path_factory.mktemp("worker") / "worker.log")
+    with django_db_blocker.unblock():
+        worker.start()
+    yield worker
+    worker.stop()
