@@ -219,7 +219,11 @@ def build_imagenet_classifier(
     sha256 = file_sha256(source_path)
     cached = _cached_weights_file(pth_path=source_path, sha256=sha256, cache_dir=cache_dir)
     model = build_classifier(input_size=input_size)
-    model.load_weights(cached)
+    try:
+        model.load_weights(cached)
+    except Exception:  # noqa: BLE001 -- a damaged cache entry is rebuilt from the source, once
+        cached.unlink(missing_ok=True)
+        model.load_weights(_cached_weights_file(pth_path=source_path, sha256=sha256, cache_dir=cache_dir))
     return model, WeightSource(kind="imagenet", file=source_path.name, sha256=sha256)
 
 

@@ -178,3 +178,17 @@ def test_model_with_normalisation_and_backbone_round_trips_keras_file(tmp_path):
     np.testing.assert_allclose(restored(images), model(images), rtol=1e-5, atol=1e-5)
     restored_types = {type(layer) for layer in restored.layers}
     assert {CaffeImageNetNormalization, EfficientNetLiteNormalization} <= restored_types
+
+
+def test_damaged_cache_entry_is_rebuilt_from_the_packaged_file(lite0_imagenet_classifier, lite0_weights_cache_dir,
+                                                               tmp_path):
+    (cached,) = lite0_weights_cache_dir.glob("*.weights.h5")
+    damaged = tmp_path / "cache" / cached.name
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"half a file")
+
+    rebuilt, _ = efficientnet_lite.build_imagenet_classifier(cache_dir=damaged.parent, input_size=64)
+
+    assert damaged.stat().st_size > 1_000_000
+    classifier, _ = lite0_imagenet_classifier
+    np.testing.assert_array_equal(rebuilt.get_layer("logits").kernel, classifier.get_layer("logits").kernel)
