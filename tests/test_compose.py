@@ -1,0 +1,62 @@
+"""Docker cannot run here, so the compose file is checked against the code it names."""
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import get_commands
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+APP_SERVICES = {name: s for name, s in COMPOSE["services"].items() if s.get("image") == "steelqc:latest"}
+SETTINGS_SOURCE = "\n".join(p.read_text() for p in (ROOT / "steelqc" / "settings").glob("*.py"))
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_production_role_is_in_the_stack():
+    assert {"db", "redis", "objects", "web", "inference-worker", "training-worker", "beat"} <= set(COMPOSE["services"])
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_settings_module_exists(name):
+    module = APP_SERVICES[name]["environment"]["DJANGO_SETTINGS_MODULE"]
+    assert importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_command_names_real_things(name):
+    command = APP_SERVICES[name]["command"]
+    if command[0] == "gunicorn":
+        module, attribute = command[1].split(":")
+        assert hasattr(importlib.import_module(module), attribute)
+    elif command[0] == "celery":
+        assert command[1:3] == ["-A", "steelqc"]
+        assert hasattr(importlib.import_module("steelqc"), "celery_app")
+        if "-Q" in command:
+            queues = set(command[command.index("-Q") + 1].split(","))
+            assert queues <= {queue.name for queue in settings.CELERY_TASK_QUEUES}
+    elif command[:2] == ["python", "manage.py"]:
+        assert command[2] in get_commands()
+    else:
+        pytest.fail(f"unchecked command {command}")
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_environment_variables_are_read_and_documented(name):
+    for variable in APP_SERVICES[name]["environment"]:
+        if variable == "DJANGO_SETTINGS_MODULE":
+            continue
+        assert re.search(rf"\b{variable}\b", SETTINGS_SOURCE), f"{variable} is not read by the settings"
+        assert f"`{variable}`" in README, f"{variable} is not in the README's configuration table"
+
+
+def test_env_example_variables_are_used_somewhere():
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        variable = line.split("=", 1)[0]
+        assert re.search(rf"\b{variable}\b", SETTINGS_SOURCE) or f"${{{variable}}}" in compose_text, variable
