@@ -15,10 +15,18 @@ else
   echo "No demo images: $demo does not exist (set STEELQC_DEMO_DATA to a folder-per-class image folder)."
 fi
 
+pids=()
+stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap stop EXIT INT TERM
+
 $PY -m celery -A steelqc worker -Q inference,training --concurrency 1 --beat --loglevel INFO \
   --schedule var/celerybeat-schedule &
-worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
-
+pids+=($!)
+$PY manage.py runserver 127.0.0.1:8000 --noreload &
+pids+=($!)
 echo "steelqc is serving on http://127.0.0.1:8000/ (admin: http://127.0.0.1:8000/admin/). Ctrl-C stops it."
-$PY manage.py runserver 127.0.0.1:8000
+
+# If either the worker or the web server stops, stop the other too rather than run half a system.
+wait -n "${pids[@]}"
+echo "A steelqc process stopped; shutting down the rest." >&2
+exit 1
