@@ -1,0 +1,214 @@
+"""``python -m mlcore``: train, evaluate, predict and export from the command line.
+
+Arguments and folders are checked before TensorFlow is imported, so a typo fails in well
+under a second. Every expected failure ends as one ``error: ...`` line on stderr and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from mlcore.io import ClassMismatchError, DatasetError, ImageReadError, Sample, batched, scan_class_folders
+
+EXIT_ERROR = 2
+BACKBONE_CHOICES = ("auto", "resnet50", "efficientnet_lite0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Keep TensorFlow's C++ start-up chatter off stderr, where our one error line goes.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (DatasetError, ImageReadError, ClassMismatchError, FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
+def _fail(message: str) -> int:
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlcore", description="steelqc's steel-surface defect classifier engine.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model from a folder-per-class dataset",
+                                description="Train a model version. DIR holds one sub-folder per class; "
+                                "images are split 70/15/15 (train/val/test), stratified, byte-identical "
+                                "files on the same side. Reads STEELQC_RESNET50_WEIGHTS and STEELQC_CACHE_DIR.")
+    train.add_argument("--data", required=True, metavar="DIR", help="folder with one sub-folder per class")
+    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the artefact")
+    train.add_argument("--backbone", default="auto", choices=BACKBONE_CHOICES,
+                       help="auto: resnet50 if its ImageNet weights file is present, else efficientnet_lite0")
+    train.add_argument("--weights", default="imagenet", choices=("imagenet", "none"),
+                       help="pretrained ImageNet weights, or random init (for tests)")
+    train.add_argument("--epochs", type=int, default=None, help="maximum head epochs (default 150, early stopping)")
+    train.add_argument("--seed", type=int, default=0, help="training randomness (augmentation, init, order)")
+    train.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test assignment")
+    finetune = train.add_mutually_exclusive_group()
+    finetune.add_argument("--no-finetune", dest="finetune", action="store_const", const="off",
+                          help="train the head only (phase 1)")
+    finetune.add_argument("--finetune", dest="finetune", action="store_const", const="on",
+                          help="always fine-tune the top backbone blocks (default: only if phase 1 misses 99.5%% val accuracy)")
+    train.add_argument("--input-size", type=int, default=224, help="backbone input size in pixels")
+    train.add_argument("--views", type=int, default=None, help="augmented views per training image")
+    train.add_argument("--time-budget", type=float, default=None, help="seconds; fine-tuning stops past it")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    train.set_defaults(handler=_train, finetune="auto")
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a folder-per-class dataset")
+    evaluate.add_argument("--model", required=True, metavar="MODEL_DIR")
+    evaluate.add_argument("--data", required=True, metavar="DIR")
+    evaluate.add_argument("--split", default="all", choices=("all", "train", "val", "test"),
+                          help="score only one split of DIR (same rule and --split-seed as train)")
+    evaluate.add_argument("--split-seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify image files")
+    predict.add_argument("--model", required=True, metavar="MODEL_DIR")
+    predict.add_argument("--json", action="store_true", help="one JSON line per file")
+    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser("export", help="write a SavedModel or TFLite copy for edge devices")
+    export.add_argument("--model", required=True, metavar="MODEL_DIR")
+    export.add_argument("--out", required=True, metavar="OUT")
+    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite"))
+    export.set_defaults(handler=_export)
+    return parser
+
+
+def split_samples(data_dir: str, *, seed: int) -> list[Sample]:
+    """Folder-per-class files with their 70/15/15 split (duplicates share a side)."""
+    from mlcore.io import file_sha256
+    from mlcore.splits import assign_splits
+
+    files = scan_class_folders(data_dir)
+    keys = [file_sha256(f.path) for f in files]
+    splits = assign_splits(zip(keys, (f.label for f in files)), seed=seed)
+    return [Sample(path=f.path, label=f.label, split=splits[key]) for f, key in zip(files, keys)]
+
+
+def _require_model_dir(path: str) -> None:
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"model folder not found: {path}")
+    if not (Path(path) / "model.keras").is_file():
+        raise FileNotFoundError(f"{path} is not a model folder (no model.keras)")
+
+
+def _train(args) -> int:
+    samples = split_samples(args.data, seed=args.split_seed)
+    from mlcore.training import TrainConfig, train
+
+    overrides = {key: value for key, value in {
+        "head_epochs": args.epochs, "augmented_views": args.views, "time_budget_s": args.time_budget,
+    }.items() if value is not None}
+    config = TrainConfig(
+        backbone=args.backbone, weights=None if args.weights == "none" else "imagenet",
+        resnet50_weights=os.environ.get("STEELQC_RESNET50_WEIGHTS") or None,
+        cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None,
+        input_size=args.input_size, seed=args.seed, finetune=args.finetune, **overrides)
+
+    def report(fraction: float, info: dict) -> None:
+        epoch = f" epoch {info['epoch']}" if info.get("epoch") else ""
+        print(f"{fraction:6.1%} {info['phase']}{epoch}", file=sys.stderr, flush=True)
+
+    result = train(config, samples, out_dir=args.out, progress=None if args.quiet else report)
+    summary = {"model_dir": result.model_dir, "classes": result.classes,
+               "accuracy": result.metrics["accuracy"], "macro_f1": result.metrics["macro_f1"],
+               "split": result.metrics.get("split"), "finetuned": result.history.get("finetuned")}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"model written to {result.model_dir}: {summary['split']} accuracy "
+              f"{summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    _require_model_dir(args.model)
+    if args.split == "all":
+        files = scan_class_folders(args.data)
+    else:
+        files = [s for s in split_samples(args.data, seed=args.split_seed) if s.split == args.split]
+    from mlcore.evaluation import evaluate, label_indices
+    from mlcore.inference import Classifier
+
+    classifier = Classifier.load(args.model)
+    label_indices([f.label for f in files], classifier.classes)  # fail before the slow part
+    probabilities, review = [], 0
+    for chunk in batched(files, 64):
+        batch_probabilities, scores = classifier.predict_arrays(
+            [_load(f.path) for f in chunk])
+        probabilities.extend(batch_probabilities)
+        review += int(sum((scores > 1.0) | (batch_probabilities.max(axis=1) < classifier.confidence_threshold)))
+    import numpy as np
+
+    metrics = evaluate(classes=classifier.classes, true_labels=[f.label for f in files],
+                       probabilities=np.array(probabilities))
+    metrics["needs_review_rate"] = review / len(files) if files else 0.0
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{len(files)} images: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+              f"ECE {metrics['ece']:.4f}, needs review {metrics['needs_review_rate']:.1%}")
+        for name, row in metrics["per_class"].items():
+            print(f"  {name:20s} precision {row['precision']:.3f} recall {row['recall']:.3f} "
+                  f"f1 {row['f1']:.3f} support {row['support']}")
+    return 0
+
+
+def _load(path: str):
+    from mlcore.io import load_image
+
+    return load_image(path)
+
+
+def _predict(args) -> int:
+    _require_model_dir(args.model)
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"file not found: {', '.join(missing)}")
+    from mlcore.inference import Classifier
+
+    classifier = Classifier.load(args.model)
+    failures = 0
+    for chunk in batched(args.files, 32):
+        images, readable = [], []
+        for path in chunk:
+            try:
+                images.append(_load(path))
+                readable.append(path)
+            except ImageReadError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failures += 1
+        for path, result in zip(readable, classifier.predict(images)):
+            if args.json:
+                print(json.dumps({"file": path, **result.to_dict()}), flush=True)
+            else:
+                flag = "  [needs review]" if result.needs_review else ""
+                print(f"{path}: {result.label} ({result.confidence:.3f}, ood {result.ood_score:.2f}){flag}")
+    return EXIT_ERROR if failures else 0
+
+
+def _export(args) -> int:
+    _require_model_dir(args.model)
+    from mlcore.export import export_model
+
+    written = export_model(model_dir=args.model, out_dir=args.out, format=args.format)
+    print(f"exported {args.format} to {written}")
+    return 0
