@@ -138,3 +138,44 @@ def celery_worker(django_db_setup, django_db_blocker, session_media_root, tmp_pa
         worker.start()
     yield worker
     worker.stop()
+
+
+TINY_MODEL_CLASSES = ("crazing", "inclusion")
+
+
+def _tiny_texture(label: str, rng):
+    import numpy as np
+
+    ys, xs = np.mgrid[0:32, 0:32]
+    base = 128 + 90 * np.sin(ys * rng.uniform(0.6, 0.9)) if label == "crazing" else 60 + 150 * (rng.random(ys.shape) > 0.9)
+    return np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)
+
+
+def train_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """A small real model (random-init backbone at 32 px) for pipeline tests: seconds, not minutes."""
+    import numpy as np
+    from PIL import Image
+
+    from mlcore.io import Sample
+    from mlcore.training import TrainConfig, train
+
+    rng = np.random.default_rng(seed)
+    data = out_dir.parent / f"{out_dir.name}-data"
+    samples = []
+    for label in TINY_MODEL_CLASSES:
+        (data / label).mkdir(parents=True, exist_ok=True)
+        for i in range(10):
+            path = data / label / f"{i}.png"
+            Image.fromarray(_tiny_texture(label, rng)).save(path)
+            samples.append(Sample(path=str(path), label=label, split=("train", "train", "train", "val", "test")[i % 5]))
+    config = TrainConfig(backbone="efficientnet_lite0", weights=None, input_size=32, augmented_views=1,
+                         head_epochs=4, head_patience=2, finetune="off", batch_size=8, seed=seed)
+    train(config, samples, out_dir=out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """Two different small trained artefacts (for promotion and hot-swap tests)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    return train_tiny_model(root / "first", seed=1), train_tiny_model(root / "second", seed=2)

@@ -187,7 +187,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
     "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
 }
-CELERY_IMPORTS = ("worker.tasks.health",)
+CELERY_IMPORTS = ("worker.tasks.health", "worker.tasks.inference")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -198,6 +198,19 @@ STEELQC_INFERENCE_SOFT_TIME_LIMIT = env_int("STEELQC_INFERENCE_SOFT_TIME_LIMIT",
 STEELQC_INFERENCE_TIME_LIMIT = env_int("STEELQC_INFERENCE_TIME_LIMIT", 180, minimum=1)
 STEELQC_TRAINING_SOFT_TIME_LIMIT = env_int("STEELQC_TRAINING_SOFT_TIME_LIMIT", 4 * 3600, minimum=1)
 STEELQC_TRAINING_TIME_LIMIT = env_int("STEELQC_TRAINING_TIME_LIMIT", 4 * 3600 + 300, minimum=1)
+
+# Images per forward pass a worker takes at most when several are waiting.
+STEELQC_INFERENCE_BATCH_SIZE = env_int("STEELQC_INFERENCE_BATCH_SIZE", 32, minimum=1)
+# The sweeper re-queues images still pending after this many seconds.
+STEELQC_PENDING_REQUEUE_AFTER_S = env_int("STEELQC_PENDING_REQUEUE_AFTER_S", 120, minimum=1)
+STEELQC_SWEEP_INTERVAL_S = env_int("STEELQC_SWEEP_INTERVAL_S", 60, minimum=5)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-pending-images": {
+        "task": "worker.tasks.inference.requeue_pending_images",
+        "schedule": STEELQC_SWEEP_INTERVAL_S,
+        "options": {"queue": "inference", "expires": STEELQC_SWEEP_INTERVAL_S},
+    },
+}
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

@@ -27,3 +27,24 @@ def test_one_message_at_a_time_per_worker_process():
 def test_health_task_time_limits_are_applied():
     task = app.tasks[ping.name]
     assert (task.soft_time_limit, task.time_limit) == (20, 30)
+
+
+def test_inference_task_acks_late_and_requeues_when_its_worker_dies(settings):
+    from worker.tasks.inference import predict_images
+
+    task = app.tasks[predict_images.name]
+    assert task.acks_late is True
+    assert task.reject_on_worker_lost is True
+    assert (task.soft_time_limit, task.time_limit) == (
+        settings.STEELQC_INFERENCE_SOFT_TIME_LIMIT, settings.STEELQC_INFERENCE_TIME_LIMIT,
+    )
+    assert task.soft_time_limit < task.time_limit
+
+
+def test_the_pending_image_sweeper_is_scheduled_on_the_inference_queue():
+    from worker.tasks.inference import requeue_pending_images
+
+    entries = [entry for entry in app.conf.beat_schedule.values() if entry["task"] == requeue_pending_images.name]
+    assert len(entries) == 1
+    assert entries[0]["options"]["queue"] == "inference"
+    assert requeue_pending_images.name in app.tasks

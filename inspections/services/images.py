@@ -1,0 +1,70 @@
+"""Accepting an uploaded image: validate, deduplicate, store, write the row, queue inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from inspections.errors import ApplicationError
+from inspections.models import ImageStatus, InspectionImage, Split, image_upload_to
+from inspections.queueing import inference_enqueue
+from inspections.services.image_validation import image_facts_from_bytes
+
+MAX_SOURCE_LENGTH = 100
+MAX_EXTERNAL_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    image: InspectionImage
+    created: bool
+
+
+def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = "", external_id: str = "") -> UploadResult:
+    """Store ``content`` as a new pending image, or return the existing image with the same bytes.
+
+    Nothing is left behind on failure: the file is removed when the row cannot be written.
+    Inference is queued only after the row is committed.
+    """
+    source, external_id = (source or "").strip(), (external_id or "").strip()
+    if len(source) > MAX_SOURCE_LENGTH or len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+        raise ApplicationError(
+            f"source is limited to {MAX_SOURCE_LENGTH} and external_id to {MAX_EXTERNAL_ID_LENGTH} characters.",
+            code="field_too_long",
+        )
+    facts = image_facts_from_bytes(content)
+    existing = InspectionImage.objects.filter(sha256=facts.sha256).first()
+    if existing is not None:
+        return UploadResult(image=existing, created=False)
+
+    image = InspectionImage(
+        sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format, mode=facts.mode,
+        size_bytes=facts.size_bytes, original_name=_safe_name(filename), source=source, external_id=external_id,
+        uploaded_by=uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None,
+        status=ImageStatus.PENDING, split=Split.UNASSIGNED,
+    )
+    stored_name = default_storage.save(image_upload_to(image, f"upload.{facts.extension}"), ContentFile(content))
+    image.file.name = stored_name
+    try:
+        with transaction.atomic():
+            image.save()
+            transaction.on_commit(lambda: inference_enqueue(image_ids=[image.id]))
+    except IntegrityError:
+        default_storage.delete(stored_name)
+        winner = InspectionImage.objects.filter(sha256=facts.sha256).first()
+        if winner is None:
+            raise
+        return UploadResult(image=winner, created=False)  # a concurrent upload of the same bytes won
+    except BaseException:
+        default_storage.delete(stored_name)
+        raise
+    return UploadResult(image=image, created=True)
+
+
+def _safe_name(filename: str) -> str:
+    # Only the base name is kept, for display; storage names are content-addressed.
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return "".join(ch for ch in name if ch.isprintable())[:255]

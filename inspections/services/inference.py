@@ -1,0 +1,150 @@
+"""Predicting pending images with the active model version, a micro-batch at a time.
+
+A worker process loads the active version once and keeps it; before each batch it checks
+which version is active and swaps when that changed (no restart). Work is claimed with
+``SELECT ... FOR UPDATE SKIP LOCKED`` so several workers never predict the same image, and a
+unique constraint on (image, model version) makes a repeated task change nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from PIL import Image, ImageOps
+
+from inspections.models import DefectClass, ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction
+from inspections.services.artefacts import artefact_local_dir
+from inspections.services.classes import defect_classes_ensure
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _LoadedModel:
+    version_id: int
+    classifier: object  # mlcore.inference.Classifier
+    classes: dict[str, DefectClass]
+
+
+_loaded: _LoadedModel | None = None
+_load_lock = threading.Lock()
+
+
+def active_model() -> tuple[ModelVersion, _LoadedModel] | None:
+    """The active version and its loaded classifier, loading or swapping it when needed."""
+    global _loaded
+    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    if version is None:
+        return None
+    with _load_lock:
+        if _loaded is None or _loaded.version_id != version.id:
+            from mlcore.inference import Classifier  # TensorFlow loads only in processes that predict
+
+            started = time.perf_counter()
+            classifier = Classifier.load(artefact_local_dir(prefix=version.artifact_path))
+            _loaded = _LoadedModel(
+                version_id=version.id, classifier=classifier, classes=defect_classes_ensure(names=classifier.classes)
+            )
+            logger.info("loaded model %s in %.1fs", version.name, time.perf_counter() - started)
+        return version, _loaded
+
+
+def _decode(image: InspectionImage):
+    from mlcore.io import image_to_array
+
+    with image.file.open("rb") as handle:
+        data = handle.read()
+    with Image.open(io.BytesIO(data)) as decoded:
+        decoded.load()
+        return image_to_array(ImageOps.exif_transpose(decoded))
+
+
+def _claim(*, version: ModelVersion, image_ids: list[int], batch_size: int) -> list[InspectionImage]:
+    unpredicted = (
+        InspectionImage.objects.select_for_update(skip_locked=True, of=("self",))
+        .exclude(predictions__model_version=version)
+    )
+    claimed = list(unpredicted.filter(id__in=image_ids).order_by("id")[:batch_size])
+    room = batch_size - len(claimed)
+    if room > 0:
+        # Fill the batch with other waiting images: under load this turns many single-image
+        # tasks into a few batched forward passes; the later tasks then find nothing to do.
+        claimed += list(
+            unpredicted.filter(status=ImageStatus.PENDING).exclude(id__in=[i.id for i in claimed]).order_by("created_at", "id")[:room]
+        )
+    return claimed
+
+
+def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -> int:
+    """Predict the given images (plus other pending ones, up to a batch); returns how many were written.
+
+    With no active version nothing happens: the images stay ``pending`` and are queued again
+    when a version is promoted.
+    """
+    batch_size = batch_size or settings.STEELQC_INFERENCE_BATCH_SIZE
+    loaded = active_model()
+    if loaded is None:
+        logger.info("no active model version; %d image(s) stay pending", len(image_ids))
+        return 0
+    version, model = loaded
+    with transaction.atomic():
+        batch = _claim(version=version, image_ids=image_ids, batch_size=batch_size)
+        if not batch:
+            return 0
+        arrays, decodable, failed = [], [], []
+        for image in batch:
+            try:
+                arrays.append(_decode(image))
+                decodable.append(image)
+            except Exception as error:  # a stored file that no longer decodes: mark it, go on
+                logger.warning("image %s cannot be decoded for inference: %s", image.id, error)
+                failed.append(image.id)
+        started = time.perf_counter()
+        results = model.classifier.predict(arrays) if arrays else []
+        latency_ms = (time.perf_counter() - started) * 1000 / max(len(arrays), 1)
+        Prediction.objects.bulk_create(
+            [
+                Prediction(
+                    image=image, model_version=version, label=model.classes[result.label],
+                    confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
+                    needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
+                )
+                for image, result in zip(decodable, results)
+            ],
+            ignore_conflicts=True,
+        )
+        InspectionImage.objects.filter(id__in=[i.id for i in decodable]).update(status=ImageStatus.PREDICTED)
+        if failed:
+            InspectionImage.objects.filter(id__in=failed).update(status=ImageStatus.FAILED)
+    return len(decodable)
+
+
+def pending_images_requeue(*, older_than_s: float, limit: int = 5000) -> int:
+    """Queue again the images that have waited longer than ``older_than_s`` (lost messages,
+    broker outages, a worker killed mid-batch). Returns how many were queued."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inspections.queueing import inference_enqueue
+
+    if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    ids = list(
+        InspectionImage.objects.filter(status=ImageStatus.PENDING, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    chunk = settings.STEELQC_INFERENCE_BATCH_SIZE
+    queued = 0
+    for start in range(0, len(ids), chunk):
+        if inference_enqueue(image_ids=ids[start:start + chunk]):
+            queued += len(ids[start:start + chunk])
+    return queued

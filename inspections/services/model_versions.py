@@ -1,0 +1,109 @@
+"""The model registry: register a trained artefact, promote it, roll back. Exactly one active."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from inspections.errors import ApplicationError
+from inspections.models import ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus
+from inspections.queueing import inference_enqueue
+from inspections.services.artefacts import artefact_delete, artefact_store
+from inspections.services.classes import defect_classes_ensure
+
+# Artefact file names written by mlcore's training (mlcore.model); read here as plain JSON so
+# the web process never has to import TensorFlow.
+CLASSES_FILE = "classes.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+def _read_artefact_facts(model_dir: Path) -> tuple[list[str], dict, dict]:
+    try:
+        classes = json.loads((model_dir / CLASSES_FILE).read_text())
+        config = json.loads((model_dir / CONFIG_FILE).read_text())
+        metrics_path = model_dir / METRICS_FILE
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise ApplicationError(f"{model_dir} is not a model artefact folder ({error}).", code="invalid_artefact") from None
+    return classes, config, metrics
+
+
+def model_version_register(*, model_dir: Path, created_by=None, notes: str = "") -> ModelVersion:
+    """Store a trained artefact folder and record it as a candidate version."""
+    model_dir = Path(model_dir)
+    classes, config, metrics = _read_artefact_facts(model_dir)
+    defect_classes_ensure(names=classes)
+    for attempt in range(5):
+        number = (ModelVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+        try:
+            return _register_as(number=number, model_dir=model_dir, classes=classes, config=config,
+                                metrics=metrics, created_by=created_by, notes=notes)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _register_as(*, number: int, model_dir: Path, classes, config, metrics, created_by, notes) -> ModelVersion:
+    # The unique version number is taken first; a concurrent registration that took it too
+    # fails here before any file is written, and tries the next number.
+    prefix = f"models/v{number}-{timezone.now():%Y%m%d%H%M%S%f}"
+    names: list[str] = []
+    try:
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                number=number, artifact_path=prefix, backbone=config["backbone"]["name"],
+                weight_source=config["backbone"]["weight_source"], classes=classes, metrics=metrics,
+                created_by=created_by, notes=notes,
+            )
+            names = artefact_store(local_dir=model_dir, prefix=prefix)
+    except BaseException:
+        artefact_delete(names=names)
+        raise
+    return version
+
+
+def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
+    """Make ``version`` the one active version; the previous one is retired. Atomic.
+
+    Images still waiting for a prediction are queued for the new version after commit.
+    """
+    with transaction.atomic():
+        locked = list(ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).order_by())
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status == ModelVersionStatus.ACTIVE:
+            return version
+        for current in locked:
+            current.status = ModelVersionStatus.RETIRED
+            current.save(update_fields=["status"])
+        version.status = ModelVersionStatus.ACTIVE
+        version.promoted_at = timezone.now()
+        version.save(update_fields=["status", "promoted_at"])
+        transaction.on_commit(_queue_pending_images)
+    return version
+
+
+def model_version_rollback(*, actor=None) -> ModelVersion:
+    """Re-activate the version that was active before the current one."""
+    with transaction.atomic():
+        current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
+        previous = (
+            ModelVersion.objects.filter(status=ModelVersionStatus.RETIRED, promoted_at__isnull=False)
+            .exclude(pk=getattr(current, "pk", None))
+            .order_by("-promoted_at")
+            .first()
+        )
+        if previous is None:
+            raise ApplicationError("There is no earlier active version to roll back to.", code="no_previous_version", status_code=409)
+        return model_version_promote(version=previous, actor=actor)
+
+
+def _queue_pending_images(chunk: int = 256) -> None:
+    ids = list(InspectionImage.objects.filter(status=ImageStatus.PENDING).order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), chunk):
+        inference_enqueue(image_ids=ids[start:start + chunk])

@@ -1,0 +1,45 @@
+"""The prediction service in-process: idempotent, micro-batched, safe without a model."""
+
+import pytest
+
+from inspections.models import ImageStatus, InspectionImage, Prediction
+from inspections.services.images import image_upload
+from inspections.services.inference import predictions_create
+from inspections.services.model_versions import model_version_promote, model_version_register
+from tests.factories import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    monkeypatch.setattr("inspections.services.images.inference_enqueue", lambda **kwargs: True)
+    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
+
+
+def _upload(seed):
+    return image_upload(content=image_bytes(seed=seed), filename="x.png", uploaded_by=None).image
+
+
+def test_without_an_active_version_nothing_is_predicted(no_queue):
+    image = _upload(1)
+    assert predictions_create(image_ids=[image.id]) == 0
+    image.refresh_from_db()
+    assert image.status == ImageStatus.PENDING
+
+
+def test_running_the_task_twice_writes_one_prediction(no_queue, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    image = _upload(2)
+    assert predictions_create(image_ids=[image.id]) == 1
+    assert predictions_create(image_ids=[image.id]) == 0
+    assert Prediction.objects.filter(image=image).count() == 1
+
+
+def test_one_task_takes_other_waiting_images_into_its_batch(no_queue, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    images = [_upload(seed) for seed in range(10, 16)]
+    assert predictions_create(image_ids=[images[-1].id], batch_size=4) == 4
+    assert Prediction.objects.filter(image=images[-1]).exists()
+    assert predictions_create(image_ids=[images[0].id], batch_size=4) == 2
+    assert not InspectionImage.objects.filter(status=ImageStatus.PENDING).exists()
