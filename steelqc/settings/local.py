@@ -15,7 +15,8 @@ SECRET_KEY = env_str("SECRET_KEY", "local-development-only-not-secret")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-for _folder in (CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in"), CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder")):
+for _option in ("data_folder_in", "processed_folder", "control_folder"):
+    _folder = CELERY_BROKER_TRANSPORT_OPTIONS.get(_option)
     if _folder:
         Path(_folder).mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
