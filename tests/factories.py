@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from inspections.models import DefectClass, InspectionImage, ModelVersion
+from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, TrainingRun
 
 
 def image_bytes(*, seed: int = 0, size: tuple[int, int] = (32, 32), fmt: str = "PNG", mode: str = "L") -> bytes:
@@ -83,3 +83,30 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     backbone = "efficientnet_lite0"
     weight_source = factory.LazyFunction(lambda: {"kind": "none", "file": None, "sha256": None})
     classes = factory.LazyFunction(lambda: ["crazing", "inclusion"])
+
+
+class PredictionFactory(factory.django.DjangoModelFactory):
+    """A prediction whose ``label`` and ``confidence`` follow from its probabilities."""
+
+    class Meta:
+        model = Prediction
+
+    image = factory.SubFactory(InspectionImageFactory)
+    model_version = factory.SubFactory(ModelVersionFactory)
+    probabilities = factory.LazyFunction(lambda: {"crazing": 0.7, "inclusion": 0.2, "patches": 0.1})
+    label = factory.LazyAttribute(
+        lambda o: DefectClass.objects.get_or_create(name=max(o.probabilities, key=o.probabilities.get))[0]
+    )
+    confidence = factory.LazyAttribute(lambda o: max(o.probabilities.values()))
+    needs_review = False
+    ood_score = 0.1
+    latency_ms = 12.5
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrainingRun
+
+    status = "succeeded"
+    progress = 1.0
+    parameters = factory.LazyFunction(lambda: {"backbone": "efficientnet_lite0"})

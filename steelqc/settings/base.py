@@ -6,6 +6,7 @@ Everything that differs between installations is read from environment variables
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "inspections",
 ]
@@ -144,18 +146,69 @@ STEELQC_RESNET50_WEIGHTS = env_str("STEELQC_RESNET50_WEIGHTS", "")
 STEELQC_CACHE_DIR = env_str("STEELQC_CACHE_DIR", str(Path.home() / ".cache" / "steelqc"))
 
 # --- REST API -------------------------------------------------------------------------------
+STEELQC_API_PAGE_SIZE = env_int("STEELQC_API_PAGE_SIZE", 50, minimum=1)
+STEELQC_API_MAX_PAGE_SIZE = max(STEELQC_API_PAGE_SIZE, env_int("STEELQC_API_MAX_PAGE_SIZE", 200, minimum=1))
+STEELQC_API_MAX_WAIT_SECONDS = env_int("STEELQC_API_MAX_WAIT_SECONDS", 30, minimum=0)
+STEELQC_API_MAX_FILES_PER_REQUEST = env_int("STEELQC_API_MAX_FILES_PER_REQUEST", 20, minimum=1)
+
+
+def _throttle_rate(name: str, default: str) -> str:
+    from django.core.exceptions import ImproperlyConfigured
+
+    rate = env_str(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"Environment variable {name} must look like 600/min, got {rate!r}.")
+    return rate
+
+
+# Generous by default: the limits protect the server from a runaway client, not ration normal use.
+STEELQC_API_THROTTLE_RATES = {
+    "read": _throttle_rate("STEELQC_API_THROTTLE_READ", "6000/min"),
+    "upload": _throttle_rate("STEELQC_API_THROTTLE_UPLOAD", "3000/min"),
+    "write": _throttle_rate("STEELQC_API_THROTTLE_WRITE", "600/min"),
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["inspections.api.permissions.ReadRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["inspections.api.throttling.ScopedThrottle"],
+    "DEFAULT_THROTTLE_RATES": STEELQC_API_THROTTLE_RATES,
+    "DEFAULT_PAGINATION_CLASS": "inspections.api.pagination.BoundedPageNumberPagination",
+    "PAGE_SIZE": STEELQC_API_PAGE_SIZE,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "inspections.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "steelqc API",
-    "DESCRIPTION": "Steel-surface inspection: images, predictions, reviews, model versions, training runs.",
+    "DESCRIPTION": (
+        "Steel-surface inspection: images, predictions, reviews, model versions, training runs. "
+        "Authenticate with `Authorization: Token KEY` (make one with `python manage.py create_api_token`) "
+        "or a browser session. Every error body is `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["inspections.api.permissions.ReadRole"],
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ImageStatusEnum": "inspections.models.ImageStatus",
+        "ModelVersionStatusEnum": "inspections.models.ModelVersionStatus",
+        "TrainingRunStatusEnum": "inspections.models.TrainingRunStatus",
+        "SplitEnum": "inspections.models.Split",
+    },
+    # Swagger UI's JavaScript and CSS come from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ---------------------------------------------------------------------------------

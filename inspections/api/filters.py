@@ -1,0 +1,45 @@
+"""Query parameters of ``GET images/``: validated here, applied by ``selectors.image_list``."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from inspections.models import DefectClass, ImageStatus, ModelVersion, Split
+
+
+class ImageFilters(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ImageStatus.values, required=False)
+    label = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                  help_text="Class name of the current label; empty for unlabelled images.")
+    needs_review = serializers.BooleanField(required=False, help_text="The latest prediction's needs_review flag.")
+    model_version = serializers.IntegerField(required=False, min_value=1,
+                                             help_text="Id of a model version that predicted the image.")
+    created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
+    created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
+    source = serializers.CharField(required=False, max_length=100)
+    external_id = serializers.CharField(required=False, max_length=200)
+    split = serializers.ChoiceField(choices=Split.values, required=False)
+
+    def validate_label(self, value: str) -> str:
+        if value and not DefectClass.objects.filter(name=value).exists():
+            raise serializers.ValidationError(f"No class named {value!r}.")
+        return value
+
+    def validate_model_version(self, value: int) -> int:
+        if not ModelVersion.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(f"No model version with id {value}.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after and before and after > before:
+            raise serializers.ValidationError({"created_before": "Must not be earlier than created_after."})
+        return attrs
+
+    def to_internal_value(self, data):
+        # A parameter given twice is ambiguous; refuse it rather than silently pick one.
+        repeated = sorted(name for name in self.fields if hasattr(data, "getlist") and len(data.getlist(name)) > 1)
+        if repeated:
+            raise serializers.ValidationError({name: ["Give this parameter once."] for name in repeated})
+        return super().to_internal_value(data)
+

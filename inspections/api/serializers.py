@@ -1,0 +1,203 @@
+"""Input and output shapes of the API. Outputs are read-only; inputs only validate."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from inspections import selectors
+from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, Review, TrainingRun
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user else None
+
+
+# --- Outputs ---------------------------------------------------------------------------------
+
+class PredictionOutput(serializers.ModelSerializer):
+    label = serializers.CharField(source="label.name")
+    model_version = serializers.IntegerField(source="model_version_id")
+    model_version_number = serializers.IntegerField(source="model_version.number")
+    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Class name -> probability, every class.")
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "label", "confidence", "probabilities", "needs_review", "ood_score", "latency_ms",
+                  "model_version", "model_version_number", "created_at"]
+
+
+class ReviewOutput(serializers.ModelSerializer):
+    label = serializers.CharField(source="label.name")
+    previous_label = serializers.CharField(source="previous_label.name", allow_null=True, default=None)
+    reviewer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Review
+        fields = ["id", "image", "label", "previous_label", "reviewer", "prediction", "created_at"]
+
+    def get_reviewer(self, review: Review) -> str:
+        return _username(review.reviewer)
+
+
+class ImageOutput(serializers.ModelSerializer):
+    label = serializers.CharField(source="label.name", allow_null=True, default=None)
+    uploaded_by = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField(help_text="The latest prediction, or null while there is none.")
+
+    class Meta:
+        model = InspectionImage
+        fields = ["id", "url", "file_url", "sha256", "original_name", "format", "mode", "width", "height",
+                  "size_bytes", "source", "external_id", "uploaded_by", "created_at", "status", "split",
+                  "label", "label_source", "label_version", "prediction"]
+
+    def get_uploaded_by(self, image: InspectionImage) -> str | None:
+        return _username(image.uploaded_by)
+
+    def get_url(self, image: InspectionImage) -> str:
+        return self._absolute(reverse("inspections:api:image-detail", args=[image.pk]))
+
+    def get_file_url(self, image: InspectionImage) -> str:
+        return self._absolute(reverse("inspections:api:image-file", args=[image.pk]))
+
+    @extend_schema_field(PredictionOutput(allow_null=True))
+    def get_prediction(self, image: InspectionImage) -> dict | None:
+        prediction = selectors.image_latest_prediction(image=image)
+        return PredictionOutput(prediction).data if prediction else None
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class ImageDetailOutput(ImageOutput):
+    reviews = serializers.SerializerMethodField(help_text="Review history, newest first.")
+
+    class Meta(ImageOutput.Meta):
+        fields = [*ImageOutput.Meta.fields, "reviews"]
+
+    @extend_schema_field(ReviewOutput(many=True))
+    def get_reviews(self, image: InspectionImage) -> list:
+        reviews = getattr(image, "reviews_latest_first", None)
+        if reviews is None:
+            reviews = selectors.review_list_for_image(image=image)
+        return ReviewOutput(reviews, many=True).data
+
+
+class UploadErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class UploadResultOutput(serializers.Serializer):
+    """One file of a multi-file upload: ``image`` when it was accepted, ``error`` when refused."""
+
+    filename = serializers.CharField()
+    created = serializers.BooleanField(required=False, help_text="false when the same bytes were already there")
+    image = ImageOutput(required=False)
+    error = UploadErrorOutput(required=False)
+
+
+class MultiUploadOutput(serializers.Serializer):
+    results = UploadResultOutput(many=True)
+
+
+class ReviewCreatedOutput(serializers.Serializer):
+    review = ReviewOutput()
+    image = ImageDetailOutput()
+
+
+class DefectClassOutput(serializers.ModelSerializer):
+    class Meta:
+        model = DefectClass
+        fields = ["id", "name", "description", "active", "created_at"]
+
+
+class ModelVersionOutput(serializers.ModelSerializer):
+    name = serializers.CharField(read_only=True)
+    created_by = serializers.SerializerMethodField()
+    training_run = serializers.SerializerMethodField()
+    weight_source = serializers.JSONField()
+    classes = serializers.ListField(child=serializers.CharField())
+    metrics = serializers.JSONField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "number", "name", "status", "backbone", "weight_source", "classes", "metrics", "notes",
+                  "artifact_path", "created_at", "created_by", "promoted_at", "training_run"]
+
+    def get_created_by(self, version: ModelVersion) -> str | None:
+        return _username(version.created_by)
+
+    def get_training_run(self, version: ModelVersion) -> int | None:
+        run = getattr(version, "training_run", None)
+        return run.pk if run else None
+
+
+class TrainingRunOutput(serializers.ModelSerializer):
+    requested_by = serializers.SerializerMethodField()
+    parameters = serializers.JSONField()
+    gate_decision = serializers.JSONField(allow_null=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "status", "progress", "phase", "parameters", "trigger", "requested_by", "created_at",
+                  "started_at", "finished_at", "cancel_requested", "error", "snapshot", "model_version",
+                  "gate_decision"]
+
+    def get_requested_by(self, run: TrainingRun) -> str | None:
+        return _username(run.requested_by)
+
+
+class TrainingRunDetailOutput(TrainingRunOutput):
+    class Meta(TrainingRunOutput.Meta):
+        fields = [*TrainingRunOutput.Meta.fields, "log"]
+
+
+# --- Inputs ----------------------------------------------------------------------------------
+
+class UploadQuery(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False, default=0, min_value=0,
+        help_text="Seconds to wait for the prediction before answering (0 to STEELQC_API_MAX_WAIT_SECONDS).",
+    )
+
+    def validate_wait(self, value: float) -> float:
+        limit = settings.STEELQC_API_MAX_WAIT_SECONDS
+        if value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
+        return value
+
+
+class UploadInput(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        min_length=1, help_text="One or more image files (repeat the field for several).",
+    )
+    source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate_file(self, files: list) -> list:
+        limit = settings.STEELQC_API_MAX_FILES_PER_REQUEST
+        if len(files) > limit:
+            raise serializers.ValidationError(f"At most {limit} files per request; this one has {len(files)}.")
+        return files
+
+
+class ReviewInput(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="Name of an active defect class.")
+    expected_version = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, default=None,
+        help_text="The label_version you saw; a different current version answers 409.",
+    )
+
+
+class DefectClassInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True, default="")

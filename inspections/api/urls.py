@@ -1,0 +1,36 @@
+"""/api/v1/ — see README "REST API" and the OpenAPI document at schema/ (Swagger UI at docs/)."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
+
+from . import views
+from .exceptions import api_not_found
+from .permissions import ReadRole
+
+app_name = "api"
+
+
+class SwaggerUI(SpectacularSwaggerView):
+    # HTML for browsers; an API client that asks for JSON gets JSON errors.
+    renderer_classes = [TemplateHTMLRenderer, JSONRenderer]
+    permission_classes = [ReadRole]
+
+
+urlpatterns = [
+    path("images/", views.ImageListCreate.as_view(), name="image-list"),
+    path("images/<int:image_id>/", views.ImageDetail.as_view(), name="image-detail"),
+    path("images/<int:image_id>/reviews/", views.ImageReviews.as_view(), name="image-reviews"),
+    path("images/<int:image_id>/file/", views.ImageFile.as_view(), name="image-file"),
+    path("classes/", views.DefectClassListCreate.as_view(), name="class-list"),
+    path("model-versions/", views.ModelVersionList.as_view(), name="model-version-list"),
+    path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
+    path("model-versions/<int:version_id>/", views.ModelVersionDetail.as_view(), name="model-version-detail"),
+    path("model-versions/<int:version_id>/promote/", views.ModelVersionPromote.as_view(), name="model-version-promote"),
+    path("training-runs/", views.TrainingRunListCreate.as_view(), name="training-run-list"),
+    path("training-runs/<int:run_id>/", views.TrainingRunDetail.as_view(), name="training-run-detail"),
+    path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancel.as_view(), name="training-run-cancel"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[ReadRole]), name="schema"),
+    path("docs/", SwaggerUI.as_view(url_name="inspections:api:schema"), name="docs"),
+    re_path(r"^.*$", api_not_found),
+]

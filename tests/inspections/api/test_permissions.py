@@ -1,0 +1,125 @@
+"""Every endpoint against every role, walked from one table (ARCHITECTURE.md's role table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from inspections.models import DefectClass, ModelVersion, Review
+from inspections.services.model_versions import model_version_promote
+from tests.factories import (
+    InspectionImageFactory, ModelVersionFactory, PredictionFactory, TrainingRunFactory, image_bytes,
+)
+from tests.inspections.api.conftest import assert_error, client_for
+
+pytestmark = pytest.mark.django_db
+
+ANYONE = {"viewer", "integrator", "qa", "ml_admin", "superuser"}
+UPLOADERS = {"integrator", "qa", "ml_admin", "superuser"}
+LABELLERS = {"qa", "ml_admin", "superuser"}
+MODEL_ADMINS = {"ml_admin", "superuser"}
+CALLERS = [None, "viewer", "integrator", "qa", "ml_admin", "superuser"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # formatted with the world's ids
+    allowed: set[str]
+    success: int
+    body: dict = field(default_factory=dict)
+    multipart: bool = False
+
+
+ENDPOINTS = {
+    "list images": Endpoint("get", "images/", ANYONE, 200),
+    "upload image": Endpoint("post", "images/", UPLOADERS, 201, multipart=True),
+    "image detail": Endpoint("get", "images/{image}/", ANYONE, 200),
+    "image file": Endpoint("get", "images/{image}/file/", ANYONE, 200),
+    "list reviews": Endpoint("get", "images/{image}/reviews/", ANYONE, 200),
+    "submit review": Endpoint("post", "images/{image}/reviews/", LABELLERS, 201, {"label": "patches"}),
+    "list classes": Endpoint("get", "classes/", ANYONE, 200),
+    "create class": Endpoint("post", "classes/", LABELLERS, 201, {"name": "edge_crack"}),
+    "list model versions": Endpoint("get", "model-versions/", ANYONE, 200),
+    "model version detail": Endpoint("get", "model-versions/{candidate}/", ANYONE, 200),
+    "promote model version": Endpoint("post", "model-versions/{candidate}/promote/", MODEL_ADMINS, 200),
+    "roll back model version": Endpoint("post", "model-versions/rollback/", MODEL_ADMINS, 200),
+    "list training runs": Endpoint("get", "training-runs/", ANYONE, 200),
+    "training run detail": Endpoint("get", "training-runs/{run}/", ANYONE, 200),
+    "start training run": Endpoint("post", "training-runs/", MODEL_ADMINS, 503, {"parameters": {}}),
+    "cancel training run": Endpoint("post", "training-runs/{run}/cancel/", MODEL_ADMINS, 503),
+    "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
+    "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
+}
+
+
+@pytest.fixture
+def world() -> dict[str, int]:
+    """An image with a prediction, a version promoted twice over (so rollback has a target), a run."""
+    image = InspectionImageFactory(label=DefectClass.objects.get(name="crazing"), label_source="import")
+    old, current, candidate = ModelVersionFactory(), ModelVersionFactory(), ModelVersionFactory()
+    model_version_promote(version=old)
+    model_version_promote(version=current)
+    PredictionFactory(image=image, model_version=current)
+    return {"image": image.pk, "candidate": candidate.pk, "run": TrainingRunFactory().pk}
+
+
+def _call(client, endpoint: Endpoint, world: dict[str, int]):
+    url = "/api/v1/" + endpoint.path.format(**world)
+    if endpoint.multipart:
+        upload = SimpleUploadedFile("strip.png", image_bytes(seed=4242), content_type="image/png")
+        return client.post(url, {"file": upload}, format="multipart")
+    if endpoint.method == "post":
+        return client.post(url, endpoint.body, format="json")
+    return client.get(url)
+
+
+@pytest.mark.parametrize("caller", CALLERS, ids=lambda r: r or "anonymous")
+@pytest.mark.parametrize("name", ENDPOINTS)
+def test_role_matrix(name, caller, world):
+    endpoint = ENDPOINTS[name]
+    response = _call(client_for(caller), endpoint, world)
+    if caller is None:
+        assert response.status_code == 401
+    elif caller in endpoint.allowed:
+        assert response.status_code == endpoint.success, response.content[:400]
+    else:
+        assert_error(response, 403, "permission_denied")
+
+
+def test_the_table_covers_every_api_route():
+    from django.urls import resolve
+
+    from inspections.api.urls import urlpatterns
+
+    named = {pattern.name for pattern in urlpatterns if pattern.name}
+    ids = {"image": 1, "candidate": 1, "run": 1}
+    exercised = {resolve("/api/v1/" + e.path.format(**ids)).url_name for e in ENDPOINTS.values()}
+    assert len(named) >= 14
+    assert exercised == named
+
+
+def test_forbidden_review_writes_nothing(world):
+    response = _call(client_for("integrator"), ENDPOINTS["submit review"], world)
+    assert response.status_code == 403
+    assert not Review.objects.exists()
+
+
+def test_forbidden_promotion_changes_nothing(world):
+    active_before = ModelVersion.objects.get(status="active").pk
+    response = _call(client_for("qa"), ENDPOINTS["promote model version"], world)
+    assert response.status_code == 403
+    assert ModelVersion.objects.get(status="active").pk == active_before
+
+
+def test_user_without_any_role_reads_nothing():
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
+    assert_error(client.get("/api/v1/images/"), 403, "permission_denied")
