@@ -146,10 +146,12 @@ def _evaluate(args) -> int:
     else:
         files = [s for s in split_samples(args.data, seed=args.split_seed) if s.split == args.split]
     from mlcore.evaluation import evaluate, label_indices
+
+    # Compare class lists before loading TensorFlow and the model, which takes seconds.
+    label_indices([f.label for f in files], json.loads((Path(args.model) / "classes.json").read_text()))
     from mlcore.inference import Classifier
 
     classifier = Classifier.load(args.model)
-    label_indices([f.label for f in files], classifier.classes)  # fail before the slow part
     probabilities, review = [], 0
     for chunk in batched(files, 64):
         batch_probabilities, scores = classifier.predict_arrays(

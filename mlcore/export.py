@@ -22,6 +22,7 @@ SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "saved_model",
                  image_shape: tuple[int, ...] | None = None) -> Path:
     """Write the export under ``out_dir`` and return the path of the model it wrote."""
+    import keras
     import tensorflow as tf
 
     if format not in FORMATS:
@@ -52,9 +53,12 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
     # bilinear gives the same pixels, so the model stays builtin-only; shrinking keeps
     # antialiasing and needs the Flex (select TF ops) delegate on the device.
     resize.antialias = not upscaling
-    concrete = tf.function(serve).get_concrete_function(
-        tf.TensorSpec([None, *shape], tf.float32, name="image"))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], dual)
+    # A Keras model with a fixed input shape around the same layers: TFLite wants one shape,
+    # and its Keras path freezes the weights (converting a bare concrete function left the
+    # variables uninitialised and produced garbage on this TensorFlow version).
+    fixed_input = keras.Input(shape=shape, name="image")
+    fixed = keras.Model(fixed_input, dual(fixed_input), name="steelqc_classifier_fixed")
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     if not upscaling:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     target = out_dir / TFLITE_FILE

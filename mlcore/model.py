@@ -48,7 +48,7 @@ def build_classifier(*, backbone: BuiltBackbone, num_classes: int, dropout: floa
 def with_features(model: keras.Model) -> keras.Model:
     """The same layers, returning (probabilities, pooled features) from one forward pass."""
     return keras.Model(
-        model.inputs, [model.outputs[0], model.get_layer(POOLED_FEATURES).output],
+        model.inputs[0], [model.outputs[0], model.get_layer(POOLED_FEATURES).output],
         name="steelqc_classifier_with_features",
     )
 
