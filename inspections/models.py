@@ -214,6 +214,9 @@ class TrainingRunStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+IN_PROGRESS_STATUSES = (TrainingRunStatus.QUEUED, TrainingRunStatus.RUNNING)
+
+
 class TrainingRun(models.Model):
     status = models.CharField(
         max_length=16, choices=TrainingRunStatus.choices, default=TrainingRunStatus.QUEUED, db_index=True
@@ -227,6 +230,7 @@ class TrainingRun(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker running it.")
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
@@ -242,6 +246,10 @@ class TrainingRun(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="training_run_progress_0_1"),
             models.CheckConstraint(condition=Q(status__in=TrainingRunStatus.values), name="training_run_status_valid"),
+            # Training runs one at a time: the database refuses a second queued or running run.
+            models.UniqueConstraint(
+                models.Value(1), condition=Q(status__in=IN_PROGRESS_STATUSES), name="one_training_run_in_progress"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -74,6 +74,7 @@ def _worker_env(media: Path) -> dict[str, str]:
         MEDIA_ROOT=str(media),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND or "",
+        STEELQC_CACHE_DIR=str(settings.STEELQC_CACHE_DIR),
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -151,25 +152,41 @@ def _tiny_texture(label: str, rng):
     return np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)
 
 
-def train_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
-    """A small real model (random-init backbone at 32 px) for pipeline tests: seconds, not minutes."""
+def tiny_dataset(root: Path, *, seed: int = 0, per_class: int = 10) -> list[tuple[Path, str, str]]:
+    """(path, label, split) of small learnable textures: stripes are crazing, spots inclusion."""
     import numpy as np
     from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label in TINY_MODEL_CLASSES:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            path = root / label / f"{seed}-{i}.png"
+            Image.fromarray(_tiny_texture(label, rng)).save(path)
+            rows.append((path, label, ("train", "train", "train", "val", "test")[i % 5]))
+    return rows
+
+
+TINY_TRAINING_PARAMS = dict(backbone="efficientnet_lite0", input_size=64, augmented_views=1, head_epochs=30,
+                            head_patience=10, finetune="off", batch_size=8)
+
+
+def train_tiny_model(out_dir: Path, *, seed: int = 0, shuffle_labels: bool = False) -> Path:
+    """A small real model (pretrained Lite0 at 64 px) for pipeline tests: seconds, not minutes."""
+    import random
+
+    from django.conf import settings
 
     from mlcore.io import Sample
     from mlcore.training import TrainConfig, train
 
-    rng = np.random.default_rng(seed)
-    data = out_dir.parent / f"{out_dir.name}-data"
-    samples = []
-    for label in TINY_MODEL_CLASSES:
-        (data / label).mkdir(parents=True, exist_ok=True)
-        for i in range(10):
-            path = data / label / f"{i}.png"
-            Image.fromarray(_tiny_texture(label, rng)).save(path)
-            samples.append(Sample(path=str(path), label=label, split=("train", "train", "train", "val", "test")[i % 5]))
-    config = TrainConfig(backbone="efficientnet_lite0", weights=None, input_size=32, augmented_views=1,
-                         head_epochs=4, head_patience=2, finetune="off", batch_size=8, seed=seed)
+    rows = tiny_dataset(out_dir.parent / f"{out_dir.name}-data", seed=seed)
+    labels = [label for _, label, _ in rows]
+    if shuffle_labels:
+        random.Random(seed).shuffle(labels)
+    samples = [Sample(path=str(path), label=label, split=split) for (path, _, split), label in zip(rows, labels)]
+    config = TrainConfig(**TINY_TRAINING_PARAMS, seed=seed, weights="imagenet", cache_dir=settings.STEELQC_CACHE_DIR)
     train(config, samples, out_dir=out_dir)
     return out_dir
 

@@ -10,6 +10,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from inspections.errors import ApplicationError
+from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.models import ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus
 from inspections.queueing import inference_enqueue
 from inspections.services.artefacts import artefact_delete, artefact_store
@@ -74,6 +75,7 @@ def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
     Images still waiting for a prediction are queued for the new version after commit.
     """
     with transaction.atomic():
+        lock_for_transaction(MODEL_REGISTRY_LOCK)
         locked = list(ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).order_by())
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if version.status == ModelVersionStatus.ACTIVE:
@@ -91,6 +93,7 @@ def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
 def model_version_rollback(*, actor=None) -> ModelVersion:
     """Re-activate the version that was active before the current one."""
     with transaction.atomic():
+        lock_for_transaction(MODEL_REGISTRY_LOCK)
         current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
         previous = (
             ModelVersion.objects.filter(status=ModelVersionStatus.RETIRED, promoted_at__isnull=False)

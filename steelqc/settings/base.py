@@ -241,7 +241,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
     "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
 }
-CELERY_IMPORTS = ("worker.tasks.health", "worker.tasks.inference")
+CELERY_IMPORTS = ("worker.tasks.health", "worker.tasks.inference", "worker.tasks.training")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -258,9 +258,29 @@ STEELQC_INFERENCE_BATCH_SIZE = env_int("STEELQC_INFERENCE_BATCH_SIZE", 32, minim
 # The sweeper re-queues images still pending after this many seconds.
 STEELQC_PENDING_REQUEUE_AFTER_S = env_int("STEELQC_PENDING_REQUEUE_AFTER_S", 120, minimum=1)
 STEELQC_SWEEP_INTERVAL_S = env_int("STEELQC_SWEEP_INTERVAL_S", 60, minimum=5)
+# Continuous learning: a run starts only when this many images got a human label since the last
+# successful run; the check runs every STEELQC_RETRAIN_CHECK_INTERVAL_S (editable in the admin).
+STEELQC_RETRAIN_MIN_NEW_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_LABELS", 50, minimum=1)
+STEELQC_RETRAIN_CHECK_INTERVAL_S = env_int("STEELQC_RETRAIN_CHECK_INTERVAL_S", 3600, minimum=10)
+# A running run whose worker has not reported for this long is marked failed.
+STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, minimum=30)
+# Promotion gate: candidate accuracy >= active - tolerance and no class recall drops more.
+STEELQC_GATE_ACCURACY_TOLERANCE = env_float("STEELQC_GATE_ACCURACY_TOLERANCE", 0.005)
+STEELQC_GATE_RECALL_TOLERANCE = env_float("STEELQC_GATE_RECALL_TOLERANCE", 0.02)
+STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", 1, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "requeue-pending-images": {
         "task": "worker.tasks.inference.requeue_pending_images",
+        "schedule": STEELQC_SWEEP_INTERVAL_S,
+        "options": {"queue": "inference", "expires": STEELQC_SWEEP_INTERVAL_S},
+    },
+    "start-training-if-due": {
+        "task": "worker.tasks.training.start_training_if_due",
+        "schedule": STEELQC_RETRAIN_CHECK_INTERVAL_S,
+        "options": {"queue": "inference", "expires": STEELQC_RETRAIN_CHECK_INTERVAL_S},
+    },
+    "fail-stale-training-runs": {
+        "task": "worker.tasks.training.fail_stale_training_runs",
         "schedule": STEELQC_SWEEP_INTERVAL_S,
         "options": {"queue": "inference", "expires": STEELQC_SWEEP_INTERVAL_S},
     },

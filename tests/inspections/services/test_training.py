@@ -1,0 +1,153 @@
+"""Training-run services in-process: parameters, gate, promotion races, continuous learning."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from inspections.errors import ApplicationError
+from inspections.models import ModelVersion, ModelVersionStatus, Review, TrainingRun, TrainingRunStatus
+from inspections.services.continuous_learning import training_run_start_if_due
+from inspections.services.dataset_import import dataset_import_folder
+from inspections.services.model_versions import model_version_promote, model_version_register, model_version_rollback
+from inspections.services.promotion import gate_and_promote
+from inspections.services.training import (
+    _snapshot_freeze, training_parameters_clean, training_run_start, training_runs_fail_stale,
+)
+from tests.conftest import tiny_dataset, train_tiny_model
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
+    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
+
+
+@pytest.fixture
+def tiny_images(tmp_path):
+    tiny_dataset(tmp_path / "data", seed=5, per_class=40)
+    dataset_import_folder(root=tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"backbone": "vgg16"}, "backbone must be one of"),
+        ({"head_epochs": 0}, "between 1 and 1000"),
+        ({"head_epochs": "many"}, "must be a number"),
+        ({"learning_rate_hack": 1}, "Unknown training parameter"),
+        ({"finetune": "maybe"}, "finetune must be"),
+    ],
+)
+def test_bad_training_parameters_are_refused_with_a_reason(params, message):
+    with pytest.raises(ApplicationError, match=message):
+        training_parameters_clean(params)
+
+
+def test_defaults_fill_in_for_missing_parameters(settings):
+    assert training_parameters_clean({}) == {"backbone": settings.STEELQC_BACKBONE, "weights": "imagenet", "finetune": "auto"}
+
+
+def test_training_needs_two_labelled_classes(no_queue):
+    with pytest.raises(ApplicationError) as error:
+        training_run_start(requested_by=None)
+    assert error.value.code == "not_enough_data"
+    assert not TrainingRun.objects.exists()
+
+
+def test_snapshot_freezes_the_labels_and_splits_of_the_moment(no_queue, tiny_images):
+    run = training_run_start(requested_by=UserFactory())
+    frozen = {(i.image_id, i.label.name, i.split) for i in run.snapshot.items.select_related("label")}
+    assert len(frozen) == 80 == run.snapshot.image_count
+    from inspections.models import DefectClass, InspectionImage
+
+    image_id = run.snapshot.items.first().image_id
+    InspectionImage.objects.filter(pk=image_id).update(label=DefectClass.objects.get(name="patches"))
+    assert {(i.image_id, i.label.name, i.split) for i in run.snapshot.items.select_related("label")} == frozen
+
+
+def test_a_worse_candidate_is_not_promoted_and_the_reasons_name_the_classes(no_queue, tiny_images, tiny_model_dirs, tmp_path):
+    champion = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    worse = model_version_register(model_dir=train_tiny_model(tmp_path / "shuffled", seed=3, shuffle_labels=True))
+    decision = gate_and_promote(candidate=worse, snapshot=_snapshot_freeze())
+    assert decision["passed"] is False and decision["promoted"] is False
+    assert any("accuracy" in reason for reason in decision["reasons"])
+    assert any("recall of crazing" in r or "recall of inclusion" in r for r in decision["reasons"])
+    assert decision["champion"]["accuracy"] >= 0.9
+    worse.refresh_from_db()
+    assert worse.status == ModelVersionStatus.CANDIDATE
+    assert worse.metrics["gate"]["reasons"] == decision["reasons"]
+    assert ModelVersion.objects.get(status=ModelVersionStatus.ACTIVE) == champion
+
+
+def test_an_equally_good_candidate_replaces_the_champion(no_queue, tiny_images, tiny_model_dirs):
+    champion = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    candidate = model_version_register(model_dir=tiny_model_dirs[1])
+    decision = gate_and_promote(candidate=candidate, snapshot=_snapshot_freeze())
+    assert decision["promoted"], decision["reasons"]
+    champion.refresh_from_db()
+    assert champion.status == ModelVersionStatus.RETIRED
+    assert ModelVersion.objects.get(status=ModelVersionStatus.ACTIVE) == candidate
+
+
+def test_rollback_brings_back_the_previous_version(no_queue, tiny_model_dirs):
+    first = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    second = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[1]))
+    assert model_version_rollback() == first
+    assert ModelVersion.objects.get(status=ModelVersionStatus.ACTIVE) == first
+    second.refresh_from_db()
+    assert second.status == ModelVersionStatus.RETIRED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_promotions_leave_exactly_one_active(no_queue, tiny_model_dirs):
+    versions = [model_version_register(model_dir=tiny_model_dirs[i % 2]) for i in range(4)]
+    barrier = threading.Barrier(len(versions))
+    errors = []
+
+    def promote(version):
+        try:
+            barrier.wait()
+            model_version_promote(version=version)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).count() == 1
+
+
+def test_continuous_learning_does_nothing_without_new_labels(no_queue, tiny_images):
+    assert training_run_start_if_due(minimum=1) is None
+    assert not TrainingRun.objects.exists()
+
+
+def test_continuous_learning_starts_a_run_once_enough_new_labels_exist(no_queue, tiny_images):
+    from inspections.models import InspectionImage
+
+    reviewer = UserFactory()
+    for image in InspectionImage.objects.all()[:3]:
+        Review.objects.create(image=image, label=image.label, previous_label=image.label, reviewer=reviewer)
+    assert training_run_start_if_due(minimum=4) is None
+    run = training_run_start_if_due(minimum=3)
+    assert run is not None and run.trigger == "schedule"
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRunStatus.SUCCEEDED)
+    assert training_run_start_if_due(minimum=1) is None  # the labels were used by that run
+
+
+def test_runs_whose_worker_went_silent_are_marked_failed(no_queue):
+    stale = TrainingRun.objects.create(status=TrainingRunStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert training_runs_fail_stale(older_than_s=600) == 1
+    stale.refresh_from_db()
+    assert stale.status == TrainingRunStatus.FAILED and "stopped reporting" in stale.error

@@ -1,0 +1,99 @@
+"""Training runs through the real worker: start, progress, gate, promotion, cancel, crash."""
+
+import time
+
+import pytest
+
+from inspections.models import ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.services.dataset_import import dataset_import_folder
+from inspections.services.model_versions import model_version_promote, model_version_register
+from inspections.services.training import training_run_cancel, training_run_start
+from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+PARAMS = {**TINY_TRAINING_PARAMS, "weights": "imagenet"}
+PARAMS.pop("backbone")
+
+
+def wait_for_run(run: TrainingRun, statuses, timeout: float = 240) -> TrainingRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in statuses:
+            return run
+        time.sleep(0.25)
+    raise AssertionError(f"run {run.pk} still {run.status} after {timeout}s:\n{run.log}\n{run.error}")
+
+
+def _import_tiny(tmp_path, *, seed=0, per_class=20):
+    tiny_dataset(tmp_path / f"data-{seed}", seed=seed, per_class=per_class)
+    dataset_import_folder(root=tmp_path / f"data-{seed}", source="test")
+
+
+def test_first_run_succeeds_and_its_version_goes_live(celery_worker, tmp_path):
+    _import_tiny(tmp_path)
+    run = wait_for_run(training_run_start(requested_by=None, params=PARAMS), {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
+    assert run.status == TrainingRunStatus.SUCCEEDED, run.error
+    assert run.progress == 1.0
+    assert run.snapshot.image_count == 40
+    assert "phase" in run.log and "promoted" in run.log
+    assert run.gate_decision["passed"] and run.gate_decision["promoted"]
+    assert run.model_version.status == ModelVersionStatus.ACTIVE
+    assert run.model_version.backbone == "efficientnet_lite0"
+    assert run.model_version.weight_source["kind"] == "imagenet"
+    assert sorted(run.model_version.classes) == ["crazing", "inclusion"]
+
+
+def test_a_new_class_labelled_by_qa_appears_in_the_next_version(celery_worker, tmp_path, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    _import_tiny(tmp_path)
+    oil = tmp_path / "new" / "oil_stain"
+    oil.mkdir(parents=True)
+    rows = tiny_dataset(tmp_path / "source", seed=9, per_class=20)
+    for path, label, _ in rows:
+        if label == "crazing":  # stripes, rotated: a look the classes so far do not have
+            from PIL import Image
+
+            Image.open(path).transpose(Image.Transpose.ROTATE_90).point(lambda v: 255 - v).save(oil / path.name)
+    dataset_import_folder(root=tmp_path / "new")
+    run = wait_for_run(training_run_start(requested_by=None, params=PARAMS), {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
+    assert run.status == TrainingRunStatus.SUCCEEDED, run.error
+    assert "oil_stain" in run.model_version.classes
+    assert set(run.gate_decision["compared_classes"]) == {"crazing", "inclusion"}
+    assert "oil_stain" in run.gate_decision["new_class_recall"]
+
+
+def test_a_second_run_is_refused_while_one_is_in_progress(celery_worker, tmp_path):
+    from inspections.errors import ApplicationError
+
+    _import_tiny(tmp_path)
+    first = training_run_start(requested_by=None, params={**PARAMS, "head_epochs": 1000, "head_patience": 1000, "augmented_views": 6})
+    with pytest.raises(ApplicationError) as error:
+        training_run_start(requested_by=None, params=PARAMS)
+    assert (error.value.code, error.value.status_code) == ("training_in_progress", 409)
+    training_run_cancel(run=first)
+    wait_for_run(first, {TrainingRunStatus.CANCELLED})
+
+
+def test_cancelling_a_running_run_stops_it_without_a_new_version(celery_worker, tmp_path):
+    _import_tiny(tmp_path)
+    run = training_run_start(requested_by=None, params={**PARAMS, "head_epochs": 1000, "head_patience": 1000, "augmented_views": 6})
+    wait_for_run(run, {TrainingRunStatus.RUNNING})
+    training_run_cancel(run=run)
+    run = wait_for_run(run, {TrainingRunStatus.CANCELLED, TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
+    assert run.status == TrainingRunStatus.CANCELLED
+    assert run.model_version is None
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_crashing_run_is_marked_failed_and_leaves_the_active_version_alone(celery_worker, tmp_path, tiny_model_dirs):
+    active = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    _import_tiny(tmp_path)
+    run = training_run_start(requested_by=None, params=PARAMS)
+    # A stored image vanishes after the snapshot was frozen: training cannot read it.
+    run.snapshot.items.first().image.file.delete(save=False)
+    run = wait_for_run(run, {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
+    assert run.status == TrainingRunStatus.FAILED
+    assert "not found" in run.error or "No such file" in run.error
+    assert list(ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE)) == [active]
+    assert ModelVersion.objects.count() == 1
