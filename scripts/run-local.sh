@@ -15,6 +15,10 @@ else
   echo "No demo images: $demo does not exist (set STEELQC_DEMO_DATA to a folder-per-class image folder)."
 fi
 
+# A first model if there is none: queued now, trained by the worker below; images uploaded
+# meanwhile wait as `pending` and are predicted as soon as it goes live.
+$PY manage.py train_model --if-no-active || echo "No first model started (see the message above)."
+
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM

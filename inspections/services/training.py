@@ -111,8 +111,12 @@ def _check_snapshot_trainable(snapshot: DatasetSnapshot) -> None:
                                details={"counts": snapshot.counts})
 
 
-def training_run_start(*, requested_by, params: dict | None = None, trigger: str = "manual") -> TrainingRun:
-    """Freeze the labelled data and queue a run. Refused (409) while another run is queued or running."""
+def training_run_start(*, requested_by, params: dict | None = None, trigger: str = "manual",
+                       enqueue: bool = True) -> TrainingRun:
+    """Freeze the labelled data and queue a run. Refused (409) while another run is queued or running.
+
+    ``enqueue=False`` leaves the run for the caller to execute in-process (command line ``--wait``).
+    """
     cleaned = training_parameters_clean(params)
     try:
         with transaction.atomic():
@@ -125,7 +129,8 @@ def training_run_start(*, requested_by, params: dict | None = None, trigger: str
                 requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
                 snapshot=snapshot,
             )
-            transaction.on_commit(lambda: _queue(run.id))
+            if enqueue:
+                transaction.on_commit(lambda: _queue(run.id))
     except IntegrityError:
         current = TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).first()
         raise ApplicationError(

@@ -1,0 +1,38 @@
+import pytest
+from django.core.management import CommandError, call_command
+
+from inspections.models import ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.services.dataset_import import dataset_import_folder
+from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
+from tests.factories import ModelVersionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
+    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
+
+
+def test_if_no_active_does_nothing_when_a_version_is_live(no_queue, capsys):
+    ModelVersionFactory(status=ModelVersionStatus.ACTIVE)
+    call_command("train_model", "--if-no-active")
+    assert "no training started" in capsys.readouterr().out
+    assert not TrainingRun.objects.exists()
+
+
+def test_without_labelled_images_the_command_fails_with_the_reason(no_queue):
+    with pytest.raises(CommandError, match="at least two classes"):
+        call_command("train_model")
+
+
+def test_wait_trains_in_process_and_promotes_the_first_version(no_queue, tmp_path, capsys):
+    tiny_dataset(tmp_path / "data", per_class=10)
+    dataset_import_folder(root=tmp_path / "data")
+    args = [f"--param={name}={value}" for name, value in TINY_TRAINING_PARAMS.items()]
+    call_command("train_model", "--wait", *args)
+    run = TrainingRun.objects.get()
+    assert run.status == TrainingRunStatus.SUCCEEDED
+    assert run.model_version.status == ModelVersionStatus.ACTIVE
+    assert "promoted" in capsys.readouterr().out
