@@ -147,6 +147,10 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     probabilities = models.JSONField(help_text="Class name -> probability, for every class of the model.")
     needs_review = models.BooleanField(db_index=True)
+    margin = models.FloatField(
+        null=True, blank=True, db_index=True,
+        help_text="Top class probability minus the runner-up's: small means the model hesitated.",
+    )
     ood_score = models.FloatField()
     latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

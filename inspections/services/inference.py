@@ -114,6 +114,7 @@ def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -
                     image=image, model_version=version, label=model.classes[result.label],
                     confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
                     needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
+                    margin=result.confidence - (sorted(result.probabilities.values())[-2] if len(result.probabilities) > 1 else 0.0),
                 )
                 for image, result in zip(decodable, results)
             ],
