@@ -36,3 +36,15 @@ def test_wait_trains_in_process_and_promotes_the_first_version(no_queue, tmp_pat
     assert run.status == TrainingRunStatus.SUCCEEDED
     assert run.model_version.status == ModelVersionStatus.ACTIVE
     assert "promoted" in capsys.readouterr().out
+
+
+def test_register_model_records_the_artefact_and_can_promote_it(no_queue, tiny_model_dirs, capsys):
+    from inspections.models import ModelVersion
+
+    call_command("register_model", str(tiny_model_dirs[0]), "--promote")
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersionStatus.ACTIVE
+    assert version.classes == ["crazing", "inclusion"]
+    assert "Registered v1" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="not a model artefact"):
+        call_command("register_model", str(tiny_model_dirs[0].parent))
