@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
@@ -103,7 +104,7 @@ def prediction_wait(*, image_id: int, timeout_s: float, interval_s: float = 0.02
 
     Runs outside any transaction so every poll sees what the worker has committed.
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + (timeout_s if math.isfinite(timeout_s) else 0.0)
     has_prediction = Exists(Prediction.objects.filter(image=OuterRef("pk")))
     while True:
         row = InspectionImage.objects.filter(pk=image_id).annotate(done=has_prediction).values_list("status", "done").first()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -170,7 +172,7 @@ class UploadQuery(serializers.Serializer):
 
     def validate_wait(self, value: float) -> float:
         limit = settings.STEELQC_API_MAX_WAIT_SECONDS
-        if value > limit:
+        if not math.isfinite(value) or value > limit:
             raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
         return value
 

@@ -1,0 +1,111 @@
+"""classes/, model-versions/ (promote, roll back) and training-runs/."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspections.models import DefectClass, ModelVersion, TrainingRun
+from inspections.services.model_versions import model_version_promote
+from tests.factories import ModelVersionFactory, TrainingRunFactory
+from tests.inspections.api.conftest import assert_error, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_classes_list_has_every_class_with_its_state():
+    DefectClass.objects.create(name="old_dent", active=False)
+    body = client_for("viewer").get("/api/v1/classes/").json()
+    by_name = {c["name"]: c for c in body}
+    assert {"crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"} <= set(by_name)
+    assert by_name["old_dent"]["active"] is False and by_name["crazing"]["active"] is True
+
+
+def test_create_class_normalises_the_name():
+    response = client_for("qa").post("/api/v1/classes/", {"name": " Edge Crack ", "description": "near the edge"}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["name"], response.json()["description"]) == ("edge_crack", "near the edge")
+    assert DefectClass.objects.get(name="edge_crack").active
+
+
+def test_create_existing_class_is_409():
+    assert_error(client_for("qa").post("/api/v1/classes/", {"name": "crazing"}, format="json"), 409, "already_exists")
+    assert DefectClass.objects.filter(name="crazing").count() == 1
+
+
+@pytest.mark.parametrize("name", ["bad/name", "-leading-dash", "x" * 65, ""])
+def test_create_class_with_invalid_name_is_400(name):
+    response = client_for("ml_admin").post("/api/v1/classes/", {"name": name}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in {"invalid", "invalid_class_name"}
+    assert not DefectClass.objects.filter(name=name.lower()).exists()
+
+
+def test_model_version_detail_has_backbone_weights_classes_metrics_status():
+    version = ModelVersionFactory(metrics={"accuracy": 0.97, "macro_f1": 0.96},
+                                  weight_source={"kind": "imagenet", "file": "lite0.pth", "sha256": "ab" * 32})
+    run = TrainingRunFactory(model_version=version)
+    body = client_for("viewer").get(f"/api/v1/model-versions/{version.pk}/").json()
+    assert body["backbone"] == "efficientnet_lite0"
+    assert body["weight_source"] == {"kind": "imagenet", "file": "lite0.pth", "sha256": "ab" * 32}
+    assert body["classes"] == ["crazing", "inclusion"]
+    assert body["metrics"]["accuracy"] == 0.97
+    assert (body["status"], body["number"], body["name"]) == ("candidate", version.number, f"v{version.number}")
+    assert body["training_run"] == run.pk
+
+
+def test_model_version_list_is_newest_first():
+    versions = [ModelVersionFactory() for _ in range(3)]
+    body = client_for("viewer").get("/api/v1/model-versions/").json()
+    assert [v["id"] for v in body["results"]] == [v.pk for v in reversed(versions)]
+
+
+def test_unknown_model_version_is_404():
+    assert_error(client_for("viewer").get("/api/v1/model-versions/123456/"), 404, "not_found")
+    assert_error(client_for("ml_admin").post("/api/v1/model-versions/123456/promote/"), 404, "not_found")
+
+
+def test_promote_then_roll_back():
+    first, second = ModelVersionFactory(), ModelVersionFactory()
+    admin = client_for("ml_admin")
+    assert admin.post(f"/api/v1/model-versions/{first.pk}/promote/").json()["status"] == "active"
+    promoted = admin.post(f"/api/v1/model-versions/{second.pk}/promote/")
+    assert promoted.status_code == 200 and promoted.json()["id"] == second.pk
+    assert ModelVersion.objects.get(status="active") == second
+    rolled_back = admin.post("/api/v1/model-versions/rollback/")
+    assert rolled_back.status_code == 200
+    assert rolled_back.json()["id"] == first.pk and rolled_back.json()["status"] == "active"
+    assert ModelVersion.objects.get(status="active") == first
+    assert ModelVersion.objects.get(pk=second.pk).status == "retired"
+
+
+def test_rollback_without_an_earlier_version_is_an_error_body():
+    model_version_promote(version=ModelVersionFactory())
+    response = client_for("ml_admin").post("/api/v1/model-versions/rollback/")
+    assert response.status_code in {400, 409}
+    assert response.json()["error"]["code"] == "no_previous_version"
+
+
+def test_training_runs_list_and_detail():
+    run = TrainingRunFactory(status="running", progress=0.4, phase="head", log="epoch 1\nepoch 2",
+                             gate_decision={"passed": True, "reasons": []})
+    viewer = client_for("viewer")
+    listed = viewer.get("/api/v1/training-runs/").json()
+    assert [r["id"] for r in listed["results"]] == [run.pk]
+    assert "log" not in listed["results"][0]
+    detail = viewer.get(f"/api/v1/training-runs/{run.pk}/").json()
+    assert (detail["status"], detail["progress"], detail["phase"]) == ("running", 0.4, "head")
+    assert detail["gate_decision"] == {"passed": True, "reasons": []}
+    assert detail["log"] == "epoch 1\nepoch 2"
+
+
+def test_training_writes_are_not_available_yet_and_change_nothing():
+    run = TrainingRunFactory(status="running")
+    admin = client_for("ml_admin")
+    assert_error(admin.post("/api/v1/training-runs/", {}, format="json"), 503, "not_available")
+    assert_error(admin.post(f"/api/v1/training-runs/{run.pk}/cancel/"), 503, "not_available")
+    assert TrainingRun.objects.count() == 1
+    assert TrainingRun.objects.get().cancel_requested is False
+
+
+def test_cancelling_an_unknown_training_run_is_404():
+    assert_error(client_for("ml_admin").post("/api/v1/training-runs/999999/cancel/"), 404, "not_found")

@@ -1,0 +1,83 @@
+"""POST images/{id}/reviews/ and GET images/{id}/reviews/."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspections.models import DefectClass, Review
+from tests.factories import InspectionImageFactory, PredictionFactory
+from tests.inspections.api.conftest import assert_error, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def qa():
+    return client_for("qa")
+
+
+def _review(client, image, **body):
+    return client.post(f"/api/v1/images/{image.pk}/reviews/", body, format="json")
+
+
+def test_review_answers_201_with_the_review_and_the_new_image_state(qa):
+    image = InspectionImageFactory(label=DefectClass.objects.get(name="crazing"), label_source="import", split="test")
+    prediction = PredictionFactory(image=image)
+    response = _review(qa, image, label="patches", expected_version=0)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    review = Review.objects.get()
+    assert body["review"]["id"] == review.pk
+    assert (body["review"]["label"], body["review"]["previous_label"]) == ("patches", "crazing")
+    assert body["review"]["prediction"] == prediction.pk
+    assert body["review"]["reviewer"] == qa.user.username
+    assert (body["image"]["label"], body["image"]["label_version"], body["image"]["label_source"]) == ("patches", 1, "review")
+    assert [r["id"] for r in body["image"]["reviews"]] == [review.pk]
+
+
+def test_stale_expected_version_is_409_with_the_current_state(qa):
+    image = InspectionImageFactory(split="train")
+    assert _review(qa, image, label="crazing", expected_version=0).status_code == 201
+    error = assert_error(_review(client_for("ml_admin"), image, label="patches", expected_version=0), 409, "conflict")
+    assert (error["details"]["label"], error["details"]["label_version"]) == ("crazing", 1)
+    assert Review.objects.count() == 1
+
+
+def test_without_expected_version_the_latest_decision_wins(qa):
+    image = InspectionImageFactory(split="train")
+    _review(qa, image, label="crazing")
+    assert _review(qa, image, label="patches").json()["image"]["label"] == "patches"
+    assert Review.objects.count() == 2
+
+
+def test_unknown_class_is_400(qa):
+    image = InspectionImageFactory()
+    error = assert_error(_review(qa, image, label="wobble"), 400, "unknown_class")
+    assert "crazing" in error["details"]["classes"]
+    assert not Review.objects.exists()
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "label"),
+    ({"label": ""}, "label"),
+    ({"label": "crazing", "expected_version": "one"}, "expected_version"),
+    ({"label": "crazing", "expected_version": -1}, "expected_version"),
+])
+def test_malformed_review_is_400_naming_the_field(qa, body, field):
+    image = InspectionImageFactory()
+    error = assert_error(qa.post(f"/api/v1/images/{image.pk}/reviews/", body, format="json"), 400, "invalid")
+    assert field in error["details"]
+
+
+def test_review_of_unknown_image_is_404(qa):
+    assert_error(qa.post("/api/v1/images/987654321/reviews/", {"label": "crazing"}, format="json"), 404, "not_found")
+
+
+def test_review_list_is_the_history_newest_first(qa):
+    image = InspectionImageFactory(split="train")
+    for label in ("crazing", "patches", "scratches"):
+        _review(qa, image, label=label)
+    body = client_for("viewer").get(f"/api/v1/images/{image.pk}/reviews/").json()
+    assert body["count"] == 3
+    assert [(r["label"], r["previous_label"]) for r in body["results"]] == [
+        ("scratches", "patches"), ("patches", "crazing"), ("crazing", None)]
