@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import (
+    Avg, Case, Count, Exists, F, IntegerField, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
+)
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
 
 from inspections.models import (
-    DefectClass, ImageStatus, InspectionImage, ModelVersion, Prediction, Review, TrainingRun,
+    DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus, Prediction, Review,
+    TrainingRun,
 )
 
 
@@ -138,3 +144,137 @@ def model_version_list() -> QuerySet[ModelVersion]:
 
 def training_run_list() -> QuerySet[TrainingRun]:
     return TrainingRun.objects.select_related("requested_by", "model_version").order_by("-created_at", "-id")
+
+
+# --- Review queue (the browser workspace) -----------------------------------------------------
+
+REVIEWED_STATES = ("unreviewed", "reviewed", "all")
+
+
+def _with_latest_prediction(images: QuerySet[InspectionImage]) -> QuerySet[InspectionImage]:
+    """Annotate each image with its latest prediction's facts, computed in the database."""
+    return images.annotate(
+        latest_prediction_id=_latest_prediction_field("id"),
+        latest_needs_review=_latest_prediction_field("needs_review"),
+        latest_margin=_latest_prediction_field("margin"),
+        latest_confidence=_latest_prediction_field("confidence"),
+        latest_label=_latest_prediction_field("label__name"),
+        latest_model_version=_latest_prediction_field("model_version_id"),
+    )
+
+
+def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
+    images = _with_latest_prediction(InspectionImage.objects.select_related("label"))
+    reviewed = filters.get("reviewed") or "unreviewed"
+    if reviewed == "unreviewed":
+        images = images.exclude(label_source=LabelSource.REVIEW)
+    elif reviewed == "reviewed":
+        images = images.filter(label_source=LabelSource.REVIEW)
+    if filters.get("predicted_label"):
+        images = images.filter(latest_label=filters["predicted_label"])
+    if filters.get("model_version"):
+        images = images.filter(latest_model_version=filters["model_version"])
+    if filters.get("source"):
+        images = images.filter(source=filters["source"])
+    if filters.get("split"):
+        images = images.filter(split=filters["split"])
+    if filters.get("created_after"):
+        images = images.filter(created_at__gte=filters["created_after"])
+    if filters.get("created_before"):
+        images = images.filter(created_at__lte=filters["created_before"])
+    return images
+
+
+def image_list_for_review(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
+    """The review queue, in the order a human should look at the images.
+
+    First the images whose latest prediction asked for review (``needs_review``), then the most
+    uncertain ones (smallest margin between the two most probable classes), then unlabelled
+    before labelled, oldest first. Images without a prediction come after every predicted one.
+
+    ``filters`` keys (all optional): ``reviewed`` (``unreviewed`` — the default —, ``reviewed``
+    or ``all``; reviewed means a human decided), ``predicted_label`` (class name of the latest
+    prediction), ``model_version`` (id of the version behind the latest prediction), ``source``,
+    ``split``, ``created_after``, ``created_before`` (datetimes, inclusive).
+    """
+    unlabelled_first = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return _review_queue_base(filters or {}).order_by(
+        F("latest_needs_review").desc(nulls_last=True),
+        F("latest_margin").asc(nulls_last=True),
+        unlabelled_first,
+        "created_at",
+        "id",
+    )
+
+
+def review_queue_counts(*, filters: dict | None = None) -> dict:
+    """What is left to review under ``filters`` (whatever their ``reviewed`` value says)."""
+    left = _review_queue_base({**(filters or {}), "reviewed": "unreviewed"})
+    counts = left.aggregate(
+        left=Count("id"),
+        needs_review=Count("id", filter=Q(latest_needs_review=True)),
+        unlabelled=Count("id", filter=Q(label__isnull=True)),
+        without_prediction=Count("id", filter=Q(latest_prediction_id__isnull=True)),
+    )
+    counts["reviewed"] = InspectionImage.objects.filter(label_source=LabelSource.REVIEW).count()
+    return counts
+
+
+def review_queue_neighbours(*, image_id: int, filters: dict | None = None, window: int = 5000) -> dict:
+    """The images before and after ``image_id`` in the queue, and its 1-based position.
+
+    When the image is not (or no longer) in the queue, ``next`` is the queue's first image.
+    Only the first ``window`` queue entries are looked at.
+    """
+    ids = list(image_list_for_review(filters=filters).values_list("id", flat=True)[:window])
+    if image_id in ids:
+        at = ids.index(image_id)
+        return {"previous": ids[at - 1] if at > 0 else None, "next": ids[at + 1] if at + 1 < len(ids) else None,
+                "position": at + 1}
+    return {"previous": None, "next": next((i for i in ids if i != image_id), None), "position": None}
+
+
+def review_queue_sources() -> list[str]:
+    return list(InspectionImage.objects.exclude(source="").order_by("source").values_list("source", flat=True).distinct())
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+def active_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+
+
+def reviews_per_hour(*, hours: int = 24, now=None) -> list[tuple]:
+    """(hour start, number of review decisions) for the last ``hours`` hours, oldest first, gaps as 0."""
+    now = now or timezone.now()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=hours)
+    rows = dict(
+        Review.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id")).values_list("hour", "n")
+    )
+    return [(start + timedelta(hours=i), rows.get(start + timedelta(hours=i), 0)) for i in range(hours)]
+
+
+def prediction_trend(*, days: int = 30, now=None) -> list[dict]:
+    """Per time bucket: predictions made, the share flagged ``needs_review`` and the mean confidence.
+
+    Buckets are hours when every prediction of the period falls within two days, else days.
+    """
+    now = now or timezone.now()
+    predictions = Prediction.objects.filter(created_at__gte=now - timedelta(days=days))
+    span = predictions.aggregate(first=Min("created_at"), last=Max("created_at"))
+    if span["first"] is None:
+        return []
+    hourly = span["last"] - span["first"] <= timedelta(days=2)
+    bucket = TruncHour("created_at") if hourly else TruncDay("created_at")
+    rows = (
+        predictions.annotate(bucket=bucket).values("bucket")
+        .annotate(n=Count("id"), flagged=Count("id", filter=Q(needs_review=True)), confidence=Avg("confidence"))
+        .order_by("bucket")
+    )
+    return [
+        {"start": row["bucket"], "count": row["n"], "needs_review_share": row["flagged"] / row["n"],
+         "mean_confidence": float(row["confidence"]), "unit": "hour" if hourly else "day"}
+        for row in rows
+    ]

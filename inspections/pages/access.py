@@ -1,0 +1,48 @@
+"""What each role may see and do in the pages; every view checks it again on the server."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+
+from inspections import roles
+
+
+def can_review_queue(user) -> bool:
+    """The queue and review pages: people who label, and viewers (read-only)."""
+    return bool(roles.user_roles(user) & {roles.QA, roles.ML_ADMIN, roles.VIEWER})
+
+
+def can_see_dashboard(user) -> bool:
+    return roles.can_read(user)
+
+
+def navigation(user) -> dict[str, bool]:
+    """Which links the top bar shows for ``user``."""
+    return {
+        "dashboard": can_see_dashboard(user),
+        "queue": can_review_queue(user),
+        "label": roles.can_label(user),
+        "upload": roles.can_upload(user),
+        "models": roles.can_manage_models(user),
+        "api": roles.can_read(user),
+        "admin": bool(getattr(user, "is_staff", False)),
+    }
+
+
+def role_required(check, message: str):
+    """Login first (redirect to the login page), then ``check(user)`` or 403 with ``message``."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(request, *args, **kwargs):
+            if not check(request.user):
+                raise PermissionDenied(message)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

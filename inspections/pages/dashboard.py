@@ -1,0 +1,75 @@
+"""The dashboard: what is in the system, what is left to review, how fast, and how good the model is."""
+
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from inspections import selectors
+
+from .access import can_see_dashboard, role_required
+from .charts import Series, bar_chart, line_chart
+
+CONFUSION_PLOT_FILE = "confusion_matrix.png"  # written by mlcore's training beside the model
+dashboard_role = role_required(can_see_dashboard, "The dashboard needs one of the roles.")
+
+
+def _model_metrics(version) -> dict | None:
+    if version is None:
+        return None
+    metrics = version.metrics or {}
+    classes = metrics.get("classes") or version.classes
+    per_class = metrics.get("per_class") or {}
+    matrix = metrics.get("confusion_matrix") or []
+    return {
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "count": metrics.get("count"),
+        "per_class": [(name, per_class.get(name, {})) for name in classes],
+        "matrix_rows": [(name, row) for name, row in zip(classes, matrix)],
+        "classes": classes,
+        "has_plot": default_storage.exists(f"{version.artifact_path}/{CONFUSION_PLOT_FILE}"),
+        "plot_url": reverse("inspections:model-confusion-matrix", args=[version.pk]),
+    }
+
+
+@require_GET
+@dashboard_role
+def dashboard(request: HttpRequest) -> HttpResponse:
+    hourly = selectors.reviews_per_hour(hours=24)
+    trend = selectors.prediction_trend(days=30)
+    version = selectors.active_model_version()
+    trend_chart = None
+    if trend:
+        trend_chart = line_chart(
+            times=[row["start"] for row in trend], unit=trend[0]["unit"],
+            series=[Series("needs review", [row["needs_review_share"] for row in trend], "series-review"),
+                    Series("mean confidence", [row["mean_confidence"] for row in trend], "series-confidence")],
+            title="Share of predictions needing review, and mean confidence, over time",
+        )
+    return render(request, "inspections/dashboard.html", {
+        "summary": selectors.dataset_summary(),
+        "backlog": selectors.review_queue_counts(filters={}),
+        "reviews_last_24h": sum(n for _, n in hourly),
+        "throughput_chart": bar_chart(times=[t for t, _ in hourly], counts=[n for _, n in hourly], unit="hour",
+                                      title="Review decisions per hour, last 24 hours"),
+        "trend": trend,
+        "trend_chart": trend_chart,
+        "version": version,
+        "model": _model_metrics(version),
+    })
+
+
+@require_GET
+@dashboard_role
+def model_confusion_matrix(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = selectors.model_version_list().filter(pk=version_id).first()
+    name = f"{version.artifact_path}/{CONFUSION_PLOT_FILE}" if version else None
+    if name is None or not default_storage.exists(name):
+        raise Http404("No confusion matrix picture for this model version.")
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # artefacts never change
+    return response

@@ -1,0 +1,144 @@
+"""The review queue, the review view of one image, its heatmap, and the no-JavaScript decision form."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from inspections import roles, selectors
+from inspections.errors import ApplicationError
+from inspections.services.reviews import review_submit
+
+from .access import can_review_queue, role_required
+from .forms import QueueFilterForm, filter_query
+
+QUEUE_PAGE_SIZE = 50
+NUMBER_KEYS = "1234567890"
+queue_role = role_required(can_review_queue, "The review queue needs the role qa, ml_admin or viewer.")
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}?{query}" if query else url
+
+
+@require_GET
+@queue_role
+def review_queue(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
+    query = filter_query(request.GET)
+    images = list(selectors.image_list_for_review(filters=filters)[:QUEUE_PAGE_SIZE])
+    for image in images:
+        image.review_url = _with_query(reverse("inspections:review-image", args=[image.pk]), query)
+    return render(request, "inspections/review_queue.html", {
+        "form": form,
+        "images": images,
+        "counts": selectors.review_queue_counts(filters=filters),
+        "query": query,
+        "page_size": QUEUE_PAGE_SIZE,
+        "start_url": images[0].review_url if images else None,
+    })
+
+
+@require_GET
+@queue_role
+def review_queue_counts(request: HttpRequest) -> JsonResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
+    return JsonResponse(selectors.review_queue_counts(filters=filters))
+
+
+def _review_context(request: HttpRequest, image, *, conflict: dict | None = None) -> dict:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
+    query = filter_query(request.GET)
+    prediction = selectors.image_latest_prediction(image=image)
+    neighbours = selectors.review_queue_neighbours(image_id=image.pk, filters=filters)
+    active = selectors.active_model_version()
+    classes = list(selectors.defect_class_list().filter(active=True))
+    for index, defect_class in enumerate(classes):
+        defect_class.key = NUMBER_KEYS[index] if index < len(NUMBER_KEYS) else ""
+    probabilities = []
+    if prediction:
+        probabilities = sorted(prediction.probabilities.items(), key=lambda item: item[1], reverse=True)
+    next_image = neighbours["next"]
+    return {
+        "image": image,
+        "prediction": prediction,
+        "probabilities": probabilities,
+        "classes": classes,
+        "last_key": next((c.key for c in reversed(classes) if c.key), ""),
+        "history": getattr(image, "reviews_latest_first", None) or selectors.review_list_for_image(image=image),
+        "counts": selectors.review_queue_counts(filters=filters),
+        "position": neighbours["position"],
+        "next_url": _with_query(reverse("inspections:review-image", args=[next_image]), query) if next_image else None,
+        "next_file_url": reverse("inspections:api:image-file", args=[next_image]) if next_image else None,
+        "previous_url": (_with_query(reverse("inspections:review-image", args=[neighbours["previous"]]), query)
+                         if neighbours["previous"] else None),
+        "queue_url": _with_query(reverse("inspections:review-queue"), query),
+        "counts_url": _with_query(reverse("inspections:review-counts"), query),
+        "heatmap_url": reverse("inspections:image-heatmap", args=[image.pk]) if active else None,
+        "active_version": active,
+        "can_label": roles.can_label(request.user),
+        "can_add_class": roles.can_label(request.user),
+        "conflict": conflict,
+        "query": query,
+    }
+
+
+@require_GET
+@never_cache
+@queue_role
+def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
+    image = selectors.image_detail(image_id=image_id)
+    if image is None:
+        raise Http404(f"No image with id {image_id}.")
+    return render(request, "inspections/review_image.html", _review_context(request, image))
+
+
+@require_POST
+@queue_role
+def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The form fallback of the review view (the page's script posts to the API instead)."""
+    image = selectors.image_detail(image_id=image_id)
+    if image is None:
+        raise Http404(f"No image with id {image_id}.")
+    if not roles.can_label(request.user):
+        return HttpResponse("Labelling needs the role qa or ml_admin.", status=403, content_type="text/plain")
+    try:
+        expected = int(request.POST["expected_version"]) if request.POST.get("expected_version", "") != "" else None
+    except ValueError:
+        expected = None
+    try:
+        review_submit(image=image, label_name=request.POST.get("label", ""), reviewer=request.user,
+                      expected_version=expected)
+    except ApplicationError as error:
+        fresh = selectors.image_detail(image_id=image_id)
+        context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})
+        return render(request, "inspections/review_image.html", context, status=error.status_code)
+    next_url = request.POST.get("next") or ""
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        next_url = reverse("inspections:review-queue")
+    return redirect(next_url)
+
+
+@require_GET
+@queue_role
+def image_heatmap(request: HttpRequest, image_id: int) -> HttpResponse:
+    from .heatmaps import heatmap_png
+
+    image = selectors.image_detail(image_id=image_id)
+    version = selectors.active_model_version()
+    if image is None or version is None:
+        raise Http404("No such image, or no active model version to explain.")
+    class_name = request.GET.get("class") or None
+    if class_name is None:
+        prediction = selectors.image_latest_prediction(image=image)
+        class_name = prediction.label.name if prediction else None
+    response = HttpResponse(heatmap_png(image=image, version=version, class_name=class_name),
+                            content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

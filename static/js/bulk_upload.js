@@ -1,0 +1,141 @@
+// Bulk upload: plain images go one per request to POST /api/v1/images/; each zip goes to the
+// page's zip endpoint, which unpacks it on the server. XHR (not fetch) for upload progress.
+(function () {
+  "use strict";
+
+  var form = document.getElementById("bulk-form");
+  if (!form) return;
+  var input = document.getElementById("bulk-files");
+  var source = document.getElementById("bulk-source");
+  var button = document.getElementById("bulk-button");
+  var progress = document.getElementById("bulk-progress");
+  var progressText = document.getElementById("bulk-progress-text");
+  var message = document.getElementById("bulk-message");
+  var summary = document.getElementById("bulk-summary");
+  var rows = document.querySelector("#bulk-results tbody");
+  var csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var LABELS = { created: "stored", duplicate: "already there", refused: "refused", skipped: "skipped" };
+  var tally = { created: 0, duplicate: 0, refused: 0, skipped: 0 };
+
+  function isZip(file) {
+    return /\.zip$/i.test(file.name) || file.type === "application/zip" || file.type === "application/x-zip-compressed";
+  }
+
+  function addRow(name, from, status, details, link) {
+    var row = document.createElement("tr");
+    row.dataset.status = status;
+    var nameCell = document.createElement("td");
+    if (link) {
+      var a = document.createElement("a");
+      a.href = link;
+      a.textContent = name;
+      nameCell.appendChild(a);
+    } else {
+      nameCell.textContent = name;
+    }
+    row.appendChild(nameCell);
+    [from, LABELS[status] || status, details || ""].forEach(function (text, i) {
+      var td = document.createElement("td");
+      td.textContent = text;
+      if (i === 1) td.className = "result result-" + status;
+      row.appendChild(td);
+    });
+    rows.appendChild(row);
+    tally[status] = (tally[status] || 0) + 1;
+    summary.textContent = tally.created + " stored · " + tally.duplicate + " already there · " +
+      tally.refused + " refused" + (tally.skipped ? " · " + tally.skipped + " skipped" : "");
+  }
+
+  function send(url, file, onProgress) {
+    return new Promise(function (resolve) {
+      var data = new FormData();
+      data.append("file", file, file.name);
+      if (source.value.trim()) data.append("source", source.value.trim());
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", url);
+      xhr.setRequestHeader("X-CSRFToken", csrfToken);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      });
+      xhr.addEventListener("load", function () {
+        var body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+        resolve({ status: xhr.status, body: body });
+      });
+      xhr.addEventListener("error", function () { resolve({ status: 0, body: null }); });
+      xhr.send(data);
+    });
+  }
+
+  function errorText(result) {
+    if (result.body && result.body.error) {
+      var text = result.body.error.message;
+      var details = result.body.error.details;
+      if (details && details.file) text += " " + [].concat(details.file).join(" ");
+      return text;
+    }
+    return result.status ? "The server answered " + result.status + "." : "The connection failed.";
+  }
+
+  function uploadImage(file, onProgress) {
+    return send(form.dataset.apiUrl, file, onProgress).then(function (result) {
+      if (result.status === 201 || result.status === 200) {
+        addRow(file.name, "file", result.status === 201 ? "created" : "duplicate",
+          "image " + result.body.id, "/review/" + result.body.id + "/");
+      } else {
+        addRow(file.name, "file", "refused", errorText(result));
+      }
+    });
+  }
+
+  function uploadZip(file, onProgress) {
+    return send(form.dataset.zipUrl, file, onProgress).then(function (result) {
+      if (result.status !== 200) {
+        addRow(file.name, "zip", "refused", errorText(result));
+        return;
+      }
+      result.body.results.forEach(function (member) {
+        addRow(member.name, file.name, member.status,
+          member.message || (member.image_id ? "image " + member.image_id : ""), member.image_url);
+      });
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var files = Array.prototype.slice.call(input.files || []);
+    if (!files.length) {
+      message.textContent = "Choose files or a zip archive first.";
+      input.focus();
+      return;
+    }
+    var total = files.reduce(function (sum, file) { return sum + Math.max(file.size, 1); }, 0);
+    var done = 0;
+    button.disabled = true;
+    rows.textContent = "";
+    tally = { created: 0, duplicate: 0, refused: 0, skipped: 0 };
+    function show(fraction) {
+      var value = Math.round(100 * Math.min(1, fraction));
+      progress.value = value;
+      progressText.textContent = value + "%";
+    }
+    show(0);
+    var chain = Promise.resolve();
+    files.forEach(function (file, index) {
+      chain = chain.then(function () {
+        message.textContent = "Uploading " + (index + 1) + " of " + files.length + ": " + file.name +
+          (isZip(file) ? " (the server unpacks it after the upload)" : "");
+        var size = Math.max(file.size, 1);
+        var upload = isZip(file) ? uploadZip : uploadImage;
+        return upload(file, function (fraction) { show((done + fraction * size) / total); })
+          .then(function () { done += size; show(done / total); });
+      });
+    });
+    chain.then(function () {
+      message.textContent = "Done: " + files.length + (files.length === 1 ? " file." : " files.");
+      button.disabled = false;
+      show(1);
+    });
+  });
+})();

@@ -1,0 +1,248 @@
+// The review view: keyboard-first labelling through the REST API (session + CSRF).
+// 1..9,0 label with the numbered class; Enter/Space confirm the prediction; S/→ skip;
+// B/← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("review");
+  if (!root) return;
+  var data = root.dataset;
+  var canLabel = data.canLabel === "true";
+  var csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+  var message = document.getElementById("review-message");
+  var image = document.getElementById("review-image");
+  var overlay = document.getElementById("heatmap-overlay");
+  var stage = document.getElementById("viewer-stage");
+  var viewer = document.getElementById("viewer");
+  var zoomInput = document.getElementById("zoom");
+  var contrastInput = document.getElementById("contrast");
+  var heatmapButton = document.getElementById("heatmap-toggle");
+  var decideForm = document.getElementById("decide-form");
+  var newClassForm = document.getElementById("new-class-form");
+  var version = parseInt(data.labelVersion, 10);
+  var busy = false;
+
+  function say(text, isError) {
+    message.textContent = text;
+    message.classList.toggle("is-error", !!isError);
+  }
+
+  function readJson(response) {
+    return response.json().catch(function () { return null; });
+  }
+
+  function apiPost(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return readJson(response).then(function (json) { return { response: response, body: json }; });
+    });
+  }
+
+  function errorMessage(result) {
+    var error = result.body && result.body.error;
+    return error ? error.message : "The server answered " + result.response.status + ".";
+  }
+
+  // --- Counts and history ----------------------------------------------------------------
+
+  function refreshCounts() {
+    return fetch(data.countsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (counts) {
+        if (!counts) return;
+        Object.keys(counts).forEach(function (key) {
+          var node = document.querySelector('#queue-counts [data-count="' + key + '"] strong');
+          if (node) node.textContent = counts[key];
+        });
+      })
+      .catch(function () { /* the counts are a convenience; the next page shows them anyway */ });
+  }
+
+  function cell(text) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  function showState(detail) {
+    version = detail.label_version;
+    document.getElementById("label-version").textContent = version;
+    document.getElementById("current-label").textContent = detail.label || "unlabelled";
+    var hidden = decideForm && decideForm.querySelector("input[name=expected_version]");
+    if (hidden) hidden.value = version;
+    var body = document.querySelector("#history tbody");
+    body.textContent = "";
+    (detail.reviews || []).forEach(function (review) {
+      var row = document.createElement("tr");
+      row.appendChild(cell(review.created_at.replace("T", " ").slice(0, 19)));
+      row.appendChild(cell(review.reviewer));
+      row.appendChild(cell((review.previous_label || "unlabelled") + " → " + review.label));
+      row.appendChild(cell(review.prediction ? "#" + review.prediction : "–"));
+      body.appendChild(row);
+    });
+  }
+
+  function reloadState() {
+    return fetch(data.imageApi, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (detail) { if (detail) showState(detail); });
+  }
+
+  // --- Decisions -------------------------------------------------------------------------
+
+  function goNext() {
+    location.assign(data.nextUrl || data.queueUrl);
+  }
+
+  function goBack() {
+    if (document.referrer && document.referrer.indexOf(location.origin + "/review/") === 0) history.back();
+    else if (data.previousUrl) location.assign(data.previousUrl);
+    else location.assign(data.queueUrl);
+  }
+
+  function decide(label) {
+    if (!canLabel || busy || !label) return;
+    busy = true;
+    say("Saving “" + label + "”…");
+    apiPost(data.reviewApi, { label: label, expected_version: version }).then(function (result) {
+      if (result.response.status === 201) {
+        say("Saved: " + label + ".");
+        showState(result.body.image);
+        return refreshCounts().then(goNext);
+      }
+      busy = false;
+      if (result.response.status === 409) {
+        var current = (result.body.error.details || {});
+        say("Not saved: someone else decided meanwhile. The image is now “" + (current.label || "unlabelled") +
+          "” (version " + current.label_version + "). Press a key again to overrule it, or S to skip.", true);
+        return reloadState();
+      }
+      say("Not saved: " + errorMessage(result), true);
+    }).catch(function (error) {
+      busy = false;
+      say("Not saved: " + error.message, true);
+    });
+  }
+
+  if (decideForm) {
+    decideForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var button = event.submitter || document.activeElement;
+      if (button && button.dataset.label) decide(button.dataset.label);
+    });
+  }
+
+  if (newClassForm) {
+    newClassForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = document.getElementById("new-class-name");
+      var name = input.value.trim();
+      if (!name) return;
+      apiPost(data.classesApi, { name: name }).then(function (result) {
+        if (result.response.status === 201) {
+          say("Added class “" + result.body.name + "”.");
+          decide(result.body.name);
+        } else {
+          say("Class not added: " + errorMessage(result), true);
+        }
+      });
+    });
+  }
+
+  // --- Viewer: zoom, contrast, heatmap ----------------------------------------------------
+
+  function applyView() {
+    var zoom = parseFloat(zoomInput.value);
+    stage.style.width = (100 * zoom) + "%";
+    image.style.filter = "contrast(" + contrastInput.value + ")";
+    document.getElementById("zoom-value").textContent = zoom + "×";
+    document.getElementById("contrast-value").textContent = parseFloat(contrastInput.value).toFixed(1);
+    viewer.classList.toggle("zoomed", zoom > 1);
+  }
+
+  function step(input, delta) {
+    var value = Math.min(parseFloat(input.max), Math.max(parseFloat(input.min), parseFloat(input.value) + delta));
+    input.value = String(Math.round(value * 100) / 100);
+    applyView();
+  }
+
+  function toggleHeatmap() {
+    if (!overlay || !data.heatmapUrl) return;
+    if (!overlay.getAttribute("src")) {
+      say("Computing the heatmap…");
+      overlay.addEventListener("load", function () { say("Heatmap: where the model found its evidence."); }, { once: true });
+      overlay.addEventListener("error", function () { say("The heatmap could not be computed.", true); }, { once: true });
+      overlay.setAttribute("src", data.heatmapUrl);
+    }
+    overlay.hidden = !overlay.hidden;
+    if (heatmapButton) heatmapButton.setAttribute("aria-pressed", String(!overlay.hidden));
+  }
+
+  zoomInput.addEventListener("input", applyView);
+  contrastInput.addEventListener("input", applyView);
+  if (heatmapButton) heatmapButton.addEventListener("click", toggleHeatmap);
+
+  // --- Keyboard ----------------------------------------------------------------------------
+
+  var buttonsByKey = {};
+  Array.prototype.forEach.call(document.querySelectorAll(".label-button"), function (button) {
+    if (button.dataset.key) buttonsByKey[button.dataset.key] = button;
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (["input", "textarea", "select"].indexOf(tag) >= 0 && event.target.type !== "range") {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    if (event.target.type === "range" && event.key.indexOf("Arrow") === 0) return;  // the slider's own keys
+    var onControl = ["button", "a", "summary"].indexOf(tag) >= 0;
+    var key = event.key;
+    if (buttonsByKey[key]) {
+      event.preventDefault();
+      decide(buttonsByKey[key].dataset.label);
+    } else if ((key === "Enter" || key === " ") && !onControl) {
+      event.preventDefault();
+      if (!canLabel) return;
+      if (data.predictedLabel) decide(data.predictedLabel);
+      else say("There is no prediction to confirm; choose a class with its number.", true);
+    } else if (key === "s" || key === "S" || key === "ArrowRight") {
+      event.preventDefault();
+      goNext();
+    } else if (key === "b" || key === "B" || key === "ArrowLeft") {
+      event.preventDefault();
+      goBack();
+    } else if (key === "h" || key === "H") {
+      toggleHeatmap();
+    } else if (key === "+" || key === "=") {
+      step(zoomInput, 0.5);
+    } else if (key === "-" || key === "_") {
+      step(zoomInput, -0.5);
+    } else if (key === "]") {
+      step(contrastInput, 0.2);
+    } else if (key === "[") {
+      step(contrastInput, -0.2);
+    } else if (key === "r" || key === "R") {
+      zoomInput.value = "1";
+      contrastInput.value = "1";
+      applyView();
+    } else if ((key === "n" || key === "N") && newClassForm) {
+      event.preventDefault();
+      document.getElementById("new-class").open = true;
+      document.getElementById("new-class-name").focus();
+    } else if (key === "q" || key === "Q") {
+      location.assign(data.queueUrl);
+    }
+  });
+
+  // --- Preload the next image so the next page shows at once ------------------------------
+  window.addEventListener("load", function () {
+    if (data.nextFileUrl) new Image().src = data.nextFileUrl;
+  });
+  applyView();
+})();
