@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench-ml worker beat web clean-local
+.PHONY: install run test bench-ml bench-serve worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 ## mlcore benchmark on ../shared/datasets/neu-cls; figures go to docs/benchmarks.md.
 bench-ml: $(STAMP)
 	$(PY) benchmarks/bench_ml.py
+
+## Serving benchmark: gunicorn + inference worker on PostgreSQL/Redis, loaded via the API.
+bench-serve: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_serve.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
