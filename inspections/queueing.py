@@ -15,6 +15,7 @@ from celery import current_app
 logger = logging.getLogger(__name__)
 
 PREDICT_IMAGES_TASK = "worker.tasks.inference.predict_images"
+PROMOTION_WEBHOOK_TASK = "worker.tasks.events.send_promotion_webhook"
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
@@ -28,5 +29,21 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> bool:
         )
     except Exception:  # any broker/transport failure: the sweeper re-queues pending images later
         logger.exception("could not queue inference for images %s; they stay pending", list(image_ids)[:20])
+        return False
+    return True
+
+
+def promotion_event_enqueue(*, version_id: int) -> bool:
+    """Queue the promotion webhook (if one is configured); never raises."""
+    from django.conf import settings
+
+    if not settings.STEELQC_PROMOTION_WEBHOOK_URL:
+        return False
+    try:
+        current_app.send_task(PROMOTION_WEBHOOK_TASK, kwargs={"version_id": version_id, "url": settings.STEELQC_PROMOTION_WEBHOOK_URL},
+                              queue="inference",
+                              retry_policy=_PUBLISH_RETRY)
+    except Exception:
+        logger.exception("could not queue the promotion webhook for version %s", version_id)
         return False
     return True

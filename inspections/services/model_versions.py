@@ -12,7 +12,7 @@ from django.utils import timezone
 from inspections.errors import ApplicationError
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.models import ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus
-from inspections.queueing import inference_enqueue
+from inspections.queueing import inference_enqueue, promotion_event_enqueue
 from inspections.services.artefacts import artefact_delete, artefact_store
 from inspections.services.classes import defect_classes_ensure
 
@@ -69,10 +69,12 @@ def _register_as(*, number: int, model_dir: Path, classes, config, metrics, crea
     return version
 
 
-def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
+def model_version_promote(*, version: ModelVersion, actor=None, repredict_review_queue: bool = False) -> ModelVersion:
     """Make ``version`` the one active version; the previous one is retired. Atomic.
 
-    Images still waiting for a prediction are queued for the new version after commit.
+    After commit: images still waiting for a prediction are queued for the new version, the
+    promotion webhook (if configured) is sent, and with ``repredict_review_queue`` the images
+    waiting for a human get a fresh prediction from the new version.
     """
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
@@ -87,6 +89,9 @@ def model_version_promote(*, version: ModelVersion, actor=None) -> ModelVersion:
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
         transaction.on_commit(_queue_pending_images)
+        transaction.on_commit(lambda: promotion_event_enqueue(version_id=version.pk))
+        if repredict_review_queue:
+            transaction.on_commit(_queue_review_queue)
     return version
 
 
@@ -108,5 +113,18 @@ def model_version_rollback(*, actor=None) -> ModelVersion:
 
 def _queue_pending_images(chunk: int = 256) -> None:
     ids = list(InspectionImage.objects.filter(status=ImageStatus.PENDING).order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), chunk):
+        inference_enqueue(image_ids=ids[start:start + chunk])
+
+
+def _queue_review_queue(chunk: int = 256) -> None:
+    """Images whose latest prediction asked for review and that no person has labelled yet."""
+    from inspections.models import LabelSource, Prediction
+
+    ids = sorted(set(
+        Prediction.objects.filter(needs_review=True)
+        .exclude(image__label_source=LabelSource.REVIEW)
+        .values_list("image_id", flat=True)
+    ))
     for start in range(0, len(ids), chunk):
         inference_enqueue(image_ids=ids[start:start + chunk])

@@ -242,7 +242,9 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
     "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
 }
-CELERY_IMPORTS = ("worker.tasks.health", "worker.tasks.inference", "worker.tasks.training")
+CELERY_IMPORTS = (
+    "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
+)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -259,6 +261,9 @@ STEELQC_INFERENCE_BATCH_SIZE = env_int("STEELQC_INFERENCE_BATCH_SIZE", 32, minim
 # The sweeper re-queues images still pending after this many seconds.
 STEELQC_PENDING_REQUEUE_AFTER_S = env_int("STEELQC_PENDING_REQUEUE_AFTER_S", 120, minimum=1)
 STEELQC_SWEEP_INTERVAL_S = env_int("STEELQC_SWEEP_INTERVAL_S", 60, minimum=5)
+# A JSON POST announcing each promotion goes here (empty: none); retried with back-off.
+STEELQC_PROMOTION_WEBHOOK_URL = env_str("STEELQC_PROMOTION_WEBHOOK_URL", "")
+STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S = env_int("STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S", 5, minimum=1)
 # Continuous learning: a run starts only when this many images got a human label since the last
 # successful run; the check runs every STEELQC_RETRAIN_CHECK_INTERVAL_S (editable in the admin).
 STEELQC_RETRAIN_MIN_NEW_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_LABELS", 50, minimum=1)
