@@ -6,7 +6,6 @@ import math
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
