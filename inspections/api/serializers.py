@@ -202,3 +202,21 @@ class ReviewInput(serializers.Serializer):
 class DefectClassInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TrainingRunInput(serializers.Serializer):
+    parameters = serializers.DictField(
+        required=False, default=dict,
+        help_text=(
+            "Optional training parameters: backbone (auto, resnet50, efficientnet_lite0), weights "
+            "(imagenet, none), finetune (auto, on, off), head_epochs, head_patience, finetune_epochs, "
+            "finetune_blocks, augmented_views, batch_size, input_size, seed, time_budget_s, confidence_threshold."
+        ),
+    )
+
+
+class PromoteInput(serializers.Serializer):
+    repredict_review_queue = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Also give the images waiting for review a fresh prediction from this version.",
+    )

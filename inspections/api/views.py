@@ -25,6 +25,7 @@ from inspections.services.classes import defect_class_create
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_promote, model_version_rollback
 from inspections.services.reviews import review_submit
+from inspections.services.training import training_run_cancel, training_run_start
 
 from . import serializers as s
 from .exceptions import error_body
@@ -258,16 +259,19 @@ class ModelVersionDetail(ApiView):
 class ModelVersionPromote(ApiView):
     role_checks = {"POST": ModelAdminRole}
     throttle_scopes = {"POST": "write"}
+    parser_classes = [JSONParser, FormParser]
 
     @extend_schema(
-        operation_id="model_versions_promote", request=None,
+        operation_id="model_versions_promote", request=s.PromoteInput,
         description="Make this version the active one (atomically; the previous one is retired). "
                     "`POST model-versions/rollback/` undoes it.",
         responses={200: s.ModelVersionOutput, 400: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
     def post(self, request, version_id: int):
-        version = model_version_promote(version=_model_version_or_404(version_id),
-                                                                   actor=request.user)
+        options = s.PromoteInput(data=request.data)
+        options.is_valid(raise_exception=True)
+        version = model_version_promote(version=_model_version_or_404(version_id), actor=request.user,
+                                        repredict_review_queue=options.validated_data["repredict_review_queue"])
         return Response(self.output(s.ModelVersionOutput, version))
 
 
@@ -294,9 +298,6 @@ def _model_version_or_404(version_id: int):
 
 # --- Training runs ---------------------------------------------------------------------------
 
-TRAINING_NOT_AVAILABLE = "Starting and cancelling training from the API is not available in this release yet."
-
-
 class TrainingRunListCreate(ApiView):
     role_checks = {"GET": ReadRole, "POST": ModelAdminRole}
     throttle_scopes = {"POST": "write"}
@@ -307,11 +308,20 @@ class TrainingRunListCreate(ApiView):
         page = self.paginate_queryset(selectors.training_run_list())
         return self.get_paginated_response(self.output(s.TrainingRunOutput, page, many=True))
 
-    @extend_schema(operation_id="training_runs_create", request=None,
-                   description="Start a training run (ml_admin). Not available yet: answers 503 `not_available`.",
-                   responses={503: ERROR, **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="training_runs_create", request=s.TrainingRunInput,
+        description=(
+            "Start a training run (ml_admin) on the labelled images as they are now (frozen in a dataset "
+            "snapshot). One run at a time: while another is queued or running the answer is 409 "
+            "`training_in_progress` (nothing is queued). All parameters are optional."
+        ),
+        responses={202: s.TrainingRunDetailOutput, 400: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
     def post(self, request):
-        raise ApplicationError(TRAINING_NOT_AVAILABLE, code="not_available", status_code=503)
+        payload = s.TrainingRunInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        run = training_run_start(requested_by=request.user, params=payload.validated_data["parameters"])
+        return Response(self.output(s.TrainingRunDetailOutput, run), status=status.HTTP_202_ACCEPTED)
 
 
 class TrainingRunDetail(ApiView):
@@ -326,11 +336,12 @@ class TrainingRunCancel(ApiView):
     throttle_scopes = {"POST": "write"}
 
     @extend_schema(operation_id="training_runs_cancel", request=None,
-                   description="Cancel a training run (ml_admin). Not available yet: answers 503 `not_available`.",
-                   responses={503: ERROR, 404: ERROR, **COMMON_ERRORS})
+                   description="Cancel a training run (ml_admin): a queued run at once, a running one at its next "
+                               "progress report. A finished run answers 409 `not_cancellable`.",
+                   responses={200: s.TrainingRunDetailOutput, 404: ERROR, 409: ERROR, **COMMON_ERRORS})
     def post(self, request, run_id: int):
-        _training_run_or_404(run_id)
-        raise ApplicationError(TRAINING_NOT_AVAILABLE, code="not_available", status_code=503)
+        run = training_run_cancel(run=_training_run_or_404(run_id), actor=request.user)
+        return Response(self.output(s.TrainingRunDetailOutput, run))
 
 
 def _training_run_or_404(run_id: int):

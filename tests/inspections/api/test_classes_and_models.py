@@ -98,13 +98,50 @@ def test_training_runs_list_and_detail():
     assert detail["log"] == "epoch 1\nepoch 2"
 
 
-def test_training_writes_are_not_available_yet_and_change_nothing():
+def test_a_second_training_run_is_refused_while_one_is_running():
     run = TrainingRunFactory(status="running")
     admin = client_for("ml_admin")
-    assert_error(admin.post("/api/v1/training-runs/", {}, format="json"), 503, "not_available")
-    assert_error(admin.post(f"/api/v1/training-runs/{run.pk}/cancel/"), 503, "not_available")
+    error = assert_error(admin.post("/api/v1/training-runs/", {}, format="json"), 409, "training_in_progress")
+    assert error["details"]["run"] == run.pk
     assert TrainingRun.objects.count() == 1
-    assert TrainingRun.objects.get().cancel_requested is False
+
+
+def test_starting_training_freezes_the_labelled_images_and_queues_the_run(monkeypatch, tmp_path):
+    from inspections.services.dataset_import import dataset_import_folder
+    from tests.conftest import tiny_dataset
+
+    queued = []
+    monkeypatch.setattr("inspections.services.training._queue", queued.append)
+    tiny_dataset(tmp_path / "data", per_class=10)
+    dataset_import_folder(root=tmp_path / "data")
+    admin = client_for("ml_admin")
+    response = admin.post("/api/v1/training-runs/", {"parameters": {"head_epochs": 50, "backbone": "efficientnet_lite0"}},
+                          format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["parameters"]["head_epochs"] == 50
+    run = TrainingRun.objects.get(pk=body["id"])
+    assert run.snapshot.image_count == 20
+    assert run.requested_by == admin.user
+
+
+def test_bad_training_parameters_are_a_400_and_start_nothing():
+    admin = client_for("ml_admin")
+    assert_error(admin.post("/api/v1/training-runs/", {"parameters": {"backbone": "vgg"}}, format="json"), 400,
+                 "invalid_parameter")
+    assert not TrainingRun.objects.exists()
+
+
+def test_cancelling_a_queued_run_cancels_it_and_a_finished_run_is_409():
+    run = TrainingRunFactory(status="queued")
+    admin = client_for("ml_admin")
+    response = admin.post(f"/api/v1/training-runs/{run.pk}/cancel/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    run.refresh_from_db()
+    assert run.cancel_requested is True
+    assert_error(admin.post(f"/api/v1/training-runs/{run.pk}/cancel/"), 409, "not_cancellable")
 
 
 def test_cancelling_an_unknown_training_run_is_404():

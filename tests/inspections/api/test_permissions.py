@@ -48,8 +48,11 @@ ENDPOINTS = {
     "roll back model version": Endpoint("post", "model-versions/rollback/", MODEL_ADMINS, 200),
     "list training runs": Endpoint("get", "training-runs/", ANYONE, 200),
     "training run detail": Endpoint("get", "training-runs/{run}/", ANYONE, 200),
-    "start training run": Endpoint("post", "training-runs/", MODEL_ADMINS, 503, {"parameters": {}}),
-    "cancel training run": Endpoint("post", "training-runs/{run}/cancel/", MODEL_ADMINS, 503),
+    # The world holds too little labelled data to train: an allowed role gets past the permission
+    # check to the data check (400 not_enough_data); the others are stopped before it.
+    "start training run": Endpoint("post", "training-runs/", MODEL_ADMINS, 400, {"parameters": {}}),
+    # The world's run has finished: an allowed role reaches the state check (409 not_cancellable).
+    "cancel training run": Endpoint("post", "training-runs/{run}/cancel/", MODEL_ADMINS, 409),
     "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
     "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
 }
