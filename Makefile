@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench-ml bench-serve worker beat web clean-local
+.PHONY: install run test bench-ml bench-serve bench-retrain worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench-ml: $(STAMP)
 bench-serve: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_serve.py
+
+## End-to-end retraining: empty installation, NEU import, train and promote through the API.
+bench-retrain: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_retrain.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)

@@ -13,34 +13,25 @@ the platform costs on top of the model.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import secrets
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
-import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from the checkout
-PY = sys.executable
-PORT = 8765
-BENCH_DB = "steelqc_bench"
-BROKER = "redis://127.0.0.1:6379/14"
-MARK_START, MARK_END = "<!-- bench-serve:start -->", "<!-- bench-serve:end -->"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the checkout
 
+from benchmarks.stack import (  # noqa: E402
+    BENCH_DB, PY, ROOT, Client, log, manage, replace_doc_section, reset_services, stack_env, start_web, start_worker, stop,
+    wait_until_up,
+)
 
-def log(message: str) -> None:
-    print(f"[bench-serve {time.strftime('%H:%M:%S')}] {message}", flush=True)
+MARK = "bench-serve"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,103 +40,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-# --- the stack ------------------------------------------------------------------------------
-
-def stack_env(work: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STEELQC_", "CELERY_", "DATABASE_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="steelqc.settings.production",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-        CELERY_BROKER_URL=BROKER,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
-        MEDIA_ROOT=str(work / "media"),
-        STATIC_ROOT=str(work / "static"),
-        STEELQC_API_THROTTLE_UPLOAD="1000000/min",
-        STEELQC_API_THROTTLE_READ="1000000/min",
-        STEELQC_API_THROTTLE_WRITE="1000000/min",
-        STEELQC_PENDING_REQUEUE_AFTER_S="600",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def reset_services(work: Path) -> None:
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    redis.Redis.from_url(BROKER).flushdb()
-    shutil.rmtree(work / "media", ignore_errors=True)
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def start(env: dict, args: list[str], log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-# --- HTTP -----------------------------------------------------------------------------------
-
-class Client:
-    def __init__(self, token: str):
-        self.token = token
-        self.connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        headers = {"Authorization": f"Token {self.token}", **(headers or {})}
-        for attempt in range(3):
-            try:
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                return response.status, json.loads(response.read() or b"null")
-            except (ConnectionError, http.client.HTTPException):
-                self.connection.close()
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
-        raise AssertionError("unreachable")
-
-    def upload(self, path: Path, *, source: str, wait: float = 0) -> tuple[int, dict]:
-        boundary = uuid.uuid4().hex
-        parts = [
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"source\"\r\n\r\n{source}\r\n".encode(),
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        ]
-        query = f"?wait={wait}" if wait else ""
-        return self.request("POST", f"/api/v1/images/{query}", b"".join(parts),
-                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-
-
-def wait_until_up(token: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if Client(token).request("GET", "/api/v1/classes/")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the web server did not come up")
 
 
 # --- measurements ---------------------------------------------------------------------------
@@ -240,7 +134,6 @@ def write_report(results: dict, command: str) -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
     raw32, raw1 = results["raw_images_per_s"]["batch_32"], results["raw_images_per_s"]["batch_1"]
     lines = [
-        MARK_START,
         "## Serving (`make bench-serve`)",
         "",
         f"Command: `{command}` — run on {results['machine']}, {results['date']}. Raw JSON: "
@@ -275,17 +168,8 @@ def write_report(results: dict, command: str) -> None:
         f"p50 ≤ 100 ms for one client with `?wait` ({'met' if wait['round_trip_p50_ms'] <= 100 else 'missed'}). "
         "Web server, worker, PostgreSQL, Redis and the load generator share the same 2 cores, so every "
         "request the web tier handles is CPU the model does not get.",
-        MARK_END,
     ]
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = "\n".join(lines)
-    if MARK_START in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text)
+    doc = replace_doc_section(MARK, "\n".join(lines))
     log(f"wrote {doc} and {out}")
 
 
@@ -339,11 +223,8 @@ def main() -> None:
     token = manage(env, "create_api_token", "bench", "--role", "integrator", "--create").strip().split()[-1]
     manage(env, "register_model", str(options.model), "--promote")
 
-    gunicorn_args = ["--workers", str(options.gunicorn_workers), "--threads", "4", "--worker-class", "gthread"]
-    web = start(env, [str(Path(PY).parent / "gunicorn"), "steelqc.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-                      *gunicorn_args], work / "web.log")
-    worker = start(env, [PY, "-m", "celery", "-A", "steelqc", "worker", "-Q", "inference", "--concurrency", "1",
-                         "--loglevel", "WARNING"], work / "worker.log")
+    web = start_web(env, work, workers=options.gunicorn_workers)
+    worker = start_worker(env, work, queue="inference")
     try:
         wait_until_up(token)
         warm = images[-8:]
@@ -372,7 +253,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
         "model": {"backbone": config["backbone"]["name"], "test_accuracy": metrics.get("accuracy", 0.0)},
         "batch_size": int(env.get("STEELQC_INFERENCE_BATCH_SIZE", 32)),
-        "gunicorn": " ".join(gunicorn_args), "raw_images_per_s": {k: round(v, 2) for k, v in raw.items()},
+        "gunicorn": f"{options.gunicorn_workers} gthread workers x 4 threads", "raw_images_per_s": {k: round(v, 2) for k, v in raw.items()},
         "levels": results_levels, "wait": wait,
     }
     write_report(results, "make bench-serve")

@@ -1,0 +1,151 @@
+"""The production-shaped stack on loopback for benchmarks: a fresh PostgreSQL database, Redis,
+gunicorn with production settings and Celery workers, plus a small HTTP client for the API."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PORT = 8765
+BENCH_DB = "steelqc_bench"
+BROKER = "redis://127.0.0.1:6379/14"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+def stack_env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STEELQC_", "CELERY_", "DATABASE_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="steelqc.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+        CELERY_BROKER_URL=BROKER,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        MEDIA_ROOT=str(work / "media"),
+        STATIC_ROOT=str(work / "static"),
+        STEELQC_API_THROTTLE_UPLOAD="1000000/min",
+        STEELQC_API_THROTTLE_READ="1000000/min",
+        STEELQC_API_THROTTLE_WRITE="1000000/min",
+        STEELQC_PENDING_REQUEUE_AFTER_S="600",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def reset_services(work: Path) -> None:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    redis.Redis.from_url(BROKER).flushdb()
+    shutil.rmtree(work / "media", ignore_errors=True)
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def start(env: dict, args: list[str], log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+class Client:
+    def __init__(self, token: str):
+        self.token = token
+        self.connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        headers = {"Authorization": f"Token {self.token}", **(headers or {})}
+        for attempt in range(3):
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                return response.status, json.loads(response.read() or b"null")
+            except (ConnectionError, http.client.HTTPException):
+                self.connection.close()
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
+
+    def upload(self, path: Path, *, source: str, wait: float = 0) -> tuple[int, dict]:
+        boundary = uuid.uuid4().hex
+        parts = [
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"source\"\r\n\r\n{source}\r\n".encode(),
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n",
+            f"--{boundary}--\r\n".encode(),
+        ]
+        query = f"?wait={wait}" if wait else ""
+        return self.request("POST", f"/api/v1/images/{query}", b"".join(parts),
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def wait_until_up(token: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Client(token).request("GET", "/api/v1/classes/")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the web server did not come up")
+
+
+def replace_doc_section(name: str, block: str) -> Path:
+    """Write ``block`` into docs/benchmarks.md between this benchmark's markers (added if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    section = f"{start}\n{block}\n{end}"
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
+    return doc
+
+
+def start_web(env: dict, work: Path, *, workers: int = 2) -> subprocess.Popen:
+    return start(env, [str(Path(PY).parent / "gunicorn"), "steelqc.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
+                       "--workers", str(workers), "--threads", "4", "--worker-class", "gthread"], work / "web.log")
+
+
+def start_worker(env: dict, work: Path, *, queue: str) -> subprocess.Popen:
+    return start(env, [PY, "-m", "celery", "-A", "steelqc", "worker", "-Q", queue, "--concurrency", "1",
+                       "-n", f"{queue}@%h", "--loglevel", "INFO"], work / f"worker-{queue}.log")
