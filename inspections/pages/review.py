@@ -136,8 +136,11 @@ def image_heatmap(request: HttpRequest, image_id: int) -> HttpResponse:
         raise Http404("No such image, or no active model version to explain.")
     class_name = request.GET.get("class") or None
     if class_name is None:
+        # The class this version predicted; with a prediction from another version, the
+        # active model's own top class (heatmap_png's default).
         prediction = selectors.image_latest_prediction(image=image)
-        class_name = prediction.label.name if prediction else None
+        if prediction and prediction.model_version_id == version.pk:
+            class_name = prediction.label.name
     response = HttpResponse(heatmap_png(image=image, version=version, class_name=class_name),
                             content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"

@@ -68,12 +68,16 @@
     return td;
   }
 
-  function showState(detail) {
-    version = detail.label_version;
+  function showLabel(label, labelVersion) {
+    version = labelVersion;
     document.getElementById("label-version").textContent = version;
-    document.getElementById("current-label").textContent = detail.label || "unlabelled";
+    document.getElementById("current-label").textContent = label || "unlabelled";
     var hidden = decideForm && decideForm.querySelector("input[name=expected_version]");
     if (hidden) hidden.value = version;
+  }
+
+  function showState(detail) {
+    showLabel(detail.label, detail.label_version);
     var body = document.querySelector("#history tbody");
     body.textContent = "";
     (detail.reviews || []).forEach(function (review) {
@@ -119,6 +123,7 @@
         var current = (result.body.error.details || {});
         say("Not saved: someone else decided meanwhile. The image is now “" + (current.label || "unlabelled") +
           "” (version " + current.label_version + "). Press a key again to overrule it, or S to skip.", true);
+        showLabel(current.label, current.label_version);
         return reloadState();
       }
       say("Not saved: " + errorMessage(result), true);

@@ -1,0 +1,85 @@
+"""Browser tests: headless Debian Chromium driven by Playwright's sync API against pytest-django's
+live server. Playwright never downloads a browser here; it launches /usr/bin/chromium.
+
+Without Chromium the tests skip with the reason locally and FAIL in CI (CI=true), so a CI run
+can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("STEELQC_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1366, "height": 768}
+
+# Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make between
+# browser steps are ordinary synchronous code, so Django's async-context guard is lifted here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not CHROMIUM.is_file():
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); the browser tests need it."
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    context = chromium.new_context(viewport=VIEWPORT, base_url=live_server.url)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def users(transactional_db):
+    from django.contrib.auth.models import Group
+
+    from inspections.roles import ROLES
+    from tests.factories import UserFactory
+
+    for name in ROLES:  # transactional tests flush what the migrations created
+        Group.objects.get_or_create(name=name)
+
+    def make(role: str, username: str):
+        return UserFactory(username=username, roles=[role])
+
+    return make
+
+
+def log_in(page, username: str, password: str = "pw") -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.press("#id_password", "Enter")
+    page.wait_for_url("**/")
+
+
+def screenshot(page, name: str, *, full_page: bool = False) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
