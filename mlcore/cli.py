@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="train the head only (phase 1)")
     finetune.add_argument("--finetune", dest="finetune", action="store_const", const="on",
                           help="always fine-tune the top backbone blocks (default: only if phase 1 misses 99.5%% val accuracy)")
-    train.add_argument("--input-size", type=int, default=224, help="backbone input size in pixels")
+    train.add_argument("--input-size", type=int, default=None, help="backbone input size in pixels (default 192)")
     train.add_argument("--views", type=int, default=None, help="augmented views per training image")
     train.add_argument("--time-budget", type=float, default=None, help="seconds; fine-tuning stops past it")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -116,12 +116,13 @@ def _train(args) -> int:
 
     overrides = {key: value for key, value in {
         "head_epochs": args.epochs, "augmented_views": args.views, "time_budget_s": args.time_budget,
+        "input_size": args.input_size,
     }.items() if value is not None}
     config = TrainConfig(
         backbone=args.backbone, weights=None if args.weights == "none" else "imagenet",
         resnet50_weights=os.environ.get("STEELQC_RESNET50_WEIGHTS") or None,
         cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None,
-        input_size=args.input_size, seed=args.seed, finetune=args.finetune, **overrides)
+        seed=args.seed, finetune=args.finetune, **overrides)
 
     def report(fraction: float, info: dict) -> None:
         epoch = f" epoch {info['epoch']}" if info.get("epoch") else ""

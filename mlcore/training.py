@@ -38,10 +38,12 @@ class TrainConfig:
     weights: str | None = "imagenet"     # None: random init (tests)
     resnet50_weights: str | None = None  # path to the Keras ResNet50 notop .h5
     cache_dir: str | None = None         # converted-weights cache
-    input_size: int = 224
+    # NEU frames are 200 px; 192 keeps nearly all of that detail and costs ~27 % less than
+    # ImageNet's 224, which is what brings batched CPU inference past 100 images/s.
+    input_size: int = 192
     seed: int = 0
     batch_size: int = 32
-    augmented_views: int = 3             # per training image, besides the clean view
+    augmented_views: int = 5             # per training image, besides the clean view
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     dropout: float = 0.2
     head_epochs: int = 150
