@@ -102,7 +102,16 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "retrain.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    phases = ", ".join(f"{phase or 'queued'} at {seconds:.0f}s" for seconds, phase, _ in timeline)
+    write_report(results)
+    log(f"wrote {out}")
+
+
+def write_report(results: dict) -> None:
+    timeline = results["timeline"]
+    first_seen: dict[str, float] = {}
+    for seconds, phase, _ in timeline:
+        first_seen.setdefault((phase or "queued").split()[0], seconds)
+    phases = ", ".join(f"{phase} at {seconds:.0f} s" for phase, seconds in first_seen.items())
     weights = results["weight_source"]
     block = "\n".join([
         "## End-to-end retraining (`make bench-retrain`)",
@@ -126,8 +135,7 @@ def main() -> None:
         "",
         "Training shares the machine's 2 cores with the web server and the inference worker.",
     ])
-    doc = replace_doc_section("bench-retrain", block)
-    log(f"wrote {doc} and {out}")
+    log(f"wrote {replace_doc_section('bench-retrain', block)}")
 
 
 if __name__ == "__main__":
