@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from kombu import Exchange, Queue
 
+from steelqc.observability import logging_config
+
 from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "steelqc.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -293,11 +296,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Logging --------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Every line carries the request id (or the id of the request that queued the task); `json`
+# writes one JSON object per line for log collectors.
+STEELQC_LOG_FORMAT = env_str("STEELQC_LOG_FORMAT", "plain")
+if STEELQC_LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_LOG_FORMAT must be 'plain' or 'json', got {STEELQC_LOG_FORMAT!r}.")
+LOGGING = logging_config(log_format=STEELQC_LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+
+# --- Health check ---------------------------------------------------------------------------
+# /healthz gives each check (database, broker, storage) at most this long.
+STEELQC_HEALTH_TIMEOUT_S = env_float("STEELQC_HEALTH_TIMEOUT_S", 2.0)
