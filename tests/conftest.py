@@ -83,27 +83,34 @@ def _worker_env(media: Path) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` child process consuming both queues from Redis."""
 
-    def __init__(self, *, media: Path, log_path: Path):
+    def __init__(self, *, media: Path, log_path: Path, env: dict[str, str] | None = None,
+                 queues: str = "inference,training", extra_args: tuple[str, ...] = ()):
         self.media = media
         self.log_path = log_path
+        self.env = env or {}
+        self.queues = queues
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> None:
-        from steelqc.celery import app
-
+        marker = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "steelqc", "worker", "-Q", "inference,training",
-             "--pool", "prefork", "--concurrency", "1", "-n", f"test-{os.getpid()}@%h", "--loglevel", "INFO"],
-            cwd=ROOT, env=_worker_env(self.media), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "celery", "-A", "steelqc", "worker", "-Q", self.queues,
+             "--pool", "prefork", "--concurrency", "1", "-n", f"test-{os.getpid()}-{id(self)}@%h",
+             "--loglevel", "INFO", *self.extra_args],
+            cwd=ROOT, env={**_worker_env(self.media), **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited early; see {self.log_path}:\n{self.log_tail()}")
-            if app.control.ping(timeout=1.0):
+            # Celery logs "<name> ready." once it consumes from the broker.
+            if " ready." in self.log_path.read_text(errors="replace")[marker:]:
                 return
-        raise RuntimeError(f"the Celery worker did not answer within {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.2)
+        raise RuntimeError(f"the Celery worker did not become ready within {timeout}s:\n{self.log_tail()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process and self.process.poll() is None:
