@@ -1,6 +1,10 @@
 """Browser tests: headless Debian Chromium driven by Playwright's sync API against pytest-django's
 live server. Playwright never downloads a browser here; it launches /usr/bin/chromium.
 
+The tests are transactional (the live server runs in another thread) with serialized_rollback:
+each starts from the rows the migrations made and, ending with a flush, leaves the database in
+the state later serialized_rollback tests expect.
+
 Without Chromium the tests skip with the reason locally and FAIL in CI (CI=true), so a CI run
 can never pass by skipping them.
 """
@@ -61,7 +65,7 @@ def users(transactional_db):
     from inspections.roles import ROLES
     from tests.factories import UserFactory
 
-    for name in ROLES:  # transactional tests flush what the migrations created
+    for name in ROLES:  # in case an earlier transactional test flushed what the migrations made
         Group.objects.get_or_create(name=name)
 
     def make(role: str, username: str):

@@ -12,7 +12,7 @@ from tests.factories import image_bytes
 
 from .conftest import log_in, screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

@@ -14,7 +14,7 @@ from tests.factories import InspectionImageFactory, ModelVersionFactory
 
 from .conftest import log_in, screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _classes(*names: str) -> dict[str, DefectClass]:
