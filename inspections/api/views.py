@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, e
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -30,6 +30,7 @@ from inspections.services.training import training_run_cancel, training_run_star
 from . import serializers as s
 from .exceptions import error_body
 from .filters import ImageFilters
+from .parsers import BoundedFormParser, BoundedJSONParser, UploadSizeLimitHandler
 from .permissions import LabelRole, ModelAdminRole, ReadRole, RolePerMethod, UploadRole
 
 ERROR = inline_serializer(
@@ -58,7 +59,12 @@ class ApiView(GenericAPIView):
 class ImageListCreate(ApiView):
     role_checks = {"GET": ReadRole, "POST": UploadRole}
     throttle_scopes = {"POST": "upload"}
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser, BoundedFormParser]
+
+    def initial(self, request, *args, **kwargs):
+        # Before authentication: with a session, the CSRF check may already read the body.
+        request._request.upload_handlers.insert(0, UploadSizeLimitHandler(request._request))
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(operation_id="images_list", parameters=[ImageFilters],
                    responses={200: s.ImageOutput(many=True), 400: ERROR, **COMMON_ERRORS})
@@ -152,7 +158,7 @@ class ImageDetail(ApiView):
 
 class ImageReviews(ApiView):
     role_checks = {"GET": ReadRole, "POST": LabelRole}
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, BoundedFormParser, MultiPartParser]
 
     @extend_schema(operation_id="images_reviews_list", responses={200: s.ReviewOutput(many=True), 404: ERROR,
                                                                   **COMMON_ERRORS})
@@ -224,7 +230,7 @@ def _image_or_404(image_id: int):
 class DefectClassListCreate(ApiView):
     role_checks = {"GET": ReadRole, "POST": LabelRole}
     throttle_scopes = {"POST": "write"}
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, BoundedFormParser, MultiPartParser]
     pagination_class = None
 
     @extend_schema(operation_id="classes_list", responses={200: s.DefectClassOutput(many=True), **COMMON_ERRORS})
@@ -259,7 +265,7 @@ class ModelVersionDetail(ApiView):
 class ModelVersionPromote(ApiView):
     role_checks = {"POST": ModelAdminRole}
     throttle_scopes = {"POST": "write"}
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, BoundedFormParser]
 
     @extend_schema(
         operation_id="model_versions_promote", request=s.PromoteInput,
@@ -301,7 +307,7 @@ def _model_version_or_404(version_id: int):
 class TrainingRunListCreate(ApiView):
     role_checks = {"GET": ReadRole, "POST": ModelAdminRole}
     throttle_scopes = {"POST": "write"}
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(operation_id="training_runs_list", responses={200: s.TrainingRunOutput(many=True), **COMMON_ERRORS})
     def get(self, request):

@@ -50,6 +50,11 @@ def image_facts_from_bytes(data: bytes) -> ImageFacts:
         raise ApplicationError("The image has too many pixels.", code="too_many_pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ApplicationError(f"The file is not a readable image ({error}).", code="undecodable_image") from None
+    except Exception as error:
+        # Decoders meet hostile bytes here; whatever they raise (EOFError, struct.error,
+        # IndexError, ...) means the same thing: not a readable image. Never a 500.
+        raise ApplicationError(f"The file is not a readable image ({type(error).__name__}).",
+                               code="undecodable_image") from None
     return facts
 
 
@@ -59,6 +64,11 @@ def _describe(image: Image.Image, data: bytes) -> ImageFacts:
             f"Format {image.format or 'unknown'} is not accepted; use BMP, PNG, JPEG or TIFF.",
             code="unsupported_format",
         )
+    if getattr(image, "is_animated", False):
+        # Animated PNGs and multi-page TIFFs: which frame is the strip is ambiguous, and
+        # reviewers and the model would see only the first.
+        raise ApplicationError("The file holds several frames or pages; upload one image per file.",
+                               code="multi_frame_image")
     width, height = image.size
     if width < 1 or height < 1:
         raise ApplicationError("The image has no pixels.", code="empty_image")

@@ -183,9 +183,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": STEELQC_API_PAGE_SIZE,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "inspections.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "inspections.api.parsers.BoundedFormParser",
     ],
     "EXCEPTION_HANDLER": "inspections.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
