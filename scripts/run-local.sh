@@ -7,6 +7,7 @@ PY=.venv/bin/python
 
 $PY manage.py migrate --noinput
 $PY manage.py ensure_demo_admin
+$PY manage.py ensure_periodic_tasks
 
 demo="${STEELQC_DEMO_DATA:-../shared/datasets/neu-cls}"
 if [ -d "$demo" ]; then

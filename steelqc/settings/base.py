@@ -277,23 +277,10 @@ STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, 
 STEELQC_GATE_ACCURACY_TOLERANCE = env_float("STEELQC_GATE_ACCURACY_TOLERANCE", 0.005)
 STEELQC_GATE_RECALL_TOLERANCE = env_float("STEELQC_GATE_RECALL_TOLERANCE", 0.02)
 STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", 1, minimum=1)
-CELERY_BEAT_SCHEDULE = {
-    "requeue-pending-images": {
-        "task": "worker.tasks.inference.requeue_pending_images",
-        "schedule": STEELQC_SWEEP_INTERVAL_S,
-        "options": {"queue": "inference", "expires": STEELQC_SWEEP_INTERVAL_S},
-    },
-    "start-training-if-due": {
-        "task": "worker.tasks.training.start_training_if_due",
-        "schedule": STEELQC_RETRAIN_CHECK_INTERVAL_S,
-        "options": {"queue": "inference", "expires": STEELQC_RETRAIN_CHECK_INTERVAL_S},
-    },
-    "fail-stale-training-runs": {
-        "task": "worker.tasks.training.fail_stale_training_runs",
-        "schedule": STEELQC_SWEEP_INTERVAL_S,
-        "options": {"queue": "inference", "expires": STEELQC_SWEEP_INTERVAL_S},
-    },
-}
+# Periodic jobs live in the database (django-celery-beat), so an admin can change their interval
+# in the admin and it stays changed; `manage.py ensure_periodic_tasks` creates missing ones with
+# the intervals above (see inspections/services/schedules.py).
+CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Logging --------------------------------------------------------------------------------
 # Every line carries the request id (or the id of the request that queued the task); `json`

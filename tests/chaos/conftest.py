@@ -112,13 +112,15 @@ def private_redis():
 @pytest.fixture
 def chaos_stack(private_redis, session_media_root, tmp_path, django_db_blocker):
     """gunicorn + one worker (with beat running the sweeper every few seconds) on a private Redis."""
+    from inspections.services.schedules import periodic_tasks_ensure
+
     with django_db_blocker.unblock():
+        periodic_tasks_ensure(intervals={"STEELQC_SWEEP_INTERVAL_S": 5})
         env = {
             **_worker_env(session_media_root),
             "CELERY_BROKER_URL": private_redis.url,
             "CELERY_RESULT_BACKEND": "",
             "STEELQC_PENDING_REQUEUE_AFTER_S": "2",
-            "STEELQC_SWEEP_INTERVAL_S": "5",
         }
     web = WebServer(env=env, log_path=tmp_path / "web.log")
     worker = WorkerProcess(media=session_media_root, log_path=tmp_path / "worker.log", env=env, queues="inference",

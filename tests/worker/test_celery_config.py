@@ -41,10 +41,11 @@ def test_inference_task_acks_late_and_requeues_when_its_worker_dies(settings):
     assert task.soft_time_limit < task.time_limit
 
 
-def test_the_pending_image_sweeper_is_scheduled_on_the_inference_queue():
-    from worker.tasks.inference import requeue_pending_images
+def test_every_periodic_job_names_a_registered_task():
+    from inspections.services.schedules import PERIODIC_JOBS
 
-    entries = [entry for entry in app.conf.beat_schedule.values() if entry["task"] == requeue_pending_images.name]
-    assert len(entries) == 1
-    assert entries[0]["options"]["queue"] == "inference"
-    assert requeue_pending_images.name in app.tasks
+    app.loader.import_default_modules()  # what a worker does with CELERY_IMPORTS at start
+    assert {job.task for job in PERIODIC_JOBS} <= set(app.tasks)
+    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    # Nothing in the static schedule: it would overwrite admin edits each time beat starts.
+    assert app.conf.beat_schedule == {}

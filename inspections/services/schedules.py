@@ -1,0 +1,52 @@
+"""The periodic jobs, as django-celery-beat rows an admin can edit.
+
+They are created once with the intervals from settings and never overwritten afterwards: a
+schedule changed in the admin ("Periodic tasks") stays as the admin left it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    task: str
+    interval_setting: str
+    description: str
+
+
+PERIODIC_JOBS = (
+    PeriodicJob("requeue-pending-images", "worker.tasks.inference.requeue_pending_images",
+                "STEELQC_SWEEP_INTERVAL_S", "Queue again images left pending (lost messages, broker outages)."),
+    PeriodicJob("start-training-if-due", "worker.tasks.training.start_training_if_due",
+                "STEELQC_RETRAIN_CHECK_INTERVAL_S",
+                "Continuous learning: start a training run when enough new human labels exist."),
+    PeriodicJob("fail-stale-training-runs", "worker.tasks.training.fail_stale_training_runs",
+                "STEELQC_SWEEP_INTERVAL_S", "Mark running training runs whose worker went silent as failed."),
+)
+
+
+@transaction.atomic
+def periodic_tasks_ensure(*, intervals: dict[str, int] | None = None) -> list[str]:
+    """Create the missing periodic jobs; returns the names created. Existing rows are left alone.
+
+    ``intervals`` overrides the settings' seconds per setting name (used by tests and set-up scripts).
+    """
+    created = []
+    for job in PERIODIC_JOBS:
+        seconds = (intervals or {}).get(job.interval_setting, getattr(settings, job.interval_setting))
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        _, was_created = PeriodicTask.objects.get_or_create(
+            name=job.name,
+            defaults={"task": job.task, "interval": interval, "queue": "inference", "expire_seconds": seconds,
+                      "description": job.description},
+        )
+        if was_created:
+            created.append(job.name)
+    return created
