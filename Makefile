@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench-ml bench-serve bench-retrain worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-serve bench-retrain worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Refresh the README's screenshots (docs/screenshots) from the browser tests.
+screenshots: $(STAMP)
+	@bash scripts/ensure-services.sh
+	STEELQC_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e -q
 
 ## mlcore benchmark on ../shared/datasets/neu-cls; figures go to docs/benchmarks.md.
 bench-ml: $(STAMP)
