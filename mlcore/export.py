@@ -4,7 +4,8 @@ Both keep the in-model preprocessing and return class probabilities and pooled f
 so a device can apply the same review rule (OOD statistics ride along in ``ood.npz``).
 The SavedModel takes any image size and 1 or 3 channels. TFLite wants one fixed input
 shape: the most common training image shape recorded in config.json (e.g. 200x200x1),
-with a free batch dimension.
+with a free batch dimension; its resize is the same map expressed as two matrices, so it
+needs only builtin TFLite operations for shrinking and enlarging alike.
 """
 
 from __future__ import annotations
@@ -47,23 +48,85 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
         return target
 
     shape = image_shape or _typical_shape(read_json(model_dir / CONFIG_FILE))
-    resize = dual.get_layer("resize_to_backbone")
-    upscaling = min(shape[:2]) <= resize.size
-    # The antialiased resize is not a TFLite builtin. When the fixed input only grows, plain
-    # bilinear gives the same pixels, so the model stays builtin-only; shrinking keeps
-    # antialiasing and needs the Flex (select TF ops) delegate on the device.
-    resize.antialias = not upscaling
     # A Keras model with a fixed input shape around the same layers: TFLite wants one shape,
     # and its Keras path freezes the weights (converting a bare concrete function left the
     # variables uninitialised and produced garbage on this TensorFlow version).
-    fixed_input = keras.Input(shape=shape, name="image")
-    fixed = keras.Model(fixed_input, dual(fixed_input), name="steelqc_classifier_fixed")
+    fixed = _fixed_shape_model(load_keras_model(model_dir), shape)
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    if not upscaling:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     target = out_dir / TFLITE_FILE
     target.write_bytes(converter.convert())
     return target
+
+
+class _LinearResize:
+    """The model's resize for one fixed input shape, as two constant matrices.
+
+    The antialiased resize has no TFLite kernel, but for a fixed (H, W) -> (S, S) it is a
+    separable linear map: out = Ry @ image @ Rx^T. The matrices are read off the model's own
+    resize layer (so the numbers are its numbers) and checked on a random image.
+    """
+
+    def __init__(self, layer, height: int, width: int):
+        import numpy as np
+
+        self.rows = self._basis_response(layer, height, width, axis=0)   # (S, H)
+        self.columns = self._basis_response(layer, height, width, axis=1)  # (S, W)
+        probe = np.random.default_rng(0).uniform(0, 255, (1, height, width, 1)).astype("float32")
+        expected = np.asarray(layer(probe))[0, :, :, 0]
+        got = self.rows @ probe[0, :, :, 0] @ self.columns.T
+        if float(np.max(np.abs(expected - got))) > 1e-2:
+            raise ValueError("the resize layer is not separable; cannot express it for TFLite")
+
+    @staticmethod
+    def _basis_response(layer, height: int, width: int, *, axis: int, chunk: int = 32):
+        import numpy as np
+
+        count = height if axis == 0 else width
+        columns = []
+        for start in range(0, count, chunk):
+            indices = np.arange(start, min(start + chunk, count))
+            basis = np.zeros((len(indices), height, width, 1), "float32")
+            # A full row (or column) of ones: the response along the other axis is then the
+            # resize's weights for that row, since each output pixel's weights sum to one.
+            if axis == 0:
+                basis[np.arange(len(indices)), indices, :, 0] = 1.0
+                columns.append(np.asarray(layer(basis))[:, :, 0, 0])
+            else:
+                basis[np.arange(len(indices)), :, indices, 0] = 1.0
+                columns.append(np.asarray(layer(basis))[:, 0, :, 0])
+        return np.concatenate(columns, axis=0).T.astype("float32")
+
+    def __call__(self, images):
+        from keras import ops
+
+        # Only reshapes, transposes and batched matrix products: all TFLite builtins.
+        _, height, width, channels = images.shape
+        size = self.rows.shape[0]
+        x = ops.reshape(ops.cast(images, "float32"), (-1, height, width * channels))
+        x = ops.matmul(self.rows, x)                                    # (N, S, W*C)
+        x = ops.transpose(ops.reshape(x, (-1, size, width, channels)), (0, 2, 1, 3))
+        x = ops.matmul(self.columns, ops.reshape(x, (-1, width, size * channels)))  # (N, S, S*C)
+        return ops.transpose(ops.reshape(x, (-1, size, size, channels)), (0, 2, 1, 3))
+
+
+def _fixed_shape_model(model, shape: tuple[int, ...]):
+    """(probabilities, pooled features) for one input shape, with a TFLite-friendly resize."""
+    import keras
+
+    from mlcore.model import POOLED_FEATURES
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    resize_at = next(i for i, layer in enumerate(layers) if layer.name == "resize_to_backbone")
+    resize = _LinearResize(layers[resize_at], int(shape[0]), int(shape[1]))
+    image = keras.Input(shape=shape, name="image")
+    x = keras.layers.Lambda(resize, name="fixed_resize")(image)
+    pooled = None
+    # The classifier is one chain of layers (see mlcore.model.build_classifier).
+    for layer in layers[resize_at + 1:]:
+        x = layer(x)
+        if layer.name == POOLED_FEATURES:
+            pooled = x
+    return keras.Model(image, [x, pooled], name="steelqc_classifier_fixed")
 
 
 def _typical_shape(config: dict) -> tuple[int, int, int]:

@@ -77,7 +77,7 @@ class Classifier:
     """A loaded model version: classes, backbone facts, thresholds and the Keras model."""
 
     def __init__(self, *, model, classes: list[str], config: dict, ood: OodDetector,
-                 model_dir: str, batch_size: int = 32):
+                 model_dir: str, batch_size: int = 32, runtime: str = "auto"):
         self.model = model
         self.classes = classes
         self.config = config
@@ -87,10 +87,15 @@ class Classifier:
         self.backbone = config["backbone"]["name"]
         self.weight_source = config["backbone"]["weight_source"]
         self.confidence_threshold = float(config["review"]["confidence_threshold"])
-        self._forward = compile_forward(model)
+        from mlcore.serving import serving_forward
+
+        # "auto": the verified TFLite copy for the common image shape when the artefact has one.
+        self._forward, self.runtime = serving_forward(
+            model_dir=model_dir, config=config, num_classes=len(classes), general=compile_forward(model),
+            runtime=runtime)
 
     @classmethod
-    def load(cls, model_dir: str | Path, *, batch_size: int = 32) -> "Classifier":
+    def load(cls, model_dir: str | Path, *, batch_size: int = 32, runtime: str = "auto") -> "Classifier":
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model folder not found: {model_dir}")
@@ -102,7 +107,7 @@ class Classifier:
                              f"classes.json lists {len(classes)} classes")
         return cls(model=model, classes=classes, config=config,
                    ood=OodDetector.load(model_dir / OOD_FILE), model_dir=str(model_dir),
-                   batch_size=batch_size)
+                   batch_size=batch_size, runtime=runtime)
 
     def predict_arrays(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (N, K), ood_scores (N,)) for uint8 images."""

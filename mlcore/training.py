@@ -57,6 +57,7 @@ class TrainConfig:
     time_budget_s: float = 300.0         # phase 2 stops starting epochs past this
     ood_pass_rate: float = 0.95          # share of clean validation images that pass
     confidence_threshold: float = 0.6    # below this a prediction goes to review
+    serving_export: bool = True          # add the verified TFLite copy for fast CPU serving
 
     def __post_init__(self) -> None:
         if self.finetune not in ("auto", "on", "off"):
@@ -146,6 +147,9 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
                       "typical_image_shape": cache.typical_shape,
                       "phase1_best": history["head_best"]}))
     save_plots(out_dir=Path(out_dir), metrics=metrics, history=history)
+    if config.serving_export:
+        _export_serving_copy(Path(out_dir), forward, by_split, typical_shape=cache.typical_shape,
+                             num_classes=len(classes))
     tracker.report("evaluate", 1.0, metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
     return TrainResult(model_dir=str(out_dir), classes=classes, metrics=metrics, history=history)
 
@@ -168,6 +172,20 @@ def _evaluate_split(forward, ood: OodDetector, samples, *, classes, config: Trai
     metrics["review"] = {"ood_pass_rate": float(np.mean(scores <= 1.0)),
                          "needs_review_rate": float(np.mean(review))}
     return metrics
+
+
+def _export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, num_classes: int) -> None:
+    from mlcore.serving import serving_export
+
+    want = tuple(typical_shape) if len(typical_shape) == 3 else (*typical_shape, 1)
+    samples = []
+    for sample in by_split["val"] + by_split["test"]:
+        image = load_image(sample.path)
+        if (image.shape if image.ndim == 3 else (*image.shape, 1)) == want:
+            samples.append(image)
+        if len(samples) == 32:
+            break
+    serving_export(model_dir=out_dir, sample_images=samples, keras_forward=forward, num_classes=num_classes)
 
 
 def _artefact_config(config: TrainConfig, *, backbone, ood: OodDetector, facts: dict) -> dict:

@@ -71,9 +71,9 @@ def training_parameters_clean(params: dict | None) -> dict:
         kind, low, high = PARAMETER_RULES[name]
         try:
             number = kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ApplicationError(f"{name} must be a number.", code="invalid_parameter") from None
-        if isinstance(value, bool) or not low <= number <= high:
+        if isinstance(value, bool) or not low <= number <= high:  # NaN fails this too
             raise ApplicationError(f"{name} must be between {low} and {high}.", code="invalid_parameter")
         cleaned[name] = number
     return cleaned

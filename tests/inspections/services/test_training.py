@@ -151,3 +151,9 @@ def test_runs_whose_worker_went_silent_are_marked_failed(no_queue):
     assert training_runs_fail_stale(older_than_s=600) == 1
     stale.refresh_from_db()
     assert stale.status == TrainingRunStatus.FAILED and "stopped reporting" in stale.error
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1e400", 10**400])
+def test_non_finite_or_overflowing_numbers_are_refused(value):
+    with pytest.raises(ApplicationError, match="head_epochs must"):
+        training_parameters_clean({"head_epochs": value})
