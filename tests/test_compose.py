@@ -60,3 +60,23 @@ def test_env_example_variables_are_used_somewhere():
             continue
         variable = line.split("=", 1)[0]
         assert re.search(rf"\b{variable}\b", SETTINGS_SOURCE) or f"${{{variable}}}" in compose_text, variable
+
+
+def test_long_running_services_wait_for_migrations_and_periodic_jobs():
+    for name in ("web", "inference-worker", "training-worker", "beat"):
+        depends = COMPOSE["services"][name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["periodic-tasks"]["condition"] == "service_completed_successfully", name
+    assert COMPOSE["services"]["periodic-tasks"]["command"][2] == "ensure_periodic_tasks"
+
+
+def test_the_image_collects_static_files_with_the_storage_production_serves_them_with():
+    import subprocess
+    import sys
+
+    line = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if "collectstatic" in line)
+    env_words = dict(word.split("=", 1) for word in line.split() if "=" in word and word.isascii() and word[0].isupper())
+    code = "import django; django.setup(); from django.conf import settings; print(settings.STORAGES['staticfiles']['BACKEND'])"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", **env_words})
+    assert result.stdout.strip() == "whitenoise.storage.CompressedManifestStaticFilesStorage", result.stderr[-500:]
