@@ -191,8 +191,14 @@ def main() -> int:
         start += len(group)
 
     speed_images = test_images * 2
-    inference = {"batch1": speed(classifier, speed_images, batch=1, repeats=50),
-                 "batch32": speed(classifier, speed_images, batch=32, repeats=8),
+    # The serving runtime (the verified TFLite copy when training made one) against plain Keras,
+    # measured back to back in this run so the ratio holds even on a busy machine.
+    keras_classifier = Classifier.load(model_dir, runtime="keras")
+    inference = {"runtime": classifier.runtime, "serving": facts_serving(model_dir),
+                 "batch1": speed(classifier, speed_images, batch=1, repeats=100),
+                 "batch32": speed(classifier, speed_images, batch=32, repeats=12),
+                 "keras_batch1": speed(keras_classifier, speed_images, batch=1, repeats=50),
+                 "keras_batch32": speed(keras_classifier, speed_images, batch=32, repeats=8),
                  "load_average_1min": os.getloadavg()[0]}
     rss_after_inference = peak_rss_mib()
     resnet = None if args.skip_resnet50 else resnet50_speed(weights_file=config.resnet50_weights)
@@ -222,6 +228,10 @@ def main() -> int:
     return 0
 
 
+def facts_serving(model_dir: Path) -> dict:
+    return json.loads((Path(model_dir) / "config.json").read_text()).get("serving", {})
+
+
 def _speed(measured: dict) -> str:
     return f"{measured['images_per_s']:.0f} images/s ({2 * measured['images_per_cpu_s']:.0f})"
 
@@ -234,8 +244,12 @@ def markdown_table(report: dict) -> str:
     rows += [
         ("training wall time (default config; process CPU time)",
          f"{report['train_seconds']:.0f} s ({report['train_cpu_seconds']:.0f} CPU-s)", "≤ 300 s"),
-        ("inference, batch 1: wall (per CPU-second x 2 cores)", _speed(report["inference"]["batch1"]), ""),
-        ("inference, batch 32: wall (per CPU-second x 2 cores)", _speed(report["inference"]["batch32"]), "≥ 100"),
+        (f"inference, batch 1, serving runtime ({report['inference']['runtime']}): wall (per CPU-second x 2 cores)",
+         _speed(report["inference"]["batch1"]), ""),
+        (f"inference, batch 32, serving runtime ({report['inference']['runtime']}): wall (per CPU-second x 2 cores)",
+         _speed(report["inference"]["batch32"]), "≥ 100"),
+        ("inference, batch 1 / 32, plain Keras (same model, same run)",
+         f"{report['inference']['keras_batch1']['images_per_s']:.0f} / {report['inference']['keras_batch32']['images_per_s']:.0f} images/s", ""),
         ("peak RSS (whole run)", f"{report['peak_rss_mib']['end']:.0f} MiB", ""),
         ("foreign images: AUROC of ood_score", f"{report['foreign']['auroc_ood_score']:.4f}", "≥ 0.95"),
         ("foreign images: AUROC of 1 - max softmax", f"{report['foreign']['auroc_max_softmax']:.4f}", "(baseline)"),

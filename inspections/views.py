@@ -9,6 +9,8 @@ from . import roles, selectors
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    if not roles.can_read(request.user):
+        raise PermissionDenied("Your account has no steelqc role yet; ask an administrator for one.")
     return render(request, "inspections/home.html", {"summary": selectors.dataset_summary()})
 
 

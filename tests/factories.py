@@ -35,10 +35,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def roles(self, create, extracted, **kwargs):
-        if create and extracted:
+        if not create:
+            return
+        if extracted:
             # get_or_create: transactional tests flush the tables, migrated role groups included.
             self.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in extracted))
-            self.save()
+        self.save()  # keeps the password set above; a session made with force_login stays valid
 
 
 class DefectClassFactory(factory.django.DjangoModelFactory):
