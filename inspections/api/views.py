@@ -103,8 +103,8 @@ class ImageListCreate(ApiView):
             result = self._upload(files[0], **meta)
             image = self._after_wait([result.image.pk], deadline)[result.image.pk]
             code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-            headers = {"Location": self.output(s.ImageOutput, image)["url"]}
-            return Response(self.output(s.ImageOutput, image), status=code, headers=headers)
+            body = self.output(s.ImageOutput, image)
+            return Response(body, status=code, headers={"Location": body["url"]})
         return self._multi_upload(files, meta, deadline)
 
     def _multi_upload(self, files: list, meta: dict, deadline: float) -> Response:
