@@ -149,3 +149,23 @@ def start_web(env: dict, work: Path, *, workers: int = 2) -> subprocess.Popen:
 def start_worker(env: dict, work: Path, *, queue: str) -> subprocess.Popen:
     return start(env, [PY, "-m", "celery", "-A", "steelqc", "worker", "-Q", queue, "--concurrency", "1",
                        "-n", f"{queue}@%h", "--loglevel", "INFO"], work / f"worker-{queue}.log")
+
+
+def cpu_seconds(*, session_ids: list[int] = (), names: tuple[str, ...] = ()) -> float:
+    """User+system CPU seconds used so far by the processes of the given sessions (a started
+    stack process and its children) and by processes with the given command names."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        session = int(fields[3])
+        if session in session_ids or name in names:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
