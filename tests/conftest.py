@@ -203,3 +203,22 @@ def tiny_model_dirs(tmp_path_factory) -> tuple[Path, Path]:
     """Two different small trained artefacts (for promotion and hot-swap tests)."""
     root = tmp_path_factory.mktemp("tiny-models")
     return train_tiny_model(root / "first", seed=1), train_tiny_model(root / "second", seed=2)
+
+
+def wait_for(condition, *, timeout: float = 120, interval: float = 0.1):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def no_queue(monkeypatch):
+    """For in-process service tests: nothing is sent to a broker (uploads, promotions, runs)."""
+    monkeypatch.setattr("inspections.services.images.inference_enqueue", lambda **kwargs: True)
+    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
+    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)

@@ -17,20 +17,12 @@ from inspections.services.inference import pending_images_requeue
 from inspections.services.model_versions import model_version_promote, model_version_register
 from inspections.services.training import training_run_start, training_runs_fail_stale
 from tests.chaos.conftest import ApiClient
-from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
+from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset, wait_for
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
-def wait_for(condition, *, timeout: float = 120, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _exactly_one_prediction_each(image_ids) -> bool:

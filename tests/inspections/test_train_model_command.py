@@ -9,10 +9,6 @@ from tests.factories import ModelVersionFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def no_queue(monkeypatch):
-    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
 
 
 def test_if_no_active_does_nothing_when_a_version_is_live(no_queue, capsys):

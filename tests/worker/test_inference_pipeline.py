@@ -9,19 +9,12 @@ from inspections.models import ImageStatus, InspectionImage, ModelVersion, Predi
 from inspections.services.images import image_upload
 from inspections.services.inference import pending_images_requeue
 from inspections.services.model_versions import model_version_promote, model_version_register
+from tests.conftest import wait_for
 from tests.factories import image_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def wait_for(condition, *, timeout: float = 90, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _upload(seed: int) -> InspectionImage:

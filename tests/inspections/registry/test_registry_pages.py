@@ -12,10 +12,6 @@ from tests.factories import ModelVersionFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def no_queue(monkeypatch):
-    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
 
 
 def _client(client, role):

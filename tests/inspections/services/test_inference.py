@@ -11,10 +11,6 @@ from tests.factories import image_bytes
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def no_queue(monkeypatch):
-    monkeypatch.setattr("inspections.services.images.inference_enqueue", lambda **kwargs: True)
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
 
 
 def _upload(seed):

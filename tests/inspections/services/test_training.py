@@ -22,10 +22,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def no_queue(monkeypatch):
-    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
 
 
 @pytest.fixture
