@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 self.stdout.write("A training run is already queued or running (--if-no-active).")
                 return
         try:
-            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait)
+            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait, trigger="command")
         except ApplicationError as error:
             raise CommandError(error.message) from None
         if not wait:

@@ -97,3 +97,13 @@ def test_only_ml_admin_may_start_or_cancel_training(client, role):
     run.refresh_from_db()
     assert run.status == TrainingRunStatus.QUEUED
     assert "Start training" not in client.get(reverse("registry:training-runs")).content.decode()
+
+
+def test_runs_say_who_started_them(client):
+    TrainingRun.objects.create(status=TrainingRunStatus.SUCCEEDED, trigger="schedule")
+    command_run = TrainingRun.objects.create(status=TrainingRunStatus.SUCCEEDED, trigger="command")
+    _client(client, "viewer")
+    page = client.get(reverse("registry:training-runs")).content.decode()
+    assert "<td>schedule</td>" in page and "<td>command line</td>" in page
+    detail = client.get(reverse("registry:training-run", args=[command_run.pk])).content.decode()
+    assert "the command line (command)" in detail
