@@ -69,6 +69,7 @@ def _claim(*, version: ModelVersion, image_ids: list[int], batch_size: int) -> l
     unpredicted = (
         InspectionImage.objects.select_for_update(skip_locked=True, of=("self",))
         .exclude(predictions__model_version=version)
+        .exclude(status=ImageStatus.FAILED)  # a file that would not decode is not retried forever
     )
     claimed = list(unpredicted.filter(id__in=image_ids).order_by("id")[:batch_size])
     room = batch_size - len(claimed)
@@ -81,22 +82,17 @@ def _claim(*, version: ModelVersion, image_ids: list[int], batch_size: int) -> l
     return claimed
 
 
-def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -> int:
-    """Predict the given images (plus other pending ones, up to a batch); returns how many were written.
+def _margin(probabilities: dict[str, float], confidence: float) -> float:
+    runner_up = sorted(probabilities.values())[-2] if len(probabilities) > 1 else 0.0
+    return confidence - runner_up
 
-    With no active version nothing happens: the images stay ``pending`` and are queued again
-    when a version is promoted.
-    """
-    batch_size = batch_size or settings.STEELQC_INFERENCE_BATCH_SIZE
-    loaded = active_model()
-    if loaded is None:
-        logger.info("no active model version; %d image(s) stay pending", len(image_ids))
-        return 0
-    version, model = loaded
+
+def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: list[int], batch_size: int) -> int | None:
+    """Claim, predict and write one batch in one transaction; None when nothing was left to claim."""
     with transaction.atomic():
         batch = _claim(version=version, image_ids=image_ids, batch_size=batch_size)
         if not batch:
-            return 0
+            return None
         arrays, decodable, failed = [], [], []
         for image in batch:
             try:
@@ -114,7 +110,7 @@ def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -
                     image=image, model_version=version, label=model.classes[result.label],
                     confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
                     needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
-                    margin=result.confidence - (sorted(result.probabilities.values())[-2] if len(result.probabilities) > 1 else 0.0),
+                    margin=_margin(result.probabilities, result.confidence),
                 )
                 for image, result in zip(decodable, results)
             ],
@@ -124,6 +120,34 @@ def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -
         if failed:
             InspectionImage.objects.filter(id__in=failed).update(status=ImageStatus.FAILED)
     return len(decodable)
+
+
+def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -> int:
+    """Predict the given images, a batch (topped up with other pending images) per transaction,
+    until none of them is left; returns how many predictions were written.
+
+    With no active version nothing happens: the images stay ``pending`` and are queued again
+    when a version is promoted.
+    """
+    batch_size = batch_size or settings.STEELQC_INFERENCE_BATCH_SIZE
+    loaded = active_model()
+    if loaded is None:
+        logger.info("no active model version; %d image(s) stay pending", len(image_ids))
+        return 0
+    version, model = loaded
+    written = 0
+    # Bounded: each round claims at least one image or ends the loop; it also ends as soon as
+    # every listed image has this version's prediction (or could not be decoded).
+    for _ in range(len(image_ids) + 1):
+        count = _predict_batch(version=version, model=model, image_ids=image_ids, batch_size=batch_size)
+        if count is None:
+            break
+        written += count
+        waiting = (InspectionImage.objects.filter(id__in=image_ids).exclude(status=ImageStatus.FAILED)
+                   .exclude(predictions__model_version=version))
+        if not waiting.exists():
+            break
+    return written
 
 
 def pending_images_requeue(*, older_than_s: float, limit: int = 5000) -> int:

@@ -39,3 +39,20 @@ def test_one_task_takes_other_waiting_images_into_its_batch(no_queue, tiny_model
     assert Prediction.objects.filter(image=images[-1]).exists()
     assert predictions_create(image_ids=[images[0].id], batch_size=4) == 2
     assert not InspectionImage.objects.filter(status=ImageStatus.PENDING).exists()
+
+
+def test_a_task_for_many_images_predicts_all_of_them_a_batch_at_a_time(no_queue, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    images = [_upload(seed) for seed in range(30, 41)]
+    assert predictions_create(image_ids=[i.id for i in images], batch_size=4) == 11
+    assert Prediction.objects.filter(image__in=images).count() == 11
+
+
+def test_an_image_that_no_longer_decodes_is_marked_failed_and_not_retried(no_queue, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    broken, fine = _upload(50), _upload(51)
+    broken.file.storage.delete(broken.file.name)
+    assert predictions_create(image_ids=[broken.id, fine.id], batch_size=4) == 1
+    broken.refresh_from_db()
+    assert broken.status == ImageStatus.FAILED
+    assert predictions_create(image_ids=[broken.id], batch_size=4) == 0
