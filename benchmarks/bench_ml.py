@@ -167,7 +167,7 @@ def main() -> int:
                          cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None)
     print(f"training {args.backbone} on {counts} ...", file=sys.stderr, flush=True)
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = train(config, samples, out_dir=model_dir)
+    train(config, samples, out_dir=model_dir)
     train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     rss_after_training = peak_rss_mib()
 

@@ -23,7 +23,6 @@ SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "saved_model",
                  image_shape: tuple[int, ...] | None = None) -> Path:
     """Write the export under ``out_dir`` and return the path of the model it wrote."""
-    import keras
     import tensorflow as tf
 
     if format not in FORMATS:

@@ -13,12 +13,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageOps
 
 from inspections.models import DefectClass, ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction
+from inspections.queueing import inference_enqueue
 from inspections.services.artefacts import artefact_local_dir
 from inspections.services.classes import defect_classes_ensure
 
@@ -153,12 +156,6 @@ def predictions_create(*, image_ids: list[int], batch_size: int | None = None) -
 def pending_images_requeue(*, older_than_s: float, limit: int = 5000) -> int:
     """Queue again the images that have waited longer than ``older_than_s`` (lost messages,
     broker outages, a worker killed mid-batch). Returns how many were queued."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from inspections.queueing import inference_enqueue
-
     if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
@@ -167,9 +164,4 @@ def pending_images_requeue(*, older_than_s: float, limit: int = 5000) -> int:
         .order_by("created_at")
         .values_list("id", flat=True)[:limit]
     )
-    chunk = settings.STEELQC_INFERENCE_BATCH_SIZE
-    queued = 0
-    for start in range(0, len(ids), chunk):
-        if inference_enqueue(image_ids=ids[start:start + chunk]):
-            queued += len(ids[start:start + chunk])
-    return queued
+    return inference_enqueue(image_ids=ids)

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from inspections.errors import ApplicationError
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
-from inspections.models import ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus
+from inspections.models import ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus
 from inspections.queueing import inference_enqueue, promotion_event_enqueue
+from inspections.selectors import image_list
 from inspections.services.artefacts import artefact_delete, artefact_store
 from inspections.services.classes import defect_classes_ensure
 
@@ -111,20 +112,13 @@ def model_version_rollback(*, actor=None) -> ModelVersion:
         return model_version_promote(version=previous, actor=actor)
 
 
-def _queue_pending_images(chunk: int = 256) -> None:
-    ids = list(InspectionImage.objects.filter(status=ImageStatus.PENDING).order_by("id").values_list("id", flat=True))
-    for start in range(0, len(ids), chunk):
-        inference_enqueue(image_ids=ids[start:start + chunk])
-
-
-def _queue_review_queue(chunk: int = 256) -> None:
-    """Images whose latest prediction asked for review and that no person has labelled yet."""
-    from inspections.models import LabelSource, Prediction
-
-    ids = sorted(set(
-        Prediction.objects.filter(needs_review=True)
-        .exclude(image__label_source=LabelSource.REVIEW)
-        .values_list("image_id", flat=True)
+def _queue_pending_images() -> None:
+    inference_enqueue(image_ids=list(
+        InspectionImage.objects.filter(status=ImageStatus.PENDING).order_by("id").values_list("id", flat=True)
     ))
-    for start in range(0, len(ids), chunk):
-        inference_enqueue(image_ids=ids[start:start + chunk])
+
+
+def _queue_review_queue() -> None:
+    """Images whose latest prediction asked for review and that no person has labelled yet."""
+    waiting = image_list(filters={"needs_review": True}).exclude(label_source=LabelSource.REVIEW)
+    inference_enqueue(image_ids=list(waiting.order_by("id").values_list("id", flat=True)))

@@ -28,7 +28,7 @@ TINY_IMAGE_SIZE = 32
 TINY_INPUT_SIZE = 64
 
 
-def tiny_surface(label: str, rng) -> "np.ndarray":
+def tiny_surface(label: str, rng):
     """A 32x32 uint8 grayscale texture whose pattern depends on ``label``."""
     import numpy as np
 
@@ -43,7 +43,7 @@ def tiny_surface(label: str, rng) -> "np.ndarray":
     return np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)
 
 
-def write_tiny_dataset(root, *, per_class: int = 10, seed: int = 0) -> "Path":
+def write_tiny_dataset(root, *, per_class: int = 10, seed: int = 0):
     import numpy as np
     from PIL import Image
 
