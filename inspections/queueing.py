@@ -1,8 +1,9 @@
-"""Sending work to the Celery queues by task name.
+"""Sending work to the Celery queues: the one module that does it.
 
-The platform refers to worker tasks by name so that `inspections` never imports `worker`
-(the dependency direction is worker -> inspections). A broker that is down must not turn a
-stored upload into an error: the image stays `pending` and the sweeper queues it again.
+The platform refers to worker tasks by name (`inspections.task_names`) so that `inspections`
+never imports `worker` (the dependency direction is worker -> inspections). A broker that is
+down must not turn stored work into an error: an image stays `pending` and the sweeper queues
+it again; a training run that cannot be queued is reported to the caller, which fails it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from collections.abc import Sequence
 from celery import current_app
 from django.conf import settings
 
+from inspections import task_names
+
 logger = logging.getLogger(__name__)
 
-PREDICT_IMAGES_TASK = "worker.tasks.inference.predict_images"
-PROMOTION_WEBHOOK_TASK = "worker.tasks.events.send_promotion_webhook"
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def _send(name: str, *, kwargs: dict, queue: str) -> None:
+    """Publish one message; raises on broker failure (callers decide what that means)."""
+    current_app.send_task(name, kwargs=kwargs, queue=queue, retry_policy=_PUBLISH_RETRY)
 
 
 def inference_enqueue(*, image_ids: Sequence[int]) -> int:
@@ -30,9 +36,7 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> int:
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]
         try:
-            current_app.send_task(
-                PREDICT_IMAGES_TASK, kwargs={"image_ids": chunk}, queue="inference", retry_policy=_PUBLISH_RETRY
-            )
+            _send(task_names.PREDICT_IMAGES, kwargs={"image_ids": chunk}, queue=task_names.INFERENCE_QUEUE)
         except Exception:  # any broker/transport failure: the sweeper re-queues pending images later
             logger.exception("could not queue inference for images %s; they stay pending", chunk[:20])
             break
@@ -40,15 +44,24 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> int:
     return queued
 
 
+def training_run_enqueue(*, run_id: int) -> bool:
+    """Queue a training run; False (and a log line) when the broker is unreachable."""
+    try:
+        _send(task_names.RUN_TRAINING, kwargs={"run_id": run_id}, queue=task_names.TRAINING_QUEUE)
+    except Exception:
+        logger.exception("could not queue training run %s", run_id)
+        return False
+    return True
+
+
 def promotion_event_enqueue(*, version_id: int) -> bool:
     """Queue the promotion webhook (if one is configured); never raises."""
     if not settings.STEELQC_PROMOTION_WEBHOOK_URL:
         return False
     try:
-        current_app.send_task(
-            PROMOTION_WEBHOOK_TASK, kwargs={"version_id": version_id, "url": settings.STEELQC_PROMOTION_WEBHOOK_URL},
-            queue="inference", retry_policy=_PUBLISH_RETRY,
-        )
+        _send(task_names.SEND_PROMOTION_WEBHOOK,
+              kwargs={"version_id": version_id, "url": settings.STEELQC_PROMOTION_WEBHOOK_URL},
+              queue=task_names.INFERENCE_QUEUE)
     except Exception:
         logger.exception("could not queue the promotion webhook for version %s", version_id)
         return False

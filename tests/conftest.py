@@ -217,8 +217,10 @@ def wait_for(condition, *, timeout: float = 120, interval: float = 0.1):
 
 
 @pytest.fixture
-def no_queue(monkeypatch):
-    """For in-process service tests: nothing is sent to a broker (uploads, promotions, runs)."""
-    monkeypatch.setattr("inspections.services.images.inference_enqueue", lambda **kwargs: True)
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
-    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
+def no_queue(monkeypatch) -> list[tuple[str, dict, str]]:
+    """For in-process service tests: nothing is sent to a broker (uploads, promotions, runs).
+
+    Returns the messages that would have been sent, as (task name, kwargs, queue)."""
+    sent: list[tuple[str, dict, str]] = []
+    monkeypatch.setattr("inspections.queueing._send", lambda name, *, kwargs, queue: sent.append((name, kwargs, queue)))
+    return sent

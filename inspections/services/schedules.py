@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from inspections import task_names
+
 
 @dataclass(frozen=True)
 class PeriodicJob:
@@ -22,12 +24,12 @@ class PeriodicJob:
 
 
 PERIODIC_JOBS = (
-    PeriodicJob("requeue-pending-images", "worker.tasks.inference.requeue_pending_images",
+    PeriodicJob("requeue-pending-images", task_names.REQUEUE_PENDING_IMAGES,
                 "STEELQC_SWEEP_INTERVAL_S", "Queue again images left pending (lost messages, broker outages)."),
-    PeriodicJob("start-training-if-due", "worker.tasks.training.start_training_if_due",
+    PeriodicJob("start-training-if-due", task_names.START_TRAINING_IF_DUE,
                 "STEELQC_RETRAIN_CHECK_INTERVAL_S",
                 "Continuous learning: start a training run when enough new human labels exist."),
-    PeriodicJob("fail-stale-training-runs", "worker.tasks.training.fail_stale_training_runs",
+    PeriodicJob("fail-stale-training-runs", task_names.FAIL_STALE_TRAINING_RUNS,
                 "STEELQC_SWEEP_INTERVAL_S", "Mark running training runs whose worker went silent as failed."),
 )
 
@@ -44,8 +46,8 @@ def periodic_tasks_ensure(*, intervals: dict[str, int] | None = None) -> list[st
         interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
         _, was_created = PeriodicTask.objects.get_or_create(
             name=job.name,
-            defaults={"task": job.task, "interval": interval, "queue": "inference", "expire_seconds": seconds,
-                      "description": job.description},
+            defaults={"task": job.task, "interval": interval, "queue": task_names.INFERENCE_QUEUE,
+                      "expire_seconds": seconds, "description": job.description},
         )
         if was_created:
             created.append(job.name)

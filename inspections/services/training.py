@@ -16,7 +16,6 @@ from datetime import timedelta
 from collections import defaultdict
 from pathlib import Path
 
-from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
@@ -27,13 +26,13 @@ from inspections.errors import ApplicationError
 from inspections.models import (
     IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
 )
+from inspections.queueing import training_run_enqueue
 from inspections.services.model_versions import model_version_register
 from inspections.services.promotion import gate_and_promote
 from inspections.services.stored_files import local_copies
 
 logger = logging.getLogger(__name__)
 
-RUN_TRAINING_TASK = "worker.tasks.training.run_training"
 BACKBONE_CHOICES = ("auto", "resnet50", "efficientnet_lite0")
 PARAMETER_RULES = {
     # name: (type, minimum, maximum) — what a user may set; the rest are mlcore's defaults.
@@ -141,10 +140,7 @@ def training_run_start(*, requested_by, params: dict | None = None, trigger: str
 
 
 def _queue(run_id: int) -> None:
-    try:
-        current_app.send_task(RUN_TRAINING_TASK, kwargs={"run_id": run_id}, queue="training")
-    except Exception:
-        logger.exception("could not queue training run %s", run_id)
+    if not training_run_enqueue(run_id=run_id):
         _finish(run_id, status=TrainingRunStatus.FAILED, error="The training queue could not be reached.")
 
 

@@ -22,7 +22,45 @@ def test_a_long_list_goes_out_as_batch_sized_messages(monkeypatch, settings):
     monkeypatch.setattr(queueing, "current_app", app)
     assert queueing.inference_enqueue(image_ids=list(range(10))) == 10
     assert [kwargs["image_ids"] for _, _, kwargs in app.sent] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    assert {(name, queue) for name, queue, _ in app.sent} == {(queueing.PREDICT_IMAGES_TASK, "inference")}
+    assert len({(name, queue) for name, queue, _ in app.sent}) == 1
+
+
+def _registered_task(name: str):
+    from steelqc.celery import app
+
+    app.loader.import_default_modules()  # what a worker does with CELERY_IMPORTS at start
+    assert name in app.tasks, f"no worker task is registered under {name!r}"
+    return app, app.tasks[name]
+
+
+def test_every_message_names_a_registered_task_on_the_queue_its_route_says(monkeypatch, settings):
+    import inspect
+
+    settings.STEELQC_PROMOTION_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    app = FakeApp()
+    monkeypatch.setattr(queueing, "current_app", app)
+    queueing.inference_enqueue(image_ids=[1, 2])
+    queueing.training_run_enqueue(run_id=3)
+    queueing.promotion_event_enqueue(version_id=4)
+    assert len(app.sent) == 3
+    for name, queue, kwargs in app.sent:
+        celery_app, task = _registered_task(name)
+        assert celery_app.amqp.router.route({}, name)["queue"].name == queue, name
+        # The task accepts exactly the keyword arguments it is sent.
+        inspect.signature(task.run).bind(**kwargs)
+
+
+def test_training_is_sent_to_the_training_queue_and_inference_to_the_inference_queue(monkeypatch):
+    app = FakeApp()
+    monkeypatch.setattr(queueing, "current_app", app)
+    queueing.inference_enqueue(image_ids=[1])
+    queueing.training_run_enqueue(run_id=1)
+    assert [queue for _, queue, _ in app.sent] == ["inference", "training"]
+
+
+def test_a_training_run_that_cannot_be_queued_is_reported(monkeypatch):
+    monkeypatch.setattr(queueing, "current_app", FakeApp(fail_after=0))
+    assert queueing.training_run_enqueue(run_id=1) is False
 
 
 def test_a_broker_failure_reports_how_many_were_queued(monkeypatch, settings):

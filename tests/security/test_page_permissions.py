@@ -110,10 +110,8 @@ CASES = [(name, rule, caller) for name, rules in RULES.items() for rule in rules
 
 
 @pytest.mark.parametrize("name, rule, caller", CASES, ids=[f"{n}-{r.method}-{c}" for n, r, c in CASES])
-def test_page_permission(client, world, monkeypatch, name, rule, caller):
+def test_page_permission(client, world, no_queue, name, rule, caller):
     # Allowed actions run for real; nothing may be queued on a broker from here.
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda **kwargs: True)
-    monkeypatch.setattr("inspections.services.training._queue", lambda run_id: None)
     _login(client, caller)
     url = reverse(name, kwargs=world.get(name, {}))
     response = getattr(client, rule.method)(url, {"label": "crazing"} if rule.method == "post" else None)

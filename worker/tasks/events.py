@@ -4,13 +4,14 @@ import logging
 
 from celery import shared_task
 
+from inspections import task_names
 from inspections.services.events import WebhookDeliveryError, promotion_webhook_send
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="worker.tasks.events.send_promotion_webhook",
+    name=task_names.SEND_PROMOTION_WEBHOOK,
     bind=True,
     max_retries=6,
     time_limit=60,

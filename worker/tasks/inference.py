@@ -3,11 +3,12 @@
 from celery import shared_task
 from django.conf import settings
 
+from inspections import task_names
 from inspections.services.inference import pending_images_requeue, predictions_create
 
 
 @shared_task(
-    name="worker.tasks.inference.predict_images",
+    name=task_names.PREDICT_IMAGES,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=settings.STEELQC_INFERENCE_SOFT_TIME_LIMIT,
@@ -19,7 +20,7 @@ def predict_images(image_ids: list[int]) -> int:
 
 
 @shared_task(
-    name="worker.tasks.inference.requeue_pending_images",
+    name=task_names.REQUEUE_PENDING_IMAGES,
     soft_time_limit=60,
     time_limit=90,
     ignore_result=True,

@@ -3,12 +3,13 @@
 from celery import shared_task
 from django.conf import settings
 
+from inspections import task_names
 from inspections.services.continuous_learning import training_run_start_if_due
 from inspections.services.training import training_run_execute, training_runs_fail_stale
 
 
 @shared_task(
-    name="worker.tasks.training.run_training",
+    name=task_names.RUN_TRAINING,
     # Acknowledged on receipt: a run whose worker dies is marked failed by the stale-run check
     # rather than silently started again from the beginning.
     acks_late=False,
@@ -20,12 +21,12 @@ def run_training(run_id: int) -> None:
     training_run_execute(run_id=run_id)
 
 
-@shared_task(name="worker.tasks.training.start_training_if_due", time_limit=120, ignore_result=True)
+@shared_task(name=task_names.START_TRAINING_IF_DUE, time_limit=120, ignore_result=True)
 def start_training_if_due() -> int | None:
     run = training_run_start_if_due()
     return run.pk if run else None
 
 
-@shared_task(name="worker.tasks.training.fail_stale_training_runs", time_limit=60, ignore_result=True)
+@shared_task(name=task_names.FAIL_STALE_TRAINING_RUNS, time_limit=60, ignore_result=True)
 def fail_stale_training_runs() -> int:
     return training_runs_fail_stale(older_than_s=settings.STEELQC_TRAINING_STALE_AFTER_S)

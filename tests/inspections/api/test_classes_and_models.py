@@ -106,17 +106,19 @@ def test_a_second_training_run_is_refused_while_one_is_running():
     assert TrainingRun.objects.count() == 1
 
 
-def test_starting_training_freezes_the_labelled_images_and_queues_the_run(monkeypatch, tmp_path):
+def test_starting_training_freezes_the_labelled_images_and_queues_the_run(no_queue, tmp_path,
+                                                                          django_capture_on_commit_callbacks):
+    from inspections import task_names
     from inspections.services.dataset_import import dataset_import_folder
     from tests.conftest import tiny_dataset
 
-    queued = []
-    monkeypatch.setattr("inspections.services.training._queue", queued.append)
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
     admin = client_for("ml_admin")
-    response = admin.post("/api/v1/training-runs/", {"parameters": {"head_epochs": 50, "backbone": "efficientnet_lite0"}},
-                          format="json")
+    no_queue.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/api/v1/training-runs/",
+                              {"parameters": {"head_epochs": 50, "backbone": "efficientnet_lite0"}}, format="json")
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"] == "queued"
@@ -124,6 +126,7 @@ def test_starting_training_freezes_the_labelled_images_and_queues_the_run(monkey
     run = TrainingRun.objects.get(pk=body["id"])
     assert run.snapshot.image_count == 20
     assert run.requested_by == admin.user
+    assert no_queue == [(task_names.RUN_TRAINING, {"run_id": run.pk}, task_names.TRAINING_QUEUE)]
 
 
 def test_bad_training_parameters_are_a_400_and_start_nothing():

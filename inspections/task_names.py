@@ -1,0 +1,17 @@
+"""The names of the worker tasks and of the queues they run on: their one home.
+
+`worker` tasks take their ``name=`` from here and `inspections` sends by these names, so the
+dependency stays one way (worker -> inspections) and a typo is an ImportError, not a message
+no worker ever picks up. Routing by name pattern is in settings (``CELERY_TASK_ROUTES``).
+"""
+
+INFERENCE_QUEUE = "inference"
+TRAINING_QUEUE = "training"
+
+PREDICT_IMAGES = "worker.tasks.inference.predict_images"
+REQUEUE_PENDING_IMAGES = "worker.tasks.inference.requeue_pending_images"
+RUN_TRAINING = "worker.tasks.training.run_training"
+START_TRAINING_IF_DUE = "worker.tasks.training.start_training_if_due"
+FAIL_STALE_TRAINING_RUNS = "worker.tasks.training.fail_stale_training_runs"
+SEND_PROMOTION_WEBHOOK = "worker.tasks.events.send_promotion_webhook"
+HEALTH_PING = "worker.tasks.health.ping"
