@@ -1,4 +1,5 @@
-"""The project's own error type: services raise it, one API handler turns it into a 4xx."""
+"""The project's own error type (services raise it, one API handler turns it into a 4xx) and
+the body every error leaves in."""
 
 from __future__ import annotations
 
@@ -13,3 +14,8 @@ class ApplicationError(Exception):
         self.details = details or {}
         if status_code is not None:
             self.status_code = status_code
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    """The one error shape of the API and of the pages' JSON endpoints."""
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}

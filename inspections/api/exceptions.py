@@ -14,13 +14,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, error_body
 
 logger = logging.getLogger("inspections.api")
-
-
-def error_body(code: str, message: str, details=None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:

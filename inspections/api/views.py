@@ -20,7 +20,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from inspections import selectors
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, error_body
 from inspections.services.classes import defect_class_create
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_promote, model_version_rollback
@@ -28,7 +28,6 @@ from inspections.services.reviews import review_submit
 from inspections.services.training import training_run_cancel, training_run_start
 
 from . import serializers as s
-from .exceptions import error_body
 from .filters import ImageFilters
 from .parsers import BoundedFormParser, BoundedJSONParser, UploadSizeLimitHandler
 from .permissions import LabelRole, ModelAdminRole, ReadRole, RolePerMethod, UploadRole

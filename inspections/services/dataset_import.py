@@ -14,8 +14,9 @@ from django.db import transaction
 from inspections.errors import ApplicationError
 from inspections.models import ImageStatus, InspectionImage, LabelSource, Split, image_upload_to
 from inspections.services.classes import defect_class_name_normalise, defect_classes_ensure
-from inspections.services.image_validation import ALLOWED_EXTENSIONS, ImageFacts, image_facts_from_bytes
+from inspections.services.image_validation import ImageFacts, image_facts_from_bytes
 from inspections.services.splits import splits_assign_unassigned
+from mlcore.io import DatasetError, LabelledFile, scan_class_folders
 
 
 @dataclass
@@ -36,38 +37,35 @@ class _Candidate:
     facts: ImageFacts
 
 
-def _class_folders(root: Path) -> list[Path]:
+def _labelled_files(root: Path) -> list[LabelledFile]:
+    """The dataset's images, found the way ``python -m mlcore train`` finds them."""
     if not root.is_dir():
         raise ApplicationError(f"{root} is not a folder.", code="not_a_folder")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise ApplicationError(f"{root} has no class folders (expected one folder per class).", code="no_classes")
-    return folders
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ALLOWED_EXTENSIONS)
+    try:
+        return scan_class_folders(root)
+    except DatasetError:
+        raise ApplicationError(f"{root} has no class folders with images (expected one folder per class).",
+                               code="no_classes") from None
 
 
 def _read_candidates(root: Path, report: ImportReport) -> list[_Candidate]:
     candidates: list[_Candidate] = []
     first_seen: dict[str, Path] = {}
-    for folder in _class_folders(root):
-        label = defect_class_name_normalise(folder.name)
-        for path in _image_files(folder):
-            report.found[label] += 1
-            data = path.read_bytes()
-            sha = hashlib.sha256(data).hexdigest()
-            if sha in first_seen:
-                report.duplicates.append((str(path.relative_to(root)), str(first_seen[sha].relative_to(root))))
-                continue
-            try:
-                facts = image_facts_from_bytes(data)
-            except ApplicationError as error:
-                report.refused.append((str(path.relative_to(root)), error.message))
-                continue
-            first_seen[sha] = path
-            candidates.append(_Candidate(path=path, label=label, data=data, facts=facts))
+    for found in _labelled_files(root):
+        path, label = Path(found.path), defect_class_name_normalise(found.label)
+        report.found[label] += 1
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in first_seen:
+            report.duplicates.append((str(path.relative_to(root)), str(first_seen[sha].relative_to(root))))
+            continue
+        try:
+            facts = image_facts_from_bytes(data)
+        except ApplicationError as error:
+            report.refused.append((str(path.relative_to(root)), error.message))
+            continue
+        first_seen[sha] = path
+        candidates.append(_Candidate(path=path, label=label, data=data, facts=facts))
     return candidates
 
 

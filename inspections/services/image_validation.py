@@ -12,8 +12,29 @@ from PIL import Image, UnidentifiedImageError
 
 from inspections.errors import ApplicationError
 
-ALLOWED_FORMATS = {"BMP": "bmp", "PNG": "png", "JPEG": "jpg", "TIFF": "tif"}
-ALLOWED_EXTENSIONS = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+@dataclass(frozen=True)
+class AcceptedFormat:
+    stored_extension: str             # the extension of the stored copy
+    file_extensions: tuple[str, ...]  # what browsers' file choosers offer
+    mime_type: str
+
+
+# The one list of accepted image formats (Pillow's format name -> facts); the upload pages'
+# file choosers and their help text are built from it.
+ACCEPTED_FORMATS = {
+    "BMP": AcceptedFormat("bmp", (".bmp",), "image/bmp"),
+    "PNG": AcceptedFormat("png", (".png",), "image/png"),
+    "JPEG": AcceptedFormat("jpg", (".jpg", ".jpeg"), "image/jpeg"),
+    "TIFF": AcceptedFormat("tif", (".tif", ".tiff"), "image/tiff"),
+}
+ACCEPTED_FORMAT_NAMES = ", ".join(list(ACCEPTED_FORMATS)[:-1]) + " or " + list(ACCEPTED_FORMATS)[-1]
+
+
+def upload_accept_attribute() -> str:
+    """The ``accept`` attribute of a file input offering exactly the accepted formats."""
+    extensions = [ext for fmt in ACCEPTED_FORMATS.values() for ext in fmt.file_extensions]
+    return ",".join([*extensions, *(fmt.mime_type for fmt in ACCEPTED_FORMATS.values())])
 
 
 @dataclass(frozen=True)
@@ -59,9 +80,9 @@ def image_facts_from_bytes(data: bytes) -> ImageFacts:
 
 
 def _describe(image: Image.Image, data: bytes) -> ImageFacts:
-    if image.format not in ALLOWED_FORMATS:
+    if image.format not in ACCEPTED_FORMATS:
         raise ApplicationError(
-            f"Format {image.format or 'unknown'} is not accepted; use BMP, PNG, JPEG or TIFF.",
+            f"Format {image.format or 'unknown'} is not accepted; use {ACCEPTED_FORMAT_NAMES}.",
             code="unsupported_format",
         )
     if getattr(image, "is_animated", False):
@@ -80,7 +101,7 @@ def _describe(image: Image.Image, data: bytes) -> ImageFacts:
     return ImageFacts(
         sha256=hashlib.sha256(data).hexdigest(),
         format=image.format,
-        extension=ALLOWED_FORMATS[image.format],
+        extension=ACCEPTED_FORMATS[image.format].stored_extension,
         width=width,
         height=height,
         mode=image.mode,

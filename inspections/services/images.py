@@ -42,7 +42,7 @@ def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = ""
 
     image = InspectionImage(
         sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format, mode=facts.mode,
-        size_bytes=facts.size_bytes, original_name=_safe_name(filename), source=source, external_id=external_id,
+        size_bytes=facts.size_bytes, original_name=upload_display_name(filename), source=source, external_id=external_id,
         uploaded_by=uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None,
         status=ImageStatus.PENDING, split=Split.UNASSIGNED,
     )
@@ -64,7 +64,10 @@ def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = ""
     return UploadResult(image=image, created=True)
 
 
-def _safe_name(filename: str) -> str:
-    # Only the base name is kept, for display; storage names are content-addressed.
+def upload_display_name(filename: str) -> str:
+    """The name an upload is shown under: its base name, printable, at most 255 characters.
+
+    Only for display: storage names are content-addressed, never taken from the client.
+    """
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     return "".join(ch for ch in name if ch.isprintable())[:255]

@@ -8,7 +8,6 @@ unique constraint on (image, model version) makes a repeated task change nothing
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -18,12 +17,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image, ImageOps
 
 from inspections.models import DefectClass, ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction
 from inspections.queueing import inference_enqueue
-from inspections.services.artefacts import artefact_local_dir
 from inspections.services.classes import defect_classes_ensure
+from inspections.services.classifiers import classifier_for_version, image_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -45,27 +43,13 @@ def active_model() -> tuple[ModelVersion, _LoadedModel] | None:
     version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
     if version is None:
         return None
+    classifier = classifier_for_version(version=version)
     with _load_lock:
         if _loaded is None or _loaded.version_id != version.id:
-            from mlcore.inference import Classifier  # TensorFlow loads only in processes that predict
-
-            started = time.perf_counter()
-            classifier = Classifier.load(artefact_local_dir(prefix=version.artifact_path))
             _loaded = _LoadedModel(
                 version_id=version.id, classifier=classifier, classes=defect_classes_ensure(names=classifier.classes)
             )
-            logger.info("loaded model %s in %.1fs", version.name, time.perf_counter() - started)
         return version, _loaded
-
-
-def _decode(image: InspectionImage):
-    from mlcore.io import image_to_array
-
-    with image.file.open("rb") as handle:
-        data = handle.read()
-    with Image.open(io.BytesIO(data)) as decoded:
-        decoded.load()
-        return image_to_array(ImageOps.exif_transpose(decoded))
 
 
 def _claim(*, version: ModelVersion, image_ids: list[int], batch_size: int) -> list[InspectionImage]:
@@ -99,7 +83,7 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
         arrays, decodable, failed = [], [], []
         for image in batch:
             try:
-                arrays.append(_decode(image))
+                arrays.append(image_pixels(image=image))
                 decodable.append(image)
             except Exception as error:  # a stored file that no longer decodes: mark it, go on
                 logger.warning("image %s cannot be decoded for inference: %s", image.id, error)
