@@ -106,6 +106,12 @@ class ModelVersionStatus(models.TextChoices):
     RETIRED = "retired"
 
 
+class Retirement(models.TextChoices):
+    NONE = ""
+    REPLACED = "replaced", "replaced"
+    ROLLED_BACK = "rolled_back", "rolled back"
+
+
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True)
     status = models.CharField(
@@ -122,6 +128,16 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who made it active last (by hand, or the person whose training run the gate promoted).",
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who ended its last time as the active version.",
+    )
+    retirement = models.CharField(max_length=16, choices=Retirement.choices, blank=True, default=Retirement.NONE)
 
     class Meta:
         ordering = ["-number"]
@@ -130,6 +146,7 @@ class ModelVersion(models.Model):
                 fields=["status"], condition=Q(status=ModelVersionStatus.ACTIVE), name="one_active_model_version"
             ),
             models.CheckConstraint(condition=Q(status__in=ModelVersionStatus.values), name="model_version_status_valid"),
+            models.CheckConstraint(condition=Q(retirement__in=Retirement.values), name="model_version_retirement_valid"),
         ]
 
     @property
@@ -221,6 +238,12 @@ class TrainingRunStatus(models.TextChoices):
 IN_PROGRESS_STATUSES = (TrainingRunStatus.QUEUED, TrainingRunStatus.RUNNING)
 
 
+class TrainingRunTrigger(models.TextChoices):
+    MANUAL = "manual", "a person"
+    SCHEDULE = "schedule", "the continuous-learning schedule"
+    COMMAND = "command", "the command line"
+
+
 class TrainingRun(models.Model):
     status = models.CharField(
         max_length=16, choices=TrainingRunStatus.choices, default=TrainingRunStatus.QUEUED, db_index=True
@@ -228,7 +251,7 @@ class TrainingRun(models.Model):
     progress = models.FloatField(default=0.0)
     phase = models.CharField(max_length=64, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
-    trigger = models.CharField(max_length=16, default="manual")
+    trigger = models.CharField(max_length=16, choices=TrainingRunTrigger.choices, default=TrainingRunTrigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -237,6 +260,10 @@ class TrainingRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker running it.")
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, help_text="When the cancellation was asked for.")
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
@@ -250,6 +277,7 @@ class TrainingRun(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="training_run_progress_0_1"),
             models.CheckConstraint(condition=Q(status__in=TrainingRunStatus.values), name="training_run_status_valid"),
+            models.CheckConstraint(condition=Q(trigger__in=TrainingRunTrigger.values), name="training_run_trigger_valid"),
             # Training runs one at a time: the database refuses a second queued or running run.
             models.UniqueConstraint(
                 models.Value(1), condition=Q(status__in=IN_PROGRESS_STATUSES), name="one_training_run_in_progress"

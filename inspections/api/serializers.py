@@ -123,6 +123,9 @@ class DefectClassOutput(serializers.ModelSerializer):
 class ModelVersionOutput(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True)
     created_by = serializers.SerializerMethodField()
+    promoted_by = serializers.SerializerMethodField(help_text="Username of who made it active last; null: the system.")
+    retired_by = serializers.SerializerMethodField(
+        help_text="Username of who ended its last time as active (by promoting another version or rolling back).")
     training_run = serializers.SerializerMethodField()
     weight_source = serializers.JSONField()
     classes = serializers.ListField(child=serializers.CharField())
@@ -131,10 +134,17 @@ class ModelVersionOutput(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "number", "name", "status", "backbone", "weight_source", "classes", "metrics", "notes",
-                  "artifact_path", "created_at", "created_by", "promoted_at", "training_run"]
+                  "artifact_path", "created_at", "created_by", "promoted_at", "promoted_by", "retired_at",
+                  "retired_by", "retirement", "training_run"]
 
     def get_created_by(self, version: ModelVersion) -> str | None:
         return _username(version.created_by)
+
+    def get_promoted_by(self, version: ModelVersion) -> str | None:
+        return _username(version.promoted_by)
+
+    def get_retired_by(self, version: ModelVersion) -> str | None:
+        return _username(version.retired_by)
 
     def get_training_run(self, version: ModelVersion) -> int | None:
         run = getattr(version, "training_run", None)
@@ -143,17 +153,21 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
 class TrainingRunOutput(serializers.ModelSerializer):
     requested_by = serializers.SerializerMethodField()
+    cancelled_by = serializers.SerializerMethodField(help_text="Username of who asked to cancel the run.")
     parameters = serializers.JSONField()
     gate_decision = serializers.JSONField(allow_null=True)
 
     class Meta:
         model = TrainingRun
         fields = ["id", "status", "progress", "phase", "parameters", "trigger", "requested_by", "created_at",
-                  "started_at", "finished_at", "cancel_requested", "error", "snapshot", "model_version",
-                  "gate_decision"]
+                  "started_at", "finished_at", "cancel_requested", "cancelled_at", "cancelled_by", "error", "snapshot",
+                  "model_version", "gate_decision"]
 
     def get_requested_by(self, run: TrainingRun) -> str | None:
         return _username(run.requested_by)
+
+    def get_cancelled_by(self, run: TrainingRun) -> str | None:
+        return _username(run.cancelled_by)
 
 
 class TrainingRunDetailOutput(TrainingRunOutput):

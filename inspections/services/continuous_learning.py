@@ -7,7 +7,7 @@ import logging
 from django.conf import settings
 
 from inspections.errors import ApplicationError
-from inspections.models import Review, TrainingRun, TrainingRunStatus
+from inspections.models import Review, TrainingRun, TrainingRunStatus, TrainingRunTrigger
 from inspections.services.training import training_run_start
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def training_run_start_if_due(*, minimum: int | None = None) -> TrainingRun | No
         logger.info("continuous learning: %d new reviewed labels, %d needed; no run", new_labels, minimum)
         return None
     try:
-        run = training_run_start(requested_by=None, params={}, trigger="schedule")
+        run = training_run_start(requested_by=None, params={}, trigger=TrainingRunTrigger.SCHEDULE)
     except ApplicationError as error:
         logger.info("continuous learning: not started (%s)", error.message)
         return None

@@ -11,17 +11,12 @@ from django.utils import timezone
 
 from inspections.errors import ApplicationError
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
-from inspections.models import ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus
+from inspections.models import ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus, Retirement
 from inspections.queueing import inference_enqueue, promotion_event_enqueue
 from inspections.selectors import image_list
 from inspections.services.artefacts import artefact_delete, artefact_store
 from inspections.services.classes import defect_classes_ensure
-
-# Artefact file names written by mlcore's training (mlcore.model); read here as plain JSON so
-# the web process never has to import TensorFlow.
-CLASSES_FILE = "classes.json"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
+from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE  # plain JSON: no TensorFlow here
 
 
 def _read_artefact_facts(model_dir: Path) -> tuple[list[str], dict, dict]:
@@ -70,13 +65,22 @@ def _register_as(*, number: int, model_dir: Path, classes, config, metrics, crea
     return version
 
 
-def model_version_promote(*, version: ModelVersion, actor=None, repredict_review_queue: bool = False) -> ModelVersion:
+def _acting_user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def model_version_promote(*, version: ModelVersion, actor=None, repredict_review_queue: bool = False,
+                          retirement: str = Retirement.REPLACED) -> ModelVersion:
     """Make ``version`` the one active version; the previous one is retired. Atomic.
+
+    ``actor`` (a user, or None for the system) is recorded as who promoted ``version`` and who
+    retired the previous one, with ``retirement`` saying why it went.
 
     After commit: images still waiting for a prediction are queued for the new version, the
     promotion webhook (if configured) is sent, and with ``repredict_review_queue`` the images
     waiting for a human get a fresh prediction from the new version.
     """
+    actor, now = _acting_user(actor), timezone.now()
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
         locked = list(ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).order_by())
@@ -85,10 +89,12 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
             return version
         for current in locked:
             current.status = ModelVersionStatus.RETIRED
-            current.save(update_fields=["status"])
+            current.retired_at, current.retired_by, current.retirement = now, actor, retirement
+            current.save(update_fields=["status", "retired_at", "retired_by", "retirement"])
         version.status = ModelVersionStatus.ACTIVE
-        version.promoted_at = timezone.now()
-        version.save(update_fields=["status", "promoted_at"])
+        version.promoted_at, version.promoted_by = now, actor
+        version.retired_at, version.retired_by, version.retirement = None, None, Retirement.NONE
+        version.save(update_fields=["status", "promoted_at", "promoted_by", "retired_at", "retired_by", "retirement"])
         transaction.on_commit(_queue_pending_images)
         transaction.on_commit(lambda: promotion_event_enqueue(version_id=version.pk))
         if repredict_review_queue:
@@ -97,7 +103,8 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
 
 
 def model_version_rollback(*, actor=None) -> ModelVersion:
-    """Re-activate the version that was active before the current one."""
+    """Re-activate the version that was active before the current one; ``actor`` is recorded
+    as who rolled back (the current version's ``retired_by``, ``retirement`` "rolled_back")."""
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
         current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
@@ -109,7 +116,7 @@ def model_version_rollback(*, actor=None) -> ModelVersion:
         )
         if previous is None:
             raise ApplicationError("There is no earlier active version to roll back to.", code="no_previous_version", status_code=409)
-        return model_version_promote(version=previous, actor=actor)
+        return model_version_promote(version=previous, actor=actor, retirement=Retirement.ROLLED_BACK)
 
 
 def _queue_pending_images() -> None:

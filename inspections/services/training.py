@@ -25,15 +25,16 @@ from django.utils import timezone
 from inspections.errors import ApplicationError
 from inspections.models import (
     IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
+    TrainingRunTrigger,
 )
 from inspections.queueing import training_run_enqueue
 from inspections.services.model_versions import model_version_register
 from inspections.services.promotion import gate_and_promote
 from inspections.services.stored_files import local_copies
+from mlcore.artefact import BACKBONE_CHOICES
 
 logger = logging.getLogger(__name__)
 
-BACKBONE_CHOICES = ("auto", "resnet50", "efficientnet_lite0")
 PARAMETER_RULES = {
     # name: (type, minimum, maximum) — what a user may set; the rest are mlcore's defaults.
     "head_epochs": (int, 1, 1000),
@@ -110,7 +111,7 @@ def _check_snapshot_trainable(snapshot: DatasetSnapshot) -> None:
                                details={"counts": snapshot.counts})
 
 
-def training_run_start(*, requested_by, params: dict | None = None, trigger: str = "manual",
+def training_run_start(*, requested_by, params: dict | None = None, trigger: str = TrainingRunTrigger.MANUAL,
                        enqueue: bool = True) -> TrainingRun:
     """Freeze the labelled data and queue a run. Refused (409) while another run is queued or running.
 
@@ -145,17 +146,20 @@ def _queue(run_id: int) -> None:
 
 
 def training_run_cancel(*, run: TrainingRun, actor=None) -> TrainingRun:
-    """A queued run is cancelled at once; a running one stops at its next progress report."""
+    """A queued run is cancelled at once; a running one stops at its next progress report.
+    ``actor`` is recorded as who cancelled it, with the time it was asked."""
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in IN_PROGRESS_STATUSES:
             raise ApplicationError(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.",
                                    code="not_cancellable", status_code=409)
         run.cancel_requested = True
+        run.cancelled_at = timezone.now()
+        run.cancelled_by = actor if getattr(actor, "is_authenticated", False) else None
         if run.status == TrainingRunStatus.QUEUED:
             run.status = TrainingRunStatus.CANCELLED
-            run.finished_at = timezone.now()
-        run.save(update_fields=["cancel_requested", "status", "finished_at"])
+            run.finished_at = run.cancelled_at
+        run.save(update_fields=["cancel_requested", "cancelled_at", "cancelled_by", "status", "finished_at"])
     return run
 
 

@@ -4,7 +4,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from inspections.errors import ApplicationError
-from inspections.models import IN_PROGRESS_STATUSES, ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.models import (
+    IN_PROGRESS_STATUSES, ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus, TrainingRunTrigger,
+)
 from inspections.services.training import training_run_execute, training_run_start
 
 
@@ -38,7 +40,7 @@ class Command(BaseCommand):
                 self.stdout.write("A training run is already queued or running (--if-no-active).")
                 return
         try:
-            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait, trigger="command")
+            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait, trigger=TrainingRunTrigger.COMMAND)
         except ApplicationError as error:
             raise CommandError(error.message) from None
         if not wait:
