@@ -6,10 +6,12 @@ import math
 import time
 from datetime import timedelta
 
+from django.core.files.storage import default_storage
 from django.db.models import (
     Avg, Case, Count, Exists, F, IntegerField, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
 )
 from django.db.models.functions import TruncDay, TruncHour
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from inspections.models import (
@@ -52,34 +54,45 @@ def _latest_prediction_field(field: str) -> Subquery:
 
 
 def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
-    """Images, newest first, with the latest prediction prefetched.
-
-    ``filters`` keys (all optional): ``status``, ``label`` (class name; ``""`` for unlabelled),
-    ``split``, ``source``, ``external_id``, ``needs_review`` (the latest prediction's flag),
-    ``model_version`` (id of a version that predicted the image), ``created_after`` and
-    ``created_before`` (datetimes, inclusive).
-    """
-    filters = filters or {}
+    """Images, newest first, with the latest prediction prefetched, under ``filters`` (see
+    ``_images_filtered``: the same filters, with the same meaning, as the review queue's)."""
     images = InspectionImage.objects.select_related("label", "uploaded_by").prefetch_related(
         _latest_predictions_prefetch()
     )
-    exact = {key: filters[key] for key in ("status", "split", "source", "external_id") if key in filters}
+    return _images_filtered(images, filters or {}).order_by("-created_at", "-id")
+
+
+def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QuerySet[InspectionImage]:
+    """Apply the image filters of the API list and the review queue; each key is optional.
+
+    ``status``, ``split``, ``source``, ``external_id``: exact values. ``label``: the current
+    label's class name (``""``: unlabelled). ``reviewed``: ``reviewed`` (a person decided),
+    ``unreviewed`` or ``all``. ``created_after`` / ``created_before``: datetimes, inclusive.
+    Prediction filters look at the image's *latest* prediction only — the one users see:
+    ``model_version`` (id of the version that made it), ``predicted_label`` (its class name),
+    ``needs_review`` (its flag). An image without a prediction matches none of them.
+    """
+    def given(key: str) -> bool:
+        return filters.get(key) not in (None, "")
+
+    exact = {key: filters[key] for key in ("status", "split", "source", "external_id") if given(key)}
     images = images.filter(**exact)
-    if "label" in filters:
+    if "label" in filters and filters["label"] is not None:
         images = images.filter(label__isnull=True) if filters["label"] == "" else images.filter(label__name=filters["label"])
-    if "needs_review" in filters:
-        images = images.annotate(latest_needs_review=_latest_prediction_field("needs_review")).filter(
-            latest_needs_review=filters["needs_review"]
-        )
-    if "model_version" in filters:
-        images = images.filter(
-            Exists(Prediction.objects.filter(image=OuterRef("pk"), model_version_id=filters["model_version"]))
-        )
-    if "created_after" in filters:
+    reviewed = filters.get("reviewed") or "all"
+    if reviewed == "unreviewed":
+        images = images.exclude(label_source=LabelSource.REVIEW)
+    elif reviewed == "reviewed":
+        images = images.filter(label_source=LabelSource.REVIEW)
+    latest = {"model_version": "model_version_id", "predicted_label": "label__name", "needs_review": "needs_review"}
+    for key, field in latest.items():
+        if given(key):
+            images = images.filter(Exact(_latest_prediction_field(field), filters[key]))
+    if given("created_after"):
         images = images.filter(created_at__gte=filters["created_after"])
-    if "created_before" in filters:
+    if given("created_before"):
         images = images.filter(created_at__lte=filters["created_before"])
-    return images.order_by("-created_at", "-id")
+    return images
 
 
 def image_detail(*, image_id: int) -> InspectionImage | None:
@@ -139,17 +152,32 @@ def defect_class_list() -> QuerySet[DefectClass]:
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.select_related("created_by", "training_run").order_by("-number")
+    return ModelVersion.objects.select_related(
+        "created_by", "promoted_by", "retired_by", "training_run__snapshot"
+    ).order_by("-number")
+
+
+def model_version_detail(*, version_id: int) -> ModelVersion | None:
+    return model_version_list().filter(pk=version_id).first()
+
+
+def model_version_file(*, version: ModelVersion, file_name: str) -> str | None:
+    """Storage name of ``file_name`` (an ``mlcore.artefact`` name) in ``version``'s artefact; None when absent."""
+    name = f"{version.artifact_path}/{file_name}"
+    return name if default_storage.exists(name) else None
 
 
 def training_run_list() -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.select_related("requested_by", "model_version").order_by("-created_at", "-id")
+    return TrainingRun.objects.select_related(
+        "requested_by", "cancelled_by", "model_version", "snapshot"
+    ).order_by("-created_at", "-id")
+
+
+def training_run_detail(*, run_id: int) -> TrainingRun | None:
+    return training_run_list().filter(pk=run_id).first()
 
 
 # --- Review queue (the browser workspace) -----------------------------------------------------
-
-REVIEWED_STATES = ("unreviewed", "reviewed", "all")
-
 
 def _with_latest_prediction(images: QuerySet[InspectionImage]) -> QuerySet[InspectionImage]:
     """Annotate each image with its latest prediction's facts, computed in the database."""
@@ -165,24 +193,7 @@ def _with_latest_prediction(images: QuerySet[InspectionImage]) -> QuerySet[Inspe
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
     images = _with_latest_prediction(InspectionImage.objects.select_related("label"))
-    reviewed = filters.get("reviewed") or "unreviewed"
-    if reviewed == "unreviewed":
-        images = images.exclude(label_source=LabelSource.REVIEW)
-    elif reviewed == "reviewed":
-        images = images.filter(label_source=LabelSource.REVIEW)
-    if filters.get("predicted_label"):
-        images = images.filter(latest_label=filters["predicted_label"])
-    if filters.get("model_version"):
-        images = images.filter(latest_model_version=filters["model_version"])
-    if filters.get("source"):
-        images = images.filter(source=filters["source"])
-    if filters.get("split"):
-        images = images.filter(split=filters["split"])
-    if filters.get("created_after"):
-        images = images.filter(created_at__gte=filters["created_after"])
-    if filters.get("created_before"):
-        images = images.filter(created_at__lte=filters["created_before"])
-    return images
+    return _images_filtered(images, {**filters, "reviewed": filters.get("reviewed") or "unreviewed"})
 
 
 def image_list_for_review(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
@@ -192,10 +203,8 @@ def image_list_for_review(*, filters: dict | None = None) -> QuerySet[Inspection
     uncertain ones (smallest margin between the two most probable classes), then unlabelled
     before labelled, oldest first. Images without a prediction come after every predicted one.
 
-    ``filters`` keys (all optional): ``reviewed`` (``unreviewed`` — the default —, ``reviewed``
-    or ``all``; reviewed means a human decided), ``predicted_label`` (class name of the latest
-    prediction), ``model_version`` (id of the version behind the latest prediction), ``source``,
-    ``split``, ``created_after``, ``created_before`` (datetimes, inclusive).
+    ``filters``: those of ``image_list`` (``_images_filtered``); ``reviewed`` defaults to
+    ``unreviewed`` here.
     """
     unlabelled_first = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
     return _review_queue_base(filters or {}).order_by(

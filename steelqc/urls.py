@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
-    path("", include("inspections.registry_urls")),
+    path("", include("inspections.pages.registry_urls")),
     path("", include("inspections.urls")),
 ]
 if settings.DEBUG:

@@ -24,9 +24,7 @@ def navigation(user) -> dict[str, bool]:
     return {
         "dashboard": can_see_dashboard(user),
         "queue": can_review_queue(user),
-        "label": roles.can_label(user),
         "upload": roles.can_upload(user),
-        "models": roles.can_manage_models(user),
         "api": roles.can_read(user),
         "admin": bool(getattr(user, "is_staff", False)),
     }

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from inspections import selectors
+from mlcore.artefact import CONFUSION_PLOT_FILE
 
 from .access import can_see_dashboard, role_required
 from .charts import Series, bar_chart, line_chart
 
-CONFUSION_PLOT_FILE = "confusion_matrix.png"  # written by mlcore's training beside the model
 dashboard_role = role_required(can_see_dashboard, "The dashboard needs one of the roles.")
 
 
@@ -31,7 +30,7 @@ def _model_metrics(version) -> dict | None:
         "per_class": [(name, per_class.get(name, {})) for name in classes],
         "matrix_rows": [(name, row) for name, row in zip(classes, matrix)],
         "classes": classes,
-        "has_plot": default_storage.exists(f"{version.artifact_path}/{CONFUSION_PLOT_FILE}"),
+        "has_plot": selectors.model_version_file(version=version, file_name=CONFUSION_PLOT_FILE) is not None,
         "plot_url": reverse("inspections:model-confusion-matrix", args=[version.pk]),
     }
 
@@ -61,15 +60,3 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "version": version,
         "model": _model_metrics(version),
     })
-
-
-@require_GET
-@dashboard_role
-def model_confusion_matrix(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = selectors.model_version_list().filter(pk=version_id).first()
-    name = f"{version.artifact_path}/{CONFUSION_PLOT_FILE}" if version else None
-    if name is None or not default_storage.exists(name):
-        raise Http404("No confusion matrix picture for this model version.")
-    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"  # artefacts never change
-    return response

@@ -1,4 +1,5 @@
-"""Query-string filters of the review queue (the same filters travel to each review page)."""
+"""The pages' forms: the review queue's query-string filters (they travel to each review page),
+the review decision, starting a training run and promoting a model version."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from inspections import selectors
 from inspections.models import Split
+from mlcore.artefact import AUTO_BACKBONE, BACKBONE_CHOICES
 
 REVIEWED_CHOICES = [("unreviewed", "not yet reviewed"), ("reviewed", "reviewed"), ("all", "all")]
 FILTER_NAMES = ("predicted_label", "source", "created_after", "created_before", "model_version", "split", "reviewed")
@@ -65,3 +67,44 @@ def filter_query(params) -> str:
         if name not in FILTER_NAMES or not kept.get(name):
             del kept[name]
     return kept.urlencode()
+
+
+class ReviewDecisionForm(forms.Form):
+    """The no-JavaScript decision form of the review view; the label is checked by the service."""
+
+    label = forms.CharField(required=False, max_length=64)
+    expected_version = forms.CharField(required=False)
+    next = forms.CharField(required=False)
+
+    def clean_expected_version(self) -> int | None:
+        # An unreadable version means "I saw none": the decision then skips the conflict check.
+        try:
+            return int(self.cleaned_data["expected_version"])
+        except (TypeError, ValueError):
+            return None
+
+    def clean_next(self) -> str:
+        """Only a path on this site; anything else (another host, ``//host``) is dropped."""
+        url = self.cleaned_data["next"]
+        return url if url.startswith("/") and not url.startswith("//") else ""
+
+
+class TrainingRunStartForm(forms.Form):
+    backbone = forms.ChoiceField(choices=[(name, name) for name in BACKBONE_CHOICES], required=False,
+                                 initial=AUTO_BACKBONE)
+    finetune = forms.ChoiceField(choices=[("auto", "auto (only if it helps)"), ("on", "on"), ("off", "off")],
+                                 required=False, initial="auto", label="Fine-tuning")
+    head_epochs = forms.IntegerField(required=False, min_value=1, max_value=1000, label="Head epochs",
+                                     widget=forms.NumberInput(attrs={"placeholder": "default"}))
+
+    def training_parameters(self) -> dict:
+        """The parameters for ``training_run_start`` (which validates them again)."""
+        params = {"backbone": self.cleaned_data["backbone"] or AUTO_BACKBONE,
+                  "finetune": self.cleaned_data["finetune"] or "auto"}
+        if self.cleaned_data.get("head_epochs") is not None:
+            params["head_epochs"] = self.cleaned_data["head_epochs"]
+        return params
+
+
+class PromoteForm(forms.Form):
+    repredict = forms.BooleanField(required=False, label="also re-predict the images waiting for review")

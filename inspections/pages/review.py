@@ -13,11 +13,12 @@ from inspections.errors import ApplicationError
 from inspections.services.reviews import review_submit
 
 from .access import can_review_queue, role_required
-from .forms import QueueFilterForm, filter_query
+from .forms import QueueFilterForm, ReviewDecisionForm, filter_query
 
 QUEUE_PAGE_SIZE = 50
 NUMBER_KEYS = "1234567890"
 queue_role = role_required(can_review_queue, "The review queue needs the role qa, ml_admin or viewer.")
+label_role = role_required(roles.can_label, "Labelling needs the role qa or ml_admin.")
 
 
 def _with_query(url: str, query: str) -> str:
@@ -100,29 +101,23 @@ def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
 
 
 @require_POST
-@queue_role
+@label_role
 def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     """The form fallback of the review view (the page's script posts to the API instead)."""
     image = selectors.image_detail(image_id=image_id)
     if image is None:
         raise Http404(f"No image with id {image_id}.")
-    if not roles.can_label(request.user):
-        return HttpResponse("Labelling needs the role qa or ml_admin.", status=403, content_type="text/plain")
+    form = ReviewDecisionForm(request.POST)
+    form.is_valid()  # every field is optional; the service checks the label
+    decision = form.cleaned_data
     try:
-        expected = int(request.POST["expected_version"]) if request.POST.get("expected_version", "") != "" else None
-    except ValueError:
-        expected = None
-    try:
-        review_submit(image=image, label_name=request.POST.get("label", ""), reviewer=request.user,
-                      expected_version=expected)
+        review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
+                      expected_version=decision.get("expected_version"))
     except ApplicationError as error:
         fresh = selectors.image_detail(image_id=image_id)
         context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})
         return render(request, "inspections/review_image.html", context, status=error.status_code)
-    next_url = request.POST.get("next") or ""
-    if not next_url.startswith("/") or next_url.startswith("//"):
-        next_url = reverse("inspections:review-queue")
-    return redirect(next_url)
+    return redirect(decision.get("next") or reverse("inspections:review-queue"))
 
 
 @require_GET

@@ -46,7 +46,8 @@ RULES: dict[str, list[Rule]] = {
     "registry:model-version-plot": [Rule("get", EVERY_ROLE)],
     "registry:model-version-promote": [Rule("post", MODEL_ADMINS)],
     "registry:model-version-rollback": [Rule("post", MODEL_ADMINS)],
-    "registry:training-runs": [Rule("get", EVERY_ROLE), Rule("post", MODEL_ADMINS)],
+    "registry:training-runs": [Rule("get", EVERY_ROLE)],
+    "registry:training-run-start": [Rule("post", MODEL_ADMINS)],
     "registry:training-run": [Rule("get", EVERY_ROLE)],
     "registry:training-run-cancel": [Rule("post", MODEL_ADMINS)],
 }

@@ -4,7 +4,7 @@ import zipfile
 import pytest
 
 from inspections.models import InspectionImage
-from inspections.pages import bulk_upload
+from inspections.services import zip_upload
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_a_member_with_corrupt_compressed_data_does_not_stop_the_rest(uploader):
 
 
 def test_too_many_members_refuses_the_archive(uploader, monkeypatch):
-    monkeypatch.setattr(bulk_upload, "ZIP_MAX_MEMBERS", 2)
+    monkeypatch.setattr(zip_upload, "ZIP_MAX_MEMBERS", 2)
     response = _post_zip(uploader, _zip({f"{i}.png": image_bytes(seed=i) for i in range(3)}))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "zip_too_many_members"
@@ -76,7 +76,7 @@ def test_too_many_members_refuses_the_archive(uploader, monkeypatch):
 
 
 def test_declared_size_over_the_limit_refuses_the_archive(uploader, monkeypatch):
-    monkeypatch.setattr(bulk_upload, "ZIP_MAX_TOTAL_UNCOMPRESSED", 100)
+    monkeypatch.setattr(zip_upload, "ZIP_MAX_TOTAL_UNCOMPRESSED", 100)
     response = _post_zip(uploader, _zip({"a.png": image_bytes(seed=1), "b.png": image_bytes(seed=2)}))
     assert response.status_code == 413 and response.json()["error"]["code"] == "zip_too_large"
 

@@ -68,7 +68,7 @@ def test_ml_admin_starts_a_run_from_the_page_and_sees_its_progress(client, no_qu
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
     user = _client(client, "ml_admin")
-    response = client.post(reverse("registry:training-runs"), {"backbone": "efficientnet_lite0", "finetune": "off",
+    response = client.post(reverse("registry:training-run-start"), {"backbone": "efficientnet_lite0", "finetune": "off",
                                                                 "head_epochs": "40"})
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("registry:training-run", args=[run.pk])
@@ -83,7 +83,7 @@ def test_ml_admin_starts_a_run_from_the_page_and_sees_its_progress(client, no_qu
 
 def test_a_refused_start_is_explained_on_the_page(client, no_queue):
     _client(client, "ml_admin")
-    response = client.post(reverse("registry:training-runs"), {"backbone": "auto"}, follow=True)
+    response = client.post(reverse("registry:training-run-start"), {"backbone": "auto"}, follow=True)
     assert "at least two classes" in response.content.decode()
     assert not TrainingRun.objects.exists()
 
@@ -92,7 +92,7 @@ def test_a_refused_start_is_explained_on_the_page(client, no_queue):
 def test_only_ml_admin_may_start_or_cancel_training(client, role):
     run = TrainingRun.objects.create(status=TrainingRunStatus.QUEUED)
     _client(client, role)
-    assert client.post(reverse("registry:training-runs"), {"backbone": "auto"}).status_code == 403
+    assert client.post(reverse("registry:training-run-start"), {"backbone": "auto"}).status_code == 403
     assert client.post(reverse("registry:training-run-cancel", args=[run.pk])).status_code == 403
     run.refresh_from_db()
     assert run.status == TrainingRunStatus.QUEUED

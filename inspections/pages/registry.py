@@ -1,0 +1,152 @@
+"""Pages for ML admins: the model registry (metrics, plots, gate decisions, promote, roll back)
+and training runs (start, live progress, cancel). Everyone with a role may look; only
+`ml_admin` may act, and every action is checked here, not just hidden in the template."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inspections import roles, selectors
+from inspections.errors import ApplicationError
+from inspections.services.model_versions import model_version_promote, model_version_rollback
+from inspections.services.training import training_run_cancel, training_run_start
+from mlcore.artefact import PLOT_FILES
+
+from .access import role_required
+from .forms import PromoteForm, TrainingRunStartForm
+
+read_role = role_required(roles.can_read, "Your account has no steelqc role yet; ask an administrator for one.")
+model_admin_role = role_required(roles.can_manage_models, "Managing models and training needs the role ml_admin.")
+
+
+def _version_or_404(version_id: int):
+    version = selectors.model_version_detail(version_id=version_id)
+    if version is None:
+        raise Http404(f"No model version with id {version_id}.")
+    return version
+
+
+def _run_or_404(run_id: int):
+    run = selectors.training_run_detail(run_id=run_id)
+    if run is None:
+        raise Http404(f"No training run with id {run_id}.")
+    return run
+
+
+# --- Model versions ------------------------------------------------------------------------------
+
+@require_GET
+@read_role
+def model_version_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "registry/model_versions.html", {
+        "versions": selectors.model_version_list(), "can_manage": roles.can_manage_models(request.user),
+        "promote_form": PromoteForm(auto_id=False),
+    })
+
+
+@require_GET
+@read_role
+def model_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    metrics = version.metrics or {}
+    per_class = [{"name": name, **values} for name, values in (metrics.get("per_class") or {}).items()]
+    return render(request, "registry/model_version_detail.html", {
+        "version": version, "metrics": metrics, "per_class": per_class, "gate": metrics.get("gate"),
+        "can_manage": roles.can_manage_models(request.user), "plots": PLOT_FILES, "promote_form": PromoteForm(auto_id=False),
+    })
+
+
+@require_GET
+@read_role
+def model_version_plot(request: HttpRequest, version_id: int, plot: str) -> FileResponse:
+    """A plot written beside the model (``PLOT_FILES``); also the dashboard's confusion matrix."""
+    version = _version_or_404(version_id)
+    if plot not in PLOT_FILES:
+        raise Http404("No such plot.")
+    name = selectors.model_version_file(version=version, file_name=PLOT_FILES[plot])
+    if name is None:
+        raise Http404("This version has no such plot.")
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # artefacts never change
+    return response
+
+
+@require_POST
+@model_admin_role
+def model_version_promote_page(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    form = PromoteForm(request.POST)
+    repredict = form.is_valid() and form.cleaned_data["repredict"]
+    try:
+        version = model_version_promote(version=version, actor=request.user, repredict_review_queue=repredict)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{version.name} is now the active version.")
+    return redirect("registry:model-versions")
+
+
+@require_POST
+@model_admin_role
+def model_version_rollback_page(request: HttpRequest) -> HttpResponse:
+    try:
+        version = model_version_rollback(actor=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Rolled back: {version.name} is active again.")
+    return redirect("registry:model-versions")
+
+
+# --- Training runs -------------------------------------------------------------------------------
+
+@require_GET
+@read_role
+def training_run_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "registry/training_runs.html", {
+        "runs": selectors.training_run_list()[:50], "can_manage": roles.can_manage_models(request.user),
+        "start_form": TrainingRunStartForm(),
+    })
+
+
+@require_POST
+@model_admin_role
+def training_run_start_page(request: HttpRequest) -> HttpResponse:
+    form = TrainingRunStartForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields
+                           else " ".join(errors))
+        return redirect("registry:training-runs")
+    try:
+        run = training_run_start(requested_by=request.user, params=form.training_parameters())
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("registry:training-runs")
+    messages.success(request, f"Training run {run.pk} queued on {run.snapshot.image_count} labelled images.")
+    return redirect("registry:training-run", run_id=run.pk)
+
+
+@require_GET
+@read_role
+def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    return render(request, "registry/training_run_detail.html", {
+        "run": _run_or_404(run_id), "can_manage": roles.can_manage_models(request.user),
+    })
+
+
+@require_POST
+@model_admin_role
+def training_run_cancel_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
+    try:
+        training_run_cancel(run=run, actor=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Cancellation of run {run.pk} requested.")
+    return redirect("registry:training-run", run_id=run.pk)
