@@ -1,6 +1,6 @@
 // Bulk upload: plain images go one per request to POST /api/v1/images/; each zip goes to the
 // page's zip endpoint, which unpacks it on the server. XHR (not fetch) for upload progress.
-(function () {
+(function (api) {
   "use strict";
 
   var form = document.getElementById("bulk-form");
@@ -69,13 +69,7 @@
   }
 
   function errorText(result) {
-    if (result.body && result.body.error) {
-      var text = result.body.error.message;
-      var details = result.body.error.details;
-      if (details && details.file) text += " " + [].concat(details.file).join(" ");
-      return text;
-    }
-    return result.status ? "The server answered " + result.status + "." : "The connection failed.";
+    return api.errorText(result.body, result.status);
   }
 
   function uploadImage(file, onProgress) {
@@ -138,4 +132,4 @@
       show(1);
     });
   });
-})();
+})(window.steelqc);

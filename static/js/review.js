@@ -1,7 +1,7 @@
 // The review view: keyboard-first labelling through the REST API (session + CSRF).
 // 1..9,0 label with the numbered class; Enter/Space confirm the prediction; S/→ skip;
 // B/← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue.
-(function () {
+(function (api) {
   "use strict";
 
   var root = document.getElementById("review");
@@ -27,10 +27,6 @@
     message.classList.toggle("is-error", !!isError);
   }
 
-  function readJson(response) {
-    return response.json().catch(function () { return null; });
-  }
-
   function apiPost(url, body) {
     return fetch(url, {
       method: "POST",
@@ -38,13 +34,12 @@
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify(body),
     }).then(function (response) {
-      return readJson(response).then(function (json) { return { response: response, body: json }; });
+      return api.readJson(response).then(function (json) { return { response: response, body: json }; });
     });
   }
 
   function errorMessage(result) {
-    var error = result.body && result.body.error;
-    return error ? error.message : "The server answered " + result.response.status + ".";
+    return api.errorText(result.body, result.response.status);
   }
 
   // --- Counts and history ----------------------------------------------------------------
@@ -250,4 +245,4 @@
     if (data.nextFileUrl) new Image().src = data.nextFileUrl;
   });
   applyView();
-})();
+})(window.steelqc);

@@ -1,6 +1,6 @@
 // The upload page: sends each chosen file to POST /api/v1/images/ (session + CSRF), then polls
 // GET /api/v1/images/{id}/ until the prediction lands and draws its class probabilities.
-(function () {
+(function (api) {
   "use strict";
 
   var form = document.getElementById("upload-form");
@@ -28,17 +28,7 @@
   }
 
   function errorText(body, response) {
-    if (body && body.error) {
-      var text = body.error.message;
-      var details = body.error.details;
-      if (details && details.file) text += " " + [].concat(details.file).join(" ");
-      return text;
-    }
-    return "The server answered " + response.status + " " + response.statusText + ".";
-  }
-
-  function readJson(response) {
-    return response.json().catch(function () { return null; });
+    return api.errorText(body, response.status, response.statusText);
   }
 
   function fileEntry(file) {
@@ -96,7 +86,7 @@
   function poll(entry, url, started) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
-        return readJson(response).then(function (body) {
+        return api.readJson(response).then(function (body) {
           if (!response.ok) throw new Error(errorText(body, response));
           return body;
         });
@@ -126,7 +116,7 @@
         headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
       })
         .then(function (response) {
-          return readJson(response).then(function (body) {
+          return api.readJson(response).then(function (body) {
             if (!response.ok) throw new Error(errorText(body, response));
             return body;
           });
@@ -172,4 +162,4 @@
       form.reset();
     });
   });
-})();
+})(window.steelqc);

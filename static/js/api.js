@@ -1,0 +1,23 @@
+// Helpers shared by the pages' scripts that talk to the REST API (load before them).
+window.steelqc = window.steelqc || {};
+(function (api) {
+  "use strict";
+
+  // What to tell a person about a failed request: the API's error message
+  // ({"error": {"code", "message", "details"}}) with any per-file details, else the status.
+  api.errorText = function (body, status, statusText) {
+    if (body && body.error) {
+      var text = body.error.message;
+      var details = body.error.details;
+      if (details && details.file) text += " " + [].concat(details.file).join(" ");
+      return text;
+    }
+    if (!status) return "The connection failed.";
+    return "The server answered " + status + (statusText ? " " + statusText : "") + ".";
+  };
+
+  // The response's JSON body, or null when it has none (an HTML error page, an empty 204).
+  api.readJson = function (response) {
+    return response.json().catch(function () { return null; });
+  };
+})(window.steelqc);
