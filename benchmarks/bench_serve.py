@@ -81,7 +81,7 @@ def load_level(token: str, images: list[Path], clients: int, *, web_session: int
         client = Client(token)
         for path in paths:
             sent = time.time()
-            code, body = client.upload(path, source=source)
+            code, body = client.upload(path.read_bytes(), path.name, source=source)
             with lock:
                 (accepted if code == 201 else failures).append((path.name, code, time.time() - sent))
 
@@ -121,7 +121,7 @@ def wait_mode(token: str, images: list[Path]) -> dict:
     round_trips, with_prediction = [], 0
     for path in images:
         started = time.perf_counter()
-        code, body = client.upload(path, source="bench-wait", wait=10)
+        code, body = client.upload(path.read_bytes(), path.name, source="bench-wait", wait=10)
         round_trips.append((time.perf_counter() - started) * 1000)
         with_prediction += bool(code == 201 and body.get("prediction"))
     return {
@@ -257,7 +257,7 @@ def main() -> None:
         # The worker loads TensorFlow and the model on its first task: warm it up and check
         # that it really answered before measuring anything.
         for path in images[-8:]:
-            code, body = Client(token).upload(path, source="bench-warmup", wait=30)
+            code, body = Client(token).upload(path.read_bytes(), path.name, source="bench-warmup", wait=30)
             if code != 201 or not body.get("prediction"):
                 raise SystemExit(f"warm-up upload got no prediction ({code}): {body}")
         counts = [int(n) for n in options.images.split(",")]

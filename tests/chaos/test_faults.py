@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from benchmarks.api_client import ApiClient
 from inspections.models import (
     ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction, TrainingRun, TrainingRunStatus,
 )
@@ -16,7 +17,6 @@ from inspections.services.images import image_upload
 from inspections.services.inference import pending_images_requeue
 from inspections.services.model_versions import model_version_promote, model_version_register
 from inspections.services.training import training_run_start, training_runs_fail_stale
-from tests.chaos.conftest import ApiClient
 from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset, wait_for
 from tests.factories import UserFactory, image_bytes
 

@@ -6,9 +6,9 @@ import time
 import pytest
 from rest_framework.authtoken.models import Token
 
+from benchmarks.api_client import ApiClient
 from inspections.models import InspectionImage, Prediction
 from inspections.services.model_versions import model_version_promote, model_version_register
-from tests.chaos.conftest import ApiClient
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
