@@ -52,3 +52,33 @@ def test_inspections_does_not_import_the_worker():
 def test_importing_mlcore_root_does_not_load_tensorflow():
     code = "import sys, mlcore, mlcore.splits; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
+
+
+PAGE_VIEW_MODULES_ELSEWHERE = {"django.contrib.auth.views", "django.views.static", "steelqc.views"}
+
+
+def test_every_page_view_lives_in_inspections_pages():
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def views(patterns):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace not in ("admin", "api"):
+                    yield from views(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern):
+                yield pattern.name, pattern.callback
+
+    misplaced = {name: view.__module__ for name, view in views(get_resolver().url_patterns)
+                 if not view.__module__.startswith("inspections.pages.")
+                 and view.__module__ not in PAGE_VIEW_MODULES_ELSEWHERE}
+    assert misplaced == {}
+    assert not (ROOT / "inspections" / "views.py").exists()
+
+
+def test_pages_read_through_selectors_not_the_orm():
+    offenders = []
+    for path in (ROOT / "inspections" / "pages").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "objects":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []

@@ -1,7 +1,9 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from inspections.models import DefectClass, InspectionImage, ModelVersionStatus, Prediction, TrainingRun
+from inspections.models import (
+    DefectClass, InspectionImage, ModelVersionStatus, Prediction, TrainingRun, TrainingRunStatus, TrainingRunTrigger,
+)
 from tests.factories import DefectClassFactory, InspectionImageFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +62,9 @@ def test_the_six_neu_classes_exist_after_migrations():
     assert set(DefectClass.objects.values_list("name", flat=True)) >= {
         "crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches",
     }
+
+
+def test_a_training_run_trigger_outside_its_choices_is_rejected_by_the_database():
+    TrainingRun.objects.create(status=TrainingRunStatus.SUCCEEDED, trigger=TrainingRunTrigger.SCHEDULE)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(status=TrainingRunStatus.SUCCEEDED, trigger="cron")

@@ -77,6 +77,15 @@ def test_model_version_filter(viewer):
     assert _ids(viewer.get(f"/api/v1/images/?model_version={first.pk}")) == {by_first.pk}
 
 
+def test_model_version_filter_means_the_version_of_the_latest_prediction(viewer):
+    older, newer = ModelVersionFactory(), ModelVersionFactory()
+    repredicted = InspectionImageFactory()
+    PredictionFactory(image=repredicted, model_version=older)
+    PredictionFactory(image=repredicted, model_version=newer)
+    assert _ids(viewer.get(f"/api/v1/images/?model_version={older.pk}")) == set()
+    assert _ids(viewer.get(f"/api/v1/images/?model_version={newer.pk}")) == {repredicted.pk}
+
+
 def test_created_range_filters(viewer):
     old, new = InspectionImageFactory(), InspectionImageFactory()
     InspectionImage.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))

@@ -133,3 +133,15 @@ def test_neu_import_gives_240_per_class_with_the_known_duplicate_pair(neu_dir):
     counts = Counter(InspectionImage.objects.values_list("label__name", "split"))
     for label in report.found:
         assert counts[label, "test"] == 36, label
+
+
+def test_images_mlcore_would_train_on_but_uploads_refuse_are_reported_not_skipped(tmp_path):
+    # The import finds images with mlcore's class-folder scan, so a WebP in a class folder is
+    # listed as refused (uploads accept no WebP) instead of silently left out.
+    root = _write_dataset(tmp_path / "data", {"crazing": 1, "patches": 1})
+    (root / "crazing" / "strip.webp").write_bytes(image_bytes(seed=99, fmt="WEBP"))
+    (root / "crazing" / "notes.txt").write_text("not an image")
+    report = dataset_import_folder(root=root)
+    assert [path for path, _ in report.refused] == ["crazing/strip.webp"]
+    assert "not accepted" in report.refused[0][1]
+    assert report.found == Counter({"crazing": 2, "patches": 1}) and sum(report.added.values()) == 2

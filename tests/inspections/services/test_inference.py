@@ -56,3 +56,26 @@ def test_an_image_that_no_longer_decodes_is_marked_failed_and_not_retried(no_que
     broken.refresh_from_db()
     assert broken.status == ImageStatus.FAILED
     assert predictions_create(image_ids=[broken.id], batch_size=4) == 0
+
+
+def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(no_queue, tiny_model_dirs,
+                                                                              monkeypatch):
+    import numpy as np
+
+    from inspections.pages.heatmaps import heatmap_png
+    from inspections.services import classifiers, inference
+
+    version = model_version_register(model_dir=tiny_model_dirs[0])
+    model_version_promote(version=version)
+    image = _upload(50)
+    _, loaded = inference.active_model()
+    seen = []
+
+    def fake_gradcam(classifier, pixels, class_index=None):
+        seen.append((classifier, pixels))
+        return np.zeros(pixels.shape[:2], dtype=np.float32)
+
+    monkeypatch.setattr("mlcore.explain.gradcam", fake_gradcam)
+    assert heatmap_png(image=image, version=version).startswith(b"\x89PNG")
+    assert seen[0][0] is loaded.classifier
+    np.testing.assert_array_equal(seen[0][1], classifiers.image_pixels(image=image))
