@@ -13,7 +13,7 @@ class ImageFilters(serializers.Serializer):
                                   help_text="Class name of the current label; empty for unlabelled images.")
     needs_review = serializers.BooleanField(required=False, help_text="The latest prediction's needs_review flag.")
     model_version = serializers.IntegerField(required=False, min_value=1,
-                                             help_text="Id of a model version that predicted the image.")
+                                             help_text="Id of the version that made the image's latest prediction.")
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
     source = serializers.CharField(required=False, max_length=100)
