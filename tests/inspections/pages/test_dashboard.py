@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -30,8 +32,40 @@ def test_dashboard_shows_backlog_throughput_trend_and_model_metrics(client, role
     assert "<td>inclusion</td><td>100.0%</td><td>75.0%</td>" in per_class
     assert html.count('<svg class="chart"') == 2
     assert "1 in the last 24 hours" in html
-    assert "50.0%" in html  # half of the predictions need review (the trend point's tooltip)
     assert "confusion-table" in html  # no picture stored: the matrix as a table
+
+
+def _trend_points(html: str, series: str) -> list[str]:
+    """The tooltips of one trend line's points, oldest first."""
+    import re
+
+    return re.findall(rf'<circle class="series-{series}"[^>]*><title>[^:<]+: ([0-9.]+%)</title>', html)
+
+
+@pytest.mark.parametrize("unit, step", [("day", timedelta(days=2)), ("hour", timedelta(hours=3))])
+def test_trend_has_one_point_per_time_bucket_with_its_share_and_confidence(client, role_user, predicted_image,
+                                                                           unit, step):
+    from inspections.models import Prediction
+
+    version = ModelVersionFactory(status=ModelVersionStatus.ACTIVE, metrics=METRICS)
+    noon = timezone.localtime().replace(hour=12, minute=30, second=0, microsecond=0)
+    buckets = [  # (buckets back from the newest, [(confidence, needs_review), ...])
+        (2, [(0.5, True), (0.9, False)]),
+        (1, [(0.6, True)]),
+        (0, [(0.8, False), (0.7, False), (0.9, False), (0.8, False)]),
+    ]
+    for back, predictions in buckets:
+        for confidence, needs_review in predictions:
+            image = predicted_image({"crazing": confidence, "inclusion": 1 - confidence}, needs_review=needs_review,
+                                    version=version)
+            Prediction.objects.filter(image=image).update(created_at=noon - back * step)
+    old = predicted_image({"crazing": 0.1, "inclusion": 0.9}, needs_review=True, version=version)
+    Prediction.objects.filter(image=old).update(created_at=noon - timedelta(days=45))  # outside the 30 days
+    client.force_login(role_user("viewer"))
+    html = client.get("/dashboard/").content.decode()
+    assert f"(per {unit}, last 30 days)" in html
+    assert _trend_points(html, "review") == ["50.0%", "100.0%", "0.0%"]
+    assert _trend_points(html, "confidence") == ["70.0%", "60.0%", "80.0%"]
 
 
 def test_confusion_matrix_picture_comes_from_the_artefact(client, role_user):
