@@ -45,17 +45,30 @@ def test_first_run_succeeds_and_its_version_goes_live(celery_worker, tmp_path):
 
 
 def test_a_new_class_labelled_by_qa_appears_in_the_next_version(celery_worker, tmp_path, tiny_model_dirs):
+    from PIL import Image
+
+    from inspections.models import InspectionImage
+    from tests.inspections.api.conftest import client_for
+
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     _import_tiny(tmp_path)
-    oil = tmp_path / "new" / "oil_stain"
-    oil.mkdir(parents=True)
-    rows = tiny_dataset(tmp_path / "source", seed=9, per_class=20)
-    for path, label, _ in rows:
+    qa = client_for("qa")
+    uploaded = []
+    for path, label, _ in tiny_dataset(tmp_path / "source", seed=9, per_class=20):
         if label == "crazing":  # stripes, rotated: a look the classes so far do not have
-            from PIL import Image
-
-            Image.open(path).transpose(Image.Transpose.ROTATE_90).point(lambda v: 255 - v).save(oil / path.name)
-    dataset_import_folder(root=tmp_path / "new")
+            oil = path.with_name(f"oil-{path.name}")
+            Image.open(path).transpose(Image.Transpose.ROTATE_90).point(lambda v: 255 - v).save(oil)
+            with oil.open("rb") as file:
+                response = qa.post("/api/v1/images/", {"file": file}, format="multipart")
+            assert response.status_code == 201, response.content
+            uploaded.append(response.json()["id"])
+    # What the review page's N key does: create the class, then label the image with it.
+    response = qa.post("/api/v1/classes/", {"name": "oil_stain"}, format="json")
+    assert response.status_code == 201, response.content
+    for image_id in uploaded:
+        response = qa.post(f"/api/v1/images/{image_id}/reviews/", {"label": "oil_stain"}, format="json")
+        assert response.status_code < 300, response.content
+    assert InspectionImage.objects.filter(pk__in=uploaded, label__name="oil_stain").count() == len(uploaded) == 20
     run = wait_for_run(training_run_start(requested_by=None, params=PARAMS), {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
     assert run.status == TrainingRunStatus.SUCCEEDED, run.error
     assert "oil_stain" in run.model_version.classes
