@@ -6,11 +6,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import io
+import uuid
+import zipfile
+
 import pytest
+from django.contrib.messages import constants as message_levels
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inspections.models import DefectClass, ModelVersionStatus, TrainingRunStatus
-from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory
+from inspections.models import DefectClass, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -77,22 +84,86 @@ def test_every_page_in_the_urlconf_has_a_rule():
     assert sorted(set(RULES) - names) == []
 
 
-@pytest.fixture
-def world() -> dict[str, dict]:
+def _version_with_plots() -> dict:
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from mlcore.artefact import PLOT_FILES
+
+    version = ModelVersionFactory(status=ModelVersionStatus.CANDIDATE, artifact_path=f"models/perm-{uuid.uuid4().hex}")
+    for file_name in PLOT_FILES.values():
+        default_storage.save(f"{version.artifact_path}/{file_name}", ContentFile(b"\x89PNG plot"))
+    return {"version_id": version.pk}
+
+
+def _labelled_image() -> dict:
     image = InspectionImageFactory(label=DefectClass.objects.get_or_create(name="crazing")[0], label_source="import")
-    version = ModelVersionFactory(status=ModelVersionStatus.CANDIDATE)
-    run = TrainingRunFactory(status=TrainingRunStatus.SUCCEEDED)
-    return {
-        "inspections:model-confusion-matrix": {"version_id": version.pk},
-        "inspections:review-image": {"image_id": image.pk},
-        "inspections:image-heatmap": {"image_id": image.pk},
-        "inspections:review-decide": {"image_id": image.pk},
-        "registry:model-version": {"version_id": version.pk},
-        "registry:model-version-plot": {"version_id": version.pk, "plot": "confusion_matrix"},
-        "registry:model-version-promote": {"version_id": version.pk},
-        "registry:training-run": {"run_id": run.pk},
-        "registry:training-run-cancel": {"run_id": run.pk},
-    }
+    return {"image_id": image.pk}
+
+
+def _image_and_active_model(request) -> dict:
+    from inspections.services.model_versions import model_version_promote, model_version_register
+
+    model_version_promote(version=model_version_register(model_dir=request.getfixturevalue("tiny_model_dirs")[0]))
+    return _labelled_image()
+
+
+def _trainable_images(request) -> dict:
+    from inspections.services.dataset_import import dataset_import_folder
+    from tests.conftest import tiny_dataset
+
+    folder = request.getfixturevalue("tmp_path") / "data"
+    tiny_dataset(folder, per_class=5)
+    dataset_import_folder(root=folder)
+    return {}
+
+
+def _two_versions_promoted_in_turn() -> dict:
+    from inspections.services.model_versions import model_version_promote
+
+    model_version_promote(version=ModelVersionFactory())
+    model_version_promote(version=ModelVersionFactory())
+    return {}
+
+
+# What each page needs to exist (and each action to succeed), built only for the page under test.
+WORLD = {
+    "inspections:model-confusion-matrix": lambda request: _version_with_plots(),
+    "inspections:review-image": lambda request: _labelled_image(),
+    "inspections:image-heatmap": _image_and_active_model,
+    "inspections:review-decide": lambda request: _labelled_image(),
+    "registry:model-version": lambda request: _version_with_plots(),
+    "registry:model-version-plot": lambda request: {**_version_with_plots(), "plot": "confusion_matrix"},
+    "registry:model-version-promote": lambda request: _version_with_plots(),
+    "registry:model-version-rollback": lambda request: _two_versions_promoted_in_turn(),
+    "registry:training-run": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.SUCCEEDED).pk},
+    "registry:training-run-start": _trainable_images,
+    "registry:training-run-cancel": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.QUEUED).pk},
+}
+
+
+def _zip_of_one_image() -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("crazing/one.png", image_bytes(seed=7))
+    return SimpleUploadedFile("images.zip", buffer.getvalue(), content_type="application/zip")
+
+
+POST_DATA = {
+    "inspections:review-decide": lambda: {"label": "crazing"},
+    "inspections:upload-zip": lambda: {"file": _zip_of_one_image()},
+    "registry:training-run-start": lambda: {"backbone": "efficientnet_lite0", "finetune": "off"},
+}
+
+# Where an allowed action sends its caller (the URL name, with the page's own arguments where given).
+REDIRECTS = {
+    "inspections:review-decide": lambda kwargs: reverse("inspections:review-queue"),
+    "registry:model-version-promote": lambda kwargs: reverse("registry:model-versions"),
+    "registry:model-version-rollback": lambda kwargs: reverse("registry:model-versions"),
+    "registry:training-run-start": lambda kwargs: reverse(
+        "registry:training-run", kwargs={"run_id": TrainingRun.objects.latest("id").pk}),
+    "registry:training-run-cancel": lambda kwargs: reverse("registry:training-run", kwargs=kwargs),
+}
 
 
 def _login(client, caller: str) -> None:
@@ -111,17 +182,25 @@ CASES = [(name, rule, caller) for name, rules in RULES.items() for rule in rules
 
 
 @pytest.mark.parametrize("name, rule, caller", CASES, ids=[f"{n}-{r.method}-{c}" for n, r, c in CASES])
-def test_page_permission(client, world, no_queue, name, rule, caller):
+def test_page_permission(client, request, no_queue, name, rule, caller):
     # Allowed actions run for real; nothing may be queued on a broker from here.
+    kwargs = WORLD[name](request) if name in WORLD else {}
     _login(client, caller)
-    url = reverse(name, kwargs=world.get(name, {}))
-    response = getattr(client, rule.method)(url, {"label": "crazing"} if rule.method == "post" else None)
+    url = reverse(name, kwargs=kwargs)
+    data = POST_DATA.get(name, dict)() if rule.method == "post" else None
+    response = getattr(client, rule.method)(url, data)
     if caller == "anonymous":
         assert response.status_code in (302, 401, 403), response.status_code
         if response.status_code == 302:
             assert "/accounts/login/" in response["Location"]
     elif caller in rule.allowed:
-        assert response.status_code not in (401, 403), f"{caller} was refused {rule.method.upper()} {url}"
-        assert response.status_code < 500
+        refused = f"{caller} got {response.status_code} for {rule.method.upper()} {url}"
+        if name in REDIRECTS:
+            assert response.status_code == 302, refused
+            assert response["Location"] == REDIRECTS[name](kwargs), refused
+            errors = [str(m) for m in get_messages(response.wsgi_request) if m.level >= message_levels.WARNING]
+            assert errors == [], f"{refused}: {errors}"
+        else:
+            assert response.status_code == 200, refused
     else:
         assert response.status_code == 403, f"{caller} got {response.status_code} for {rule.method.upper()} {url}"
