@@ -1,0 +1,63 @@
+"""What a model directory holds and how its answers are read: one home, no TensorFlow.
+
+Everything that writes, reads, serves or shows a model artefact (mlcore's training, CLI,
+inference and serving; the Django services and pages) imports these names instead of
+spelling them again, so a renamed file or a changed review rule changes in one place.
+"""
+
+from __future__ import annotations
+
+# Files of a model directory.
+MODEL_FILE = "model.keras"
+CLASSES_FILE = "classes.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+OOD_FILE = "ood.npz"
+SERVING_FILE = "serving.tflite"
+SUSPECTS_FILE = "suspects.json"       # labelled images ranked by "this label is probably wrong"
+TFLITE_FILE = "model.tflite"          # `python -m mlcore export --format tflite`
+
+# Plots written beside the model: page/API name -> file name.
+CONFUSION_PLOT_FILE = "confusion_matrix.png"
+CURVES_PLOT_FILE = "training_curves.png"
+PLOT_FILES = {"confusion_matrix": CONFUSION_PLOT_FILE, "training_curves": CURVES_PLOT_FILE}
+
+# Backbones. "auto" picks resnet50 when its ImageNet weights file is on disk.
+RESNET50 = "resnet50"
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+AUTO_BACKBONE = "auto"
+BACKBONES = (RESNET50, EFFICIENTNET_LITE0)
+BACKBONE_CHOICES = (AUTO_BACKBONE, *BACKBONES)
+
+# Why a prediction goes to a person. Codes are part of the API and `predict --json`.
+REASON_FOREIGN = "foreign"                  # unlike anything the model was trained on
+REASON_LOW_CONFIDENCE = "low_confidence"    # top probability or top-2 margin too small
+REASON_BLANK_FRAME = "blank_frame"          # the frame check: blank, unlit or saturated
+REASON_SUSPECT_LABEL = "suspect_label"      # a person's label the model strongly disputes
+REVIEW_REASONS = (REASON_FOREIGN, REASON_LOW_CONFIDENCE, REASON_BLANK_FRAME, REASON_SUSPECT_LABEL)
+
+# Defaults of the review rule; each artefact records the values it was trained with.
+DEFAULT_CONFIDENCE_THRESHOLD = 0.6
+DEFAULT_MARGIN_THRESHOLD = 0.2
+REVIEW_RULE = ("needs_review = review_reasons is not empty: foreign when the feature score > 1, "
+               "blank_frame when the frame check > 1, low_confidence when confidence < "
+               "confidence_threshold or top-2 margin < margin_threshold")
+
+
+def review_reasons(*, feature_score: float, frame_score: float, confidence: float, margin: float,
+                   confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+                   margin_threshold: float = DEFAULT_MARGIN_THRESHOLD) -> list[str]:
+    """The codes that send one prediction to review, in a fixed order; empty: auto-accepted.
+
+    ``feature_score`` and ``frame_score`` are on the ``ood_score`` scale (> 1 flags). A blank
+    frame is reported as such rather than also as foreign: the fix is the camera, not a label.
+    """
+    reasons = []
+    if frame_score > 1.0:
+        reasons.append(REASON_BLANK_FRAME)
+    elif feature_score > 1.0:
+        reasons.append(REASON_FOREIGN)
+    if confidence < confidence_threshold or margin < margin_threshold:
+        reasons.append(REASON_LOW_CONFIDENCE)
+    return reasons
+
