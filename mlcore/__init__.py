@@ -5,4 +5,4 @@ It knows files, arrays and dataclasses; it never imports Django. Importing the p
 cheap: TensorFlow is only loaded by the modules that need it (training, inference, ...).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

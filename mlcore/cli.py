@@ -13,10 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+from mlcore.artefact import BACKBONE_CHOICES, CLASSES_FILE, MODEL_FILE, REVIEW_REASONS
 from mlcore.io import ClassMismatchError, DatasetError, ImageReadError, Sample, batched, scan_class_folders
 
 EXIT_ERROR = 2
-BACKBONE_CHOICES = ("auto", "resnet50", "efficientnet_lite0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +106,8 @@ def split_samples(data_dir: str, *, seed: int) -> list[Sample]:
 def _require_model_dir(path: str) -> None:
     if not Path(path).is_dir():
         raise FileNotFoundError(f"model folder not found: {path}")
-    if not (Path(path) / "model.keras").is_file():
-        raise FileNotFoundError(f"{path} is not a model folder (no model.keras)")
+    if not (Path(path) / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a model folder (no {MODEL_FILE})")
 
 
 def _train(args) -> int:
@@ -149,21 +149,19 @@ def _evaluate(args) -> int:
     from mlcore.evaluation import evaluate, label_indices
 
     # Compare class lists before loading TensorFlow and the model, which takes seconds.
-    label_indices([f.label for f in files], json.loads((Path(args.model) / "classes.json").read_text()))
+    label_indices([f.label for f in files], json.loads((Path(args.model) / CLASSES_FILE).read_text()))
     from mlcore.inference import Classifier
 
     classifier = Classifier.load(args.model)
-    probabilities, review = [], 0
+    results = []
     for chunk in batched(files, 64):
-        batch_probabilities, scores = classifier.predict_arrays(
-            [_load(f.path) for f in chunk])
-        probabilities.extend(batch_probabilities)
-        review += int(sum((scores > 1.0) | (batch_probabilities.max(axis=1) < classifier.confidence_threshold)))
+        results.extend(classifier.predict([_load(f.path) for f in chunk]))
     import numpy as np
 
     metrics = evaluate(classes=classifier.classes, true_labels=[f.label for f in files],
-                       probabilities=np.array(probabilities))
-    metrics["needs_review_rate"] = review / len(files) if files else 0.0
+                       probabilities=np.array([[r.probabilities[name] for name in classifier.classes] for r in results]))
+    metrics["needs_review_rate"] = sum(r.needs_review for r in results) / len(files) if files else 0.0
+    metrics["review"] = _review_summary(results, ood=classifier.config.get("ood") or {})
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -173,6 +171,15 @@ def _evaluate(args) -> int:
             print(f"  {name:20s} precision {row['precision']:.3f} recall {row['recall']:.3f} "
                   f"f1 {row['f1']:.3f} support {row['support']}")
     return 0
+
+
+def _review_summary(results, *, ood: dict) -> dict:
+    """How the review rule treated these images: OOD pass rate, share per reason, the OOD method."""
+    count = max(len(results), 1)
+    return {"needs_review_rate": sum(r.needs_review for r in results) / count,
+            "ood_pass_rate": sum(r.ood_score <= 1.0 for r in results) / count,
+            "reasons": {code: sum(code in r.review_reasons for r in results) / count for code in REVIEW_REASONS},
+            "ood_method": ood.get("method"), "ood_threshold": ood.get("threshold")}
 
 
 def _load(path: str):
@@ -203,7 +210,7 @@ def _predict(args) -> int:
             if args.json:
                 print(json.dumps({"file": path, **result.to_dict()}), flush=True)
             else:
-                flag = "  [needs review]" if result.needs_review else ""
+                flag = f"  [needs review: {', '.join(result.review_reasons)}]" if result.needs_review else ""
                 print(f"{path}: {result.label} ({result.confidence:.3f}, ood {result.ood_score:.2f}){flag}")
     return EXIT_ERROR if failures else 0
 

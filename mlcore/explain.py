@@ -1,8 +1,8 @@
 """Grad-CAM heatmaps: where in the image the classifier looked for a class.
 
 The classifier (``mlcore.model.build_classifier``) is one chain: input adapters -> the nested
-backbone model -> pooling -> dense softmax. Grad-CAM needs the activations of the backbone's
-last convolutional block and the gradient of the class score with respect to them, so the
+backbone model (one feature map, or several depths) -> pooling -> dense softmax. Grad-CAM needs
+the activations of the backbone's last convolutional block and the gradient of the class score with respect to them, so the
 chain is run layer by layer here with the backbone split at that block. The block's name is
 recorded in the artefact's ``config.json`` (``config["backbone"]["last_conv_layer"]``).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlcore.io import as_image_array
-from mlcore.model import backbone_submodel
+from mlcore.model import backbone_submodel, split_at_backbone
 
 
 def gradcam(classifier_or_model, image_uint8: np.ndarray, class_index: int | None = None, *,
@@ -33,17 +33,16 @@ def gradcam(classifier_or_model, image_uint8: np.ndarray, class_index: int | Non
         image = image[..., None]
     batch = tf.constant(image[None, ...].astype(np.float32))
 
-    before, backbone, after = _split_at_backbone(model)
+    before, backbone, after = split_at_backbone(model)
     conv_and_top = _conv_and_top_model(backbone, layer_name)
     with tf.GradientTape() as tape:
         x = batch
         for layer in before:
             x = layer(x, training=False)
-        activations, top = conv_and_top(x, training=False)
+        activations, *outputs = conv_and_top(x, training=False)
         tape.watch(activations)
-        if conv_and_top.conv_is_top:
-            top = activations
-        probabilities = top
+        outputs = [activations if i in conv_and_top.conv_outputs else output for i, output in enumerate(outputs)]
+        probabilities = outputs if len(outputs) > 1 else outputs[0]
         for layer in after:
             probabilities = layer(probabilities, training=False)
         if class_index is None:
@@ -69,16 +68,6 @@ def _model_and_layer(classifier_or_model, last_conv_layer: str | None):
     return model, name
 
 
-def _split_at_backbone(model):
-    """(layers before, the nested backbone, layers after), InputLayers dropped."""
-    import keras
-
-    backbone = backbone_submodel(model)
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    at = layers.index(backbone)
-    return layers[:at], backbone, layers[at + 1:]
-
-
 def _conv_and_top_model(backbone, layer_name: str):
     import keras
 
@@ -86,10 +75,12 @@ def _conv_and_top_model(backbone, layer_name: str):
         conv = backbone.get_layer(layer_name)
     except ValueError:
         raise ValueError(f"the backbone has no layer named {layer_name!r}") from None
-    split = keras.Model(backbone.inputs, [conv.output, backbone.outputs[0]], name="gradcam_backbone")
-    # When the named layer is the backbone's output, its activations are the pooled input, and
-    # the gradient must flow from them rather than from the second (identical) output.
-    split.conv_is_top = conv.output is backbone.outputs[0] or backbone.layers[-1] is conv
+    split = keras.Model(backbone.inputs, [conv.output, *backbone.outputs], name="gradcam_backbone")
+    # When the named layer is one of the backbone's outputs, its activations are pooled
+    # directly, and the gradient must flow from them rather than from the identical output.
+    split.conv_outputs = [i for i, output in enumerate(backbone.outputs) if output is conv.output]
+    if not split.conv_outputs and len(backbone.outputs) == 1 and backbone.layers[-1] is conv:
+        split.conv_outputs = [0]
     return split
 
 

@@ -1,7 +1,8 @@
 """Copies of a model version for edge devices: TensorFlow SavedModel or TFLite.
 
-Both keep the in-model preprocessing and return class probabilities and pooled features,
-so a device can apply the same review rule (OOD statistics ride along in ``ood.npz``).
+Both keep the in-model preprocessing and return class probabilities and the pooled features
+(the descriptor the OOD check compares), so a device can apply the same review rule (the OOD
+memory rides along in ``ood.npz``).
 The SavedModel takes any image size and 1 or 3 channels. TFLite wants one fixed input
 shape: the most common training image shape recorded in config.json (e.g. 200x200x1),
 with a free batch dimension; its resize is the same map expressed as two matrices, so it
@@ -13,10 +14,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlcore.model import CLASSES_FILE, CONFIG_FILE, OOD_FILE, load_keras_model, read_json, with_features
+from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, OOD_FILE, TFLITE_FILE
+from mlcore.model import load_keras_model, read_json, with_features
 
 FORMATS = ("saved_model", "tflite")
-TFLITE_FILE = "model.tflite"
 SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 
 
@@ -116,6 +117,7 @@ def _fixed_shape_model(model, shape: tuple[int, ...]):
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     resize_at = next(i for i, layer in enumerate(layers) if layer.name == "resize_to_backbone")
+    # The backbone may hand several feature maps (a list) to the pooling layer: still a chain.
     resize = _LinearResize(layers[resize_at], int(shape[0]), int(shape[1]))
     image = keras.Input(shape=shape, name="image")
     x = keras.layers.Lambda(resize, name="fixed_resize")(image)

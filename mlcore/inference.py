@@ -2,20 +2,28 @@
 
 Images go to the model as they are (uint8, any size, 1 or 3 channels): the adapter layers
 inside the model do all preprocessing. Images of equal shape are batched together; one
-forward pass returns probabilities and the pooled features the OOD check needs.
+forward pass returns probabilities and the features the OOD check needs. Each answer says
+whether it needs a person and why (``review_reasons``, see ``mlcore.artefact``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mlcore.artefact import (
+    CONFIG_FILE,
+    DEFAULT_CONFIDENCE_THRESHOLD,
+    DEFAULT_MARGIN_THRESHOLD,
+    OOD_FILE,
+    review_reasons,
+)
 from mlcore.io import as_image_array, load_image
-from mlcore.model import CONFIG_FILE, OOD_FILE, load_keras_model, read_classes, read_json, with_features
-from mlcore.ood import OodDetector
+from mlcore.model import load_keras_model, read_classes, read_json, with_features
+from mlcore.ood import MAX_SCORE, OodDetector, OodParts, load_detector
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -27,6 +35,7 @@ class PredictionResult:
     probabilities: dict[str, float]
     needs_review: bool
     ood_score: float
+    review_reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,13 +95,16 @@ class Classifier:
         self.batch_size = batch_size
         self.backbone = config["backbone"]["name"]
         self.weight_source = config["backbone"]["weight_source"]
-        self.confidence_threshold = float(config["review"]["confidence_threshold"])
+        review = config.get("review") or {}
+        self.confidence_threshold = float(review.get("confidence_threshold", DEFAULT_CONFIDENCE_THRESHOLD))
+        # Artefacts from before the margin rule reviewed on confidence alone.
+        self.margin_threshold = float(review.get("margin_threshold", 0.0 if review else DEFAULT_MARGIN_THRESHOLD))
         from mlcore.serving import serving_forward
 
         # "auto": the verified TFLite copy for the common image shape when the artefact has one.
         self._forward, self.runtime = serving_forward(
-            model_dir=model_dir, config=config, num_classes=len(classes), general=compile_forward(model),
-            runtime=runtime)
+            model_dir=model_dir, config=config, num_classes=len(classes),
+            general=compile_forward(model), runtime=runtime)
 
     @classmethod
     def load(cls, model_dir: str | Path, *, batch_size: int = 32, runtime: str = "auto") -> "Classifier":
@@ -105,32 +117,63 @@ class Classifier:
         if model.outputs[0].shape[-1] != len(classes):
             raise ValueError(f"model has {model.outputs[0].shape[-1]} outputs but "
                              f"classes.json lists {len(classes)} classes")
-        return cls(model=model, classes=classes, config=config,
-                   ood=OodDetector.load(model_dir / OOD_FILE), model_dir=str(model_dir),
+        try:
+            ood = load_detector(model_dir / OOD_FILE)
+        except (OSError, ValueError) as error:
+            version = config.get("mlcore_version", "unknown")
+            raise ValueError(f"model folder {model_dir} (written by mlcore {version}) has no usable "
+                             f"OOD detector: {error}") from None
+        return cls(model=model, classes=classes, config=config, ood=ood, model_dir=str(model_dir),
                    batch_size=batch_size, runtime=runtime)
+
+    def predict_parts(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, OodParts]:
+        """(probabilities (N, K), the feature and frame halves of the OOD score) for uint8 images."""
+        probabilities, _, parts = self._run(images)
+        return probabilities, parts
 
     def predict_arrays(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (N, K), ood_scores (N,)) for uint8 images."""
-        images = [as_image_array(image) for image in images]
-        probabilities, features = forward_in_batches(self._forward, images, batch_size=self.batch_size)
-        if not images:
-            return np.zeros((0, len(self.classes))), np.zeros(0)
-        return probabilities, self.ood.scores(features=features, images=images)
+        probabilities, parts = self.predict_parts(images)
+        return probabilities, parts.combined
 
     def predict(self, images: Sequence[np.ndarray]) -> list[PredictionResult]:
-        probabilities, ood_scores = self.predict_arrays(images)
-        return [self._result(p, s) for p, s in zip(probabilities, ood_scores)]
+        return self.predict_with_features(images)[0]
+
+    def predict_with_features(self, images: Sequence[np.ndarray]) -> tuple[list[PredictionResult], np.ndarray]:
+        """The answers and each image's descriptor (N, D): the vector the OOD memory compares,
+        useful for finding look-alike images."""
+        probabilities, features, parts = self._run(images)
+        results = [self._result(p, feature, frame) for p, feature, frame in zip(probabilities, parts.feature, parts.frame)]
+        return results, features
+
+    def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, OodParts]:
+        images = [as_image_array(image) for image in images]
+        if not images:
+            empty = np.zeros(0)
+            return np.zeros((0, len(self.classes))), np.zeros((0, 0), np.float32), OodParts(feature=empty, frame=empty)
+        probabilities, features = forward_in_batches(self._forward, images, batch_size=self.batch_size)
+        return probabilities, features, self.ood.parts(features=features, images=images)
 
     def predict_files(self, paths: Sequence[str | Path]) -> list[PredictionResult]:
         return self.predict([load_image(path) for path in paths])
 
-    def _result(self, probabilities: np.ndarray, ood_score: float) -> PredictionResult:
+    def reasons(self, probabilities: np.ndarray, *, feature_score: float, frame_score: float) -> list[str]:
+        """Why one prediction needs a person (empty: it does not), by the artefact's thresholds."""
+        ranked = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
+        margin = float(ranked[0] - ranked[1]) if len(ranked) > 1 else float(ranked[0])
+        return review_reasons(feature_score=float(feature_score), frame_score=float(frame_score),
+                              confidence=float(ranked[0]), margin=margin,
+                              confidence_threshold=self.confidence_threshold,
+                              margin_threshold=self.margin_threshold)
+
+    def _result(self, probabilities: np.ndarray, feature_score: float, frame_score: float) -> PredictionResult:
         best = int(np.argmax(probabilities))
-        confidence = float(probabilities[best])
+        reasons = self.reasons(probabilities, feature_score=feature_score, frame_score=frame_score)
         return PredictionResult(
             label=self.classes[best],
-            confidence=confidence,
+            confidence=float(probabilities[best]),
             probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
-            needs_review=bool(ood_score > 1.0 or confidence < self.confidence_threshold),
-            ood_score=float(ood_score),
+            needs_review=bool(reasons),
+            ood_score=float(min(max(feature_score, frame_score), MAX_SCORE)),
+            review_reasons=reasons,
         )

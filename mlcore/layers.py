@@ -50,3 +50,23 @@ class ChannelsToRGB(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 3)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TextureDescriptor(keras.layers.Layer):
+    """Feature maps of several depths -> one vector: each map averaged over the frame,
+    scaled to unit length so no depth dominates, then joined (the OOD descriptor)."""
+
+    def call(self, feature_maps):
+        if not isinstance(feature_maps, (list, tuple)):
+            feature_maps = [feature_maps]
+        parts = []
+        for feature_map in feature_maps:
+            mean = ops.mean(ops.cast(feature_map, "float32"), axis=(1, 2))
+            parts.append(mean / (ops.sqrt(ops.sum(mean * mean, axis=-1, keepdims=True)) + 1e-6))
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        if not isinstance(input_shapes, (list, tuple)) or not isinstance(input_shapes[0], (list, tuple)):
+            input_shapes = [input_shapes]
+        return (input_shapes[0][0], sum(int(shape[-1]) for shape in input_shapes))

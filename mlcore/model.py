@@ -14,18 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from mlcore.layers import ChannelsToRGB, ResizeToSquare
+from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE
+from mlcore.layers import ChannelsToRGB, ResizeToSquare, TextureDescriptor
 
 if TYPE_CHECKING:
     from mlcore.backbones import BuiltBackbone
-
-MODEL_FILE = "model.keras"
-CLASSES_FILE = "classes.json"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-OOD_FILE = "ood.npz"
-CONFUSION_PLOT_FILE = "confusion_matrix.png"
-CURVES_PLOT_FILE = "training_curves.png"
 
 IMAGE_INPUT = "image"
 POOLED_FEATURES = "pooled_features"
@@ -38,8 +31,8 @@ def build_classifier(*, backbone: BuiltBackbone, num_classes: int, dropout: floa
     x = ResizeToSquare(size=backbone.input_size, name="resize_to_backbone")(images)
     x = ChannelsToRGB(name="channels_to_rgb")(x)
     x = backbone.normalization(x)
-    feature_map = backbone.model(x)
-    pooled = keras.layers.GlobalAveragePooling2D(name=POOLED_FEATURES)(feature_map)
+    feature_maps = backbone.model(x)
+    pooled = TextureDescriptor(name=POOLED_FEATURES)(feature_maps)
     x = keras.layers.Dropout(dropout, name=HEAD_DROPOUT)(pooled)
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name=CLASS_PROBABILITIES)(x)
     return keras.Model(images, probabilities, name="steelqc_classifier")
@@ -51,6 +44,14 @@ def with_features(model: keras.Model) -> keras.Model:
         model.inputs[0], [model.outputs[0], model.get_layer(POOLED_FEATURES).output],
         name="steelqc_classifier_with_features",
     )
+
+
+def split_at_backbone(model: keras.Model):
+    """(layers before, the nested backbone, layers after) of the classifier chain, InputLayers dropped."""
+    backbone = backbone_submodel(model)
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    at = layers.index(backbone)
+    return layers[:at], backbone, layers[at + 1:]
 
 
 def head_only(model: keras.Model) -> keras.Model:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.model import CONFUSION_PLOT_FILE, CURVES_PLOT_FILE
+from mlcore.artefact import CONFUSION_PLOT_FILE, CURVES_PLOT_FILE
 
 
 def save_plots(*, out_dir: Path, metrics: dict, history: dict) -> list[Path]:

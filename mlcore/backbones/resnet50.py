@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 
+from mlcore.artefact import RESNET50
 from mlcore.backbones.contract import (
     NO_WEIGHTS,
     BuiltBackbone,
@@ -16,12 +17,15 @@ from mlcore.backbones.contract import (
 )
 from mlcore.backbones.normalization import CaffeImageNetNormalization
 
-NAME = "resnet50"
+NAME = RESNET50
 WEIGHTS_FILE_NAME = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE_NAME
 )
-LAST_CONV_LAYER = "conv5_block3_out"
+# Last block of stages 2, 3 and 4: strides 4, 8 and 16 (256 + 512 + 1024 channels). Their
+# frame-averaged activations are the classifier's features (mlcore.model); stage 5 is not built.
+TEXTURE_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
+LAST_CONV_LAYER = TEXTURE_LAYERS[-1]
 
 
 def default_weights_path() -> Path:
@@ -57,6 +61,7 @@ def build_resnet50(
         # A permitted download lands in the default place; hash what was actually loaded.
         path = path or default_weights_path()
         source = WeightSource(kind="imagenet", file=path.name, sha256=file_sha256(path))
+    model = keras.Model(model.input, [model.get_layer(name).output for name in TEXTURE_LAYERS], name=NAME)
     return BuiltBackbone(
         name=NAME,
         model=model,
@@ -65,6 +70,7 @@ def build_resnet50(
         weight_source=source,
         last_conv_layer=LAST_CONV_LAYER,
         blocks=_blocks(model),
+        texture_layers=TEXTURE_LAYERS,
     )
 
 

@@ -83,18 +83,22 @@ def test_lite0_backbone_reuses_the_cached_conversion(lite0_imagenet_classifier, 
 
 
 @pytest.mark.parametrize("name", BACKBONES)
-def test_backbone_without_weights_yields_a_feature_map_and_its_blocks(name):
+def test_backbone_without_weights_yields_feature_maps_at_several_depths_and_its_blocks(name):
     backbone = build_backbone(name, weights=None, input_size=64)
 
     assert backbone.name == name and backbone.input_size == 64
     assert backbone.weight_source.kind == "none" and backbone.weight_source.sha256 is None
-    output = backbone.model(np.zeros((1, 64, 64, 3), np.float32))
-    assert len(output.shape) == 4 and output.shape[1] == output.shape[2] == 2
-    assert backbone.model.get_layer(backbone.last_conv_layer).output is backbone.model.outputs[0]
+    outputs = backbone.model(np.zeros((1, 64, 64, 3), np.float32))
+    assert len(outputs) == len(backbone.texture_layers) >= 3
+    sizes = [int(output.shape[1]) for output in outputs]
+    assert all(len(output.shape) == 4 for output in outputs)
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]  # shallow to deep
+    assert backbone.model.get_layer(backbone.last_conv_layer).output is backbone.model.outputs[-1]
     layer_names = [layer.name for layer in backbone.model.layers if not isinstance(layer, keras.layers.InputLayer)]
     assert [n for block in backbone.blocks for n in block] == layer_names
     assert backbone.last_conv_layer in backbone.blocks[-1]
-    assert len(backbone.blocks) == {"resnet50": 17, "efficientnet_lite0": 18}[name]
+    # Stage 7 / stage 5 and the ImageNet head are not built: the descriptor stops at the texture layers.
+    assert len(backbone.blocks) == {"resnet50": 14, "efficientnet_lite0": 16}[name]
 
 
 def test_unknown_backbone_name_is_refused():
@@ -146,7 +150,7 @@ def test_resnet50_loads_weights_from_the_given_file(tmp_path):
     backbone = build_backbone("resnet50", resnet50_weights=path, input_size=64)
 
     np.testing.assert_array_equal(
-        backbone.model.get_layer("conv5_block3_3_conv").kernel, donor.get_layer("conv5_block3_3_conv").kernel
+        backbone.model.get_layer("conv4_block6_3_conv").kernel, donor.get_layer("conv4_block6_3_conv").kernel
     )
     assert backbone.weight_source.to_dict() == {
         "kind": "imagenet", "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -166,7 +170,7 @@ def test_normalisation_layers_map_rgb_to_each_backbone_range():
 def test_model_with_normalisation_and_backbone_round_trips_keras_file(tmp_path):
     lite0 = build_backbone("efficientnet_lite0", weights=None, input_size=64)
     inputs = keras.Input((64, 64, 3))
-    lite_features = keras.layers.GlobalAveragePooling2D()(lite0.model(lite0.normalization(inputs)))
+    lite_features = keras.layers.GlobalAveragePooling2D()(lite0.model(lite0.normalization(inputs))[-1])
     caffe_features = keras.layers.Flatten()(keras.layers.Conv2D(2, 8, strides=8)(CaffeImageNetNormalization()(inputs)))
     outputs = keras.layers.Dense(3)(keras.layers.Concatenate()([lite_features, caffe_features]))
     model = keras.Model(inputs, outputs)

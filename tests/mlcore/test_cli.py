@@ -51,6 +51,10 @@ def test_evaluate_json_prints_one_object_with_the_contract_keys(cli_model, tiny_
     assert sum(row["support"] for row in metrics["per_class"].values()) == 30
     assert np.array(metrics["confusion_matrix"]).sum() == 30
     assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["accuracy"] > 0.8
+    review = metrics["review"]
+    assert review["ood_method"] == "multi_depth_texture_knn" and review["ood_threshold"] > 0
+    assert set(review["reasons"]) == {"foreign", "low_confidence", "blank_frame", "suspect_label"}
+    assert review["needs_review_rate"] == metrics["needs_review_rate"] >= max(review["reasons"].values())
 
 
 def test_predict_json_prints_one_line_per_file(cli_model, tiny_dataset, tmp_path, tiny_tools):
@@ -63,9 +67,11 @@ def test_predict_json_prints_one_line_per_file(cli_model, tiny_dataset, tmp_path
     lines = [json.loads(line) for line in run.stdout.strip().splitlines()]
     assert [line["file"] for line in lines] == [str(f) for f in files]
     for line in lines:
-        assert set(line) >= {"file", "label", "confidence", "probabilities", "needs_review", "ood_score"}
+        assert set(line) >= {"file", "label", "confidence", "probabilities", "needs_review", "ood_score",
+                             "review_reasons"}
         assert set(line["probabilities"]) == set(tiny_tools.classes)
-    assert lines[-1]["needs_review"] is True
+        assert line["needs_review"] is bool(line["review_reasons"])
+    assert lines[-1]["needs_review"] is True and lines[-1]["review_reasons"][0] == "blank_frame"
 
 
 def test_missing_data_folder_fails_with_one_line(tmp_path):

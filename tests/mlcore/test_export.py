@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mlcore.export import export_model
+from mlcore.serving import interpreter_class
 
 
 @pytest.fixture(scope="module")
@@ -10,10 +11,8 @@ def probe(tiny_tools):
 
 
 def test_tflite_export_loads_and_matches_the_classifier(tiny_trained, tiny_classifier, probe, tmp_path):
-    import tensorflow as tf
-
     target = export_model(model_dir=tiny_trained[0].model_dir, out_dir=tmp_path / "edge", format="tflite")
-    interpreter = tf.lite.Interpreter(model_path=str(target))
+    interpreter = interpreter_class()(model_path=str(target))
     interpreter.allocate_tensors()
     (image_input,) = interpreter.get_input_details()
     assert list(image_input["shape_signature"][1:]) == [32, 32, 1]

@@ -63,6 +63,6 @@ def test_phase_two_leaves_every_batchnorm_statistic_alone(finetuned_and_start):
 def test_phase_two_leaves_the_lower_blocks_frozen(finetuned_and_start):
     trained, start = finetuned_and_start
     lower = [name for block in start.blocks[:-FINETUNE_BLOCKS] for name in block if _weights(start.model, name)]
-    assert len(lower) > 80
+    assert len(lower) > 60
     moved = [name for name in lower if not _same(_weights(trained, name), _weights(start.model, name))]
     assert moved == [], f"frozen layers changed: {moved}"

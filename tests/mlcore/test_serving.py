@@ -94,3 +94,9 @@ def test_without_one_common_sample_shape_serving_stays_on_keras(tiny_trained, ti
                              num_classes=len(reference.classes))
     assert serving["runtime"] == "keras"
     assert not (model_dir / SERVING_FILE).exists()
+
+
+def test_the_serving_copy_runs_on_litert_not_the_deprecated_tf_lite_interpreter():
+    from mlcore.serving import interpreter_class
+
+    assert interpreter_class().__module__.startswith("ai_edge_litert")

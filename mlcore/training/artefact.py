@@ -1,0 +1,59 @@
+"""Step 6b: the artefact directory: model, classes, config, metrics, OOD memory, suspects,
+plots and the verified serving copy (names in ``mlcore.artefact``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlcore.artefact import REVIEW_RULE, SUSPECTS_FILE
+from mlcore.io import load_image
+from mlcore.training.config import TrainConfig
+from mlcore.training.inputs import FeatureCache
+
+
+def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, ood, suspects: list[dict],
+                   history: dict, config: TrainConfig, backbone, cache: FeatureCache, by_split,
+                   forward, wall_time_s: float) -> None:
+    from mlcore.model import save_artefact, write_json
+    from mlcore.plots import save_plots
+
+    facts = {"finetuned": history["finetuned"], "wall_time_s": round(wall_time_s, 2),
+             "images": {name: len(items) for name, items in by_split.items()},
+             "typical_image_shape": cache.typical_shape, "phase1_best": history["head_best"]}
+    save_artefact(out_dir=out_dir, model=model, classes=classes, metrics=metrics, ood=ood,
+                  config=artefact_config(config, backbone=backbone, ood=ood, facts=facts))
+    write_json(out_dir / SUSPECTS_FILE, suspects)
+    save_plots(out_dir=out_dir, metrics=metrics, history=history)
+    if config.serving_export:
+        export_serving_copy(out_dir, forward, by_split, typical_shape=cache.typical_shape, num_classes=len(classes))
+
+
+def artefact_config(config: TrainConfig, *, backbone, ood, facts: dict) -> dict:
+    import mlcore
+
+    return {
+        "mlcore_version": mlcore.__version__,
+        "backbone": {"name": backbone.name, "weight_source": backbone.weight_source.to_dict(),
+                     "input_size": backbone.input_size, "last_conv_layer": backbone.last_conv_layer,
+                     "feature_layers": list(backbone.texture_layers)},
+        "input": {"channels": [1, 3], "value_range": [0, 255], "any_size": True,
+                  "typical_image_shape": facts["typical_image_shape"]},
+        "training": {"params": config.to_dict(), **facts},
+        "ood": ood.summary(),
+        "review": {"confidence_threshold": config.confidence_threshold,
+                   "margin_threshold": config.margin_threshold, "rule": REVIEW_RULE},
+    }
+
+
+def export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, num_classes: int) -> None:
+    from mlcore.serving import serving_export
+
+    want = tuple(typical_shape) if len(typical_shape) == 3 else (*typical_shape, 1)
+    samples = []
+    for sample in by_split["val"] + by_split["test"]:
+        image = load_image(sample.path)
+        if (image.shape if image.ndim == 3 else (*image.shape, 1)) == want:
+            samples.append(image)
+        if len(samples) == 32:
+            break
+    serving_export(model_dir=out_dir, sample_images=samples, keras_forward=forward, num_classes=num_classes)

@@ -1,0 +1,59 @@
+"""What a training run is asked to do (``TrainConfig``) and what it hands back (``TrainResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from mlcore.artefact import AUTO_BACKBONE, DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_MARGIN_THRESHOLD
+from mlcore.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = AUTO_BACKBONE        # "auto", "resnet50" or "efficientnet_lite0"
+    weights: str | None = "imagenet"     # None: random init (tests)
+    resnet50_weights: str | None = None  # path to the Keras ResNet50 notop .h5
+    cache_dir: str | None = None         # converted-weights cache
+    # NEU frames are 200 px; 192 keeps nearly all of that detail and costs ~27 % less than
+    # ImageNet's 224.
+    input_size: int = 192
+    seed: int = 0
+    batch_size: int = 32
+    augmented_views: int = 5             # per training image, besides the clean view
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    dropout: float = 0.2
+    head_epochs: int = 150
+    head_learning_rate: float = 1e-3
+    head_patience: int = 12
+    finetune: str = "auto"               # "auto": only if phase 1 misses auto_finetune_below
+    auto_finetune_below: float = 0.995   # validation accuracy
+    finetune_blocks: int = 2
+    finetune_epochs: int = 4
+    finetune_learning_rate: float = 5e-5
+    time_budget_s: float = 300.0         # phase 2 stops starting epochs past this
+    ood_pass_rate: float = 0.95          # share of clean validation images that pass
+    # Augmented views join the OOD memory, so a blurred or compressed frame of a known
+    # surface still finds its neighbours; at most this many per training image.
+    ood_memory_views: int = 5
+    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD  # below this: low_confidence
+    margin_threshold: float = DEFAULT_MARGIN_THRESHOLD          # top-2 gap below this: low_confidence
+    suspect_folds: int = 5               # cross-validation folds for suspect-label scores (0: off)
+    serving_export: bool = True          # add the verified TFLite copy for fast CPU serving
+
+    def __post_init__(self) -> None:
+        if self.finetune not in ("auto", "on", "off"):
+            raise ValueError(f"finetune must be 'auto', 'on' or 'off', got {self.finetune!r}")
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**{key: tuple(value) if isinstance(value, list) else value
+                                            for key, value in self.augment.items()})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    classes: list[str]
+    metrics: dict                       # evaluation dict on the test split (val if none)
+    history: dict = field(default_factory=dict)

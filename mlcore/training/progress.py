@@ -1,0 +1,33 @@
+"""One monotone 0..1 progress bar over the training phases, and cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+ProgressCallback = Callable[[float, dict], None]
+# Share of the progress bar each phase fills; a skipped phase jumps to its end.
+PHASE_SPANS = {"features": (0.0, 0.55), "head": (0.55, 0.7), "finetune": (0.7, 0.9), "evaluate": (0.9, 1.0)}
+
+
+class TrainingCancelled(Exception):
+    """``should_cancel()`` returned True; nothing was written as a finished model."""
+
+
+class Progress:
+    """Maps per-phase fractions to one monotone 0..1 bar and checks for cancellation."""
+
+    def __init__(self, callback: ProgressCallback | None, should_cancel: Callable[[], bool] | None):
+        self.callback = callback
+        self.should_cancel = should_cancel
+        self.fraction = 0.0
+
+    def report(self, phase: str, within: float, *, epoch: int | None = None, metrics: dict | None = None) -> None:
+        self.check_cancel()
+        start, end = PHASE_SPANS[phase]
+        self.fraction = max(self.fraction, start + (end - start) * min(max(within, 0.0), 1.0))
+        if self.callback is not None:
+            self.callback(self.fraction, {"phase": phase, "epoch": epoch, "metrics": metrics or {}})
+
+    def check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise TrainingCancelled("training was cancelled")
