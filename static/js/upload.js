@@ -58,7 +58,19 @@
     summary.appendChild(document.createTextNode(" with confidence " + percent(p.confidence) +
       " (model v" + p.model_version_number + ")"));
     if (p.needs_review) summary.appendChild(el("span", "pill pill-warn", "needs review"));
+    summary.appendChild(el("span", "muted", " · OOD score " + Number(p.ood_score).toFixed(2)));
     entry.body.appendChild(summary);
+    if ((p.review_explanation || []).length) {
+      var reasons = el("ul", "review-reasons");
+      p.review_explanation.forEach(function (reason) {
+        var line = el("li", "");
+        line.dataset.reason = reason.code;
+        line.appendChild(el("span", "pill pill-warn", reason.code.replace("_", " ")));
+        line.appendChild(document.createTextNode(" " + reason.text));
+        reasons.appendChild(line);
+      });
+      entry.body.appendChild(reasons);
+    }
 
     var table = el("table", "probabilities");
     var caption = el("caption", "visually-hidden", "Class probabilities for " + image.original_name);
@@ -94,6 +106,7 @@
       .then(function (image) {
         if (image.prediction) return drawPrediction(entry, image);
         if (image.status === "failed") return entry.state("The classifier could not process this image.", "error");
+        if (!form.dataset.modelActive) return null;  // no model yet: "Stored" stays the answer
         if (Date.now() - started > POLL_LIMIT_MS) {
           return entry.state("Stored; still waiting for the classifier — check again later.", "pending");
         }
@@ -123,10 +136,14 @@
         })
         .then(function (image) {
           if (image.prediction) return drawPrediction(entry, image);
-          entry.state(image.status === "failed" ? "The classifier could not process this image." : "Classifying…",
-            image.status === "failed" ? "error" : "pending");
-          if (image.status === "failed") return null;
-          return poll(entry, image.url, Date.now());
+          if (image.status === "failed") return entry.state("The classifier could not process this image.", "error");
+          if (form.dataset.modelActive) entry.state("Classifying…", "pending");
+          else entry.state("Stored — it will be classified when the first model is ready.", "stored");
+          // The answer is awaited in the background: the form is free for the next files at once.
+          poll(entry, image.url, Date.now()).catch(function (error) {
+            entry.state("Stored; could not fetch the answer: " + error.message, "pending");
+          });
+          return null;
         })
         .catch(function (error) {
           entry.state("Refused: " + error.message, "error");
@@ -157,7 +174,7 @@
     message.textContent = "Uploading " + files.length + (files.length === 1 ? " file…" : " files…");
     button.disabled = true;
     runAll(files.map(uploadOne)).then(function () {
-      message.textContent = "Done: " + files.length + (files.length === 1 ? " file." : " files.");
+      message.textContent = "Sent: " + files.length + (files.length === 1 ? " file." : " files.");
       button.disabled = false;
       form.reset();
     });
