@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-serve bench-retrain worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ screenshots: $(STAMP)
 ## mlcore benchmark on ../shared/datasets/neu-cls; figures go to docs/benchmarks.md.
 bench-ml: $(STAMP)
 	$(PY) benchmarks/bench_ml.py
+
+## Foreign/novel detection methods side by side on frozen backbone features (the evidence for mlcore.ood).
+bench-ood: $(STAMP)
+	$(PY) benchmarks/bench_ood_methods.py
 
 ## Serving benchmark: gunicorn + inference worker on PostgreSQL/Redis, loaded via the API.
 bench-serve: $(STAMP)
