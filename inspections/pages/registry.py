@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from inspections import roles, selectors
+from inspections.backbones import backbone_availability, backbone_choices
 from inspections.errors import ApplicationError
 from inspections.services.model_versions import model_version_promote, model_version_rollback
 from inspections.services.training import training_run_cancel, training_run_start
@@ -104,19 +105,29 @@ def model_version_rollback_page(request: HttpRequest) -> HttpResponse:
 
 # --- Training runs -------------------------------------------------------------------------------
 
+def _start_form(data=None) -> tuple[TrainingRunStartForm, list]:
+    """The start form offering only the backbones whose weights are here, and why the others are not."""
+    availability = backbone_availability()
+    form = TrainingRunStartForm(data)
+    form.fields["backbone"].choices = [(name, name) for name in backbone_choices(availability)]
+    return form, [entry for entry in availability if not entry.available]
+
+
 @require_GET
 @read_role
 def training_run_list(request: HttpRequest) -> HttpResponse:
+    can_manage = roles.can_manage_models(request.user)
+    start_form, unavailable = _start_form() if can_manage else (None, [])
     return render(request, "registry/training_runs.html", {
-        "runs": selectors.training_run_list()[:50], "can_manage": roles.can_manage_models(request.user),
-        "start_form": TrainingRunStartForm(),
+        "runs": selectors.training_run_list()[:50], "can_manage": can_manage,
+        "start_form": start_form, "unavailable_backbones": unavailable,
     })
 
 
 @require_POST
 @model_admin_role
 def training_run_start_page(request: HttpRequest) -> HttpResponse:
-    form = TrainingRunStartForm(request.POST)
+    form, _ = _start_form(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():
             messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields
@@ -134,8 +145,11 @@ def training_run_start_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 @read_role
 def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(run_id)
     return render(request, "registry/training_run_detail.html", {
-        "run": _run_or_404(run_id), "can_manage": roles.can_manage_models(request.user),
+        "run": run, "can_manage": roles.can_manage_models(request.user),
+        # The error's first line is for people; the traceback below it, folded, for whoever debugs.
+        "error_summary": run.error.split("\n", 1)[0],
     })
 
 

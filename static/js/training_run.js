@@ -9,7 +9,7 @@
   function show(run) {
     el("run-progress").value = run.progress;
     el("run-percent").textContent = Math.round(run.progress * 100) + "%";
-    el("run-phase").textContent = run.phase || "waiting for a training worker";
+    el("run-phase").textContent = run.phase || (run.status === "queued" ? "waiting for a training worker" : "–");
     el("run-status").textContent = run.status;
     el("run-status").className = "pill status-" + run.status;
     el("run-log").textContent = run.log || "";

@@ -107,3 +107,13 @@ def test_runs_say_who_started_them(client):
     assert f"<td>{TrainingRunTrigger.SCHEDULE.label}</td>" in page and f"<td>{TrainingRunTrigger.COMMAND.label}</td>" in page
     detail = client.get(reverse("registry:training-run", args=[command_run.pk])).content.decode()
     assert f"by {TrainingRunTrigger.COMMAND.label}</dd>" in detail
+
+
+def test_a_backbone_without_weights_cannot_be_started_from_the_page(client, no_queue, settings, tmp_path):
+    settings.STEELQC_RESNET50_WEIGHTS = str(tmp_path / "absent.h5")
+    tiny_dataset(tmp_path / "data", per_class=10)
+    dataset_import_folder(root=tmp_path / "data")
+    _client(client, "ml_admin")
+    response = client.post(reverse("registry:training-run-start"), {"backbone": "resnet50"}, follow=True)
+    assert "backbone: Select a valid choice. resnet50 is not one of the available choices." in response.content.decode()
+    assert not TrainingRun.objects.exists()
