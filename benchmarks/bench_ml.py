@@ -122,8 +122,11 @@ def score(classifier, images, labels) -> dict:
     ood_scores = np.array([r.ood_score for r in results])
     metrics = evaluate(classes=classifier.classes, true_labels=labels, probabilities=probabilities)
     review = np.array([r.needs_review for r in results])
+    wrong = np.array([r.label != label for r, label in zip(results, labels)])
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ece": metrics["ece"],
             "needs_review_rate": float(review.mean()), "ood_pass_rate": float((ood_scores <= 1.0).mean()),
+            # What a plant cares about most: a wrong label that no person will see.
+            "silent_error_rate": float(np.mean(wrong & ~review)),
             "confusion_matrix": metrics["confusion_matrix"], "_ood_scores": ood_scores,
             "_confidence": probabilities.max(axis=1)}
 
@@ -256,6 +259,8 @@ def main() -> int:
     parser.add_argument("--foreign-per-class", type=int, default=None, help="cap images per foreign set")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ml.json"))
     parser.add_argument("--model-dir", default=None, help="keep the trained model here (default: temp)")
+    parser.add_argument("--reuse-model", action="store_true",
+                        help="with --model-dir: measure the model already there instead of training one")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-size", type=int, default=None, help="backbone input size (default: TrainConfig's)")
@@ -286,8 +291,12 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"training {args.backbone} on {counts} ...", file=sys.stderr, flush=True)
-    _, train_seconds, train_cpu_seconds = train_default({}, samples, out_dir=model_dir, base=base)
+    if args.reuse_model and (model_dir / "config.json").is_file():
+        facts = json.loads((model_dir / "config.json").read_text())
+        train_seconds, train_cpu_seconds = facts["training"]["wall_time_s"], float("nan")
+    else:
+        print(f"training {args.backbone} on {counts} ...", file=sys.stderr, flush=True)
+        _, train_seconds, train_cpu_seconds = train_default({}, samples, out_dir=model_dir, base=base)
     rss_after_training = peak_rss_mib()
     facts = json.loads((model_dir / "config.json").read_text())
     report.update(backbone=facts["backbone"], finetuned=facts["training"]["finetuned"], ood=facts["ood"],
@@ -365,11 +374,13 @@ def _speed(measured: dict) -> str:
 
 def markdown_table(report: dict) -> str:
     clean = report["clean_test"]
-    rows = [("clean NEU test accuracy / macro-F1", f"{clean['accuracy']:.4f} / {clean['macro_f1']:.4f}", "≥ 0.995")]
+    rows = [("clean NEU test accuracy / macro-F1", f"{clean['accuracy']:.4f} / {clean['macro_f1']:.4f}", "≥ 0.995"),
+            ("clean NEU test: wrong and auto-accepted", f"{clean['silent_error_rate']:.1%}", "")]
     for kind, metrics in report["corrupted_test"].items():
         seen = "" if metrics["in_training_augmentation"] else " — never trained on"
         rows.append((f"`{kind}`: {metrics['description']}{seen}",
-                     f"{metrics['accuracy']:.4f} (review {metrics['needs_review_rate']:.0%})", "≥ 0.97"))
+                     f"{metrics['accuracy']:.4f} (to review {metrics['needs_review_rate']:.0%}, "
+                     f"wrong and auto-accepted {metrics['silent_error_rate']:.1%})", "≥ 0.97"))
     rows.append(("clean NEU test: passes OOD / auto-accepted",
                  f"{report['in_domain']['ood_pass_rate']:.1%} / {report['in_domain']['auto_accepted']:.1%}", "≥ 93 % pass"))
     for name, figures in report["foreign_sets"].items():

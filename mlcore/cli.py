@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="OUT")
     export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite"))
     export.set_defaults(handler=_export)
+
+    fetch = commands.add_parser(
+        "fetch-weights", help="download a backbone's published ImageNet weights once (needs network)",
+        description="Download the published weights file, check its hash and store it where "
+                    "--backbone auto looks. Nothing else in mlcore ever downloads.")
+    fetch.add_argument("backbone", choices=("resnet50",))
+    fetch.add_argument("--to", default=None, metavar="PATH",
+                       help="file to write (default: $STEELQC_RESNET50_WEIGHTS or $KERAS_HOME/models/...)")
+    fetch.add_argument("--url", default=None, help="a mirror of the file (default: Keras' own address)")
+    fetch.add_argument("--md5", default=None, help="expected md5 (default: the hash Keras publishes)")
+    fetch.set_defaults(handler=_fetch_weights)
     return parser
 
 
@@ -213,6 +224,19 @@ def _predict(args) -> int:
                 flag = f"  [needs review: {', '.join(result.review_reasons)}]" if result.needs_review else ""
                 print(f"{path}: {result.label} ({result.confidence:.3f}, ood {result.ood_score:.2f}){flag}")
     return EXIT_ERROR if failures else 0
+
+
+def _fetch_weights(args) -> int:
+    from mlcore.weights.fetch import WeightsDownloadError, fetch_pretrained_weights
+
+    try:
+        result = fetch_pretrained_weights(args.backbone, destination=args.to, url=args.url, md5=args.md5)
+    except WeightsDownloadError as error:
+        return _fail(str(error))
+    verb = "downloaded" if result.downloaded else "already present"
+    print(f"{args.backbone} weights {verb}: {result.path} ({result.size} bytes, md5 {result.md5}, "
+          f"sha256 {result.sha256})")
+    return 0
 
 
 def _export(args) -> int:
