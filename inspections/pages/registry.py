@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inspections import roles, selectors
 from inspections.backbones import backbone_availability, backbone_choices
 from inspections.errors import ApplicationError
+from inspections.models import ModelVersionStatus
 from inspections.services.model_versions import model_version_promote, model_version_rollback
 from inspections.services.training import training_run_cancel, training_run_start
 from mlcore.artefact import PLOT_FILES
@@ -43,9 +44,14 @@ def _run_or_404(run_id: int):
 @require_GET
 @read_role
 def model_version_list(request: HttpRequest) -> HttpResponse:
+    versions = list(selectors.model_version_list())
+    active = next((v for v in versions if v.status == ModelVersionStatus.ACTIVE), None)
+    # What model_version_rollback would re-activate: the most recently promoted retired version.
+    earlier = sorted((v for v in versions if v.status == ModelVersionStatus.RETIRED and v.promoted_at),
+                     key=lambda v: v.promoted_at, reverse=True)
     return render(request, "registry/model_versions.html", {
-        "versions": selectors.model_version_list(), "can_manage": roles.can_manage_models(request.user),
-        "promote_form": PromoteForm(auto_id=False),
+        "versions": versions, "active": active, "rollback_target": earlier[0] if active and earlier else None,
+        "can_manage": roles.can_manage_models(request.user), "promote_form": PromoteForm(auto_id=False),
     })
 
 

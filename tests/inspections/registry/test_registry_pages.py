@@ -42,6 +42,8 @@ def test_ml_admin_promotes_and_rolls_back_from_the_page(client, no_queue):
     client.post(reverse("registry:model-version-promote", args=[second.pk]))
     second.refresh_from_db()
     assert second.status == ModelVersionStatus.ACTIVE
+    assert f"Roll back to {first.name} (active before {second.name})" in client.get(
+        reverse("registry:model-versions")).content.decode()
     response = client.post(reverse("registry:model-version-rollback"), follow=True)
     first.refresh_from_db()
     assert first.status == ModelVersionStatus.ACTIVE
@@ -117,3 +119,33 @@ def test_a_backbone_without_weights_cannot_be_started_from_the_page(client, no_q
     response = client.post(reverse("registry:training-run-start"), {"backbone": "resnet50"}, follow=True)
     assert "backbone: Select a valid choice. resnet50 is not one of the available choices." in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+def _registry_state(client) -> str:
+    page = client.get(reverse("registry:model-versions")).content.decode()
+    start = page.index('id="registry-state"')
+    return " ".join(page[start:page.index("</p>", start)].split()), page
+
+
+def test_models_page_with_no_versions_names_the_run_training_the_first_one(client):
+    run = TrainingRun.objects.create(status=TrainingRunStatus.RUNNING, phase="head", progress=0.2)
+    _client(client, "ml_admin")
+    state, page = _registry_state(client)
+    assert f"No model versions yet: <a href=\"/training/{run.pk}/\">training run {run.pk}</a> is training the first one." in state
+    assert "Exactly one version" not in page and "Roll back" not in page and "Start a" not in page
+
+
+def test_models_page_with_candidates_only_says_none_is_active(client):
+    ModelVersionFactory()
+    _client(client, "ml_admin")
+    state, page = _registry_state(client)
+    assert "No version is active" in state
+    assert "Roll back" not in page
+
+
+def test_models_page_names_the_active_version_and_offers_no_rollback_without_an_earlier_one(client, no_queue):
+    version = model_version_promote(version=ModelVersionFactory())
+    _client(client, "ml_admin")
+    state, page = _registry_state(client)
+    assert f"<strong>{version.name}</strong> is the active version" in state
+    assert "Roll back" not in page
