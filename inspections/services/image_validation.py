@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 from inspections.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ ACCEPTED_FORMATS = {
     "TIFF": AcceptedFormat("tif", (".tif", ".tiff"), "image/tiff"),
 }
 ACCEPTED_FORMAT_NAMES = ", ".join(list(ACCEPTED_FORMATS)[:-1]) + " or " + list(ACCEPTED_FORMATS)[-1]
+
+NOT_AN_IMAGE = f"The file's contents are not an image (whatever its name says); upload {ACCEPTED_FORMAT_NAMES} files."
+DAMAGED_IMAGE = "The file looks like an image but its data is damaged or cut short, so it cannot be decoded."
 
 
 def upload_accept_attribute() -> str:
@@ -69,13 +75,14 @@ def image_facts_from_bytes(data: bytes) -> ImageFacts:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ApplicationError("The image has too many pixels.", code="too_many_pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ApplicationError(f"The file is not a readable image ({error}).", code="undecodable_image") from None
+    except UnidentifiedImageError:
+        raise ApplicationError(NOT_AN_IMAGE, code="undecodable_image") from None
     except Exception as error:
-        # Decoders meet hostile bytes here; whatever they raise (EOFError, struct.error,
-        # IndexError, ...) means the same thing: not a readable image. Never a 500.
-        raise ApplicationError(f"The file is not a readable image ({type(error).__name__}).",
-                               code="undecodable_image") from None
+        # Decoders meet hostile bytes here; whatever they raise (OSError for truncated data,
+        # EOFError, struct.error, ...) means the same to a person: the image is damaged. The
+        # decoder's own words are for the log, never the answer. Never a 500.
+        logger.info("undecodable image: %s: %s", type(error).__name__, error)
+        raise ApplicationError(DAMAGED_IMAGE, code="undecodable_image") from None
     return facts
 
 

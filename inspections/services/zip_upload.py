@@ -42,8 +42,8 @@ def zip_upload(*, archive, uploaded_by, source: str = "") -> list[MemberResult]:
                                code="zip_too_large", status_code=413)
     try:
         zip_file = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ApplicationError(f"The file is not a readable zip archive ({error}).", code="invalid_zip") from None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise ApplicationError("The file is not a zip archive, or the archive is damaged.", code="invalid_zip") from None
     with zip_file:
         members = [info for info in zip_file.infolist() if not info.is_dir()]
         if len(members) > ZIP_MAX_MEMBERS:
@@ -78,8 +78,8 @@ def _member_upload(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, *, budget: 
     try:
         with zip_file.open(info) as member:
             content = member.read(limit + 1)  # never trust the declared size: read at most limit + 1
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError) as error:
-        return MemberResult(name=name, status="refused", message=f"Corrupt in the archive: {error}."), 0
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError):
+        return MemberResult(name=name, status="refused", message="Damaged inside the archive; it could not be unpacked."), 0
     if len(content) > limit:
         why = (f"larger than the {settings.STEELQC_MAX_UPLOAD_BYTES}-byte limit per file"
                if limit == settings.STEELQC_MAX_UPLOAD_BYTES else "over the archive's total size limit")

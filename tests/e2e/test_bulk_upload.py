@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from inspections.models import InspectionImage
+from inspections.services.image_validation import NOT_AN_IMAGE
 from tests.factories import image_bytes
 
 from .conftest import log_in, screenshot
@@ -46,7 +47,7 @@ def test_zip_with_a_corrupt_file_shows_per_file_results(page, users):
     status = {name: row.get_attribute("data-status") for name, row in rows.items()}
     assert status == {"scratch-01.png": "created", "scratch-02.bmp": "created", "corrupt.png": "refused",
                       "readme.txt": "refused", "loose.png": "created"}
-    assert rows["corrupt.png"].locator("td").nth(3).inner_text().strip() != ""
+    assert rows["corrupt.png"].locator("td").nth(3).inner_text().strip() == NOT_AN_IMAGE
     assert page.locator("#bulk-progress").get_attribute("value") == "100"
     assert "3 stored" in page.locator("#bulk-summary").inner_text()
     assert "2 refused" in page.locator("#bulk-summary").inner_text()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from inspections.models import ImageStatus, InspectionImage
+from inspections.services.image_validation import NOT_AN_IMAGE
 from tests.conftest import _tiny_texture
 
 from .conftest import log_in, screenshot
@@ -49,3 +50,16 @@ def test_a_chosen_file_is_classified_and_its_probability_bars_are_drawn(page, us
     assert f"{100 * prediction.confidence:.1f}%" in item.locator(".prediction-summary").inner_text()
     assert image.status == ImageStatus.PREDICTED
     screenshot(page, "upload.png")
+
+
+def test_a_text_file_named_png_is_refused_in_words_about_the_file(page, users):
+    users("qa", "qa-vera")
+    log_in(page, "qa-vera")
+    page.goto("/upload/")
+    page.set_input_files("#upload-files", files=[{"name": "notes.png", "mimeType": "image/png",
+                                                  "buffer": b"shift B: coil 17 looked fine\n"}])
+    page.click("#upload-button")
+    item = page.locator("#upload-results li.upload-item").first
+    item.locator(".upload-state").filter(has_text="Refused").wait_for()
+    assert item.locator(".upload-state").inner_text() == f"Refused: {NOT_AN_IMAGE}"
+    assert not InspectionImage.objects.exists()
