@@ -13,7 +13,6 @@ FINETUNE_BLOCKS = 2
 @pytest.fixture(scope="module")
 def finetuned_and_start(tiny_dataset, tiny_tools, tmp_path_factory):
     """(backbone of the saved fine-tuned model, the same backbone freshly built from ImageNet, its blocks)."""
-    import keras
 
     from mlcore.backbones import build_backbone
     from mlcore.model import backbone_submodel, load_keras_model
