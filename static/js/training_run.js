@@ -29,5 +29,13 @@
     window.setTimeout(poll, 2000);
   }
 
+  // Cancelling throws away the minutes already trained: ask first.
+  const cancel = el("cancel-form");
+  if (cancel) {
+    cancel.addEventListener("submit", (event) => {
+      if (!window.confirm(cancel.querySelector("[data-confirm]").dataset.confirm)) event.preventDefault();
+    });
+  }
+
   if (!ended.has(box.dataset.status)) window.setTimeout(poll, 1000);
 })();

@@ -40,3 +40,41 @@ def test_a_failed_run_shows_a_short_message_with_the_traceback_folded(page, user
     page.click("#run-error summary")
     assert page.locator("#run-error pre").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+
+
+def test_the_training_list_follows_a_run_without_a_reload(page, users):
+    users("viewer", "viewer-kai")
+    run = TrainingRun.objects.create(status=TrainingRunStatus.RUNNING, phase="features", progress=0.1)
+    log_in(page, "viewer-kai")
+    page.goto("/training/")
+    row = page.locator(f'tr[data-run="{run.pk}"]')
+    assert row.locator('[data-field="percent"]').inner_text() == "10%"
+    TrainingRun.objects.filter(pk=run.pk).update(phase="head epoch 3", progress=0.45)
+    row.locator('[data-field="percent"]').filter(has_text="45%").wait_for(timeout=10_000)
+    assert row.locator('[data-field="phase"]').inner_text() == "head epoch 3"
+    assert float(row.locator("progress").evaluate("bar => bar.value")) == 0.45
+
+
+def test_cancel_asks_first_and_a_no_keeps_the_run(page, users):
+    users("ml_admin", "ml-lea")
+    run = TrainingRun.objects.create(status=TrainingRunStatus.RUNNING, phase="head", progress=0.5)
+    log_in(page, "ml-lea")
+    page.goto(f"/training/{run.pk}/")
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("#cancel-form button")
+    page.wait_for_timeout(500)
+    run.refresh_from_db()
+    assert asked and f"Cancel training run {run.pk}?" in asked[0]
+    assert not run.cancel_requested
+
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    with page.expect_navigation():
+        page.click("#cancel-form button")
+    run.refresh_from_db()
+    assert len(asked) == 2 and run.cancel_requested
