@@ -29,7 +29,7 @@ $PY -m celery -A steelqc worker -Q inference,training --concurrency 1 --beat --l
 pids+=($!)
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)
-echo "steelqc is serving on http://127.0.0.1:8000/ (admin: http://127.0.0.1:8000/admin/). Ctrl-C stops it."
+echo "steelqc is serving on http://127.0.0.1:8000/ (log in at http://127.0.0.1:8000/accounts/login/; training: http://127.0.0.1:8000/training/). Ctrl-C stops it."
 
 # If either the worker or the web server stops, stop the other too rather than run half a system.
 wait -n "${pids[@]}"

@@ -44,3 +44,20 @@ def test_register_model_records_the_artefact_and_can_promote_it(no_queue, tiny_m
     assert "Registered v1" in capsys.readouterr().out
     with pytest.raises(CommandError, match="not a model artefact"):
         call_command("register_model", str(tiny_model_dirs[0].parent))
+
+
+def test_a_queued_run_points_to_its_training_page(no_queue, tmp_path, capsys):
+    tiny_dataset(tmp_path / "data", per_class=10)
+    dataset_import_folder(root=tmp_path / "data")
+    call_command("train_model", "--if-no-active")
+    run = TrainingRun.objects.get()
+    out = capsys.readouterr().out
+    assert f"follow it at http://127.0.0.1:8000/training/{run.pk}/" in out
+    assert "/api/v1/" not in out and "admin" not in out
+
+
+def test_the_demo_administrator_is_told_to_log_in_at_the_apps_login(capsys):
+    call_command("ensure_demo_admin")
+    assert "Log in at http://127.0.0.1:8000/accounts/login/ as admin / admin" in capsys.readouterr().out
+    call_command("ensure_demo_admin")
+    assert "log in with it at http://127.0.0.1:8000/accounts/login/" in capsys.readouterr().out

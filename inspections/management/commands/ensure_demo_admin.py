@@ -1,7 +1,9 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 
+from inspections.management.local import LOCAL_URL
 from inspections.roles import ML_ADMIN
 
 
@@ -15,13 +17,13 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, password: str, **options):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write("A superuser already exists; log in with it at http://127.0.0.1:8000/admin/")
+            self.stdout.write(f"A superuser already exists; log in with it at {LOCAL_URL}{reverse('login')}")
             return
         user = User.objects.create_superuser(username=username, password=password, email="")
         user.groups.add(Group.objects.get(name=ML_ADMIN))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo administrator created. Log in at http://127.0.0.1:8000/admin/ as {username} / {password} "
+                f"Demo administrator created. Log in at {LOCAL_URL}{reverse('login')} as {username} / {password} "
                 "(change the password before anyone else can reach this machine)."
             )
         )

@@ -2,7 +2,9 @@ import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 
+from inspections.management.local import LOCAL_URL
 from inspections.errors import ApplicationError
 from inspections.models import (
     IN_PROGRESS_STATUSES, ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus, TrainingRunTrigger,
@@ -46,7 +48,7 @@ class Command(BaseCommand):
         if not wait:
             self.stdout.write(self.style.SUCCESS(
                 f"Training run {run.pk} queued on {run.snapshot.image_count} labelled images; a training worker "
-                f"picks it up (progress: /api/v1/training-runs/{run.pk}/ or the admin)."
+                f"picks it up; follow it at {LOCAL_URL}{reverse('registry:training-run', args=[run.pk])}."
             ))
             return
         started = time.monotonic()
