@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 CLASS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+NO_DEFECT_CLASS = "no_defect"  # the class of defect-free surfaces; created by migration 0007
 
 
 class DefectClass(models.Model):
@@ -82,6 +83,20 @@ class InspectionImage(models.Model):
     label_source = models.CharField(max_length=16, choices=LabelSource.choices, blank=True, default=LabelSource.NONE)
     label_version = models.PositiveIntegerField(
         default=0, help_text="Bumped on every label change; reviewers send it back to detect concurrent edits."
+    )
+    excluded = models.BooleanField(
+        default=False, db_index=True,
+        help_text="A person said it is not an inspection image: out of the queue, training and evaluation.",
+    )
+    exclusion_reason = models.CharField(max_length=500, blank=True)
+    suspect_suggestion = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Set when the last training run found the current label suspect: the class the model suggests.",
+    )
+    suspect_score = models.FloatField(null=True, blank=True, help_text="How suspect the label is, 0..1.")
+    suspect_cleared_label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The label a person decided while it was suspect: not flagged again until the label changes.",
     )
 
     class Meta:
@@ -169,6 +184,10 @@ class Prediction(models.Model):
         help_text="Top class probability minus the runner-up's: small means the model hesitated.",
     )
     ood_score = models.FloatField()
+    review_reasons = models.JSONField(
+        default=list, blank=True,
+        help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
+    )
     latency_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -183,11 +202,22 @@ class Prediction(models.Model):
         return f"{self.label} {self.confidence:.2f} for image {self.image_id} by model {self.model_version_id}"
 
 
+class ReviewDecision(models.TextChoices):
+    LABEL = "label", "labelled"
+    EXCLUDE = "exclude", "excluded"
+    INCLUDE = "include", "included again"
+
+
 class Review(models.Model):
-    """An append-only record of one human label decision."""
+    """An append-only record of one human decision: a label, or excluding the image (or undoing that)."""
 
     image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="reviews")
-    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=16, choices=ReviewDecision.choices, default=ReviewDecision.LABEL)
+    label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The class decided; empty for exclude/include decisions.",
+    )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it was excluded.")
     previous_label = models.ForeignKey(DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
@@ -195,8 +225,18 @@ class Review(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(decision__in=ReviewDecision.values), name="review_decision_valid"),
+            models.CheckConstraint(
+                condition=Q(decision=ReviewDecision.LABEL, label__isnull=False)
+                | (~Q(decision=ReviewDecision.LABEL) & Q(label__isnull=True)),
+                name="review_label_only_for_label_decisions",
+            ),
+        ]
 
     def __str__(self) -> str:
+        if self.decision != ReviewDecision.LABEL:
+            return f"{self.reviewer} {self.get_decision_display()} image {self.image_id}"
         return f"{self.reviewer} labelled image {self.image_id} as {self.label} ({self.previous_label} before)"
 
 

@@ -10,14 +10,16 @@ from django.core.files.storage import default_storage
 from django.db.models import (
     Avg, Case, Count, Exists, F, IntegerField, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
 )
-from django.db.models.functions import TruncDay, TruncHour
-from django.db.models.lookups import Exact
+from django.db.models import BooleanField, TextField
+from django.db.models.functions import Cast, TruncDay, TruncHour
+from django.db.models.lookups import Contains, Exact
 from django.utils import timezone
 
 from inspections.models import (
     DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus, Prediction, Review,
     TrainingRun,
 )
+from mlcore.artefact import REASON_SUSPECT_LABEL
 
 
 def dataset_summary() -> dict:
@@ -56,7 +58,7 @@ def _latest_prediction_field(field: str) -> Subquery:
 def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
     """Images, newest first, with the latest prediction prefetched, under ``filters`` (see
     ``_images_filtered``: the same filters, with the same meaning, as the review queue's)."""
-    images = InspectionImage.objects.select_related("label", "uploaded_by").prefetch_related(
+    images = InspectionImage.objects.select_related("label", "uploaded_by", "suspect_suggestion").prefetch_related(
         _latest_predictions_prefetch()
     )
     return _images_filtered(images, filters or {}).order_by("-created_at", "-id")
@@ -65,7 +67,7 @@ def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
 def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QuerySet[InspectionImage]:
     """Apply the image filters of the API list and the review queue; each key is optional.
 
-    ``status``, ``split``, ``source``, ``external_id``: exact values. ``label``: the current
+    ``status``, ``split``, ``source``, ``external_id``, ``excluded``: exact values. ``label``: the current
     label's class name (``""``: unlabelled). ``reviewed``: ``reviewed`` (a person decided),
     ``unreviewed`` or ``all``. ``created_after`` / ``created_before``: datetimes, inclusive.
     Prediction filters look at the image's *latest* prediction only — the one users see:
@@ -75,19 +77,26 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
     def given(key: str) -> bool:
         return filters.get(key) not in (None, "")
 
-    exact = {key: filters[key] for key in ("status", "split", "source", "external_id") if given(key)}
+    exact = {key: filters[key] for key in ("status", "split", "source", "external_id", "excluded") if given(key)}
     images = images.filter(**exact)
     if "label" in filters and filters["label"] is not None:
         images = images.filter(label__isnull=True) if filters["label"] == "" else images.filter(label__name=filters["label"])
     reviewed = filters.get("reviewed") or "all"
+    # A suspect label waits for a person even when a person set it: it counts as not reviewed.
+    suspect = Q(suspect_suggestion__isnull=False)
     if reviewed == "unreviewed":
-        images = images.exclude(label_source=LabelSource.REVIEW)
+        images = images.filter(~Q(label_source=LabelSource.REVIEW) | suspect)
     elif reviewed == "reviewed":
-        images = images.filter(label_source=LabelSource.REVIEW)
+        images = images.filter(Q(label_source=LabelSource.REVIEW) & ~suspect)
     latest = {"model_version": "model_version_id", "predicted_label": "label__name", "needs_review": "needs_review"}
     for key, field in latest.items():
         if given(key):
             images = images.filter(Exact(_latest_prediction_field(field), filters[key]))
+    if given("review_reason"):
+        if filters["review_reason"] == REASON_SUSPECT_LABEL:
+            images = images.filter(suspect)
+        else:
+            images = images.filter(_has_review_reason(filters["review_reason"]))
     if given("created_after"):
         images = images.filter(created_at__gte=filters["created_after"])
     if given("created_before"):
@@ -95,11 +104,18 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
     return images
 
 
+def _has_review_reason(code: str):
+    """The latest prediction lists ``code`` among its review reasons. Matched on the JSON text
+    (``"code"`` with its quotes), which works the same on PostgreSQL and SQLite."""
+    reasons = Cast(_latest_prediction_field("review_reasons"), TextField())
+    return Contains(reasons, f'"{code}"')
+
+
 def image_detail(*, image_id: int) -> InspectionImage | None:
     """One image with its latest prediction and its review history (newest first)."""
     reviews = Review.objects.select_related("label", "previous_label", "reviewer").order_by("-created_at", "-id")
     return (
-        InspectionImage.objects.select_related("label", "uploaded_by")
+        InspectionImage.objects.select_related("label", "uploaded_by", "suspect_suggestion")
         .prefetch_related(_latest_predictions_prefetch(), Prefetch("reviews", queryset=reviews, to_attr="reviews_latest_first"))
         .filter(pk=image_id)
         .first()
@@ -188,11 +204,14 @@ def _with_latest_prediction(images: QuerySet[InspectionImage]) -> QuerySet[Inspe
         latest_confidence=_latest_prediction_field("confidence"),
         latest_label=_latest_prediction_field("label__name"),
         latest_model_version=_latest_prediction_field("model_version_id"),
+        latest_review_reasons=_latest_prediction_field("review_reasons"),
     )
 
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
-    images = _with_latest_prediction(InspectionImage.objects.select_related("label"))
+    # An excluded image is not an inspection image: it never waits for a decision.
+    images = _with_latest_prediction(
+        InspectionImage.objects.select_related("label", "suspect_suggestion").filter(excluded=False))
     return _images_filtered(images, {**filters, "reviewed": filters.get("reviewed") or "unreviewed"})
 
 
@@ -208,7 +227,7 @@ def image_list_for_review(*, filters: dict | None = None) -> QuerySet[Inspection
     """
     unlabelled_first = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
     return _review_queue_base(filters or {}).order_by(
-        F("latest_needs_review").desc(nulls_last=True),
+        _needs_attention().desc(nulls_last=True),
         F("latest_margin").asc(nulls_last=True),
         unlabelled_first,
         "created_at",
@@ -216,12 +235,19 @@ def image_list_for_review(*, filters: dict | None = None) -> QuerySet[Inspection
     )
 
 
+def _needs_attention() -> Case:
+    """The latest prediction asked for review, or the image's label is suspect."""
+    return Case(When(suspect_suggestion__isnull=False, then=Value(True)), default=F("latest_needs_review"),
+                output_field=BooleanField())
+
+
 def review_queue_counts(*, filters: dict | None = None) -> dict:
     """What is left to review under ``filters`` (whatever their ``reviewed`` value says)."""
     left = _review_queue_base({**(filters or {}), "reviewed": "unreviewed"})
     counts = left.aggregate(
         left=Count("id"),
-        needs_review=Count("id", filter=Q(latest_needs_review=True)),
+        needs_review=Count("id", filter=Q(latest_needs_review=True) | Q(suspect_suggestion__isnull=False)),
+        suspect_label=Count("id", filter=Q(suspect_suggestion__isnull=False)),
         unlabelled=Count("id", filter=Q(label__isnull=True)),
         without_prediction=Count("id", filter=Q(latest_prediction_id__isnull=True)),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inspections.models import DefectClass, ImageStatus, ModelVersion, Split
+from mlcore.artefact import REVIEW_REASONS
 
 
 class ImageFilters(serializers.Serializer):
@@ -19,6 +20,11 @@ class ImageFilters(serializers.Serializer):
     source = serializers.CharField(required=False, max_length=100)
     external_id = serializers.CharField(required=False, max_length=200)
     split = serializers.ChoiceField(choices=Split.values, required=False)
+    excluded = serializers.BooleanField(required=False, help_text="A person excluded it (not an inspection image).")
+    review_reason = serializers.ChoiceField(
+        choices=REVIEW_REASONS, required=False,
+        help_text="A code among the latest prediction's review_reasons (suspect_label: the image's label is suspect).",
+    )
 
     def validate_label(self, value: str) -> str:
         if value and not DefectClass.objects.filter(name=value).exists():

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from inspections import selectors
 from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, Review, TrainingRun
+from inspections.review_reasons import image_review_reasons, prediction_explanation
 
 
 def _username(user) -> str | None:
@@ -24,21 +25,33 @@ class PredictionOutput(serializers.ModelSerializer):
     model_version = serializers.IntegerField(source="model_version_id")
     model_version_number = serializers.IntegerField(source="model_version.number")
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Class name -> probability, every class.")
+    review_reasons = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why it needs a person: foreign, low_confidence, blank_frame; empty when auto-accepted.")
+    review_explanation = serializers.SerializerMethodField(help_text="The reasons in words: [{code, text}].")
 
     class Meta:
         model = Prediction
-        fields = ["id", "label", "confidence", "probabilities", "needs_review", "ood_score", "latency_ms",
-                  "model_version", "model_version_number", "created_at"]
+        fields = ["id", "label", "confidence", "probabilities", "needs_review", "review_reasons",
+                  "review_explanation", "ood_score", "latency_ms", "model_version", "model_version_number",
+                  "created_at"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField(child=serializers.CharField())))
+    def get_review_explanation(self, prediction: Prediction) -> list[dict]:
+        return prediction_explanation(prediction)
 
 
 class ReviewOutput(serializers.ModelSerializer):
-    label = serializers.CharField(source="label.name")
+    decision = serializers.CharField(help_text="label, exclude or include (an exclusion undone).")
+    label = serializers.CharField(source="label.name", allow_null=True, default=None,
+                                  help_text="The class decided; null for exclude/include.")
     previous_label = serializers.CharField(source="previous_label.name", allow_null=True, default=None)
     reviewer = serializers.SerializerMethodField()
 
     class Meta:
         model = Review
-        fields = ["id", "image", "label", "previous_label", "reviewer", "prediction", "created_at"]
+        fields = ["id", "image", "decision", "label", "previous_label", "reason", "reviewer", "prediction",
+                  "created_at"]
 
     def get_reviewer(self, review: Review) -> str:
         return _username(review.reviewer)
@@ -55,10 +68,26 @@ class ImageOutput(serializers.ModelSerializer):
         model = InspectionImage
         fields = ["id", "url", "file_url", "sha256", "original_name", "format", "mode", "width", "height",
                   "size_bytes", "source", "external_id", "uploaded_by", "created_at", "status", "split",
-                  "label", "label_source", "label_version", "prediction"]
+                  "label", "label_source", "label_version", "excluded", "exclusion_reason", "review_reasons",
+                  "suspect_label", "prediction"]
+
+    review_reasons = serializers.SerializerMethodField(
+        help_text="Why the image needs a person: the latest prediction's reasons, plus suspect_label.")
+    suspect_label = serializers.SerializerMethodField(
+        help_text="When the last training run found the label suspect: {suggested_label, score}; else null.")
 
     def get_uploaded_by(self, image: InspectionImage) -> str | None:
         return _username(image.uploaded_by)
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_review_reasons(self, image: InspectionImage) -> list[str]:
+        return image_review_reasons(image, selectors.image_latest_prediction(image=image))
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_suspect_label(self, image: InspectionImage) -> dict | None:
+        if image.suspect_suggestion_id is None:
+            return None
+        return {"suggested_label": image.suspect_suggestion.name, "score": image.suspect_score}
 
     def get_url(self, image: InspectionImage) -> str:
         return self._absolute(reverse("inspections:api:image-detail", args=[image.pk]))
@@ -206,11 +235,27 @@ class UploadInput(serializers.Serializer):
 
 
 class ReviewInput(serializers.Serializer):
-    label = serializers.CharField(max_length=64, help_text="Name of an active defect class.")
+    """One decision: ``label`` (a class; labelling an excluded image includes it again), or
+    ``exclude: true`` with a ``reason`` (not an inspection image), or ``exclude: false`` (undo)."""
+
+    label = serializers.CharField(max_length=64, required=False, help_text="Name of an active defect class.")
+    exclude = serializers.BooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="true: not an inspection image (needs reason); false: include an excluded image again.")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="",
+                                   help_text="Why the image is excluded (camera fault, wrong material, test shot).")
     expected_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, default=None,
         help_text="The label_version you saw; a different current version answers 409.",
     )
+
+    def validate(self, attrs: dict) -> dict:
+        has_label, exclude = "label" in attrs, attrs.get("exclude")
+        if has_label == (exclude is not None):
+            raise serializers.ValidationError({"label": ["Give either label or exclude, not both and not neither."]})
+        if exclude is True and not attrs["reason"].strip():
+            raise serializers.ValidationError({"reason": ["Say why the image is excluded."]})
+        return attrs
 
 
 class DefectClassInput(serializers.Serializer):

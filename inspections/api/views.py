@@ -24,7 +24,7 @@ from inspections.errors import ApplicationError, error_body
 from inspections.services.classes import defect_class_create
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_promote, model_version_rollback
-from inspections.services.reviews import review_submit
+from inspections.services.reviews import review_exclude, review_include, review_submit
 from inspections.services.training import training_run_cancel, training_run_start
 
 from . import serializers as s
@@ -168,8 +168,11 @@ class ImageReviews(ApiView):
 
     @extend_schema(
         operation_id="images_reviews_create",
-        description="Confirm or correct the image's label. Send `expected_version` (the `label_version` you saw) "
-                    "to get a 409 with the current state instead of overwriting someone else's decision.",
+        description="Confirm or correct the image's label (`{\"label\": NAME}`), exclude it as not an inspection "
+                    "image (`{\"exclude\": true, \"reason\": TEXT}`: it leaves the queue, training and evaluation) "
+                    "or undo that (`{\"exclude\": false}`). Each decision is one append-only review. Send "
+                    "`expected_version` (the `label_version` you saw) to get a 409 with the current state instead "
+                    "of overwriting someone else's decision.",
         request=s.ReviewInput,
         responses={201: s.ReviewCreatedOutput, 400: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
@@ -177,8 +180,15 @@ class ImageReviews(ApiView):
         image = _image_or_404(image_id)
         payload = s.ReviewInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        review = review_submit(image=image, label_name=payload.validated_data["label"], reviewer=request.user,
-                               expected_version=payload.validated_data["expected_version"])
+        decision = payload.validated_data
+        if decision["exclude"] is True:
+            review = review_exclude(image=image, reviewer=request.user, reason=decision["reason"],
+                                    expected_version=decision["expected_version"])
+        elif decision["exclude"] is False:
+            review = review_include(image=image, reviewer=request.user, expected_version=decision["expected_version"])
+        else:
+            review = review_submit(image=image, label_name=decision["label"], reviewer=request.user,
+                                   expected_version=decision["expected_version"])
         body = {"review": self.output(s.ReviewOutput, review),
                 "image": self.output(s.ImageDetailOutput, selectors.image_detail(image_id=image.pk))}
         return Response(body, status=status.HTTP_201_CREATED)

@@ -10,14 +10,17 @@ from django.utils import timezone
 
 from inspections import selectors
 from inspections.models import Split
+from inspections.review_reasons import REASON_TITLES
 from mlcore.artefact import AUTO_BACKBONE, BACKBONE_CHOICES
 
 REVIEWED_CHOICES = [("unreviewed", "not yet reviewed"), ("reviewed", "reviewed"), ("all", "all")]
-FILTER_NAMES = ("predicted_label", "source", "created_after", "created_before", "model_version", "split", "reviewed")
+FILTER_NAMES = ("predicted_label", "review_reason", "source", "created_after", "created_before", "model_version",
+                "split", "reviewed")
 
 
 class QueueFilterForm(forms.Form):
     predicted_label = forms.ChoiceField(label="Predicted class", required=False)
+    review_reason = forms.ChoiceField(label="Reason", required=False, choices=[("", "any"), *REASON_TITLES.items()])
     source = forms.CharField(label="Source", required=False, max_length=100)
     created_after = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_before = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -47,7 +50,7 @@ class QueueFilterForm(forms.Form):
             name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors
         }
         filters: dict = {"reviewed": data.get("reviewed") or "unreviewed"}
-        for name in ("predicted_label", "source", "split"):
+        for name in ("predicted_label", "review_reason", "source", "split"):
             if data.get(name):
                 filters[name] = data[name]
         if data.get("model_version"):
@@ -73,6 +76,8 @@ class ReviewDecisionForm(forms.Form):
     """The no-JavaScript decision form of the review view; the label is checked by the service."""
 
     label = forms.CharField(required=False, max_length=64)
+    exclude = forms.ChoiceField(required=False, choices=[("", ""), ("true", "exclude"), ("false", "include again")])
+    reason = forms.CharField(required=False, max_length=500)
     expected_version = forms.CharField(required=False)
     next = forms.CharField(required=False)
 

@@ -10,13 +10,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inspections import roles, selectors
 from inspections.errors import ApplicationError
-from inspections.services.reviews import review_submit
+from inspections.models import NO_DEFECT_CLASS
+from inspections.review_reasons import image_explanation
+from inspections.services.reviews import review_exclude, review_include, review_submit
 
 from .access import can_review_queue, role_required
 from .forms import QueueFilterForm, ReviewDecisionForm, filter_query
 
 QUEUE_PAGE_SIZE = 50
-NUMBER_KEYS = "1234567890"
+NO_DEFECT_KEY = "0"
+# Defect classes in name order take 1..9, then these letters (none of them is a command key).
+CLASS_KEYS = "123456789acdfgijklmoptuvwyz"
 queue_role = role_required(can_review_queue, "The review queue needs the role qa, ml_admin or viewer.")
 label_role = role_required(roles.can_label, "Labelling needs the role qa or ml_admin.")
 
@@ -60,8 +64,11 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
     neighbours = selectors.review_queue_neighbours(image_id=image.pk, filters=filters)
     active = selectors.active_model_version()
     classes = list(selectors.defect_class_list().filter(active=True))
-    for index, defect_class in enumerate(classes):
-        defect_class.key = NUMBER_KEYS[index] if index < len(NUMBER_KEYS) else ""
+    no_defect = [c for c in classes if c.name == NO_DEFECT_CLASS]
+    classes = no_defect + [c for c in classes if c.name != NO_DEFECT_CLASS]
+    keys = iter(CLASS_KEYS)
+    for defect_class in classes:
+        defect_class.key = NO_DEFECT_KEY if defect_class.name == NO_DEFECT_CLASS else next(keys, "")
     probabilities = []
     if prediction:
         probabilities = sorted(prediction.probabilities.items(), key=lambda item: item[1], reverse=True)
@@ -70,8 +77,10 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
         "image": image,
         "prediction": prediction,
         "probabilities": probabilities,
+        "explanation": image_explanation(image, prediction),
         "classes": classes,
-        "last_key": next((c.key for c in reversed(classes) if c.key), ""),
+        "last_key": next((c.key for c in reversed(classes) if c.key and c.key != NO_DEFECT_KEY), ""),
+        "has_no_defect": bool(no_defect),
         "history": getattr(image, "reviews_latest_first", None) or selectors.review_list_for_image(image=image),
         "counts": selectors.review_queue_counts(filters=filters),
         "position": neighbours["position"],
@@ -111,8 +120,14 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     form.is_valid()  # every field is optional; the service checks the label
     decision = form.cleaned_data
     try:
-        review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
-                      expected_version=decision.get("expected_version"))
+        if decision.get("exclude") == "true":
+            review_exclude(image=image, reviewer=request.user, reason=decision.get("reason", ""),
+                           expected_version=decision.get("expected_version"))
+        elif decision.get("exclude") == "false":
+            review_include(image=image, reviewer=request.user, expected_version=decision.get("expected_version"))
+        else:
+            review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
+                          expected_version=decision.get("expected_version"))
     except ApplicationError as error:
         fresh = selectors.image_detail(image_id=image_id)
         context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})

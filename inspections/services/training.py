@@ -31,6 +31,7 @@ from inspections.queueing import training_run_enqueue
 from inspections.services.model_versions import model_version_register
 from inspections.services.promotion import gate_and_promote
 from inspections.services.stored_files import local_copies
+from inspections.services.suspects import suspect_labels_flag, suspects_read
 from mlcore.artefact import BACKBONE_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def training_parameters_clean(params: dict | None) -> dict:
 
 def _snapshot_freeze() -> DatasetSnapshot:
     rows = list(
-        InspectionImage.objects.filter(label__isnull=False, label__active=True)
+        InspectionImage.objects.filter(label__isnull=False, label__active=True, excluded=False)
         .exclude(split=Split.UNASSIGNED)
         .order_by("id")
         .values_list("id", "sha256", "label_id", "label__name", "split")
@@ -254,10 +255,14 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
                        progress=reporter.progress, should_cancel=reporter.should_cancel)
         reporter.log(f"trained: test accuracy {result.metrics.get('accuracy', 0):.4f}")
         version = model_version_register(model_dir=out_dir, created_by=run.requested_by, notes=f"training run {run.pk}")
+        suspects = suspects_read(model_dir=out_dir, image_ids_by_path={
+            str(paths[item.image.file.name]): item.image_id for item in items})
     TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase="gate")
     decision = gate_and_promote(candidate=version, snapshot=run.snapshot, actor=run.requested_by)
     reporter.log("promoted" if decision["promoted"] else "kept as candidate: " + "; ".join(decision["reasons"]))
     _finish(run.pk, status=TrainingRunStatus.SUCCEEDED, gate_decision=decision, progress=1.0, phase="done")
+    flagged = suspect_labels_flag(image_ids=[item.image_id for item in items], flagged=suspects)
+    reporter.log(f"{flagged} suspect label(s) sent to review")
 
 
 def training_runs_fail_stale(*, older_than_s: float) -> int:

@@ -16,3 +16,11 @@ def percent(value, digits: int = 1) -> str:
         return f"{100 * float(value):.{int(digits)}f}%"
     except (TypeError, ValueError):
         return "–"
+
+
+@register.filter
+def reason_title(code: str) -> str:
+    """A review-reason code as its badge shows it."""
+    from inspections.review_reasons import REASON_TITLES
+
+    return REASON_TITLES.get(code, code)

@@ -1,5 +1,5 @@
 // The review view: keyboard-first labelling through the REST API (session + CSRF).
-// 1..9,0 label with the numbered class; Enter/Space confirm the prediction; S/→ skip;
+// 0 no defect; 1..9 (then letters) label with the keyed class; X exclude / include again; Enter/Space confirm the prediction; S/→ skip;
 // B/← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue.
 (function (api) {
   "use strict";
@@ -19,6 +19,8 @@
   var heatmapButton = document.getElementById("heatmap-toggle");
   var decideForm = document.getElementById("decide-form");
   var newClassForm = document.getElementById("new-class-form");
+  var excludeForm = document.getElementById("exclude-form");
+  var includeForm = document.getElementById("include-form");
   var version = parseInt(data.labelVersion, 10);
   var busy = false;
 
@@ -67,19 +69,32 @@
     version = labelVersion;
     document.getElementById("label-version").textContent = version;
     document.getElementById("current-label").textContent = label || "unlabelled";
-    var hidden = decideForm && decideForm.querySelector("input[name=expected_version]");
-    if (hidden) hidden.value = version;
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=expected_version]"), function (hidden) {
+      hidden.value = version;
+    });
+  }
+
+  function showExclusion(excluded, reason) {
+    var note = document.getElementById("excluded-note");
+    note.hidden = !excluded;
+    document.getElementById("exclusion-reason").textContent = reason || "";
+    if (excludeForm) excludeForm.hidden = excluded;
+    if (includeForm) includeForm.hidden = !excluded;
   }
 
   function showState(detail) {
     showLabel(detail.label, detail.label_version);
+    showExclusion(detail.excluded, detail.exclusion_reason);
     var body = document.querySelector("#history tbody");
     body.textContent = "";
     (detail.reviews || []).forEach(function (review) {
       var row = document.createElement("tr");
       row.appendChild(cell(review.created_at.replace("T", " ").slice(0, 19)));
       row.appendChild(cell(review.reviewer));
-      row.appendChild(cell((review.previous_label || "unlabelled") + " → " + review.label));
+      var change = review.decision === "exclude" ? "excluded: " + review.reason
+        : review.decision === "include" ? "included again"
+        : (review.previous_label || "unlabelled") + " → " + review.label;
+      row.appendChild(cell(change));
       row.appendChild(cell(review.prediction ? "#" + review.prediction : "–"));
       body.appendChild(row);
     });
@@ -104,12 +119,27 @@
   }
 
   function decide(label) {
-    if (!canLabel || busy || !label) return;
+    if (!label) return;
+    send({ label: label }, "“" + label + "”", label + ".");
+  }
+
+  function exclude(reason) {
+    if (!reason) { say("Say why the image is excluded.", true); return; }
+    send({ exclude: true, reason: reason }, "the exclusion", "excluded (" + reason + ").");
+  }
+
+  function include() {
+    send({ exclude: false }, "the inclusion", "included again.");
+  }
+
+  function send(decision, what, done) {
+    if (!canLabel || busy) return;
     busy = true;
-    say("Saving “" + label + "”…");
-    apiPost(data.reviewApi, { label: label, expected_version: version }).then(function (result) {
+    say("Saving " + what + "…");
+    decision.expected_version = version;
+    apiPost(data.reviewApi, decision).then(function (result) {
       if (result.response.status === 201) {
-        say("Saved: " + label + ".");
+        say("Saved: " + done);
         showState(result.body.image);
         return refreshCounts().then(goNext);
       }
@@ -133,6 +163,19 @@
       event.preventDefault();
       var button = event.submitter || document.activeElement;
       if (button && button.dataset.label) decide(button.dataset.label);
+    });
+  }
+
+  if (excludeForm) {
+    excludeForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      exclude(document.getElementById("exclude-reason").value.trim());
+    });
+  }
+  if (includeForm) {
+    includeForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      include();
     });
   }
 
@@ -235,6 +278,10 @@
       event.preventDefault();
       document.getElementById("new-class").open = true;
       document.getElementById("new-class-name").focus();
+    } else if ((key === "x" || key === "X") && canLabel) {
+      event.preventDefault();
+      if (includeForm && !includeForm.hidden) include();
+      else if (excludeForm) document.getElementById("exclude-reason").focus();
     } else if (key === "q" || key === "Q") {
       location.assign(data.queueUrl);
     }

@@ -13,9 +13,10 @@ def test_review_page_shows_probabilities_numbered_classes_and_history(client, ro
     client.force_login(qa)
     html = client.get(f"/review/{image.pk}/", {"reviewed": "all"}).content.decode()
     assert "62.0%" in html and "38.0%" in html
-    names = [c.name for c in DefectClass.objects.filter(active=True).order_by("name")]
+    names = [c.name for c in DefectClass.objects.filter(active=True).exclude(name="no_defect").order_by("name")]
     for key, name in zip("123456789", names):
         assert f'data-key="{key}" data-label="{name}"' in html
+    assert 'data-key="0" data-label="no_defect"' in html
     assert 'data-label-version="1"' in html
     history = html[html.index('id="history"'):]
     assert "unlabelled → <strong>patches</strong>" in history

@@ -79,3 +79,17 @@ def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(
     assert heatmap_png(image=image, version=version).startswith(b"\x89PNG")
     assert seen[0][0] is loaded.classifier
     np.testing.assert_array_equal(seen[0][1], classifiers.image_pixels(image=image))
+
+
+def test_each_prediction_stores_the_models_review_reasons(no_queue, tiny_model_dirs):
+    from PIL import Image
+    import io
+
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    blank = io.BytesIO()
+    Image.new("L", (32, 32), 255).save(blank, format="PNG")  # a saturated frame
+    image = image_upload(content=blank.getvalue(), filename="white.png", uploaded_by=None).image
+    predictions_create(image_ids=[image.id])
+    prediction = Prediction.objects.get(image=image)
+    assert "blank_frame" in prediction.review_reasons
+    assert prediction.needs_review is True

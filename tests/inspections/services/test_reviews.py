@@ -59,7 +59,7 @@ def test_stale_expected_version_is_409_with_current_state_and_writes_nothing(qa)
     error = raised.value
     assert (error.code, error.status_code) == ("conflict", 409)
     assert error.details == {"image": image.pk, "label": "crazing", "label_source": "review", "label_version": 5,
-                             "expected_version": 4}
+                             "excluded": False, "expected_version": 4}
     assert not Review.objects.exists()
     image.refresh_from_db()
     assert (image.label.name, image.label_version) == ("crazing", 5)
