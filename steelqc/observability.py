@@ -112,7 +112,12 @@ def logging_config(*, log_format: str, level: str) -> dict:
             "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["request_id"]},
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "WARNING"}},
+        "loggers": {
+            # Django's default config gives "django" its own console handler (with DEBUG on): every
+            # request warning would be written twice, once plain, once here. One handler: the root's.
+            "django": {"handlers": [], "level": level, "propagate": True},
+            "django.db.backends": {"level": "WARNING"},
+        },
     }
 
 

@@ -15,6 +15,7 @@ class SwaggerUI(SpectacularSwaggerView):
     # HTML for browsers; an API client that asks for JSON gets JSON errors.
     renderer_classes = [TemplateHTMLRenderer, JSONRenderer]
     permission_classes = [ReadRole]
+    template_name = "api/swagger_ui.html"  # Swagger UI with a way back to the app
 
 
 urlpatterns = [

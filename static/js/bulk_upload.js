@@ -127,7 +127,10 @@
       });
     });
     chain.then(function () {
-      message.textContent = "Done: " + files.length + (files.length === 1 ? " file." : " files.");
+      // A zip is one file chosen but many rows: say both, so the count matches the table.
+      var results = rows.children.length;
+      message.textContent = "Done: " + files.length + (files.length === 1 ? " file" : " files") + " sent, " +
+        results + (results === 1 ? " result" : " results") + " below.";
       button.disabled = false;
       show(1);
     });

@@ -48,6 +48,7 @@ def test_zip_with_a_corrupt_file_shows_per_file_results(page, users):
     assert status == {"scratch-01.png": "created", "scratch-02.bmp": "created", "corrupt.png": "refused",
                       "readme.txt": "refused", "loose.png": "created"}
     assert rows["corrupt.png"].locator("td").nth(3).inner_text().strip() == NOT_AN_IMAGE
+    assert page.locator("#bulk-message").inner_text() == "Done: 2 files sent, 5 results below."
     assert page.locator("#bulk-progress").get_attribute("value") == "100"
     assert "3 stored" in page.locator("#bulk-summary").inner_text()
     assert "2 refused" in page.locator("#bulk-summary").inner_text()

@@ -35,7 +35,7 @@ class Rule:
     allowed: set[str]
 
 
-PUBLIC = {"healthz", "login", "logout"}
+PUBLIC = {"healthz", "login", "logout", "favicon"}
 RULES: dict[str, list[Rule]] = {
     "inspections:home": [Rule("get", EVERY_ROLE)],
     "inspections:dashboard": [Rule("get", EVERY_ROLE)],

@@ -235,3 +235,16 @@ def test_the_worker_logs_a_task_with_the_id_of_the_request_that_queued_it(celery
     succeeded = [line for line in log.splitlines() if result.id in line and "succeeded" in line]
     assert succeeded, celery_worker.log_tail()
     assert "[req-worker-1]" in succeeded[0]
+
+
+def test_a_request_warning_is_logged_once_with_debug_on():
+    """`make run` has DEBUG on: Django's own console handler must not repeat each warning in plain text."""
+    result = _run_django(
+        "import logging\n"
+        "logging.getLogger('django.request').warning('Not Found: /nowhere-%s', 'x')\n",
+        DEBUG="true",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "Not Found: /nowhere-x" in line]
+    assert len(lines) == 1, lines
+    assert "WARNING django.request" in lines[0]
