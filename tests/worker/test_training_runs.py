@@ -66,14 +66,22 @@ def test_a_new_class_labelled_by_qa_appears_in_the_next_version(celery_worker, t
     response = qa.post("/api/v1/classes/", {"name": "oil_stain"}, format="json")
     assert response.status_code == 201, response.content
     for image_id in uploaded:
-        response = qa.post(f"/api/v1/images/{image_id}/reviews/", {"label": "oil_stain"}, format="json")
+        response = qa.post(f"/api/v1/images/{image_id}/reviews/", {"label": "oil_stain", "expected_version": 0},
+                           format="json")
         assert response.status_code < 300, response.content
     assert InspectionImage.objects.filter(pk__in=uploaded, label__name="oil_stain").count() == len(uploaded) == 20
     run = wait_for_run(training_run_start(requested_by=None, params=PARAMS), {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
     assert run.status == TrainingRunStatus.SUCCEEDED, run.error
     assert "oil_stain" in run.model_version.classes
-    assert set(run.gate_decision["compared_classes"]) == {"crazing", "inclusion"}
-    assert "oil_stain" in run.gate_decision["new_class_recall"]
+    decision = run.gate_decision
+    assert set(decision["compared_classes"]) == {"crazing", "inclusion"}
+    # The new class's test images are scored for the candidate alone, never against the champion.
+    oil_tests = run.snapshot.items.filter(split="test", label__name="oil_stain").count()
+    assert oil_tests > 0
+    assert decision["candidate"]["images"] == decision["champion"]["images"] == decision["test_images"] - oil_tests
+    assert set(decision["candidate"]["recall"]) == set(decision["champion"]["recall"]) == {"crazing", "inclusion"}
+    assert not any("oil_stain" in reason for reason in decision["reasons"]), decision["reasons"]
+    assert 0.0 <= decision["new_class_recall"]["oil_stain"] <= 1.0
 
 
 def test_a_second_run_is_refused_while_one_is_in_progress(celery_worker, tmp_path):
