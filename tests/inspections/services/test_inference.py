@@ -82,8 +82,9 @@ def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(
 
 
 def test_each_prediction_stores_the_models_review_reasons(no_queue, tiny_model_dirs):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     blank = io.BytesIO()
