@@ -52,3 +52,23 @@ def test_blank_frame_tells_to_check_the_camera(qa_client, predicted_image):
     image = _with_reasons(predicted_image, {"crazing": 0.9, "inclusion": 0.1}, ["blank_frame"])
     html = qa_client.get(f"/review/{image.pk}/").content.decode()
     assert "The frame is blank or saturated — check the camera." in html
+
+
+def test_the_no_javascript_form_excludes_and_includes_again(qa_client, predicted_image, role_user):
+    from inspections.models import InspectionImage, Review
+
+    image = predicted_image({"crazing": 0.9, "inclusion": 0.1})
+    response = qa_client.post(f"/review/{image.pk}/decide/", {"exclude": "true", "reason": "test shot",
+                                                               "expected_version": "0", "next": "/review/"})
+    assert response.status_code == 302 and response["Location"] == "/review/"
+    assert InspectionImage.objects.filter(pk=image.pk, excluded=True, exclusion_reason="test shot").exists()
+    html = qa_client.get(f"/review/{image.pk}/").content.decode()
+    assert "excluded</strong>: test shot" in html
+    refused = qa_client.post(f"/review/{image.pk}/decide/", {"exclude": "true", "reason": "again", "expected_version": "1"})
+    assert refused.status_code == 409
+    qa_client.post(f"/review/{image.pk}/decide/", {"exclude": "false", "expected_version": "1"})
+    assert list(Review.objects.filter(image=image).order_by("id").values_list("decision", flat=True)) == ["exclude", "include"]
+    viewer = Client()
+    viewer.force_login(role_user("viewer"))
+    assert viewer.post(f"/review/{image.pk}/decide/", {"exclude": "true", "reason": "x"}).status_code == 403
+    assert not InspectionImage.objects.get(pk=image.pk).excluded
