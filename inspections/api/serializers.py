@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspections import selectors
+from inspections.errors import ApplicationError
 from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, Review, TrainingRun
 from inspections.review_reasons import image_review_reasons, prediction_explanation
 
@@ -246,8 +247,12 @@ class ReviewInput(serializers.Serializer):
                                    help_text="Why the image is excluded (camera fault, wrong material, test shot).")
     expected_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, default=None,
-        help_text="The label_version you saw; a different current version answers 409.",
+        help_text="The label_version you saw (required unless force is true); a different current version "
+                  "answers 409.",
     )
+    force = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: decide without expected_version, overwriting whatever the current label is.")
 
     def validate(self, attrs: dict) -> dict:
         has_label, exclude = "label" in attrs, attrs.get("exclude")
@@ -255,6 +260,12 @@ class ReviewInput(serializers.Serializer):
             raise serializers.ValidationError({"label": ["Give either label or exclude, not both and not neither."]})
         if exclude is True and not attrs["reason"].strip():
             raise serializers.ValidationError({"reason": ["Say why the image is excluded."]})
+        if attrs["expected_version"] is None and not attrs["force"]:
+            # Without it a decision silently overwrites someone else's: the client must say which
+            # version it saw, or that it means to overwrite.
+            raise ApplicationError(
+                "Send expected_version (the image's label_version you saw), or \"force\": true to overwrite "
+                "whatever the current label is.", code="expected_version_required")
         return attrs
 
 

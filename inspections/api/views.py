@@ -170,9 +170,10 @@ class ImageReviews(ApiView):
         operation_id="images_reviews_create",
         description="Confirm or correct the image's label (`{\"label\": NAME}`), exclude it as not an inspection "
                     "image (`{\"exclude\": true, \"reason\": TEXT}`: it leaves the queue, training and evaluation) "
-                    "or undo that (`{\"exclude\": false}`). Each decision is one append-only review. Send "
-                    "`expected_version` (the `label_version` you saw) to get a 409 with the current state instead "
-                    "of overwriting someone else's decision.",
+                    "or undo that (`{\"exclude\": false}`). Each decision is one append-only review. "
+                    "`expected_version` (the `label_version` you saw) is required: a stale one gets a 409 with the "
+                    "current state instead of overwriting someone else's decision; without it the answer is 400 "
+                    "`expected_version_required` unless the body says `\"force\": true`.",
         request=s.ReviewInput,
         responses={201: s.ReviewCreatedOutput, 400: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
     )

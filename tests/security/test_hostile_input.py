@@ -304,10 +304,12 @@ DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 OTHER_REQUESTS = [
     # Reviews
-    RawRequest("review with an unknown class", "POST", REVIEWS, 400, "unknown_class", _json({"label": "rust"})),
+    RawRequest("review with an unknown class", "POST", REVIEWS, 400, "unknown_class",
+               _json({"label": "rust", "expected_version": 0})),
     RawRequest("review with an SQL-looking class", "POST", REVIEWS, 400, "unknown_class",
-               _json({"label": "crazing' OR '1'='1"})),
-    RawRequest("review with a unicode class", "POST", REVIEWS, 400, "unknown_class", _json({"label": "鋼板の傷"})),
+               _json({"label": "crazing' OR '1'='1", "expected_version": 0})),
+    RawRequest("review with a unicode class", "POST", REVIEWS, 400, "unknown_class",
+               _json({"label": "鋼板の傷", "expected_version": 0})),
     RawRequest("review with an empty label", "POST", REVIEWS, 400, "invalid", _json({"label": ""})),
     RawRequest("review with a NUL in the label", "POST", REVIEWS, 400, "invalid", _json({"label": "craz\x00ing"})),
     RawRequest("review with a 10000-character label", "POST", REVIEWS, 400, "invalid", _json({"label": "x" * 10_000})),

@@ -43,16 +43,24 @@ def test_stale_expected_version_is_409_with_the_current_state(qa):
     assert Review.objects.count() == 1
 
 
-def test_without_expected_version_the_latest_decision_wins(qa):
+def test_without_expected_version_a_decision_is_refused_and_says_how_to_send_one(qa):
     image = InspectionImageFactory(split="train")
-    _review(qa, image, label="crazing")
-    assert _review(qa, image, label="patches").json()["image"]["label"] == "patches"
+    error = assert_error(_review(qa, image, label="crazing"), 400, "expected_version_required")
+    assert "expected_version" in error["message"] and '"force": true' in error["message"]
+    image.refresh_from_db()
+    assert image.label is None and not Review.objects.exists()
+
+
+def test_force_lets_a_decision_overwrite_without_expected_version(qa):
+    image = InspectionImageFactory(split="train")
+    _review(qa, image, label="crazing", expected_version=0)
+    assert _review(qa, image, label="patches", force=True).json()["image"]["label"] == "patches"
     assert Review.objects.count() == 2
 
 
 def test_unknown_class_is_400(qa):
     image = InspectionImageFactory()
-    error = assert_error(_review(qa, image, label="wobble"), 400, "unknown_class")
+    error = assert_error(_review(qa, image, label="wobble", expected_version=0), 400, "unknown_class")
     assert "crazing" in error["details"]["classes"]
     assert not Review.objects.exists()
 
@@ -75,8 +83,8 @@ def test_review_of_unknown_image_is_404(qa):
 
 def test_review_list_is_the_history_newest_first(qa):
     image = InspectionImageFactory(split="train")
-    for label in ("crazing", "patches", "scratches"):
-        _review(qa, image, label=label)
+    for version, label in enumerate(("crazing", "patches", "scratches")):
+        _review(qa, image, label=label, expected_version=version)
     body = client_for("viewer").get(f"/api/v1/images/{image.pk}/reviews/").json()
     assert body["count"] == 3
     assert [(r["label"], r["previous_label"]) for r in body["results"]] == [
