@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -35,7 +36,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None)
     filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
     query = filter_query(request.GET)
-    images = list(selectors.image_list_for_review(filters=filters)[:QUEUE_PAGE_SIZE])
+    page = Paginator(selectors.image_list_for_review(filters=filters), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    images = list(page.object_list)
     for image in images:
         image.review_url = _with_query(reverse("inspections:review-image", args=[image.pk]), query)
     return render(request, "inspections/review_queue.html", {
@@ -43,7 +45,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "images": images,
         "counts": selectors.review_queue_counts(filters=filters),
         "query": query,
-        "page_size": QUEUE_PAGE_SIZE,
+        "page": page,
         "start_url": images[0].review_url if images else None,
     })
 

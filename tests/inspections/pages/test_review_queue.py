@@ -107,3 +107,25 @@ def test_margin_migration_fills_missing_margins(predicted_image):
     migration = importlib.import_module("inspections.migrations.0004_prediction_margin")
     migration.fill_margins(apps, None)
     assert Prediction.objects.get(image=image).margin == pytest.approx(0.3)
+
+
+def test_the_queue_page_pages_through_every_image_keeping_the_filters(client, predicted_image, role_user):
+    from inspections.pages.review import QUEUE_PAGE_SIZE
+
+    images = [predicted_image({"crazing": 0.5 + i / 1000, "inclusion": 0.5 - i / 1000}, source="line-7")
+              for i in range(QUEUE_PAGE_SIZE + 5)]
+    predicted_image({"crazing": 0.5, "inclusion": 0.5}, source="line-8")
+    client.force_login(role_user("qa"))
+    first = client.get("/review/?source=line-7")
+    assert len(first.context["images"]) == QUEUE_PAGE_SIZE
+    html = first.content.decode()
+    assert f"Rows 1–{QUEUE_PAGE_SIZE} of {len(images)}" in html
+    assert f'href="?source=line-7&amp;page=2">Next' in html
+    second = client.get("/review/?source=line-7&page=2")
+    rest = [image.pk for image in second.context["images"]]
+    shown = {image.pk for image in first.context["images"]} | set(rest)
+    assert len(rest) == 5 and shown == {image.pk for image in images}
+    html = second.content.decode()
+    assert f"<td>{QUEUE_PAGE_SIZE + 1}</td>" in html and f"<td>{len(images)}</td>" in html
+    assert 'href="?source=line-7&amp;page=1">← Previous' in html and "Next →" not in html
+    assert f"/review/{rest[0]}/?source=line-7" in html  # each row still carries the filters to the review view
