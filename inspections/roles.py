@@ -29,6 +29,11 @@ def can_manage_models(user) -> bool:
     return ML_ADMIN in user_roles(user)
 
 
+def can_download_artefacts(user) -> bool:
+    """Model artefacts for the edge: the people who deploy models (ml_admin) and the machines (integrator)."""
+    return bool(user_roles(user) & {ML_ADMIN, INTEGRATOR})
+
+
 def can_upload(user) -> bool:
     return bool(user_roles(user) & {QA, ML_ADMIN, INTEGRATOR})
 

@@ -40,6 +40,11 @@ class ModelAdminRole(_RoleCheck):
     message = "This needs the role ml_admin."
 
 
+class ArtefactDownloadRole(_RoleCheck):
+    check = staticmethod(roles.can_download_artefacts)
+    message = "Downloading model artefacts needs the role ml_admin or integrator."
+
+
 class RolePerMethod(BasePermission):
     """Reads ``view.role_checks`` (method -> permission class); unnamed methods need ReadRole."""
 

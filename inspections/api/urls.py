@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
-from . import views
+from . import artefact_views, views
 from .exceptions import api_not_found
 from .permissions import ReadRole
 
@@ -28,9 +28,16 @@ urlpatterns = [
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
     path("model-versions/<int:version_id>/", views.ModelVersionDetail.as_view(), name="model-version-detail"),
     path("model-versions/<int:version_id>/promote/", views.ModelVersionPromote.as_view(), name="model-version-promote"),
+    path("model-versions/<int:version_id>/artefacts/", artefact_views.ModelVersionArtefactList.as_view(),
+         name="model-version-artefacts"),
+    path("model-versions/<int:version_id>/artefacts/<str:name>/", artefact_views.ModelVersionArtefactFile.as_view(),
+         name="model-version-artefact"),
     path("training-runs/", views.TrainingRunListCreate.as_view(), name="training-run-list"),
     path("training-runs/<int:run_id>/", views.TrainingRunDetail.as_view(), name="training-run-detail"),
     path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancel.as_view(), name="training-run-cancel"),
+    path("training-runs/<int:run_id>/snapshot/", artefact_views.TrainingRunSnapshot.as_view(),
+         name="training-run-snapshot"),
+    path("dataset-export/", artefact_views.DatasetExport.as_view(), name="dataset-export"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[ReadRole]), name="schema"),
     path("docs/", SwaggerUI.as_view(url_name="inspections:api:schema"), name="docs"),
     re_path(r"^.*$", api_not_found),

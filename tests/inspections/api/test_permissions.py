@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inspections.models import DefectClass, ModelVersion, Review
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, ModelVersion, Review
 from inspections.services.model_versions import model_version_promote
 from tests.factories import (
     InspectionImageFactory, ModelVersionFactory, PredictionFactory, TrainingRunFactory, image_bytes,
 )
+from mlcore.artefact import CLASSES_FILE
 from tests.inspections.api.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +23,7 @@ ANYONE = {"viewer", "integrator", "qa", "ml_admin", "superuser"}
 UPLOADERS = {"integrator", "qa", "ml_admin", "superuser"}
 LABELLERS = {"qa", "ml_admin", "superuser"}
 MODEL_ADMINS = {"ml_admin", "superuser"}
+ARTEFACT_DOWNLOADERS = {"ml_admin", "integrator", "superuser"}
 CALLERS = [None, "viewer", "integrator", "qa", "ml_admin", "superuser"]
 
 
@@ -54,6 +58,11 @@ ENDPOINTS = {
     "start training run": Endpoint("post", "training-runs/", MODEL_ADMINS, 400, {"parameters": {}}),
     # The world's run has finished: an allowed role reaches the state check (409 not_cancellable).
     "cancel training run": Endpoint("post", "training-runs/{run}/cancel/", MODEL_ADMINS, 409),
+    "list model artefacts": Endpoint("get", "model-versions/{candidate}/artefacts/", ARTEFACT_DOWNLOADERS, 200),
+    "download model artefact": Endpoint("get", "model-versions/{candidate}/artefacts/classes.json/",
+                                        ARTEFACT_DOWNLOADERS, 200),
+    "export dataset": Endpoint("get", "dataset-export/", MODEL_ADMINS, 200),
+    "export training snapshot": Endpoint("get", "training-runs/{run}/snapshot/", MODEL_ADMINS, 200),
     "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
     "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
 }
@@ -61,13 +70,17 @@ ENDPOINTS = {
 
 @pytest.fixture
 def world() -> dict[str, int]:
-    """An image with a prediction, a version promoted twice over (so rollback has a target), a run."""
+    """An image with a prediction, a version promoted twice over (so rollback has a target), a run
+    with a frozen snapshot; the candidate's artefact holds a class list."""
     image = InspectionImageFactory(label=DefectClass.objects.get(name="crazing"), label_source="import")
     old, current, candidate = ModelVersionFactory(), ModelVersionFactory(), ModelVersionFactory()
     model_version_promote(version=old)
     model_version_promote(version=current)
     PredictionFactory(image=image, model_version=current)
-    return {"image": image.pk, "candidate": candidate.pk, "run": TrainingRunFactory().pk}
+    default_storage.save(f"{candidate.artifact_path}/{CLASSES_FILE}", ContentFile(b'["crazing", "inclusion"]'))
+    snapshot = DatasetSnapshot.objects.create(image_count=1, counts={"crazing": {"train": 1}}, checksum="0" * 64)
+    DatasetSnapshotItem.objects.create(snapshot=snapshot, image=image, label=image.label, split="train")
+    return {"image": image.pk, "candidate": candidate.pk, "run": TrainingRunFactory(snapshot=snapshot).pk}
 
 
 def _call(client, endpoint: Endpoint, world: dict[str, int]):
