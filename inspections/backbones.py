@@ -24,9 +24,9 @@ def _resnet50() -> BackboneAvailability:
     if resnet50.weights_available(explicit=explicit):
         return BackboneAvailability(RESNET50, True)
     return BackboneAvailability(RESNET50, False, (
-        f"its ImageNet weights file is not at {resnet50.weights_path(explicit)}: copy "
-        f"{resnet50.WEIGHTS_FILE_NAME} there (from {resnet50.WEIGHTS_URL} on a machine with network "
-        "access) or set STEELQC_RESNET50_WEIGHTS to its path"))
+        f"its ImageNet weights file is not at {resnet50.weights_path(explicit)}. With network access run "
+        "python manage.py fetch_pretrained_weights resnet50; without, copy "
+        f"{resnet50.WEIGHTS_FILE_NAME} there or set STEELQC_RESNET50_WEIGHTS to its path"))
 
 
 def _efficientnet_lite0() -> BackboneAvailability:

@@ -9,7 +9,7 @@ import pytest
 from inspections.models import InspectionImage, TrainingRun, TrainingRunStatus
 from tests.factories import image_bytes
 
-from .conftest import log_in
+from .conftest import log_in, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -26,6 +26,8 @@ def test_every_page_names_the_training_run_that_brings_the_first_model(page, use
         text = " ".join(banner.inner_text().split())
         assert text.startswith(f"No active model yet — training run {run.pk}: training the head, 35%"), (name, text)
         assert banner.locator("a").first.get_attribute("href") == f"/training/{run.pk}/", name
+        if name == "home":
+            screenshot(page, "no-model-yet.png")
 
     TrainingRun.objects.filter(pk=run.pk).update(phase="fine-tuning", progress=0.8)
     page.locator("#model-state-percent").filter(has_text="80%").wait_for(timeout=10_000)

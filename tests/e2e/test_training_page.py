@@ -7,7 +7,7 @@ import pytest
 
 from inspections.models import TrainingRun, TrainingRunStatus
 
-from .conftest import VIEWPORT, log_in
+from .conftest import VIEWPORT, log_in, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -21,6 +21,7 @@ def test_a_backbone_without_weights_is_not_offered_and_the_page_says_why(page, u
     assert offered == ["auto", "efficientnet_lite0"]
     why = page.locator('#unavailable-backbones li[data-backbone="resnet50"]').inner_text()
     assert str(tmp_path / "absent.h5") in why and "STEELQC_RESNET50_WEIGHTS" in why
+    screenshot(page, "training.png")
 
 
 def test_a_failed_run_shows_a_short_message_with_the_traceback_folded(page, users):
