@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import (
+    AuthEvent,
     DatasetSnapshot,
     DatasetSnapshotItem,
     DefectClass,
@@ -102,3 +103,20 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "status", "progress", "phase", "requested_by", "created_at", "started_at", "finished_at", "error", "log",
         "snapshot", "model_version", "gate_decision",
     ]
+
+
+@admin.register(AuthEvent)
+class AuthEventAdmin(ReadOnlyAdmin):
+    """The auth audit trail: superusers read it; nobody adds, edits or deletes (the database refuses too)."""
+
+    list_display = ["created_at", "kind", "username", "actor", "ip_address", "request_id", "detail"]
+    list_filter = ["kind"]
+    search_fields = ["username", "ip_address", "request_id"]
+    date_hierarchy = "created_at"
+    actions = None
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)

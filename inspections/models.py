@@ -326,3 +326,48 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
+
+
+class AuthEventKind(models.TextChoices):
+    LOGIN = "login", "logged in"
+    LOGIN_FAILED = "login_failed", "login failed"
+    LOCKOUT = "lockout", "locked out"
+    UNLOCK = "unlock", "unlocked"
+    LOGOUT = "logout", "logged out"
+    TOKEN_CREATED = "token_created", "API token created"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+    ROLE_ADDED = "role_added", "role added"
+    ROLE_REMOVED = "role_removed", "role removed"
+
+
+class AuthEvent(models.Model):
+    """One authentication event; append-only (a database trigger refuses UPDATE and DELETE).
+
+    ``user`` and ``actor`` are plain ids without a foreign-key constraint, and ``username`` keeps
+    the name as it was: the trail outlives the accounts it speaks of and never changes when one
+    is deleted.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=AuthEventKind.choices, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+", help_text="Whose account the event concerns.",
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="The user name as given or as it was then.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+", help_text="Who did it, when someone else than the user (an admin changing roles).",
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=AuthEventKind.values), name="auth_event_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.username or '-'} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -313,3 +313,34 @@ def prediction_trend(*, days: int = 30, now=None) -> list[dict]:
          "mean_confidence": float(row["confidence"]), "unit": "hour" if hourly else "day"}
         for row in rows
     ]
+
+
+# --- Logins ---------------------------------------------------------------------------------------
+
+def login_lockout_list() -> list[dict]:
+    """(user name, address) pairs refused right now for too many failed logins, newest first."""
+    from axes.helpers import get_cool_off
+    from axes.models import AccessAttempt
+    from django.conf import settings
+
+    cool_off = get_cool_off()
+    attempts = AccessAttempt.objects.filter(failures_since_start__gte=settings.AXES_FAILURE_LIMIT)
+    if cool_off:
+        attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
+    return [
+        {"username": a.username, "ip_address": a.ip_address, "failures": a.failures_since_start,
+         "locked_at": a.attempt_time, "retry_at": a.attempt_time + cool_off if cool_off else None}
+        for a in attempts.order_by("-attempt_time")
+    ]
+
+
+def login_lockout_retry_at(*, username: str, ip_address: str | None):
+    """When (username, address) may try again: the last counted failure plus the cool-off."""
+    from axes.helpers import get_cool_off
+    from axes.models import AccessAttempt
+
+    cool_off = get_cool_off()
+    if cool_off is None:
+        return None
+    last = AccessAttempt.objects.filter(username=username, ip_address=ip_address).aggregate(t=Max("attempt_time"))["t"]
+    return (last or timezone.now()) + cool_off

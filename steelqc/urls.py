@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from inspections.pages import logins
 from steelqc.views import favicon, healthz
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("accounts/lockouts/", logins.login_lockout_list, name="login-lockouts"),
+    path("accounts/lockouts/unlock/", logins.login_lockout_unlock, name="login-lockout-unlock"),
     path("", include("inspections.pages.registry_urls")),
     path("", include("inspections.urls")),
 ]

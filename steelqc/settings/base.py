@@ -7,6 +7,7 @@ Everything that differs between installations is read from environment variables
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "inspections",
 ]
 
@@ -47,8 +49,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "inspections.auth_audit.AuthAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "steelqc.urls"
@@ -96,6 +101,29 @@ USE_TZ = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# Failures are counted per (user name, address) pair: a plant terminal shared by a shift is not
+# locked for everyone when one person mistypes, and nobody can lock a user out from elsewhere.
+# A locked pair is refused even with the right password until the cool-off ends or someone
+# unlocks it (the admin, `manage.py axes_reset_username`, or the Locked logins page).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("STEELQC_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("STEELQC_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked do not push the retry time back, so the time the page names stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "inspections.pages.logins.login_locked_out"
+# Logins and failures are recorded once, in the auth audit trail (inspections.AuthEvent).
+AXES_DISABLE_ACCESS_LOG = True
+# Behind N reverse proxies the client address is the N-th from the right of X-Forwarded-For
+# (0: the socket's address); lockouts and the audit trail use the same address.
+STEELQC_TRUSTED_PROXY_COUNT = env_int("STEELQC_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "inspections.auth_audit.client_address"
 
 # --- Static files and uploaded media --------------------------------------------------------
 STATIC_URL = "static/"

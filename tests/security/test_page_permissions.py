@@ -57,6 +57,8 @@ RULES: dict[str, list[Rule]] = {
     "registry:training-run-start": [Rule("post", MODEL_ADMINS)],
     "registry:training-run": [Rule("get", EVERY_ROLE)],
     "registry:training-run-cancel": [Rule("post", MODEL_ADMINS)],
+    "login-lockouts": [Rule("get", MODEL_ADMINS)],
+    "login-lockout-unlock": [Rule("post", MODEL_ADMINS)],
 }
 
 
@@ -153,6 +155,7 @@ POST_DATA = {
     "inspections:review-decide": lambda: {"label": "crazing"},
     "inspections:upload-zip": lambda: {"file": _zip_of_one_image()},
     "registry:training-run-start": lambda: {"backbone": "efficientnet_lite0", "finetune": "off"},
+    "login-lockout-unlock": lambda: {"username": "someone", "ip_address": "10.0.0.1"},
 }
 
 # Where an allowed action sends its caller (the URL name, with the page's own arguments where given).
@@ -163,6 +166,7 @@ REDIRECTS = {
     "registry:training-run-start": lambda kwargs: reverse(
         "registry:training-run", kwargs={"run_id": TrainingRun.objects.latest("id").pk}),
     "registry:training-run-cancel": lambda kwargs: reverse("registry:training-run", kwargs=kwargs),
+    "login-lockout-unlock": lambda kwargs: reverse("login-lockouts"),
 }
 
 
