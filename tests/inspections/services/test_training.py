@@ -69,7 +69,7 @@ def test_snapshot_freezes_the_labels_and_splits_of_the_moment(no_queue, tiny_ima
 
 def test_a_worse_candidate_is_not_promoted_and_the_reasons_name_the_classes(no_queue, tiny_images, tiny_model_dirs, tmp_path):
     champion = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    worse = model_version_register(model_dir=train_tiny_model(tmp_path / "shuffled", seed=3, shuffle_labels=True))
+    worse = model_version_register(model_dir=train_tiny_model(tmp_path / "swapped", seed=3, swap_labels=True))
     decision = gate_and_promote(candidate=worse, snapshot=_snapshot_freeze())
     assert decision["passed"] is False and decision["promoted"] is False
     assert any("accuracy" in reason for reason in decision["reasons"])
