@@ -14,6 +14,8 @@ from inspections import roles, selectors
 from inspections.backbones import backbone_availability, backbone_choices
 from inspections.errors import ApplicationError
 from inspections.models import ModelVersionStatus
+from inspections.models import Split
+from inspections.services.model_artefacts import model_artefact_list
 from inspections.services.model_versions import model_version_promote, model_version_rollback
 from inspections.services.training import training_run_cancel, training_run_start
 from mlcore.artefact import PLOT_FILES
@@ -52,6 +54,8 @@ def model_version_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/model_versions.html", {
         "versions": versions, "active": active, "rollback_target": earlier[0] if active and earlier else None,
         "can_manage": roles.can_manage_models(request.user), "promote_form": PromoteForm(auto_id=False),
+        # The dataset export's choices (GET api dataset-export/): the splits and the classes.
+        "export_splits": [Split.TRAIN, Split.VAL, Split.TEST], "export_classes": selectors.defect_class_list(),
     })
 
 
@@ -61,8 +65,10 @@ def model_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     metrics = version.metrics or {}
     per_class = [{"name": name, **values} for name, values in (metrics.get("per_class") or {}).items()]
+    can_download = roles.can_download_artefacts(request.user)
     return render(request, "registry/model_version_detail.html", {
         "version": version, "metrics": metrics, "per_class": per_class, "gate": metrics.get("gate"),
+        "artefacts": model_artefact_list(version=version) if can_download else [],
         "can_manage": roles.can_manage_models(request.user), "plots": PLOT_FILES, "promote_form": PromoteForm(auto_id=False),
     })
 
