@@ -47,12 +47,16 @@ def promotion_webhook_send(*, version_id: int, url: str) -> bool:
     if version is None:
         logger.warning("promotion webhook: version %s no longer exists", version_id)
         return False
+    if not url.startswith(("https://", "http://")):
+        # urllib would also open file:// and ftp:// URLs; a webhook is only ever HTTP.
+        raise WebhookDeliveryError(f"{url!r} is not an http(s) URL")
     request = urllib.request.Request(
         url, data=json.dumps(promotion_payload(version)).encode(), method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "steelqc-webhook"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S) as response:
+        timeout = settings.STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310 - scheme checked above
             status = response.status
     except urllib.error.HTTPError as error:
         raise WebhookDeliveryError(f"{url} answered {error.code}") from None

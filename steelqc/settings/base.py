@@ -295,6 +295,10 @@ STEELQC_PENDING_REQUEUE_AFTER_S = env_int("STEELQC_PENDING_REQUEUE_AFTER_S", 120
 STEELQC_SWEEP_INTERVAL_S = env_int("STEELQC_SWEEP_INTERVAL_S", 60, minimum=5)
 # A JSON POST announcing each promotion goes here (empty: none); retried with back-off.
 STEELQC_PROMOTION_WEBHOOK_URL = env_str("STEELQC_PROMOTION_WEBHOOK_URL", "")
+if STEELQC_PROMOTION_WEBHOOK_URL and not STEELQC_PROMOTION_WEBHOOK_URL.startswith(("https://", "http://")):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_PROMOTION_WEBHOOK_URL must be an http:// or https:// URL.")
 STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S = env_int("STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S", 5, minimum=1)
 # Continuous learning: a run starts only when this many images got a human label since the last
 # successful run; the check runs every STEELQC_RETRAIN_CHECK_INTERVAL_S (editable in the admin).

@@ -78,3 +78,56 @@ def test_every_variable_the_settings_read_is_in_the_readme_table():
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert len(names) > 20
     assert missing == []
+
+
+# Each setting that must differ in production, its development value, and the warning
+# `check --deploy` gives for it: so the clean run above proves production sets every one.
+WEAKENED_IN_DEVELOPMENT = {
+    "SECRET_KEY": ("local-development-only-not-secret", "security.W009"),
+    "DEBUG": (True, "security.W018"),
+    "ALLOWED_HOSTS": ([], "security.W020"),
+    "SESSION_COOKIE_SECURE": (False, "security.W012"),
+    "SESSION_COOKIE_HTTPONLY": (False, "security.W015"),
+    "CSRF_COOKIE_SECURE": (False, "security.W016"),
+    "SECURE_HSTS_SECONDS": (0, "security.W004"),
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": (False, "security.W005"),
+    "SECURE_SSL_REDIRECT": (False, "security.W008"),
+    "SECURE_CONTENT_TYPE_NOSNIFF": (False, "security.W006"),
+    "X_FRAME_OPTIONS": ("SAMEORIGIN", "security.W019"),
+}
+
+
+def test_check_deploy_warns_about_each_production_setting_left_at_its_development_value():
+    code = (
+        "import json, django\n"
+        "django.setup()\n"
+        "from django.core.checks import run_checks\n"
+        "from django.test import override_settings\n"
+        f"cases = {WEAKENED_IN_DEVELOPMENT!r}\n"
+        "found = {}\n"
+        "for name, (value, _) in cases.items():\n"
+        "    with override_settings(**{name: value}):\n"
+        "        found[name] = sorted(m.id for m in run_checks(include_deployment_checks=True) if not m.is_silenced())\n"
+        "print(json.dumps(found))\n"
+    )
+    result = _run(["-c", code], GOOD_PRODUCTION_ENV, "steelqc.settings.production")
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    missed = {name: check for name, (_, check) in WEAKENED_IN_DEVELOPMENT.items() if found[name] != [check]}
+    assert missed == {}, found
+
+
+def test_a_webhook_url_that_is_not_http_is_refused_at_start_up():
+    result = _run(["manage.py", "check"], {"STEELQC_PROMOTION_WEBHOOK_URL": "file:///etc/passwd"}, "steelqc.settings.local")
+    assert result.returncode != 0
+    assert "STEELQC_PROMOTION_WEBHOOK_URL must be an http:// or https:// URL" in result.stderr
+
+
+def test_login_limits_come_from_the_environment():
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME.total_seconds())")
+    env = {"STEELQC_LOGIN_FAILURE_LIMIT": "3", "STEELQC_LOGIN_COOLOFF_MINUTES": "2"}
+    result = _run(["-c", code], env, "steelqc.settings.local")
+    assert result.stdout.split()[-2:] == ["3", "120.0"], result.stderr[-2000:]
+    refused = _run(["manage.py", "check"], {"STEELQC_LOGIN_FAILURE_LIMIT": "0"}, "steelqc.settings.local")
+    assert "STEELQC_LOGIN_FAILURE_LIMIT must be at least 1" in refused.stderr
