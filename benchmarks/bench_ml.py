@@ -265,6 +265,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-size", type=int, default=None, help="backbone input size (default: TrainConfig's)")
     parser.add_argument("--views", type=int, default=None, help="augmented views per training image")
+    parser.add_argument("--finetune", default=None, choices=("auto", "on", "off"), help="phase 2 (default: TrainConfig's)")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: loco,suspects,resnet50")
     args = parser.parse_args()
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
@@ -277,8 +278,8 @@ def main() -> int:
     counts = {split: sum(s.split == split for s in samples) for split in ("train", "val", "test")}
     scratch = Path(tempfile.mkdtemp(prefix="bench-ml-"))
     model_dir = Path(args.model_dir) / "model" if args.model_dir else scratch / "model"
-    base = {key: value for key, value in (("input_size", args.input_size), ("augmented_views", args.views))
-            if value is not None}
+    base = {key: value for key, value in (("input_size", args.input_size), ("augmented_views", args.views),
+                                          ("finetune", args.finetune)) if value is not None}
     base.update(backbone=args.backbone, seed=args.seed,
                 resnet50_weights=os.environ.get("STEELQC_RESNET50_WEIGHTS") or None,
                 cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None)
