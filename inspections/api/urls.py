@@ -1,7 +1,7 @@
 """/api/v1/ — see README "REST API" and the OpenAPI document at schema/ (Swagger UI at docs/)."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from . import artefact_views, views
@@ -11,8 +11,9 @@ from .permissions import ReadRole
 app_name = "api"
 
 
-class SwaggerUI(SpectacularSwaggerView):
-    # HTML for browsers; an API client that asks for JSON gets JSON errors.
+class SwaggerUI(SpectacularSwaggerSplitView):
+    # HTML for browsers; an API client that asks for JSON gets JSON errors. The split view serves
+    # Swagger UI's start-up script from ?script (a file, not inline code): the CSP allows no inline.
     renderer_classes = [TemplateHTMLRenderer, JSONRenderer]
     permission_classes = [ReadRole]
     template_name = "api/swagger_ui.html"  # Swagger UI with a way back to the app

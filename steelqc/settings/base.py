@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "steelqc.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "steelqc.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +125,22 @@ AXES_DISABLE_ACCESS_LOG = True
 # (0: the socket's address); lockouts and the audit trail use the same address.
 STEELQC_TRUSTED_PROXY_COUNT = env_int("STEELQC_TRUSTED_PROXY_COUNT", 0, minimum=0)
 AXES_CLIENT_IP_CALLABLE = "inspections.auth_audit.client_address"
+
+# --- Security headers (steelqc/security_headers.py) ------------------------------------------
+# Strict by default: scripts, styles, images and requests only from this origin, no inline code,
+# no plugins, never framed. Images may also be data: URLs (Swagger UI's icons).
+STEELQC_CONTENT_SECURITY_POLICY = env_str(
+    "STEELQC_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+STEELQC_PERMISSIONS_POLICY = env_str(
+    "STEELQC_PERMISSIONS_POLICY",
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
+    "accelerometer=(), gyroscope=(), magnetometer=()",
+)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # --- Static files and uploaded media --------------------------------------------------------
 STATIC_URL = "static/"
