@@ -75,17 +75,30 @@ def _logged_out(sender, request, user, **kwargs) -> None:
                           ip_address=client_address(request) if request else None)
 
 
+def _refused_while_locked(request) -> bool:
+    """True when django-axes refused the attempt at the door (the pair was already locked): its
+    handler then counts nothing and leaves ``axes_failures_since_start`` at None."""
+    locked = bool(getattr(request, "axes_locked_out", False))
+    return locked and getattr(request, "axes_failures_since_start", None) is None
+
+
 @receiver(user_login_failed, dispatch_uid="steelqc.auth_audit.login_failed")
 def _login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get(get_user_model().USERNAME_FIELD) or credentials.get("username") or "")
-    locked = bool(getattr(request, "axes_locked_out", False))
-    detail = "refused while locked out" if locked else "wrong user name or password"
+    if _refused_while_locked(request):
+        detail = "refused while locked out"
+    elif getattr(request, "axes_locked_out", False):
+        detail = "wrong user name or password; the limit is reached"
+    else:
+        detail = "wrong user name or password"
     auth_event_record(kind=AuthEventKind.LOGIN_FAILED, username=username,
                       user=get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).first(),
                       ip_address=client_address(request) if request else None, detail=detail)
 
 
 def _locked_out(sender, request, username, ip_address, **kwargs) -> None:
+    if _refused_while_locked(request):
+        return  # django-axes signals every refused try; the trail records the lockout once
     auth_event_record(kind=AuthEventKind.LOCKOUT, username=username or "", ip_address=ip_address,
                       detail=f"{settings.AXES_FAILURE_LIMIT} failed logins")
 

@@ -49,7 +49,10 @@ def test_reaching_the_limit_records_a_lockout_and_refusals_say_so(client):
     [lockout] = _events(AuthEventKind.LOCKOUT)
     assert (lockout.username, lockout.ip_address) == (user.username, "10.1.2.5")
     client.post(LOGIN, {"username": user.username, "password": "pw"}, REMOTE_ADDR="10.1.2.5")
-    assert _events(AuthEventKind.LOGIN_FAILED)[-1].detail == "refused while locked out"
+    details = [e.detail for e in _events(AuthEventKind.LOGIN_FAILED)]
+    assert details == ["wrong user name or password"] * (settings.AXES_FAILURE_LIMIT - 1) + [
+        "wrong user name or password; the limit is reached", "refused while locked out"]
+    assert len(_events(AuthEventKind.LOCKOUT)) == 1  # once per lockout, not once per refused try
     assert _events(AuthEventKind.LOGIN) == []
 
 
