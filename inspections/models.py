@@ -189,6 +189,10 @@ class Prediction(models.Model):
         help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
     )
     latency_ms = models.FloatField(null=True, blank=True)
+    embedding = models.BinaryField(
+        null=True, blank=True, editable=False,
+        help_text="The image's descriptor from this model (float16, little-endian): what look-alike search compares.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

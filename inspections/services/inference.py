@@ -22,6 +22,7 @@ from inspections.models import DefectClass, ImageStatus, InspectionImage, ModelV
 from inspections.queueing import inference_enqueue
 from inspections.services.classes import defect_classes_ensure
 from inspections.services.classifiers import classifier_for_version, image_pixels
+from inspections.services.similarity import embedding_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
                 logger.warning("image %s cannot be decoded for inference: %s", image.id, error)
                 failed.append(image.id)
         started = time.perf_counter()
-        results = model.classifier.predict(arrays) if arrays else []
+        results, features = model.classifier.predict_with_features(arrays) if arrays else ([], [])
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(arrays), 1)
         Prediction.objects.bulk_create(
             [
@@ -99,8 +100,9 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
                     needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
                     review_reasons=list(result.review_reasons),
                     margin=_margin(result.probabilities, result.confidence),
+                    embedding=embedding_bytes(feature),
                 )
-                for image, result in zip(decodable, results)
+                for image, result, feature in zip(decodable, results, features)
             ],
             ignore_conflicts=True,
         )

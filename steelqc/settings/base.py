@@ -200,6 +200,11 @@ STEELQC_API_PAGE_SIZE = env_int("STEELQC_API_PAGE_SIZE", 50, minimum=1)
 STEELQC_API_MAX_PAGE_SIZE = max(STEELQC_API_PAGE_SIZE, env_int("STEELQC_API_MAX_PAGE_SIZE", 200, minimum=1))
 STEELQC_API_MAX_WAIT_SECONDS = env_int("STEELQC_API_MAX_WAIT_SECONDS", 30, minimum=0)
 STEELQC_API_MAX_FILES_PER_REQUEST = env_int("STEELQC_API_MAX_FILES_PER_REQUEST", 20, minimum=1)
+# Look-alike groups (inspections/services/similarity.py): images per POST reviews/bulk/, the most
+# neighbours GET images/{id}/similar/ returns, and the likeness radius (0: the model's OOD threshold).
+STEELQC_BULK_REVIEW_MAX_IMAGES = env_int("STEELQC_BULK_REVIEW_MAX_IMAGES", 1000, minimum=1)
+STEELQC_SIMILAR_MAX_LIMIT = env_int("STEELQC_SIMILAR_MAX_LIMIT", 100, minimum=1)
+STEELQC_NOVELTY_GROUP_RADIUS = env_float("STEELQC_NOVELTY_GROUP_RADIUS", 0.0)
 
 
 def _throttle_rate(name: str, default: str) -> str:
