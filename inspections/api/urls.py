@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
-from . import artefact_views, views
+from . import artefact_views, similarity_views, views
 from .exceptions import api_not_found
 from .permissions import ReadRole
 
@@ -24,6 +24,9 @@ urlpatterns = [
     path("images/<int:image_id>/", views.ImageDetail.as_view(), name="image-detail"),
     path("images/<int:image_id>/reviews/", views.ImageReviews.as_view(), name="image-reviews"),
     path("images/<int:image_id>/file/", views.ImageFile.as_view(), name="image-file"),
+    path("images/<int:image_id>/similar/", similarity_views.ImageSimilar.as_view(), name="image-similar"),
+    path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
+    path("reviews/bulk/", similarity_views.BulkReviewCreate.as_view(), name="reviews-bulk"),
     path("classes/", views.DefectClassListCreate.as_view(), name="class-list"),
     path("model-versions/", views.ModelVersionList.as_view(), name="model-version-list"),
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),

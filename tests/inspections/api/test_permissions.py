@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, ModelVersion, Review
 from inspections.services.model_versions import model_version_promote
+from inspections.services.similarity import embedding_bytes
 from tests.factories import (
     InspectionImageFactory, ModelVersionFactory, PredictionFactory, TrainingRunFactory, image_bytes,
 )
@@ -63,6 +64,12 @@ ENDPOINTS = {
                                         ARTEFACT_DOWNLOADERS, 200),
     "export dataset": Endpoint("get", "dataset-export/", MODEL_ADMINS, 200),
     "export training snapshot": Endpoint("get", "training-runs/{run}/snapshot/", MODEL_ADMINS, 200),
+    "similar images": Endpoint("get", "images/{image}/similar/", ANYONE, 200),
+    "novelty groups": Endpoint("get", "novelty-groups/", ANYONE, 200),
+    # The body names no image of the world: an allowed role gets past the permission check to the
+    # per-image one (409 no_image_decided); the others are stopped before it.
+    "bulk review": Endpoint("post", "reviews/bulk/", LABELLERS, 409,
+                            {"images": [{"id": 987654321, "label_version": 0}], "label": "patches"}),
     "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
     "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
 }
@@ -76,7 +83,7 @@ def world() -> dict[str, int]:
     old, current, candidate = ModelVersionFactory(), ModelVersionFactory(), ModelVersionFactory()
     model_version_promote(version=old)
     model_version_promote(version=current)
-    PredictionFactory(image=image, model_version=current)
+    PredictionFactory(image=image, model_version=current, embedding=embedding_bytes([1.0] * 8))
     default_storage.save(f"{candidate.artifact_path}/{CLASSES_FILE}", ContentFile(b'["crazing", "inclusion"]'))
     snapshot = DatasetSnapshot.objects.create(image_count=1, counts={"crazing": {"train": 1}}, checksum="0" * 64)
     DatasetSnapshotItem.objects.create(snapshot=snapshot, image=image, label=image.label, split="train")
