@@ -107,7 +107,10 @@ class TextureKnnDetector:
 
     def distances(self, features: np.ndarray, *, chunk: int = 1024) -> np.ndarray:
         """Euclidean distance from each row to its nearest training descriptor."""
-        return nearest_distances(features, self.memory, chunk=chunk)
+        if getattr(self, "_memory_norms", None) is None or len(self._memory_norms) != len(self.memory):
+            # Squared norms of the memory rows, once per loaded detector rather than per call.
+            self._memory_norms = np.sum(np.asarray(self.memory, np.float32) ** 2, axis=1)
+        return nearest_distances(features, self.memory, chunk=chunk, memory_norms=self._memory_norms)
 
     def parts(self, *, features: np.ndarray, images: list[np.ndarray]) -> OodParts:
         feature = self.distances(features) / max(self.threshold, 1e-12) if len(images) else np.zeros(0)
@@ -189,12 +192,14 @@ def load_detector(path: str | Path) -> OodDetector:
 
 
 def nearest_distances(queries: np.ndarray, memory: np.ndarray, *, query_groups: np.ndarray | None = None,
-                      memory_groups: np.ndarray | None = None, chunk: int = 1024) -> np.ndarray:
+                      memory_groups: np.ndarray | None = None, chunk: int = 1024,
+                      memory_norms: np.ndarray | None = None) -> np.ndarray:
     """Distance from each query row to its nearest memory row, skipping memory rows of the
     query's own group (the views of the same image) when groups are given."""
     queries = np.asarray(queries, dtype=np.float32)
     memory = np.asarray(memory, dtype=np.float32)
-    memory_norms = np.sum(memory ** 2, axis=1)
+    if memory_norms is None:
+        memory_norms = np.sum(memory ** 2, axis=1)
     nearest = np.empty(len(queries), np.float32)
     for start in range(0, len(queries), chunk):
         block = queries[start:start + chunk]
