@@ -25,6 +25,7 @@ class DefectClass(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "defect classes"
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=Q(name__regex=CLASS_NAME_PATTERN), name="defect_class_name_format"),
