@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from .pages import dashboard, home, registry, review, uploads
+from .pages import dashboard, home, novelty, registry, review, uploads
 
 app_name = "inspections"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("review/counts/", review.review_queue_counts, name="review-counts"),
     path("review/<int:image_id>/", review.review_image, name="review-image"),
     path("review/<int:image_id>/decide/", review.review_decide, name="review-decide"),
+    path("review/groups/", novelty.novelty_group_list, name="novelty-groups"),
     path("images/<int:image_id>/heatmap.png", review.image_heatmap, name="image-heatmap"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     # The dashboard's link to the same picture the model page shows (one view serves both).

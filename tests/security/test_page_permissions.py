@@ -48,6 +48,7 @@ RULES: dict[str, list[Rule]] = {
     "inspections:review-image": [Rule("get", REVIEWERS)],
     "inspections:image-heatmap": [Rule("get", REVIEWERS)],
     "inspections:review-decide": [Rule("post", LABELLERS)],
+    "inspections:novelty-groups": [Rule("get", REVIEWERS)],
     "registry:model-versions": [Rule("get", EVERY_ROLE)],
     "registry:model-version": [Rule("get", EVERY_ROLE)],
     "registry:model-version-plot": [Rule("get", EVERY_ROLE)],
