@@ -1,0 +1,104 @@
+"""In a browser, with the real worker predicting and storing descriptors: the review view shows
+the nearest look-alikes of an image, and a QA person names a whole group of foreign images as a
+new class from the look-alike groups page (one review per image)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inspections.models import DefectClass, InspectionImage, Prediction, Review
+from tests.conftest import _tiny_texture, wait_for
+
+from .conftest import log_in, screenshot
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
+    from inspections.services.images import image_upload
+
+    image = image_upload(content=content, filename=name, uploaded_by=None).image
+    return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)
+
+
+@pytest.fixture
+def active_model(tiny_model_dirs):
+    from inspections.services.model_versions import model_version_promote, model_version_register
+
+    return model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+
+
+def test_the_review_view_shows_the_nearest_look_alikes_and_links_to_them(page, users, celery_worker, active_model):
+    from skimage import data
+
+    users("qa", "qa-lena")
+    rng = np.random.default_rng(11)
+    coil, _ = _predicted(_png(_tiny_texture("crazing", rng)), "coil.png")
+    twin, _ = _predicted(_png(_tiny_texture("crazing", rng)), "coil-twin.png")
+    photo, _ = _predicted(_png(data.astronaut()), "astronaut.png")
+    assert Prediction.objects.filter(embedding__isnull=False).count() == 3
+
+    log_in(page, "qa-lena")
+    page.goto(f"/review/{coil.pk}/")
+    strip = page.locator("#similar-list li")
+    strip.first.wait_for()
+    assert [int(i) for i in strip.evaluate_all("items => items.map(li => li.dataset.imageId)")] == [twin.pk, photo.pk]
+    assert "model: crazing" in strip.first.inner_text()
+    assert page.locator("#similar-list img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    screenshot(page, "review-similar-images.png")
+    strip.first.locator("a").click()
+    page.wait_for_url(re.compile(rf"/review/{twin.pk}/"))
+    page.locator("#similar-list li").first.wait_for()
+    assert page.locator("#similar-list li").first.get_attribute("data-image-id") == str(coil.pk)
+
+
+def test_a_group_of_foreign_images_is_named_as_a_new_class_at_once(page, users, celery_worker, active_model,
+                                                                       settings):
+    from skimage import data
+
+    # Every foreign image within reach of every other: the three photos form one group.
+    settings.STEELQC_NOVELTY_GROUP_RADIUS = 10.0
+    users("qa", "qa-mira")
+    photos = [_predicted(_png(array), name) for array, name in [
+        (data.astronaut(), "astronaut.png"), (data.coffee(), "coffee.png"), (data.chelsea(), "chelsea.png")]]
+    for _, prediction in photos:
+        assert "foreign" in prediction.review_reasons, prediction.review_reasons
+    coil, coil_prediction = _predicted(_png(_tiny_texture("patches", np.random.default_rng(4))), "coil.png")
+    assert "foreign" not in coil_prediction.review_reasons
+
+    log_in(page, "qa-mira")
+    page.goto("/review/groups/")
+    group = page.locator(".novelty-group")
+    assert group.count() == 1
+    assert group.get_attribute("data-size") == "3"
+    shown = {int(i) for i in group.locator("img.group-thumb").evaluate_all("imgs => imgs.map(i => i.dataset.imageId)")}
+    assert shown == {image.pk for image, _ in photos}
+    screenshot(page, "novelty-groups.png")
+
+    group.locator(".group-new-class input[name=name]").fill("stray photo")
+    group.locator(".group-new-class button").click()
+    result = group.locator(".group-result")
+    result.filter(has_text="labelled 3 image(s)").wait_for()
+    assert "New class stray_photo" in result.inner_text()
+    assert DefectClass.objects.filter(name="stray_photo").exists()
+    for image, _ in photos:
+        image.refresh_from_db()
+        assert image.label.name == "stray_photo" and image.label_version == 1
+        assert list(Review.objects.filter(image=image).values_list("label__name", "decision")) == [
+            ("stray_photo", "label")]
+    assert not Review.objects.filter(image=coil).exists()
+
+    page.reload()
+    assert page.locator(".novelty-group").count() == 0
+    assert page.locator("#no-groups").is_visible()
