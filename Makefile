@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-serve: $(STAMP)
 bench-retrain: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_retrain.py
+
+## Look-alike search and grouping on 100,000 synthetic descriptors; figures go to docs/benchmarks.md.
+bench-similar: $(STAMP)
+	$(PY) benchmarks/bench_similar.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
