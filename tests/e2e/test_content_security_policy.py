@@ -48,9 +48,9 @@ def test_no_page_reports_a_policy_violation(page, users):
     violations = _watch(page)
     _visit(page, ["/accounts/login/"])
     log_in(page, "ml-csp")
-    _visit(page, ["/", "/dashboard/", "/review/", f"/review/{image.pk}/", "/upload/", "/upload/bulk/", "/models/",
-                  f"/models/{version.pk}/", "/training/", f"/training/{run.pk}/", "/accounts/lockouts/",
-                  "/api/v1/docs/"])
+    _visit(page, ["/", "/dashboard/", "/review/", "/review/groups/", f"/review/{image.pk}/", "/upload/",
+                  "/upload/bulk/", "/models/", f"/models/{version.pk}/", "/training/", f"/training/{run.pk}/",
+                  "/accounts/lockouts/", "/api/v1/docs/"])
     page.goto(f"/review/{image.pk}/")
     widths = page.locator("#probabilities .prob-bar-svg").evaluate_all(
         "svgs => svgs.map(s => s.querySelector('rect').getBoundingClientRect().width / s.getBoundingClientRect().width)")
