@@ -125,6 +125,36 @@ def embedding_index(*, version: ModelVersion) -> EmbeddingIndex:
         return _index
 
 
+def prediction_descriptors_fill(*, batch_size: int = 32) -> int:
+    """Store the descriptor on the active version's predictions written before descriptors were
+    kept (a version predicts an image once, so they would otherwise stay out of the search and
+    the groups). Returns how many were filled; images whose file no longer decodes are skipped."""
+    from inspections.services.classifiers import classifier_for_version, image_pixels
+
+    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    if version is None:
+        return 0
+    classifier = classifier_for_version(version=version)
+    missing = Prediction.objects.filter(model_version=version, embedding__isnull=True).select_related("image")
+    filled, last_id = 0, 0
+    while batch := list(missing.filter(id__gt=last_id).order_by("id")[:batch_size]):
+        last_id = batch[-1].id
+        decoded, arrays = [], []
+        for prediction in batch:
+            try:
+                arrays.append(image_pixels(image=prediction.image))
+                decoded.append(prediction)
+            except Exception as error:  # a file gone or damaged: nothing to describe
+                logger.warning("image %s cannot be decoded for its descriptor: %s", prediction.image_id, error)
+        if not arrays:
+            continue
+        _, features = classifier.predict_with_features(arrays)
+        for prediction, feature in zip(decoded, features):
+            filled += Prediction.objects.filter(pk=prediction.pk, embedding__isnull=True).update(
+                embedding=embedding_bytes(feature))
+    return filled
+
+
 def _active_version() -> ModelVersion:
     version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
     if version is None:

@@ -10,6 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from inspections.errors import ApplicationError
 from inspections.models import DefectClass, Prediction
 from inspections.services import similarity
 from inspections.services.model_versions import model_version_promote
@@ -147,3 +148,29 @@ def test_clustering_separates_well_apart_clusters_and_keeps_each_whole():
     labels = similarity.cluster_labels(vectors, radius=0.5)
     pairs = {(t, l) for t, l in zip(truth, labels)}
     assert len(pairs) == 4 and len({l for _, l in pairs}) == 4
+
+
+def test_predictions_made_before_descriptors_were_kept_get_theirs_filled(no_queue, tiny_model_dirs):
+    from django.core.management import call_command
+
+    from inspections.services.images import image_upload
+    from inspections.services.inference import predictions_create
+    from inspections.services.model_versions import model_version_register
+    from tests.factories import image_bytes
+
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    images = [image_upload(content=image_bytes(seed=seed), filename="x.png", uploaded_by=None).image for seed in (81, 82)]
+    predictions_create(image_ids=[image.id for image in images])
+    expected = {p.image_id: bytes(p.embedding) for p in Prediction.objects.all()}
+    Prediction.objects.update(embedding=None)  # as migration 0010 left older rows
+    with pytest.raises(ApplicationError) as refused:
+        similarity.similar_images(image_id=images[0].id, limit=3)
+    assert refused.value.code == "not_predicted"
+    call_command("fill_descriptors", "--batch-size", "1")
+    stored = {p.image_id: bytes(p.embedding) for p in Prediction.objects.all()}
+    assert stored.keys() == expected.keys()
+    for image_id, blob in stored.items():
+        np.testing.assert_allclose(similarity.embedding_vectors([blob]), similarity.embedding_vectors([expected[image_id]]),
+                                   atol=2e-3)
+    assert [image_id for image_id, _ in similarity.similar_images(image_id=images[0].id, limit=3)[1]] == [images[1].id]
+    assert similarity.prediction_descriptors_fill() == 0
