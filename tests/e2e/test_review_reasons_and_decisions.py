@@ -85,5 +85,6 @@ def test_a_foreign_photo_says_why_gets_no_defect_with_0_and_an_image_is_excluded
     wait_for(lambda: InspectionImage.objects.filter(pk=coil.pk, excluded=False).exists(), timeout=20)
     assert list(Review.objects.filter(image=coil).order_by("id").values_list("decision", "reason")) == [
         ("exclude", "camera fault"), ("include", "")]
+    page.wait_for_url(lambda url: f"/review/{coil.pk}/" not in url)  # the page moves on by itself; then leave
     page.goto("/review/")
     assert coil.pk in _queue_order(page)
