@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from celery.signals import after_task_publish
+
+from tests.conftest import wait_for
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -231,9 +233,16 @@ def test_the_worker_logs_a_task_with_the_id_of_the_request_that_queued_it(celery
     result = ping.apply_async(queue="inference")
     request_id_set(None)
     assert result.get(timeout=60)["database"].startswith("ok")
-    log = celery_worker.log_path.read_text(errors="replace")[marker:]
-    succeeded = [line for line in log.splitlines() if result.id in line and "succeeded" in line]
-    assert succeeded, celery_worker.log_tail()
+
+    def succeeded_lines():
+        # The worker stores the result before it writes the "succeeded" line: wait for the line.
+        log = celery_worker.log_path.read_text(errors="replace")[marker:]
+        return [line for line in log.splitlines() if result.id in line and "succeeded" in line]
+
+    try:
+        succeeded = wait_for(succeeded_lines, timeout=30)
+    except AssertionError:
+        raise AssertionError(celery_worker.log_tail()) from None
     assert "[req-worker-1]" in succeeded[0]
 
 
