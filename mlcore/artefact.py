@@ -44,6 +44,17 @@ REVIEW_RULE = ("needs_review = review_reasons is not empty: foreign when the fea
                "confidence_threshold or top-2 margin < margin_threshold")
 
 
+def review_reasons_for(probabilities, *, feature_score: float, frame_score: float,
+                       confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+                       margin_threshold: float = DEFAULT_MARGIN_THRESHOLD) -> list[str]:
+    """``review_reasons`` for one prediction's class probabilities (any order)."""
+    ranked = sorted((float(p) for p in probabilities), reverse=True)
+    margin = ranked[0] - ranked[1] if len(ranked) > 1 else ranked[0]
+    return review_reasons(feature_score=float(feature_score), frame_score=float(frame_score),
+                          confidence=ranked[0], margin=margin, confidence_threshold=confidence_threshold,
+                          margin_threshold=margin_threshold)
+
+
 def review_reasons(*, feature_score: float, frame_score: float, confidence: float, margin: float,
                    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
                    margin_threshold: float = DEFAULT_MARGIN_THRESHOLD) -> list[str]:

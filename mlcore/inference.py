@@ -19,7 +19,7 @@ from mlcore.artefact import (
     DEFAULT_CONFIDENCE_THRESHOLD,
     DEFAULT_MARGIN_THRESHOLD,
     OOD_FILE,
-    review_reasons,
+    review_reasons_for,
 )
 from mlcore.io import as_image_array, load_image
 from mlcore.model import load_keras_model, read_classes, read_json, with_features
@@ -159,12 +159,9 @@ class Classifier:
 
     def reasons(self, probabilities: np.ndarray, *, feature_score: float, frame_score: float) -> list[str]:
         """Why one prediction needs a person (empty: it does not), by the artefact's thresholds."""
-        ranked = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
-        margin = float(ranked[0] - ranked[1]) if len(ranked) > 1 else float(ranked[0])
-        return review_reasons(feature_score=float(feature_score), frame_score=float(frame_score),
-                              confidence=float(ranked[0]), margin=margin,
-                              confidence_threshold=self.confidence_threshold,
-                              margin_threshold=self.margin_threshold)
+        return review_reasons_for(probabilities, feature_score=feature_score, frame_score=frame_score,
+                                  confidence_threshold=self.confidence_threshold,
+                                  margin_threshold=self.margin_threshold)
 
     def _result(self, probabilities: np.ndarray, feature_score: float, frame_score: float) -> PredictionResult:
         best = int(np.argmax(probabilities))

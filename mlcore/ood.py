@@ -74,8 +74,19 @@ class FrameCheck:
         return np.array([self.ratio(image) for image in images], dtype=np.float64)
 
 
+class _DistanceScore:
+    """``ood_score`` from a detector's ``distances``, ``threshold`` and ``frame_check``."""
+
+    def parts(self, *, features: np.ndarray, images: list[np.ndarray]) -> OodParts:
+        feature = self.distances(features) / max(self.threshold, 1e-12) if len(images) else np.zeros(0)
+        return OodParts(feature=np.asarray(feature, np.float64), frame=self.frame_check.ratios(images))
+
+    def scores(self, *, features: np.ndarray, images: list[np.ndarray]) -> np.ndarray:
+        return self.parts(features=features, images=images).combined
+
+
 @dataclass
-class TextureKnnDetector:
+class TextureKnnDetector(_DistanceScore):
     """Nearest-neighbour distance of multi-depth texture descriptors to the training memory."""
 
     memory: np.ndarray                      # (M, D) float32 descriptors of training images
@@ -112,13 +123,6 @@ class TextureKnnDetector:
             self._memory_norms = np.sum(np.asarray(self.memory, np.float32) ** 2, axis=1)
         return nearest_distances(features, self.memory, chunk=chunk, memory_norms=self._memory_norms)
 
-    def parts(self, *, features: np.ndarray, images: list[np.ndarray]) -> OodParts:
-        feature = self.distances(features) / max(self.threshold, 1e-12) if len(images) else np.zeros(0)
-        return OodParts(feature=np.asarray(feature, np.float64), frame=self.frame_check.ratios(images))
-
-    def scores(self, *, features: np.ndarray, images: list[np.ndarray]) -> np.ndarray:
-        return self.parts(features=features, images=images).combined
-
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
             path, method=np.array(self.method), layers=np.array(self.layers),
@@ -139,7 +143,7 @@ class TextureKnnDetector:
 
 
 @dataclass
-class MahalanobisDetector:
+class MahalanobisDetector(_DistanceScore):
     """The earlier method, kept so that artefacts written with it load and score unchanged."""
 
     whitening: np.ndarray       # (D, D): x @ whitening has identity shared covariance
@@ -156,13 +160,6 @@ class MahalanobisDetector:
         squared = (np.sum(whitened ** 2, axis=1, keepdims=True) - 2.0 * whitened @ self.whitened_means.T
                    + np.sum(self.whitened_means ** 2, axis=1)[None, :])
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
-
-    def parts(self, *, features: np.ndarray, images: list[np.ndarray]) -> OodParts:
-        feature = self.distances(features) / max(self.threshold, 1e-12) if len(images) else np.zeros(0)
-        return OodParts(feature=np.asarray(feature, np.float64), frame=self.frame_check.ratios(images))
-
-    def scores(self, *, features: np.ndarray, images: list[np.ndarray]) -> np.ndarray:
-        return self.parts(features=features, images=images).combined
 
     def summary(self) -> dict:
         return {"method": self.method, "threshold": self.threshold, "validation_pass_rate": self.pass_rate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlcore.artefact import REVIEW_REASONS, review_reasons
+from mlcore.artefact import REVIEW_REASONS, review_reasons_for
 from mlcore.io import batched, load_image
 from mlcore.training.config import TrainConfig
 from mlcore.training.progress import Progress
@@ -33,12 +33,10 @@ def evaluate_split(forward, ood, samples, *, classes, config: TrainConfig, track
 def review_summary(probabilities: np.ndarray, feature_ratio: np.ndarray, frame_ratio: np.ndarray, *,
                    config: TrainConfig) -> dict:
     """Shares of images that pass the OOD check, need review, and per review reason."""
-    ranked = np.sort(probabilities, axis=1)[:, ::-1]
-    reasons = [review_reasons(feature_score=f, frame_score=b, confidence=float(p[0]),
-                              margin=float(p[0] - p[1]) if len(p) > 1 else float(p[0]),
-                              confidence_threshold=config.confidence_threshold,
-                              margin_threshold=config.margin_threshold)
-               for p, f, b in zip(ranked, feature_ratio, frame_ratio)]
+    reasons = [review_reasons_for(p, feature_score=f, frame_score=b,
+                                  confidence_threshold=config.confidence_threshold,
+                                  margin_threshold=config.margin_threshold)
+               for p, f, b in zip(probabilities, feature_ratio, frame_ratio)]
     count = max(len(reasons), 1)
     return {"ood_pass_rate": float(np.mean(np.maximum(feature_ratio, frame_ratio) <= 1.0)),
             "needs_review_rate": sum(bool(r) for r in reasons) / count,

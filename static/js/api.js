@@ -20,4 +20,16 @@ window.steelqc = window.steelqc || {};
   api.readJson = function (response) {
     return response.json().catch(function () { return null; });
   };
+
+  // POST a JSON body with the page's CSRF token; resolves to {response, body}.
+  api.postJson = function (url, body, csrfToken) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return api.readJson(response).then(function (json) { return { response: response, body: json }; });
+    });
+  };
 })(window.steelqc);

@@ -8,14 +8,7 @@
   var csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
 
   function post(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
-      body: JSON.stringify(body),
-    }).then(function (response) {
-      return api.readJson(response).then(function (json) { return { response: response, body: json }; });
-    });
+    return api.postJson(url, body, csrfToken);
   }
 
   function members(group) {

@@ -30,14 +30,7 @@
   }
 
   function apiPost(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
-      body: JSON.stringify(body),
-    }).then(function (response) {
-      return api.readJson(response).then(function (json) { return { response: response, body: json }; });
-    });
+    return api.postJson(url, body, csrfToken);
   }
 
   function errorMessage(result) {
