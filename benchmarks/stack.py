@@ -19,9 +19,10 @@ from benchmarks.api_client import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-PORT = 8765
-BENCH_DB = "steelqc_bench"
-BROKER = "redis://127.0.0.1:6379/14"
+# Two benchmarks can share the machine when each gets its own port, database and Redis DB.
+PORT = int(os.environ.get("STEELQC_BENCH_PORT", "8765"))
+BENCH_DB = os.environ.get("STEELQC_BENCH_DB", "steelqc_bench")
+BROKER = os.environ.get("STEELQC_BENCH_BROKER", "redis://127.0.0.1:6379/9")
 
 
 def log(message: str) -> None:
