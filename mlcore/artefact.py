@@ -41,14 +41,26 @@ DEFAULT_CONFIDENCE_THRESHOLD = 0.6
 DEFAULT_MARGIN_THRESHOLD = 0.2
 REVIEW_RULE = ("needs_review = review_reasons is not empty: foreign when the feature score > 1, "
                "blank_frame when the frame check > 1, low_confidence when confidence < "
-               "confidence_threshold or top-2 margin < margin_threshold")
+               "confidence_threshold (the predicted class's own threshold when the version sets one) "
+               "or top-2 margin < margin_threshold")
 
 
 def review_reasons_for(probabilities, *, feature_score: float, frame_score: float,
                        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
-                       margin_threshold: float = DEFAULT_MARGIN_THRESHOLD) -> list[str]:
-    """``review_reasons`` for one prediction's class probabilities (any order)."""
-    ranked = sorted((float(p) for p in probabilities), reverse=True)
+                       margin_threshold: float = DEFAULT_MARGIN_THRESHOLD,
+                       class_thresholds=None) -> list[str]:
+    """``review_reasons`` for one prediction's class probabilities (any order).
+
+    ``class_thresholds``, when given, is a confidence threshold per class in the order of
+    ``probabilities`` (``mlcore.thresholds.thresholds_in_class_order``): the predicted class's
+    one replaces ``confidence_threshold``.
+    """
+    values = [float(p) for p in probabilities]
+    if class_thresholds is not None:
+        if len(class_thresholds) != len(values):
+            raise ValueError(f"{len(class_thresholds)} class thresholds for {len(values)} probabilities")
+        confidence_threshold = float(class_thresholds[max(range(len(values)), key=values.__getitem__)])
+    ranked = sorted(values, reverse=True)
     margin = ranked[0] - ranked[1] if len(ranked) > 1 else ranked[0]
     return review_reasons(feature_score=float(feature_score), frame_score=float(frame_score),
                           confidence=ranked[0], margin=margin, confidence_threshold=confidence_threshold,

@@ -8,7 +8,7 @@ whether it needs a person and why (``review_reasons``, see ``mlcore.artefact``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from mlcore.artefact import (
 from mlcore.io import as_image_array, load_image
 from mlcore.model import load_keras_model, read_classes, read_json, with_features
 from mlcore.ood import MAX_SCORE, OodDetector, OodParts, load_detector
+from mlcore.thresholds import thresholds_in_class_order
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -139,11 +140,16 @@ class Classifier:
     def predict(self, images: Sequence[np.ndarray]) -> list[PredictionResult]:
         return self.predict_with_features(images)[0]
 
-    def predict_with_features(self, images: Sequence[np.ndarray]) -> tuple[list[PredictionResult], np.ndarray]:
+    def predict_with_features(self, images: Sequence[np.ndarray], *,
+                              class_thresholds: Mapping[str, float] | None = None,
+                              ) -> tuple[list[PredictionResult], np.ndarray]:
         """The answers and each image's descriptor (N, D): the vector the OOD memory compares,
-        useful for finding look-alike images."""
+        useful for finding look-alike images. ``class_thresholds`` (class name -> confidence
+        threshold) overrides the artefact's global threshold for the classes it names."""
         probabilities, features, parts = self._run(images)
-        results = [self._result(p, feature, frame) for p, feature, frame in zip(probabilities, parts.feature, parts.frame)]
+        ordered = self.thresholds_in_order(class_thresholds)
+        results = [self._result(p, feature, frame, ordered)
+                   for p, feature, frame in zip(probabilities, parts.feature, parts.frame)]
         return results, features
 
     def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, OodParts]:
@@ -157,15 +163,25 @@ class Classifier:
     def predict_files(self, paths: Sequence[str | Path]) -> list[PredictionResult]:
         return self.predict([load_image(path) for path in paths])
 
-    def reasons(self, probabilities: np.ndarray, *, feature_score: float, frame_score: float) -> list[str]:
-        """Why one prediction needs a person (empty: it does not), by the artefact's thresholds."""
+    def thresholds_in_order(self, class_thresholds: Mapping[str, float] | None) -> list[float] | None:
+        """Per-class thresholds in the model's class order (None: the global one for all)."""
+        if not class_thresholds:
+            return None
+        return thresholds_in_class_order(self.classes, class_thresholds, confidence_threshold=self.confidence_threshold)
+
+    def reasons(self, probabilities: np.ndarray, *, feature_score: float, frame_score: float,
+                class_thresholds: Sequence[float] | None = None) -> list[str]:
+        """Why one prediction needs a person (empty: it does not), by the artefact's thresholds
+        (``class_thresholds``: per class in model order, from ``thresholds_in_order``)."""
         return review_reasons_for(probabilities, feature_score=feature_score, frame_score=frame_score,
                                   confidence_threshold=self.confidence_threshold,
-                                  margin_threshold=self.margin_threshold)
+                                  margin_threshold=self.margin_threshold, class_thresholds=class_thresholds)
 
-    def _result(self, probabilities: np.ndarray, feature_score: float, frame_score: float) -> PredictionResult:
+    def _result(self, probabilities: np.ndarray, feature_score: float, frame_score: float,
+                class_thresholds: Sequence[float] | None = None) -> PredictionResult:
         best = int(np.argmax(probabilities))
-        reasons = self.reasons(probabilities, feature_score=feature_score, frame_score=frame_score)
+        reasons = self.reasons(probabilities, feature_score=feature_score, frame_score=frame_score,
+                               class_thresholds=class_thresholds)
         return PredictionResult(
             label=self.classes[best],
             confidence=float(probabilities[best]),

@@ -39,7 +39,7 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
     from mlcore.inference import compile_forward
     from mlcore.model import build_classifier
     from mlcore.training.artefact import write_artefact
-    from mlcore.training.evaluate import evaluate_split
+    from mlcore.training.evaluate import evaluate_split, validation_threshold_curves
     from mlcore.training.finetune import FinetuneData, finetune, should_finetune
     from mlcore.training.head import fit_head
     from mlcore.training.inputs import cache_features, check_samples
@@ -80,6 +80,7 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
     split = "test" if by_split["test"] else "val"
     metrics = evaluate_split(forward, ood, by_split[split], classes=classes, config=config, tracker=tracker)
     metrics["split"] = split
+    metrics["thresholds"] = validation_threshold_curves(model, cache, classes=classes, config=config)
     write_artefact(Path(out_dir), model=model, classes=classes, metrics=metrics, ood=ood, suspects=suspects,
                    history=history, config=config, backbone=backbone, cache=cache, by_split=by_split,
                    forward=forward, wall_time_s=time.monotonic() - started)

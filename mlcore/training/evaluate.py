@@ -1,4 +1,5 @@
-"""Step 6a: metrics on the held-out split, with the review rule applied as serving applies it."""
+"""Step 6a: metrics on the held-out split, with the review rule applied as serving applies it,
+and the validation curves per-class decision thresholds are chosen from."""
 
 from __future__ import annotations
 
@@ -41,3 +42,16 @@ def review_summary(probabilities: np.ndarray, feature_ratio: np.ndarray, frame_r
     return {"ood_pass_rate": float(np.mean(np.maximum(feature_ratio, frame_ratio) <= 1.0)),
             "needs_review_rate": sum(bool(r) for r in reasons) / count,
             "reasons": {code: sum(code in r for r in reasons) / count for code in REVIEW_REASONS}}
+
+
+def validation_threshold_curves(model, cache, *, classes, config: TrainConfig) -> dict:
+    """The per-class decision-threshold curves on the validation split (``mlcore.thresholds``)
+    and the default thresholds; the head runs on the cached validation descriptors, so this
+    needs no further pass through the backbone."""
+    from mlcore.model import head_only
+    from mlcore.thresholds import CURVE_STEP, default_thresholds, threshold_curves
+
+    probabilities = head_only(model).predict(cache.val_features, batch_size=256, verbose=0)
+    return {"split": "val", "images": int(len(cache.val_labels)), "step": CURVE_STEP,
+            "defaults": default_thresholds(classes, confidence_threshold=config.confidence_threshold),
+            "curves": threshold_curves(probabilities, cache.val_labels, classes=classes)}
