@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import connection
 
 MODEL_REGISTRY_LOCK = 0x5_7EE1_0001
+DRIFT_ALERT_LOCK = 0x5_7EE1_00D1  # opening/closing drift alerts
 
 
 def lock_for_transaction(key: int) -> None:

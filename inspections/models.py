@@ -376,3 +376,37 @@ class AuthEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.username or '-'} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DriftAlert(models.Model):
+    """One episode of a source sending images unlike training: opened when its share flagged
+    ``foreign`` over the drift window passed the threshold, closed when it fell back. Rows are
+    never edited except to close them; at most one is open per source (a database constraint)."""
+
+    source = models.CharField(max_length=100, blank=True, help_text="The images' source ('' for none given).")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The active version whose predictions were measured.",
+    )
+    opened_at = models.DateTimeField(db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    window_hours = models.PositiveIntegerField()
+    threshold = models.FloatField()
+    foreign_share = models.FloatField(help_text="Share flagged foreign over the window when it opened.")
+    image_count = models.PositiveIntegerField(help_text="Images over the window when it opened.")
+    baseline_foreign_share = models.FloatField(null=True, blank=True)
+    closed_foreign_share = models.FloatField(null=True, blank=True, help_text="The share when it closed.")
+    closed_image_count = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source"], condition=Q(closed_at__isnull=True),
+                                    name="one_open_drift_alert_per_source"),
+            models.CheckConstraint(condition=Q(foreign_share__gte=0) & Q(foreign_share__lte=1),
+                                   name="drift_alert_share_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.closed_at is None else "closed"
+        return f"drift alert for source {self.source or '(none)'} ({state})"

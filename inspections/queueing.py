@@ -66,3 +66,18 @@ def promotion_event_enqueue(*, version_id: int) -> bool:
         logger.exception("could not queue the promotion webhook for version %s", version_id)
         return False
     return True
+
+
+def drift_event_enqueue(*, alert_id: int, event: str) -> bool:
+    """Queue a drift event (``drift.alert`` / ``drift.resolved``) to the promotion webhook's URL,
+    if one is configured; never raises."""
+    if not settings.STEELQC_PROMOTION_WEBHOOK_URL:
+        return False
+    try:
+        _send(task_names.SEND_DRIFT_WEBHOOK,
+              kwargs={"alert_id": alert_id, "event": event, "url": settings.STEELQC_PROMOTION_WEBHOOK_URL},
+              queue=task_names.INFERENCE_QUEUE)
+    except Exception:
+        logger.exception("could not queue the %s event for drift alert %s", event, alert_id)
+        return False
+    return True

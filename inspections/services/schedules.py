@@ -31,6 +31,8 @@ PERIODIC_JOBS = (
                 "Continuous learning: start a training run when enough new human labels exist."),
     PeriodicJob("fail-stale-training-runs", task_names.FAIL_STALE_TRAINING_RUNS,
                 "STEELQC_SWEEP_INTERVAL_S", "Mark running training runs whose worker went silent as failed."),
+    PeriodicJob("check-drift", task_names.CHECK_DRIFT, "STEELQC_DRIFT_CHECK_INTERVAL_S",
+                "Drift: open or close each source's alert from its foreign share over the drift window."),
 )
 
 

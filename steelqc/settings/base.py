@@ -298,6 +298,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
+    "worker.tasks.drift",
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
@@ -332,6 +333,18 @@ STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, 
 STEELQC_GATE_ACCURACY_TOLERANCE = env_float("STEELQC_GATE_ACCURACY_TOLERANCE", 0.005)
 STEELQC_GATE_RECALL_TOLERANCE = env_float("STEELQC_GATE_RECALL_TOLERANCE", 0.02)
 STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", 1, minimum=1)
+# Drift: a source is in drift alert while the share of its images flagged foreign by the active
+# model over the last STEELQC_DRIFT_WINDOW_HOURS is above STEELQC_DRIFT_FOREIGN_SHARE (with at least
+# STEELQC_DRIFT_MIN_IMAGES images); checked every STEELQC_DRIFT_CHECK_INTERVAL_S, events go to the
+# promotion webhook URL.
+STEELQC_DRIFT_FOREIGN_SHARE = env_float("STEELQC_DRIFT_FOREIGN_SHARE", 0.2)
+if not 0 < STEELQC_DRIFT_FOREIGN_SHARE < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_DRIFT_FOREIGN_SHARE must be a share between 0 and 1, e.g. 0.2.")
+STEELQC_DRIFT_WINDOW_HOURS = env_int("STEELQC_DRIFT_WINDOW_HOURS", 24, minimum=1)
+STEELQC_DRIFT_MIN_IMAGES = env_int("STEELQC_DRIFT_MIN_IMAGES", 20, minimum=1)
+STEELQC_DRIFT_CHECK_INTERVAL_S = env_int("STEELQC_DRIFT_CHECK_INTERVAL_S", 900, minimum=10)
 # Periodic jobs live in the database (django-celery-beat), so an admin can change their interval
 # in the admin and it stays changed; `manage.py ensure_periodic_tasks` creates missing ones with
 # the intervals above (see inspections/services/schedules.py).

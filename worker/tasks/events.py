@@ -5,27 +5,33 @@ import logging
 from celery import shared_task
 
 from inspections import task_names
-from inspections.services.events import WebhookDeliveryError, promotion_webhook_send
+from inspections.services.events import WebhookDeliveryError, drift_webhook_send, promotion_webhook_send
 
 logger = logging.getLogger(__name__)
 
+_WEBHOOK_TASK = {"bind": True, "max_retries": 6, "time_limit": 60, "soft_time_limit": 45, "ignore_result": True}
 
-@shared_task(
-    name=task_names.SEND_PROMOTION_WEBHOOK,
-    bind=True,
-    max_retries=6,
-    time_limit=60,
-    soft_time_limit=45,
-    ignore_result=True,
-)
-def send_promotion_webhook(self, version_id: int, url: str) -> bool:
+
+def _deliver_or_retry(task, what: str, send) -> bool:
+    """Run ``send``; on a failed delivery retry with exponential back-off, then give up (logged)."""
     try:
-        return promotion_webhook_send(version_id=version_id, url=url)
+        return send()
     except WebhookDeliveryError as error:
-        delay = min(2 ** self.request.retries, 300)
-        logger.warning("promotion webhook for version %s failed (%s); retry %d in %ds",
-                       version_id, error, self.request.retries + 1, delay)
-        if self.request.retries >= self.max_retries:
-            logger.error("promotion webhook for version %s given up after %d tries", version_id, self.max_retries + 1)
+        delay = min(2 ** task.request.retries, 300)
+        logger.warning("%s failed (%s); retry %d in %ds", what, error, task.request.retries + 1, delay)
+        if task.request.retries >= task.max_retries:
+            logger.error("%s given up after %d tries", what, task.max_retries + 1)
             return False
-        raise self.retry(countdown=delay, exc=error) from None
+        raise task.retry(countdown=delay, exc=error) from None
+
+
+@shared_task(name=task_names.SEND_PROMOTION_WEBHOOK, **_WEBHOOK_TASK)
+def send_promotion_webhook(self, version_id: int, url: str) -> bool:
+    return _deliver_or_retry(self, f"promotion webhook for version {version_id}",
+                             lambda: promotion_webhook_send(version_id=version_id, url=url))
+
+
+@shared_task(name=task_names.SEND_DRIFT_WEBHOOK, **_WEBHOOK_TASK)
+def send_drift_webhook(self, alert_id: int, event: str, url: str) -> bool:
+    return _deliver_or_retry(self, f"drift webhook ({event}) for alert {alert_id}",
+                             lambda: drift_webhook_send(alert_id=alert_id, event=event, url=url))
