@@ -11,6 +11,7 @@ from .models import (
     Review,
     TrainingRun,
 )
+from .models import DecisionThresholdChange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -76,7 +77,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
     readonly_fields = [
         "number", "status", "artifact_path", "backbone", "weight_source", "classes", "metrics",
         "created_at", "created_by", "promoted_at",
+        # Changed through the thresholds page or API only, where every change is audited.
+        "decision_thresholds", "thresholds_revision",
     ]
+
+
+@admin.register(DecisionThresholdChange)
+class DecisionThresholdChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "model_version", "class_name", "old_threshold", "new_threshold", "changed_by", "note"]
+    list_filter = ["model_version", "class_name"]
 
 
 class DatasetSnapshotItemInline(admin.TabularInline):

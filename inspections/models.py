@@ -154,6 +154,14 @@ class ModelVersion(models.Model):
         help_text="Who ended its last time as the active version.",
     )
     retirement = models.CharField(max_length=16, choices=Retirement.choices, blank=True, default=Retirement.NONE)
+    decision_thresholds = models.JSONField(
+        default=dict, blank=True,
+        help_text="Class name -> confidence threshold set by an ML admin (below it a prediction of that class "
+                  "goes to review); classes not named use the version's default.",
+    )
+    thresholds_revision = models.PositiveIntegerField(
+        default=0, help_text="Bumped on every change of decision_thresholds; clients send it back in If-Match.",
+    )
 
     class Meta:
         ordering = ["-number"]
@@ -171,6 +179,32 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.backbone}, {self.status})"
+
+
+class DecisionThresholdChange(models.Model):
+    """One change of one class's decision threshold on one version: append-only history."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="threshold_changes")
+    class_name = models.CharField(max_length=100)
+    old_threshold = models.FloatField()
+    new_threshold = models.FloatField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    note = models.CharField(max_length=500, blank=True)
+    revision = models.PositiveIntegerField(help_text="The version's thresholds_revision this change produced.")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(new_threshold__gte=0) & Q(new_threshold__lte=1), name="threshold_change_new_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.class_name} {self.old_threshold:g} -> {self.new_threshold:g} on model {self.model_version_id}"
 
 
 class Prediction(models.Model):

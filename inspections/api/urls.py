@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from . import artefact_views, similarity_views, views
+from . import threshold_views
 from .exceptions import api_not_found
 from .permissions import ReadRole
 
@@ -32,6 +33,8 @@ urlpatterns = [
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
     path("model-versions/<int:version_id>/", views.ModelVersionDetail.as_view(), name="model-version-detail"),
     path("model-versions/<int:version_id>/promote/", views.ModelVersionPromote.as_view(), name="model-version-promote"),
+    path("model-versions/<int:version_id>/thresholds/", threshold_views.ModelVersionThresholds.as_view(),
+         name="model-version-thresholds"),
     path("model-versions/<int:version_id>/artefacts/", artefact_views.ModelVersionArtefactList.as_view(),
          name="model-version-artefacts"),
     path("model-versions/<int:version_id>/artefacts/<str:name>/", artefact_views.ModelVersionArtefactFile.as_view(),

@@ -22,6 +22,7 @@ from mlcore.artefact import PLOT_FILES
 
 from .access import role_required
 from .forms import PromoteForm, TrainingRunStartForm
+from .thresholds import thresholds_context
 
 read_role = role_required(roles.can_read, "Your account has no steelqc role yet; ask an administrator for one.")
 model_admin_role = role_required(roles.can_manage_models, "Managing models and training needs the role ml_admin.")
@@ -70,6 +71,7 @@ def model_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
         "version": version, "metrics": metrics, "per_class": per_class, "gate": metrics.get("gate"),
         "artefacts": model_artefact_list(version=version) if can_download else [],
         "can_manage": roles.can_manage_models(request.user), "plots": PLOT_FILES, "promote_form": PromoteForm(auto_id=False),
+        **thresholds_context(request, version),
     })
 
 

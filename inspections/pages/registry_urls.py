@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import registry
+from . import thresholds
 
 app_name = "registry"
 
@@ -9,6 +10,8 @@ urlpatterns = [
     path("models/rollback/", registry.model_version_rollback_page, name="model-version-rollback"),
     path("models/<int:version_id>/", registry.model_version_detail, name="model-version"),
     path("models/<int:version_id>/promote/", registry.model_version_promote_page, name="model-version-promote"),
+    path("models/<int:version_id>/thresholds/", thresholds.model_version_thresholds_save,
+         name="model-version-thresholds"),
     path("models/<int:version_id>/plots/<str:plot>.png", registry.model_version_plot, name="model-version-plot"),
     path("training/", registry.training_run_list, name="training-runs"),
     path("training/start/", registry.training_run_start_page, name="training-run-start"),

@@ -1,7 +1,8 @@
 """Predicting pending images with the active model version, a micro-batch at a time.
 
 A worker process loads the active version once and keeps it; before each batch it checks
-which version is active and swaps when that changed (no restart). Work is claimed with
+which version is active and swaps when that changed, and reads the version's per-class
+decision thresholds (no restart). Work is claimed with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` so several workers never predict the same image, and a
 unique constraint on (image, model version) makes a repeated task change nothing.
 """
@@ -89,8 +90,12 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
             except Exception as error:  # a stored file that no longer decodes: mark it, go on
                 logger.warning("image %s cannot be decoded for inference: %s", image.id, error)
                 failed.append(image.id)
+        # Read for every batch (one small query), so a threshold an ML admin changed applies to
+        # the next batch without reloading the model or restarting the worker.
+        thresholds = ModelVersion.objects.filter(pk=version.pk).values_list("decision_thresholds", flat=True).first()
         started = time.perf_counter()
-        results, features = model.classifier.predict_with_features(arrays) if arrays else ([], [])
+        results, features = (model.classifier.predict_with_features(arrays, class_thresholds=thresholds)
+                             if arrays else ([], []))
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(arrays), 1)
         Prediction.objects.bulk_create(
             [

@@ -70,6 +70,11 @@ ENDPOINTS = {
     # per-image one (409 no_image_decided); the others are stopped before it.
     "bulk review": Endpoint("post", "reviews/bulk/", LABELLERS, 409,
                             {"images": [{"id": 987654321, "label_version": 0}], "label": "patches"}),
+    "decision thresholds": Endpoint("get", "model-versions/{candidate}/thresholds/", ANYONE, 200),
+    "set decision thresholds": Endpoint("put", "model-versions/{candidate}/thresholds/", MODEL_ADMINS, 200,
+                                        {"thresholds": {"crazing": 0.7}}),
+    "change decision thresholds": Endpoint("patch", "model-versions/{candidate}/thresholds/", MODEL_ADMINS, 200,
+                                           {"thresholds": {"inclusion": 0.4}}),
     "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
     "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
 }
@@ -97,6 +102,8 @@ def _call(client, endpoint: Endpoint, world: dict[str, int]):
         return client.post(url, {"file": upload}, format="multipart")
     if endpoint.method == "post":
         return client.post(url, endpoint.body, format="json")
+    if endpoint.method in ("put", "patch"):
+        return getattr(client, endpoint.method)(url, endpoint.body, format="json")
     return client.get(url)
 
 
