@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import (
+    ApiToken,
     AuthEvent,
     DatasetSnapshot,
     DatasetSnapshotItem,
@@ -129,3 +130,23 @@ class AuthEventAdmin(ReadOnlyAdmin):
 
     def has_module_permission(self, request) -> bool:
         return self.has_view_permission(request)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """API tokens, read only (the secret is not stored); made and revoked on the API tokens page."""
+
+    list_display = ["name", "user", "scope", "prefix", "created_at", "expires_at", "last_used_at", "last_used_ip",
+                    "revoked_at"]
+    list_filter = ["scope"]
+    search_fields = ["name", "prefix", "user__username"]
+    exclude = ["digest"]
+
+
+# Plain-text DRF tokens are no longer used; their admin page would only make keys that do not work.
+try:
+    from rest_framework.authtoken.models import TokenProxy
+
+    admin.site.unregister(TokenProxy)
+except (ImportError, admin.sites.NotRegistered):
+    pass

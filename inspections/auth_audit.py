@@ -1,5 +1,6 @@
 """Writes the auth audit trail from Django's and django-axes' signals: logins, failures,
-lockouts, logouts, API tokens made or revoked, role (group) changes.
+lockouts, logouts, role (group) changes. (API tokens record their own events, in
+``inspections.services.api_tokens``.)
 
 Recording from a signal is right here: the row *is* the audit of the event, not business state
 that could drift. Receivers that get no request (a token saved in the admin, a group added to a
@@ -15,7 +16,7 @@ import ipaddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
 from inspections.models import AuthEventKind
@@ -107,21 +108,6 @@ def connect_library_signals() -> None:
     from axes.signals import user_locked_out
 
     user_locked_out.connect(_locked_out, dispatch_uid="steelqc.auth_audit.locked_out")
-
-
-@receiver(post_save, sender="authtoken.Token", dispatch_uid="steelqc.auth_audit.token_created")
-def _token_saved(sender, instance, created, **kwargs) -> None:
-    if created:
-        actor, address = _context()
-        auth_event_record(kind=AuthEventKind.TOKEN_CREATED, user=instance.user, actor=actor, ip_address=address,
-                          detail="in the admin" if actor else "on the command line")
-
-
-@receiver(post_delete, sender="authtoken.Token", dispatch_uid="steelqc.auth_audit.token_revoked")
-def _token_deleted(sender, instance, **kwargs) -> None:
-    actor, address = _context()
-    auth_event_record(kind=AuthEventKind.TOKEN_REVOKED, user=instance.user, actor=actor, ip_address=address,
-                      detail="in the admin" if actor else "on the command line")
 
 
 @receiver(m2m_changed, sender=get_user_model().groups.through, dispatch_uid="steelqc.auth_audit.groups")

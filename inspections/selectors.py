@@ -344,3 +344,19 @@ def login_lockout_retry_at(*, username: str, ip_address: str | None):
         return None
     last = AccessAttempt.objects.filter(username=username, ip_address=ip_address).aggregate(t=Max("attempt_time"))["t"]
     return (last or timezone.now()) + cool_off
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+def api_token_list(*, username: str | None = None, include_dead: bool = True) -> list:
+    """API tokens with their owners, newest first; ``include_dead=False`` leaves out revoked and
+    expired ones."""
+    from inspections.models import ApiToken
+
+    tokens = ApiToken.objects.select_related("user", "created_by", "revoked_by")
+    if username:
+        tokens = tokens.filter(user__username=username)
+    if not include_dead:
+        tokens = tokens.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+    return list(tokens)

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from inspections.models import DefectClass, InspectionImage, TrainingRun
+from inspections.services.api_tokens import api_token_create
 from inspections.services.dataset_import import dataset_import_folder
 from inspections.services.model_versions import model_version_promote
 from tests.conftest import tiny_dataset
@@ -70,7 +70,7 @@ def test_each_documented_request_succeeds_with_the_documented_role(monkeypatch, 
     assert roles, "the README makes no token per role"
     tokens = {}
     for variable, role in roles.items():
-        tokens[variable] = Token.objects.create(user=UserFactory(roles=[role])).key
+        tokens[variable] = api_token_create(user=UserFactory(roles=[role]), name="test").secret
 
     tiny_dataset(tmp_path / "data", per_class=10)  # labelled images, so a run can start
     dataset_import_folder(root=tmp_path / "data")

@@ -6,12 +6,12 @@ import time
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from benchmarks.api_client import ApiClient
 from inspections.models import (
     ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction, TrainingRun, TrainingRunStatus,
 )
+from inspections.services.api_tokens import api_token_create
 from inspections.services.dataset_import import dataset_import_folder
 from inspections.services.images import image_upload
 from inspections.services.inference import pending_images_requeue
@@ -55,7 +55,7 @@ def test_inference_worker_killed_during_a_batch_every_image_gets_one_prediction(
 
 def test_uploads_during_a_broker_restart_are_all_predicted(chaos_stack, tiny_model_dirs):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    token = Token.objects.create(user=UserFactory(roles=["integrator"])).key
+    token = api_token_create(user=UserFactory(roles=["integrator"]), name="test").secret
     api = ApiClient(chaos_stack["web"].port, token)
     statuses = []
     for i in range(24):
@@ -73,7 +73,7 @@ def test_uploads_during_a_broker_restart_are_all_predicted(chaos_stack, tiny_mod
 
 def test_dropped_database_connections_fail_cleanly_and_recover(chaos_stack, tiny_model_dirs):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    token = Token.objects.create(user=UserFactory(roles=["integrator"])).key
+    token = api_token_create(user=UserFactory(roles=["integrator"]), name="test").secret
     api = ApiClient(chaos_stack["web"].port, token)
     assert api.request("GET", "/api/v1/images/")[0] == 200
     assert api.upload(image_bytes(seed=7000, size=(48, 48)), "a.png")[0] == 201

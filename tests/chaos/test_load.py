@@ -4,10 +4,10 @@ import threading
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from benchmarks.api_client import ApiClient
 from inspections.models import InspectionImage, Prediction
+from inspections.services.api_tokens import api_token_create
 from inspections.services.model_versions import model_version_promote, model_version_register
 from tests.factories import UserFactory, image_bytes
 
@@ -19,7 +19,7 @@ UPLOADS_PER_CLIENT = 20
 
 def test_sixteen_clients_lose_nothing_and_duplicate_nothing(chaos_stack, tiny_model_dirs):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    token = Token.objects.create(user=UserFactory(roles=["integrator"])).key
+    token = api_token_create(user=UserFactory(roles=["integrator"]), name="test").secret
     statuses, round_trips, lock = [], [], threading.Lock()
 
     def client(index: int) -> None:

@@ -3,6 +3,8 @@ time; rows can be neither changed nor deleted; only superusers read them in the 
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -78,29 +80,29 @@ def test_a_logout_is_recorded(client):
 
 def test_the_token_command_records_creation_and_rotation():
     user = UserFactory(roles=["integrator"])
-    call_command("create_api_token", user.username)
+    call_command("create_api_token", user.username, stdout=io.StringIO(), stderr=io.StringIO())
     [created] = _events(AuthEventKind.TOKEN_CREATED)
-    assert (created.user, created.actor, created.detail) == (user, None, "on the command line")
-    call_command("create_api_token", user.username)  # prints the same token: nothing new happens
-    assert len(_events(AuthEventKind.TOKEN_CREATED)) == 1
-    call_command("create_api_token", user.username, "--rotate")
-    assert [e.user for e in _events(AuthEventKind.TOKEN_REVOKED)] == [user]
+    assert (created.user, created.actor) == (user, None)
+    assert created.detail.endswith("on the command line") and "scope admin" in created.detail
+    call_command("create_api_token", user.username, stdout=io.StringIO(), stderr=io.StringIO())  # a second token
     assert len(_events(AuthEventKind.TOKEN_CREATED)) == 2
+    call_command("create_api_token", user.username, "--rotate", stdout=io.StringIO(), stderr=io.StringIO())
+    assert [e.user for e in _events(AuthEventKind.TOKEN_REVOKED)] == [user, user]
+    assert len(_events(AuthEventKind.TOKEN_CREATED)) == 3
 
 
-def test_a_token_deleted_in_the_admin_records_the_admin_and_address(client):
-    from rest_framework.authtoken.models import Token
+def test_a_token_revoked_on_the_page_records_the_admin_and_address(client):
+    from inspections.services.api_tokens import api_token_create
 
     owner = UserFactory(roles=["integrator"])
-    token = Token.objects.create(user=owner)
-    admin = UserFactory(is_staff=True, is_superuser=True)
-    admin.save()
-    client.force_login(admin)
-    response = client.post(f"/admin/authtoken/tokenproxy/{owner.pk}/delete/", {"post": "yes"}, REMOTE_ADDR="10.9.9.9")
+    token = api_token_create(user=owner, name="plc").token
+    ml_admin = UserFactory(roles=["ml_admin"])
+    client.force_login(ml_admin)
+    response = client.post(f"/accounts/api-tokens/{token.pk}/revoke/", REMOTE_ADDR="10.9.9.9")
     assert response.status_code == 302, response.content[:500]
-    assert not Token.objects.filter(pk=token.pk).exists()
     [revoked] = _events(AuthEventKind.TOKEN_REVOKED)
-    assert (revoked.user, revoked.actor, revoked.ip_address, revoked.detail) == (owner, admin, "10.9.9.9", "in the admin")
+    assert (revoked.user, revoked.actor, revoked.ip_address) == (owner, ml_admin, "10.9.9.9")
+    assert "'plc'" in revoked.detail and revoked.detail.endswith("on a page")
 
 
 def test_role_changes_are_recorded_from_either_side():

@@ -15,13 +15,13 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from inspections.services.api_tokens import api_token_create
 from tests.factories import (
     DefectClassFactory, InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory,
 )
@@ -70,7 +70,7 @@ def _strategy(operation, rows: dict[str, int], mode: GenerationMode):
 
 
 def test_no_api_operation_answers_with_a_server_error(fuzz_rows, settings_fixture_for_fuzz, capsys):
-    token = Token.objects.create(user=UserFactory(roles=["ml_admin"])).key
+    token = api_token_create(user=UserFactory(roles=["ml_admin"]), name="test").secret
     auth = {"Authorization": f"Token {token}"}
     application = _WSGIHandlerKeepingTheTestConnection()
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application, headers=auth)

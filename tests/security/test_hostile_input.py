@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from inspections.services.api_tokens import api_token_create
 from tests.factories import InspectionImageFactory, ModelVersionFactory, UserFactory
 from tests.inspections.api.conftest import assert_error
 from tests.security import images as im
@@ -32,7 +32,7 @@ BOUNDARY = "hostile-boundary-7d3f"
 def client_as(role: str) -> APIClient:
     client = APIClient()
     user = UserFactory(roles=[role])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='test').secret}")
     return client
 
 

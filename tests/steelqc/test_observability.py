@@ -15,9 +15,9 @@ from celery.signals import after_task_publish
 
 from tests.conftest import wait_for
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from inspections.services.api_tokens import api_token_create
 from steelqc.observability import (
     REQUEST_ID_HEADER,
     JsonFormatter,
@@ -184,7 +184,7 @@ def test_a_task_queued_during_a_request_carries_the_request_id(published_headers
     # transaction=True: the upload's on-commit hook queues inference inside the request, as in production.
     client = APIClient()
     user = UserFactory(roles=["integrator"])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='test').secret}")
     upload = SimpleUploadedFile("strip.png", image_bytes(seed=4242), content_type="image/png")
     response = client.post("/api/v1/images/", {"file": upload}, format="multipart",
                            headers={REQUEST_ID_HEADER: "req-task-1"})

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from inspections.errors import ApplicationError
 from inspections.models import InspectionImage
+from inspections.services.api_tokens import api_token_create
 from inspections.services.artefacts import artefact_local_dir
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_register
@@ -64,7 +64,7 @@ def test_the_same_bytes_uploaded_twice_are_one_object(s3_bucket):
 
 def test_an_upload_through_the_api_is_served_back_from_the_bucket(s3_bucket):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory(roles=['qa'])).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=UserFactory(roles=['qa']), name='test').secret}")
     content = image_bytes(seed=3, fmt="JPEG", mode="RGB")
     response = client.post("/api/v1/images/", {"file": SimpleUploadedFile("coil.jpg", content)}, format="multipart")
     assert response.status_code == 201, response.content

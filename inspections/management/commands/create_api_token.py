@@ -1,29 +1,43 @@
-"""Print an API token for a user: ``python manage.py create_api_token USERNAME [--role integrator] [--create]``."""
+"""Make an API token and print its secret once:
+``python manage.py create_api_token USERNAME [--name N] [--scope S] [--expires-days D] [--role R] [--create] [--rotate]``."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
+from inspections.models import ApiTokenScope
 from inspections.roles import ROLES
+from inspections.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke_all
 
 
 class Command(BaseCommand):
-    help = "Print the API token of USERNAME (made on first use). Use it as `Authorization: Token KEY`."
+    help = ("Make a new API token for USERNAME and print its secret (shown this once; only a hash is stored). "
+            "Use it as `Authorization: Token SECRET`.")
 
     def add_arguments(self, parser):
         parser.add_argument("username")
+        parser.add_argument("--name", default="command line", help="What uses the token (default: 'command line').")
+        parser.add_argument("--scope", choices=ApiTokenScope.values, default=ApiTokenScope.ADMIN,
+                            help="read, upload, review or admin (default: admin = all the user's role allows).")
+        parser.add_argument("--expires-days", type=int, default=None,
+                            help="Expire after this many days (default: never).")
         parser.add_argument("--role", action="append", choices=ROLES, default=[],
                             help="Add the user to this role group (repeatable).")
         parser.add_argument("--create", action="store_true",
                             help="Create the user (without a password: API only) if it does not exist.")
-        parser.add_argument("--rotate", action="store_true", help="Replace an existing token with a new one.")
+        parser.add_argument("--rotate", action="store_true", help="Revoke the user's other tokens first.")
 
     @transaction.atomic
-    def handle(self, *args, username: str, role: list[str], create: bool, rotate: bool, **options):
+    def handle(self, *args, username: str, name: str, scope: str, expires_days: int | None, role: list[str],
+               create: bool, rotate: bool, **options):
+        if expires_days is not None and expires_days < 1:
+            raise CommandError("--expires-days must be 1 or more.")
         User = get_user_model()
         user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
         if user is None:
@@ -33,14 +47,20 @@ class Command(BaseCommand):
             user.set_unusable_password()
             user.save()
             self.stderr.write(f"Created user {username!r} (no password: token only).")
-        if not user.is_active:
-            raise CommandError(f"User {username!r} is inactive; a token would not work.")
-        for name in role:
-            group = Group.objects.filter(name=name).first()
+        for group_name in role:
+            group = Group.objects.filter(name=group_name).first()
             if group is None:
-                raise CommandError(f"Role group {name!r} does not exist; run `manage.py migrate` first.")
+                raise CommandError(f"Role group {group_name!r} does not exist; run `manage.py migrate` first.")
             user.groups.add(group)
         if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+            revoked = api_token_revoke_all(user=user)
+            self.stderr.write(f"Revoked {revoked} earlier token(s) of {username!r}.")
+        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+        try:
+            issued = api_token_create(user=user, name=name, scope=scope, expires_at=expires_at)
+        except ApiTokenError as error:
+            raise CommandError(str(error)) from None
+        self.stderr.write(f"Token {issued.token.name!r} ({issued.token.prefix}…, scope {scope}"
+                          + (f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "")
+                          + "). The secret below is shown this once:")
+        self.stdout.write(issued.secret)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from inspections.services.api_tokens import api_token_create
 from tests.factories import UserFactory
 
 ROLES = ("viewer", "integrator", "qa", "ml_admin")
 
 
-def client_for(role: str | None) -> APIClient:
-    """``None`` is anonymous; ``"superuser"`` a superuser without groups; otherwise one role group."""
+def client_for(role: str | None, scope: str = "admin") -> APIClient:
+    """``None`` is anonymous; ``"superuser"`` a superuser without groups; otherwise one role group.
+    The token has ``scope`` (admin: all the role allows)."""
     client = APIClient()
     if role is None:
         return client
@@ -21,7 +22,7 @@ def client_for(role: str | None) -> APIClient:
         user = UserFactory(is_superuser=True, is_staff=True)
     else:
         user = UserFactory(roles=[role])
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='test', scope=scope).secret}")
     client.user = user
     return client
 

@@ -66,6 +66,7 @@ ENDPOINTS = {
     "export training snapshot": Endpoint("get", "training-runs/{run}/snapshot/", MODEL_ADMINS, 200),
     "similar images": Endpoint("get", "images/{image}/similar/", ANYONE, 200),
     "novelty groups": Endpoint("get", "novelty-groups/", ANYONE, 200),
+    "drift": Endpoint("get", "drift/", ANYONE, 200),
     # The body names no image of the world: an allowed role gets past the permission check to the
     # per-image one (409 no_image_decided); the others are stopped before it.
     "bulk review": Endpoint("post", "reviews/bulk/", LABELLERS, 409,
@@ -120,6 +121,44 @@ def test_role_matrix(name, caller, world):
         assert_error(response, 403, "permission_denied")
 
 
+# A token's scope beside the role: every scope reads; upload adds what uploaders may do, review
+# what labellers may do, admin everything. The caller (ml_admin) has every role right, so the
+# scope alone decides.
+SCOPE_EXTRA = {"read": [], "upload": [UPLOADERS], "review": [LABELLERS], "admin": [UPLOADERS, LABELLERS, MODEL_ADMINS]}
+WRITES = [name for name, endpoint in ENDPOINTS.items() if endpoint.method != "get"]
+
+
+def _scope_allows(scope: str, endpoint: Endpoint) -> bool:
+    return endpoint.method == "get" or any(endpoint.allowed == allowed for allowed in SCOPE_EXTRA[scope])
+
+
+@pytest.mark.parametrize("scope", list(SCOPE_EXTRA))
+@pytest.mark.parametrize("name", WRITES)
+def test_scope_matrix_for_writes(name, scope, world):
+    endpoint = ENDPOINTS[name]
+    response = _call(client_for("ml_admin", scope=scope), endpoint, world)
+    if _scope_allows(scope, endpoint):
+        assert response.status_code == endpoint.success, response.content[:400]
+    else:
+        error = assert_error(response, 403, "permission_denied")
+        assert f"scope ({scope})" in error["message"]
+
+
+@pytest.mark.parametrize("name", [name for name in ENDPOINTS if name not in WRITES])
+def test_a_read_scope_token_reads_everything_the_role_may(name, world):
+    endpoint = ENDPOINTS[name]
+    assert _call(client_for("ml_admin", scope="read"), endpoint, world).status_code == endpoint.success
+
+
+@pytest.mark.parametrize(("role", "scope", "name"), [
+    ("viewer", "upload", "upload image"), ("integrator", "review", "submit review"),
+    ("qa", "admin", "promote model version"), ("viewer", "read", "export dataset"),
+])
+def test_scope_never_widens_the_role(role, scope, name, world):
+    error = assert_error(_call(client_for(role, scope=scope), ENDPOINTS[name], world), 403, "permission_denied")
+    assert "role" in error["message"]
+
+
 def test_the_table_covers_every_api_route():
     from django.urls import resolve
 
@@ -146,11 +185,11 @@ def test_forbidden_promotion_changes_nothing(world):
 
 
 def test_user_without_any_role_reads_nothing():
-    from rest_framework.authtoken.models import Token
+    from inspections.services.api_tokens import api_token_create
     from rest_framework.test import APIClient
 
     from tests.factories import UserFactory
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory()).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=UserFactory(), name='test').secret}")
     assert_error(client.get("/api/v1/images/"), 403, "permission_denied")

@@ -1,0 +1,29 @@
+"""List API tokens (never their secrets): ``python manage.py list_api_tokens [USERNAME] [--all]``."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from inspections import selectors
+
+
+class Command(BaseCommand):
+    help = "List API tokens: id, owner, name, scope, prefix, created, expires, last use, state."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username", nargs="?", help="Only this user's tokens.")
+        parser.add_argument("--all", action="store_true", help="Include revoked and expired tokens.")
+
+    def handle(self, *args, username: str | None, all: bool, **options):
+        tokens = selectors.api_token_list(username=username, include_dead=all)
+        if not tokens:
+            self.stderr.write("No tokens.")
+        for token in tokens:
+            self.stdout.write("\t".join([
+                str(token.pk), token.user.get_username(), token.name, token.scope, token.prefix + "…",
+                f"{token.created_at:%Y-%m-%d %H:%M}",
+                f"expires {token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else "no expiry",
+                f"used {token.last_used_at:%Y-%m-%d %H:%M} from {token.last_used_ip or '?'}" if token.last_used_at
+                else "never used",
+                token.state,
+            ]))
