@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from . import artefact_views, similarity_views, views
+from . import drift_views
 from . import threshold_views
 from .exceptions import api_not_found
 from .permissions import ReadRole
@@ -28,6 +29,7 @@ urlpatterns = [
     path("images/<int:image_id>/similar/", similarity_views.ImageSimilar.as_view(), name="image-similar"),
     path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
     path("reviews/bulk/", similarity_views.BulkReviewCreate.as_view(), name="reviews-bulk"),
+    path("drift/", drift_views.Drift.as_view(), name="drift"),
     path("classes/", views.DefectClassListCreate.as_view(), name="class-list"),
     path("model-versions/", views.ModelVersionList.as_view(), name="model-version-list"),
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
