@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from inspections import selectors
+from inspections.services.drift import drift_report
 from mlcore.artefact import CONFUSION_PLOT_FILE
 
 from .access import can_see_dashboard, role_required
@@ -35,6 +39,32 @@ def _model_metrics(version) -> dict | None:
     }
 
 
+DRIFT_DAYS = 14
+
+
+def _drift(report: dict) -> dict:
+    """The drift section: a chart per source of its daily foreign share against the baseline, and
+    the day/source table with each class mix (largest share first)."""
+    baseline = report["baseline"]
+    charts = []
+    for source in report["sources"]:
+        days = [row for row in report["days"] if row["source"] == source["source"]]
+        shares = [row["foreign_share"] for row in days]
+        series = [Series("unlike training", shares, "series-foreign")]
+        if baseline and baseline.foreign_share is not None:
+            series.append(Series("baseline", [baseline.foreign_share] * len(days), "series-baseline"))
+        name = source["source"] or "(no source)"
+        charts.append((name, line_chart(
+            times=[timezone.make_aware(datetime.combine(row["day"], time(12))) for row in days], unit="day",
+            series=series, title=f"Share of images unlike training per day, source {name}")))
+
+    def mix(shares: dict) -> list:
+        return sorted(shares.items(), key=lambda item: -item[1])
+
+    return {**report, "period_days": DRIFT_DAYS, "charts": charts, "rows": [{**row, "mix": mix(row["class_mix"])} for row in report["days"]],
+            "baseline_mix": mix(baseline.class_mix) if baseline else []}
+
+
 @require_GET
 @dashboard_role
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -59,4 +89,5 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "trend_chart": trend_chart,
         "version": version,
         "model": _model_metrics(version),
+        "drift": _drift(drift_report(days=DRIFT_DAYS)),
     })

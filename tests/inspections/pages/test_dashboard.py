@@ -30,7 +30,7 @@ def test_dashboard_shows_backlog_throughput_trend_and_model_metrics(client, role
     assert 'data-metric="accuracy">87.5%<' in html
     per_class = html[html.index('id="per-class-metrics"'):]
     assert "<td>inclusion</td><td>100.0%</td><td>75.0%</td>" in per_class
-    assert html.count('<svg class="chart"') == 2
+    assert html.count('<svg class="chart"') == 3  # throughput, trend, and drift of the one source
     assert "1 in the last 24 hours" in html
     assert "confusion-table" in html  # no picture stored: the matrix as a table
 
