@@ -44,6 +44,18 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> int:
     return queued
 
 
+def version_comparison_enqueue(*, first_id: int, second_id: int, fingerprint: str) -> bool:
+    """Queue the predictions two versions' comparison needs; False (and a log line) when the broker is unreachable."""
+    try:
+        _send(task_names.COMPARE_MODEL_VERSIONS,
+              kwargs={"first_id": first_id, "second_id": second_id, "fingerprint": fingerprint},
+              queue=task_names.INFERENCE_QUEUE)
+    except Exception:
+        logger.exception("could not queue the comparison of versions %s and %s", first_id, second_id)
+        return False
+    return True
+
+
 def training_run_enqueue(*, run_id: int) -> bool:
     """Queue a training run; False (and a log line) when the broker is unreachable."""
     try:

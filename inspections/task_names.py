@@ -9,6 +9,7 @@ INFERENCE_QUEUE = "inference"
 TRAINING_QUEUE = "training"
 
 PREDICT_IMAGES = "worker.tasks.inference.predict_images"
+COMPARE_MODEL_VERSIONS = "worker.tasks.inference.compare_model_versions"
 REQUEUE_PENDING_IMAGES = "worker.tasks.inference.requeue_pending_images"
 RUN_TRAINING = "worker.tasks.training.run_training"
 START_TRAINING_IF_DUE = "worker.tasks.training.start_training_if_due"

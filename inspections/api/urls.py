@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
-from . import artefact_views, similarity_views, views
+from . import artefact_views, comparison_views, similarity_views, views
 from . import drift_views
 from . import threshold_views
 from .exceptions import api_not_found
@@ -35,6 +35,8 @@ urlpatterns = [
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
     path("model-versions/<int:version_id>/", views.ModelVersionDetail.as_view(), name="model-version-detail"),
     path("model-versions/<int:version_id>/promote/", views.ModelVersionPromote.as_view(), name="model-version-promote"),
+    path("model-versions/<int:version_id>/compare/<int:other_id>/", comparison_views.ModelVersionCompare.as_view(),
+         name="model-version-compare"),
     path("model-versions/<int:version_id>/thresholds/", threshold_views.ModelVersionThresholds.as_view(),
          name="model-version-thresholds"),
     path("model-versions/<int:version_id>/artefacts/", artefact_views.ModelVersionArtefactList.as_view(),

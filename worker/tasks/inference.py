@@ -5,6 +5,7 @@ from django.conf import settings
 
 from inspections import task_names
 from inspections.services.inference import pending_images_requeue, predictions_create
+from inspections.services.version_comparison import version_comparison_compute
 
 
 @shared_task(
@@ -27,3 +28,15 @@ def predict_images(image_ids: list[int]) -> int:
 )
 def requeue_pending_images() -> int:
     return pending_images_requeue(older_than_s=settings.STEELQC_PENDING_REQUEUE_AFTER_S)
+
+
+@shared_task(
+    name=task_names.COMPARE_MODEL_VERSIONS,
+    # Two models over a whole test split: longer than one prediction batch. A lost worker's
+    # message is not redelivered; the next request for the comparison queues it again.
+    soft_time_limit=settings.STEELQC_INFERENCE_SOFT_TIME_LIMIT * 10,
+    time_limit=settings.STEELQC_INFERENCE_TIME_LIMIT * 10,
+    ignore_result=True,
+)
+def compare_model_versions(first_id: int, second_id: int, fingerprint: str) -> str:
+    return version_comparison_compute(first_id=first_id, second_id=second_id, fingerprint=fingerprint)

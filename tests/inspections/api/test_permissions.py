@@ -52,6 +52,8 @@ ENDPOINTS = {
     "model version detail": Endpoint("get", "model-versions/{candidate}/", ANYONE, 200),
     "promote model version": Endpoint("post", "model-versions/{candidate}/promote/", MODEL_ADMINS, 200),
     "roll back model version": Endpoint("post", "model-versions/rollback/", MODEL_ADMINS, 200),
+    # The same version twice: an allowed role gets past the permission check to the input check.
+    "compare model versions": Endpoint("get", "model-versions/{candidate}/compare/{candidate}/", ANYONE, 400),
     "list training runs": Endpoint("get", "training-runs/", ANYONE, 200),
     "training run detail": Endpoint("get", "training-runs/{run}/", ANYONE, 200),
     # The world holds too little labelled data to train: an allowed role gets past the permission
