@@ -14,6 +14,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 OOD_FILE = "ood.npz"
 SERVING_FILE = "serving.tflite"
+SERVING_INT8_FILE = "serving_int8.tflite"  # the reduced-precision serving copy, when it passed its check
 SUSPECTS_FILE = "suspects.json"       # labelled images ranked by "this label is probably wrong"
 TFLITE_FILE = "model.tflite"          # `python -m mlcore export --format tflite`
 

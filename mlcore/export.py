@@ -22,8 +22,13 @@ SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 
 
 def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "saved_model",
-                 image_shape: tuple[int, ...] | None = None) -> Path:
-    """Write the export under ``out_dir`` and return the path of the model it wrote."""
+                 image_shape: tuple[int, ...] | None = None, int8_calibration=None) -> Path:
+    """Write the export under ``out_dir`` and return the path of the model it wrote.
+
+    ``int8_calibration`` (TFLite only): images of ``image_shape`` that set the activation
+    ranges for a full-integer copy (int8 activations, per-channel int8 weights, XNNPACK's
+    integer kernels); input and outputs stay float32, so callers feed and read it unchanged.
+    """
     import tensorflow as tf
 
     if format not in FORMATS:
@@ -53,6 +58,14 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
     # variables uninitialised and produced garbage on this TensorFlow version).
     fixed = _fixed_shape_model(load_keras_model(model_dir), shape)
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    if int8_calibration is not None:
+        import numpy as np
+
+        calibration = [np.asarray(image, np.float32).reshape((1, *shape)) for image in int8_calibration]
+        if not calibration:
+            raise ValueError("int8 quantisation needs calibration images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image] for image in calibration)
     target = out_dir / TFLITE_FILE
     target.write_bytes(converter.convert())
     return target

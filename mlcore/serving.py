@@ -21,9 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcore.artefact import CONFIG_FILE, SERVING_FILE
+from mlcore.artefact import CONFIG_FILE, SERVING_FILE, SERVING_INT8_FILE
 from mlcore.model import read_json, write_json
+
 PARITY_TOLERANCE = 1e-3
+
+# The int8 copy replaces the fp32 one only when, on the validation images, it costs at most
+# this much: accuracy, any class's recall, the OOD check's in-domain pass rate; and its OOD
+# distances rank the images as the fp32 copy's do (so foreign images stay as far out).
+INT8_MAX_ACCURACY_DROP = 0.002
+INT8_MAX_RECALL_DROP = 0.01
+INT8_MAX_PASS_RATE_CHANGE = 0.01
+INT8_MIN_DISTANCE_RANK_CORRELATION = 0.98
+INT8_CALIBRATION_IMAGES = 200
+
+SERVING_RUNTIMES = ("auto", "tflite-fp32", "keras")
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -137,14 +149,108 @@ def serving_export(*, model_dir: str | Path, sample_images: Sequence[np.ndarray]
     return serving
 
 
+def int8_check(*, labels: np.ndarray, reference: tuple[np.ndarray, np.ndarray], candidate: tuple[np.ndarray, np.ndarray],
+               num_classes: int, distances=None, threshold: float | None = None) -> dict:
+    """Is the int8 copy's answer as good as the fp32 copy's on these labelled images?
+
+    ``reference``/``candidate``: (probabilities, features) of the two copies; ``distances``
+    maps features to OOD distances (the artefact's detector) and ``threshold`` is its
+    calibrated in-domain limit. Returns the figures and ``passed``.
+    """
+    from scipy.stats import spearmanr
+
+    labels = np.asarray(labels)
+    ref_labels, new_labels = reference[0].argmax(axis=1), candidate[0].argmax(axis=1)
+    ref_accuracy, new_accuracy = float(np.mean(ref_labels == labels)), float(np.mean(new_labels == labels))
+    recall_drops = {}
+    for index in range(num_classes):
+        mine = labels == index
+        if mine.any():
+            recall_drops[index] = float(np.mean(ref_labels[mine] == index) - np.mean(new_labels[mine] == index))
+    check = {
+        "images": int(len(labels)),
+        "accuracy_fp32": ref_accuracy, "accuracy_int8": new_accuracy,
+        "max_class_recall_drop": max(recall_drops.values(), default=0.0),
+        "max_probability_difference": float(np.max(np.abs(reference[0] - candidate[0]))),
+        "label_agreement": float(np.mean(ref_labels == new_labels)),
+    }
+    failures = []
+    if ref_accuracy - new_accuracy > INT8_MAX_ACCURACY_DROP:
+        failures.append(f"accuracy drops {ref_accuracy - new_accuracy:.4f} (limit {INT8_MAX_ACCURACY_DROP})")
+    if check["max_class_recall_drop"] > INT8_MAX_RECALL_DROP:
+        failures.append(f"a class's recall drops {check['max_class_recall_drop']:.4f} (limit {INT8_MAX_RECALL_DROP})")
+    if distances is not None and threshold is not None and np.isfinite(threshold):
+        ref_distances, new_distances = distances(reference[1]), distances(candidate[1])
+        ref_pass, new_pass = float(np.mean(ref_distances <= threshold)), float(np.mean(new_distances <= threshold))
+        correlation = float(spearmanr(ref_distances, new_distances).statistic) if len(labels) > 2 else 1.0
+        check.update(ood_pass_rate_fp32=ref_pass, ood_pass_rate_int8=new_pass, ood_distance_rank_correlation=correlation,
+                     ood_median_relative_distance_change=float(np.median(
+                         np.abs(new_distances - ref_distances) / np.maximum(ref_distances, 1e-9))))
+        if abs(new_pass - ref_pass) > INT8_MAX_PASS_RATE_CHANGE:
+            failures.append(f"the OOD in-domain pass rate moves {new_pass - ref_pass:+.4f} "
+                            f"(limit {INT8_MAX_PASS_RATE_CHANGE})")
+        if not correlation >= INT8_MIN_DISTANCE_RANK_CORRELATION:
+            failures.append(f"OOD distances rank correlation {correlation:.4f} "
+                            f"(at least {INT8_MIN_DISTANCE_RANK_CORRELATION})")
+    check["passed"] = not failures
+    check["reasons"] = failures
+    return check
+
+
+def int8_serving_export(*, model_dir: str | Path, calibration_images: Sequence[np.ndarray],
+                        check_images: Sequence[np.ndarray], check_labels: Sequence[int], num_classes: int,
+                        distances=None, threshold: float | None = None) -> dict:
+    """Try a full-integer serving copy beside the verified fp32 one; keep it (and serve it) only
+    if ``int8_check`` passes on the labelled check images. Records the outcome in config.json
+    under ``serving.int8``."""
+    from mlcore.export import export_model
+
+    model_dir = Path(model_dir)
+    config = read_json(model_dir / CONFIG_FILE)
+    serving = config.get("serving") or {}
+    if serving.get("runtime") != "tflite":
+        return {"used": False, "reason": "no verified fp32 TFLite copy to compare with"}
+    shape = tuple(serving["image_shape"])
+    candidate = model_dir / SERVING_INT8_FILE
+    outcome: dict = {"used": False, "calibration_images": len(calibration_images)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="steelqc-tflite-int8-") as scratch, \
+                contextlib.redirect_stdout(io.StringIO()):
+            written = export_model(model_dir=model_dir, out_dir=scratch, format="tflite", image_shape=shape,
+                                   int8_calibration=list(calibration_images))
+            shutil.move(str(written), candidate)
+        batch = _as_batch(check_images)
+        reference = TfliteForward(model_dir / SERVING_FILE, image_shape=shape, num_classes=num_classes)(batch)
+        quantised = TfliteForward(candidate, image_shape=shape, num_classes=num_classes)(batch)
+        outcome.update(int8_check(labels=np.asarray(check_labels), reference=reference, candidate=quantised,
+                                  num_classes=num_classes, distances=distances, threshold=threshold))
+    except Exception as error:  # quantisation is an optimisation: fp32 keeps serving
+        outcome.update(passed=False, reasons=[f"int8 conversion failed: {type(error).__name__}: {error}"[:500]])
+    if outcome.get("passed"):
+        outcome.update(used=True, file=SERVING_INT8_FILE)
+        serving.update(file=SERVING_INT8_FILE, precision="int8")
+    else:
+        candidate.unlink(missing_ok=True)
+        serving.update(file=SERVING_FILE, precision="fp32")
+    serving["int8"] = outcome
+    config["serving"] = serving
+    write_json(model_dir / CONFIG_FILE, config)
+    return outcome
+
+
 def serving_forward(*, model_dir: str | Path, config: dict, num_classes: int, general: Forward,
                     runtime: str = "auto") -> tuple[Forward, str]:
-    """The forward function a loaded classifier should use, and the runtime's name."""
-    if runtime not in ("auto", "keras"):
-        raise ValueError(f"runtime must be 'auto' or 'keras', got {runtime!r}")
+    """The forward function a loaded classifier should use, and the runtime's name.
+
+    ``runtime``: "auto" serves the copy the artefact chose (int8 when it passed its check, else
+    the fp32 TFLite copy, else Keras); "tflite-fp32" the fp32 copy; "keras" Keras only.
+    """
+    if runtime not in SERVING_RUNTIMES:
+        raise ValueError(f"runtime must be one of {SERVING_RUNTIMES}, got {runtime!r}")
     serving = config.get("serving") or {}
-    path = Path(model_dir) / str(serving.get("file", SERVING_FILE))
+    name = SERVING_FILE if runtime == "tflite-fp32" else str(serving.get("file", SERVING_FILE))
+    path = Path(model_dir) / name
     if runtime == "keras" or serving.get("runtime") != "tflite" or not path.is_file():
         return general, "keras"
     fast = TfliteForward(path, image_shape=serving["image_shape"], num_classes=num_classes)
-    return dispatching_forward(fast=fast, general=general), "tflite"
+    return dispatching_forward(fast=fast, general=general), ("tflite-int8" if name == SERVING_INT8_FILE else "tflite")

@@ -22,12 +22,12 @@ from inspections.errors import ApplicationError
 from inspections.models import ModelVersion
 from inspections.services.artefacts import artefact_local_dir
 from mlcore.artefact import (
-    CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE, SERVING_FILE, SUSPECTS_FILE,
+    CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE, SERVING_FILE, SERVING_INT8_FILE, SUSPECTS_FILE,
 )
 
 SAVED_MODEL_ZIP = "saved_model.zip"  # mlcore.export's SavedModel folder and its side files, zipped
-DOWNLOADABLE = (MODEL_FILE, SERVING_FILE, SAVED_MODEL_ZIP, CLASSES_FILE, CONFIG_FILE, METRICS_FILE, OOD_FILE,
-                SUSPECTS_FILE)
+DOWNLOADABLE = (MODEL_FILE, SERVING_FILE, SERVING_INT8_FILE, SAVED_MODEL_ZIP, CLASSES_FILE, CONFIG_FILE, METRICS_FILE,
+                OOD_FILE, SUSPECTS_FILE)
 ON_DEMAND = {SAVED_MODEL_ZIP: MODEL_FILE}  # produced on first download from this file
 CONTENT_TYPES = {".json": "application/json", ".zip": "application/zip"}
 _READ_CHUNK = 1 << 20

@@ -25,7 +25,8 @@ def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, o
     write_json(out_dir / SUSPECTS_FILE, suspects)
     save_plots(out_dir=out_dir, metrics=metrics, history=history)
     if config.serving_export:
-        export_serving_copy(out_dir, forward, by_split, typical_shape=cache.typical_shape, num_classes=len(classes))
+        export_serving_copy(out_dir, forward, by_split, typical_shape=cache.typical_shape, classes=classes,
+                            ood=ood, int8=config.serving_int8)
 
 
 def artefact_config(config: TrainConfig, *, backbone, ood, facts: dict) -> dict:
@@ -45,15 +46,32 @@ def artefact_config(config: TrainConfig, *, backbone, ood, facts: dict) -> dict:
     }
 
 
-def export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, num_classes: int) -> None:
-    from mlcore.serving import serving_export
+def export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, classes: list[str], ood,
+                        int8: bool = True) -> None:
+    """The verified fp32 TFLite copy, then (``int8``) the full-integer copy, kept only if it is
+    as good on the validation split (``mlcore.serving.int8_check``)."""
+    from mlcore.serving import INT8_CALIBRATION_IMAGES, int8_serving_export, serving_export
 
     want = tuple(typical_shape) if len(typical_shape) == 3 else (*typical_shape, 1)
-    samples = []
-    for sample in by_split["val"] + by_split["test"]:
-        image = load_image(sample.path)
-        if (image.shape if image.ndim == 3 else (*image.shape, 1)) == want:
-            samples.append(image)
-        if len(samples) == 32:
-            break
-    serving_export(model_dir=out_dir, sample_images=samples, keras_forward=forward, num_classes=num_classes)
+
+    def of_shape(samples, limit: int):
+        for sample in samples:
+            image = load_image(sample.path)
+            if (image.shape if image.ndim == 3 else (*image.shape, 1)) == want:
+                yield sample, image
+                limit -= 1
+                if limit == 0:
+                    return
+
+    samples = [image for _, image in of_shape(by_split["val"] + by_split["test"], 32)]
+    serving = serving_export(model_dir=out_dir, sample_images=samples, keras_forward=forward, num_classes=len(classes))
+    if not int8 or serving.get("runtime") != "tflite":
+        return
+    check = list(of_shape(by_split["val"] or by_split["test"], 10_000))
+    index = {name: i for i, name in enumerate(classes)}
+    train = by_split["train"]
+    spread = train[::max(1, len(train) // INT8_CALIBRATION_IMAGES)]  # every class, not the first few
+    int8_serving_export(
+        model_dir=out_dir, calibration_images=[image for _, image in of_shape(spread, INT8_CALIBRATION_IMAGES)],
+        check_images=[image for _, image in check], check_labels=[index[sample.label] for sample, _ in check],
+        num_classes=len(classes), distances=ood.distances, threshold=getattr(ood, "threshold", None))

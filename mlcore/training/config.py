@@ -39,6 +39,7 @@ class TrainConfig:
     margin_threshold: float = DEFAULT_MARGIN_THRESHOLD          # top-2 gap below this: low_confidence
     suspect_folds: int = 5               # cross-validation folds for suspect-label scores (0: off)
     serving_export: bool = True          # add the verified TFLite copy for fast CPU serving
+    serving_int8: bool = True            # and a full-integer copy, served when it passes its check
 
     def __post_init__(self) -> None:
         if self.finetune not in ("auto", "on", "off"):

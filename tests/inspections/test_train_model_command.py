@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -26,7 +28,8 @@ def test_without_labelled_images_the_command_fails_with_the_reason(no_queue):
 def test_wait_trains_in_process_and_promotes_the_first_version(no_queue, tmp_path, capsys):
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
-    args = [f"--param={name}={value}" for name, value in TINY_TRAINING_PARAMS.items()]
+    args = [f"--param={name}={value if isinstance(value, str) else json.dumps(value)}"
+            for name, value in TINY_TRAINING_PARAMS.items()]
     call_command("train_model", "--wait", *args)
     run = TrainingRun.objects.get()
     assert run.status == TrainingRunStatus.SUCCEEDED

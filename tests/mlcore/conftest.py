@@ -70,7 +70,7 @@ def tiny_train_config(*, cache_dir, **overrides):
 
     params = dict(backbone="efficientnet_lite0", weights="imagenet", cache_dir=str(cache_dir),
                   input_size=TINY_INPUT_SIZE, augmented_views=1, head_epochs=30, head_patience=5,
-                  finetune="off", batch_size=8)
+                  finetune="off", batch_size=8, serving_int8=False)
     return TrainConfig(**{**params, **overrides})
 
 
