@@ -360,3 +360,18 @@ def api_token_list(*, username: str | None = None, include_dead: bool = True) ->
         tokens = tokens.filter(revoked_at__isnull=True).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
     return list(tokens)
+
+
+def api_token_get(*, token_id: int):
+    """One token with its owner, or None."""
+    from inspections.models import ApiToken
+
+    return ApiToken.objects.select_related("user").filter(pk=token_id).first()
+
+
+def user_by_username(username: str):
+    """The user of that name, or None."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    return User.objects.filter(**{User.USERNAME_FIELD: username}).first() if username else None

@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from inspections import roles, selectors
 from inspections.auth_audit import client_address
-from inspections.models import ApiToken, ApiTokenScope
+from inspections.models import ApiTokenScope
 from inspections.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke
 
 from .access import role_required
@@ -40,8 +39,7 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request, form={"scope": ApiTokenScope.READ})
     form = {key: request.POST.get(key, "").strip() for key in ("username", "name", "scope", "expires_days")}
-    User = get_user_model()
-    owner = User.objects.filter(**{User.USERNAME_FIELD: form["username"]}).first()
+    owner = selectors.user_by_username(form["username"])
     if owner is None:
         return _page(request, form=form, error=f"No user {form['username']!r}.", status=400)
     expires_at = None
@@ -61,7 +59,9 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @token_role
 def api_token_revoke_page(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.select_related("user"), pk=token_id)
+    token = selectors.api_token_get(token_id=token_id)
+    if token is None:
+        raise Http404("No such API token.")
     if api_token_revoke(token=token, actor=request.user, ip_address=client_address(request)):
         messages.success(request, f"Revoked {token.name!r} ({token.prefix}…) of {token.user.get_username()}.")
     else:

@@ -60,6 +60,8 @@ RULES: dict[str, list[Rule]] = {
     "registry:training-run-cancel": [Rule("post", MODEL_ADMINS)],
     "login-lockouts": [Rule("get", MODEL_ADMINS)],
     "login-lockout-unlock": [Rule("post", MODEL_ADMINS)],
+    "api-tokens": [Rule("get", MODEL_ADMINS)],
+    "api-token-revoke": [Rule("post", MODEL_ADMINS)],
 }
 
 
@@ -129,6 +131,12 @@ def _two_versions_promoted_in_turn() -> dict:
     return {}
 
 
+def _api_token() -> int:
+    from inspections.services.api_tokens import api_token_create
+
+    return api_token_create(user=UserFactory(roles=["integrator"]), name="permissions").token.pk
+
+
 # What each page needs to exist (and each action to succeed), built only for the page under test.
 WORLD = {
     "inspections:model-confusion-matrix": lambda request: _version_with_plots(),
@@ -142,6 +150,7 @@ WORLD = {
     "registry:training-run": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.SUCCEEDED).pk},
     "registry:training-run-start": _trainable_images,
     "registry:training-run-cancel": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.QUEUED).pk},
+    "api-token-revoke": lambda request: {"token_id": _api_token()},
 }
 
 
@@ -168,6 +177,7 @@ REDIRECTS = {
         "registry:training-run", kwargs={"run_id": TrainingRun.objects.latest("id").pk}),
     "registry:training-run-cancel": lambda kwargs: reverse("registry:training-run", kwargs=kwargs),
     "login-lockout-unlock": lambda kwargs: reverse("login-lockouts"),
+    "api-token-revoke": lambda kwargs: reverse("api-tokens"),
 }
 
 
