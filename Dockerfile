@@ -10,4 +10,5 @@ USER steelqc
 # The manifest the production static-files storage needs is made with the same storage.
 RUN DJANGO_SETTINGS_MODULE=steelqc.settings.base SECRET_KEY=image-build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "steelqc.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# The one server configuration (also used by docker-compose.yml, `make web` and bench-serve).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "steelqc.wsgi:application"]

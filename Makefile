@@ -53,7 +53,7 @@ bench-similar: $(STAMP)
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
-	$(VENV)/bin/gunicorn steelqc.wsgi:application --bind 0.0.0.0:8000 --workers 2
+	$(VENV)/bin/gunicorn --config gunicorn.conf.py steelqc.wsgi:application
 worker: $(STAMP)
 	$(PY) -m celery -A steelqc worker -Q inference,training --concurrency 1 --loglevel INFO
 beat: $(STAMP)

@@ -114,14 +114,19 @@ def replace_doc_section(name: str, block: str) -> Path:
     return doc
 
 
-def start_web(env: dict, work: Path, *, workers: int = 2) -> subprocess.Popen:
-    return start(env, [str(Path(PY).parent / "gunicorn"), "steelqc.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-                       "--workers", str(workers), "--threads", "4", "--worker-class", "gthread"], work / "web.log")
+def start_web(env: dict, work: Path, *, workers: int | None = None) -> subprocess.Popen:
+    """gunicorn with the one server configuration (gunicorn.conf.py), bound to loopback."""
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{PORT}"}
+    if workers is not None:
+        env["GUNICORN_WORKERS"] = str(workers)
+    return start(env, [str(Path(PY).parent / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"),
+                       "steelqc.wsgi:application"], work / "web.log")
 
 
-def start_worker(env: dict, work: Path, *, queue: str) -> subprocess.Popen:
-    return start(env, [PY, "-m", "celery", "-A", "steelqc", "worker", "-Q", queue, "--concurrency", "1",
-                       "-n", f"{queue}@%h", "--loglevel", "INFO"], work / f"worker-{queue}.log")
+def start_worker(env: dict, work: Path, *, queue: str, concurrency: int = 1, name: str = "") -> subprocess.Popen:
+    name = name or queue
+    return start(env, [PY, "-m", "celery", "-A", "steelqc", "worker", "-Q", queue, "--concurrency", str(concurrency),
+                       "-n", f"{name}@%h", "--loglevel", "INFO"], work / f"worker-{name}.log")
 
 
 def cpu_seconds(*, session_ids: list[int] = (), names: tuple[str, ...] = ()) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import timedelta
 
 from django.core.files.storage import default_storage
@@ -15,6 +14,7 @@ from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.db.models.lookups import Contains, Exact
 from django.utils import timezone
 
+from inspections import prediction_events
 from inspections.models import (
     DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus, Prediction, Review,
     TrainingRun,
@@ -134,25 +134,28 @@ def image_latest_prediction(*, image: InspectionImage) -> Prediction | None:
     )
 
 
-def prediction_wait(*, image_id: int, timeout_s: float, interval_s: float = 0.02) -> Prediction | None:
-    """Poll the database until the image has a prediction, its inference failed, or time is up.
-
-    Runs outside any transaction so every poll sees what the worker has committed.
-    """
-    deadline = time.monotonic() + (timeout_s if math.isfinite(timeout_s) else 0.0)
+def images_finished(*, image_ids: list[int]) -> set[int]:
+    """Which of the images have a prediction or failed inference (one query)."""
     has_prediction = Exists(Prediction.objects.filter(image=OuterRef("pk")))
-    while True:
-        row = InspectionImage.objects.filter(pk=image_id).annotate(done=has_prediction).values_list("status", "done").first()
-        if row is None:
-            return None
-        status, done = row
-        if done:
-            return Prediction.objects.select_related("label", "model_version").filter(image_id=image_id).order_by(
-                "-created_at", "-id"
-            ).first()
-        if status == ImageStatus.FAILED or time.monotonic() >= deadline:
-            return None
-        time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+    return set(
+        InspectionImage.objects.filter(pk__in=image_ids)
+        .annotate(done=has_prediction)
+        .filter(Q(done=True) | Q(status=ImageStatus.FAILED))
+        .values_list("pk", flat=True)
+    )
+
+
+def prediction_wait(*, image_ids: list[int], timeout_s: float) -> set[int]:
+    """Wait until each image has a prediction or failed inference, or time is up; returns the
+    finished ids. Woken by the inference service's announcement (Redis pub/sub), so the database
+    is read once, not polled (see ``inspections.prediction_events``).
+
+    Runs outside any transaction so the read sees what the worker has committed.
+    """
+    timeout_s = timeout_s if math.isfinite(timeout_s) else 0.0
+    return prediction_events.images_await(
+        image_ids=list(image_ids), timeout_s=timeout_s, done=lambda ids: images_finished(image_ids=ids),
+    )
 
 
 def review_list_for_image(*, image: InspectionImage) -> QuerySet[Review]:

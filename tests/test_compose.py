@@ -30,7 +30,7 @@ def test_app_service_settings_module_exists(name):
 def test_app_service_command_names_real_things(name):
     command = APP_SERVICES[name]["command"]
     if command[0] == "gunicorn":
-        module, attribute = command[1].split(":")
+        module, attribute = command[-1].split(":")
         assert hasattr(importlib.import_module(module), attribute)
     elif command[0] == "celery":
         assert command[1:3] == ["-A", "steelqc"]
@@ -80,3 +80,30 @@ def test_the_image_collects_static_files_with_the_storage_production_serves_them
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", **env_words})
     assert result.stdout.strip() == "whitenoise.storage.CompressedManifestStaticFilesStorage", result.stderr[-500:]
+
+
+GUNICORN_CONFIG = ["gunicorn", "--config", "gunicorn.conf.py", "steelqc.wsgi:application"]
+
+
+def test_one_gunicorn_configuration_for_image_compose_make_and_benchmarks():
+    import json
+
+    cmd_line = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    assert json.loads(cmd_line.removeprefix("CMD").strip()) == GUNICORN_CONFIG
+    assert COMPOSE["services"]["web"]["command"] == GUNICORN_CONFIG
+    makefile = (ROOT / "Makefile").read_text()
+    web_recipe = makefile.split("\nweb:", 1)[1].split("\n\t", 1)[1].split("\n", 1)[0]
+    assert web_recipe.split() == ["$(VENV)/bin/gunicorn", *GUNICORN_CONFIG[1:]]
+    stack = (ROOT / "benchmarks" / "stack.py").read_text()
+    assert '"--config", str(ROOT / "gunicorn.conf.py")' in stack
+    # Nobody starts gunicorn with its own settings beside the file.
+    for text in (cmd_line, makefile, stack, (ROOT / "docker-compose.yml").read_text()):
+        assert "--workers" not in text and "--threads" not in text and "--worker-class" not in text
+
+
+def test_gunicorn_configuration_is_threaded_with_room_above_the_waiter_bound():
+    namespace: dict = {}
+    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    assert namespace["worker_class"] == "gthread"
+    assert namespace["threads"] > settings.STEELQC_API_MAX_WAITERS
+    assert namespace["timeout"] > settings.STEELQC_API_MAX_WAIT_SECONDS

@@ -19,7 +19,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from inspections import selectors
+from inspections import prediction_events, selectors
 from inspections.errors import ApplicationError, error_body
 from inspections.services.classes import defect_class_create
 from inspections.services.images import image_upload
@@ -83,18 +83,30 @@ class ImageListCreate(ApiView):
             "`{filename, error}`; accepted files are kept even when others are refused. Status 201 when any "
             "file was new, 200 when all accepted files were known, 400 (error body, per-file results in "
             "`details.results`) when every file was refused. `?wait=SECONDS` waits up to that long for the "
-            "predictions and includes those that are ready."
+            "predictions and includes those that are ready; when too many uploads already wait on the server the "
+            "answer is 503 `too_many_waiters` with `Retry-After` and nothing is stored."
         ),
         parameters=[s.UploadQuery],
         request={"multipart/form-data": s.UploadInput},
-        responses={201: UPLOAD_RESPONSE, 200: UPLOAD_RESPONSE, 400: ERROR, 413: ERROR, **COMMON_ERRORS},
+        responses={201: UPLOAD_RESPONSE, 200: UPLOAD_RESPONSE, 400: ERROR, 413: ERROR, 503: ERROR, **COMMON_ERRORS},
     )
     def post(self, request):
         query = s.UploadQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
+        wait = query.validated_data["wait"]
+        if not wait:
+            return self._post(request, deadline=0.0)
+        try:
+            with prediction_events.waiter_slot():  # taken before anything is stored: a 503 stores nothing
+                return self._post(request, deadline=time.monotonic() + wait)
+        except prediction_events.TooManyWaiters:
+            body = error_body("too_many_waiters", "Too many uploads are waiting for their predictions on this server; "
+                              "retry shortly, or upload without ?wait and read the prediction later.")
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
+
+    def _post(self, request, *, deadline: float):
         payload = s.UploadInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        deadline = time.monotonic() + query.validated_data["wait"]
         files, meta = payload.validated_data["file"], {
             "source": payload.validated_data["source"], "external_id": payload.validated_data["external_id"],
         }
@@ -141,11 +153,9 @@ class ImageListCreate(ApiView):
 
     @staticmethod
     def _after_wait(image_ids: list[int], deadline: float) -> dict:
-        for image_id in image_ids:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            selectors.prediction_wait(image_id=image_id, timeout_s=remaining)
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            selectors.prediction_wait(image_ids=image_ids, timeout_s=remaining)
         return {image.pk: image for image in selectors.image_list().filter(pk__in=image_ids)}
 
 

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspections.models import DefectClass, ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction
+from inspections.prediction_events import images_done_announce
 from inspections.queueing import inference_enqueue
 from inspections.services.classes import defect_classes_ensure
 from inspections.services.classifiers import classifier_for_version, image_pixels
@@ -114,6 +115,8 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
         InspectionImage.objects.filter(id__in=[i.id for i in decodable]).update(status=ImageStatus.PREDICTED)
         if failed:
             InspectionImage.objects.filter(id__in=failed).update(status=ImageStatus.FAILED)
+        finished = [i.id for i in decodable] + failed
+        transaction.on_commit(lambda: images_done_announce(image_ids=finished))  # wakes ?wait= uploads
     return len(decodable)
 
 

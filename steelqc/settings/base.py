@@ -199,6 +199,8 @@ STEELQC_CACHE_DIR = env_str("STEELQC_CACHE_DIR", str(Path.home() / ".cache" / "s
 STEELQC_API_PAGE_SIZE = env_int("STEELQC_API_PAGE_SIZE", 50, minimum=1)
 STEELQC_API_MAX_PAGE_SIZE = max(STEELQC_API_PAGE_SIZE, env_int("STEELQC_API_MAX_PAGE_SIZE", 200, minimum=1))
 STEELQC_API_MAX_WAIT_SECONDS = env_int("STEELQC_API_MAX_WAIT_SECONDS", 30, minimum=0)
+# Uploads waiting with ?wait= at once per web process; one more gets 503 too_many_waiters.
+STEELQC_API_MAX_WAITERS = env_int("STEELQC_API_MAX_WAITERS", 16, minimum=1)
 STEELQC_API_MAX_FILES_PER_REQUEST = env_int("STEELQC_API_MAX_FILES_PER_REQUEST", 20, minimum=1)
 # Look-alike groups (inspections/services/similarity.py): images per POST reviews/bulk/, the most
 # neighbours GET images/{id}/similar/ returns, and the likeness radius (0: the model's OOD threshold).
@@ -283,6 +285,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+# Waiting uploads (?wait=) are woken through this Redis's pub/sub (inspections/prediction_events.py);
+# by default the broker's. Empty (the embedded filesystem broker): waiting polls the database slowly.
+STEELQC_EVENTS_REDIS_URL = env_str(
+    "STEELQC_EVENTS_REDIS_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -12,6 +12,8 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
 env_str("DATABASE_URL")  # required: base.py's SQLite default is for local use only
 if not env_str("CELERY_BROKER_URL").startswith(("redis://", "rediss://", "amqp://")):
     raise ImproperlyConfigured("CELERY_BROKER_URL must be a redis:// or amqp:// URL in production.")
+if not STEELQC_EVENTS_REDIS_URL.startswith(("redis://", "rediss://")):  # noqa: F405
+    raise ImproperlyConfigured("STEELQC_EVENTS_REDIS_URL (Redis for waking ?wait= uploads) is required with an amqp:// broker.")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is required in production (comma-separated host names).")

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 
 from inspections.models import InspectionImage
+from inspections.prediction_events import images_done_announce
 from tests.factories import ModelVersionFactory, PredictionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -140,6 +141,7 @@ def _predict_when_stored(sha256: str, delay_s: float) -> threading.Thread:
                     time.sleep(delay_s)
                     PredictionFactory(image=image, model_version=ModelVersionFactory(),
                                       probabilities={"crazing": 0.25, "scratches": 0.75})
+                    images_done_announce(image_ids=[image.pk])  # as the inference service does
                     return
                 time.sleep(0.02)
         finally:

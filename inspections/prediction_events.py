@@ -1,0 +1,149 @@
+"""Waking uploads that wait for their prediction (``?wait=``) when it is written.
+
+The inference service announces every image it finished (predicted, or failed to decode) on a
+Redis pub/sub channel per image, after its transaction committed. A waiting request subscribes
+to its images' channels *before* it looks at the database once, then sleeps on the subscription
+until every image was announced or its deadline passed: no polling loop, and the waiting thread
+holds a Redis connection, not a database connection.
+
+Without Redis (the embedded `make run` installation uses the filesystem broker and SQLite)
+there is nothing to subscribe to, and waiting falls back to a slow database poll
+(``FALLBACK_POLL_S``). CI and production always have Redis (``STEELQC_EVENTS_REDIS_URL``).
+
+Each web process admits at most ``STEELQC_API_MAX_WAITERS`` waiting requests at once
+(``waiter_slot``): with threaded gunicorn workers a waiter holds a thread, and the bound keeps
+threads free for everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "steelqc:image-done:"  # + database name + ":" + image id
+FALLBACK_POLL_S = 0.5
+
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
+_waiters = 0
+_waiters_lock = threading.Lock()
+
+
+def channel(image_id: int) -> str:
+    """One channel per image, named after the database too: pub/sub channels are shared by
+    every database number of a Redis server, and image ids are only unique per database."""
+    from django.db import connection
+
+    return f"{CHANNEL_PREFIX}{connection.settings_dict['NAME']}:{image_id}"
+
+
+def _client():
+    """This process's Redis client for the events URL (thread-safe pool), or None without Redis."""
+    url = settings.STEELQC_EVENTS_REDIS_URL
+    if not url:
+        return None
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            import redis
+
+            client = _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=0)
+        return client
+
+
+def images_done_announce(*, image_ids: Iterable[int]) -> None:
+    """Tell waiters these images are finished. Call after the commit that finished them; never
+    raises (a waiter that misses the message answers at its deadline with what is stored)."""
+    ids = list(image_ids)
+    client = _client()
+    if client is None or not ids:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        for image_id in ids:
+            pipe.publish(channel(image_id), b"1")
+        pipe.execute()
+    except Exception:
+        logger.warning("could not announce finished images %s", ids[:20], exc_info=True)
+
+
+class TooManyWaiters(Exception):
+    """This process already holds ``STEELQC_API_MAX_WAITERS`` waiting requests."""
+
+
+@contextmanager
+def waiter_slot() -> Iterator[None]:
+    """Hold one of this process's waiter places, or raise TooManyWaiters at once."""
+    global _waiters
+    with _waiters_lock:
+        if _waiters >= settings.STEELQC_API_MAX_WAITERS:
+            raise TooManyWaiters
+        _waiters += 1
+    try:
+        yield
+    finally:
+        with _waiters_lock:
+            _waiters -= 1
+
+
+def images_await(*, image_ids: list[int], timeout_s: float, done: Callable[[list[int]], set[int]]) -> set[int]:
+    """Wait until ``done`` would say every image is finished, or ``timeout_s`` passed.
+
+    ``done(ids)`` reads the database once and returns the finished ones; it is called once
+    before sleeping (after subscribing, so no announcement can slip between the two), and again
+    only if the subscription broke. Returns the ids known finished.
+    """
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    client = _client()
+    if client is None:
+        return _poll(image_ids=image_ids, deadline=deadline, done=done)
+    try:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+    except Exception:
+        logger.warning("no Redis for waiting; answering without the predictions", exc_info=True)
+        return done(image_ids)
+    try:
+        try:
+            pubsub.subscribe(*(channel(i) for i in image_ids))
+        except Exception:
+            logger.warning("could not subscribe to image announcements", exc_info=True)
+            return done(image_ids)
+        finished = done(image_ids)
+        missing = {channel(i): i for i in image_ids if i not in finished}
+        while missing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                message = pubsub.get_message(timeout=remaining)
+            except Exception:
+                logger.warning("image announcements broke off; answering with what is stored", exc_info=True)
+                return done(image_ids)
+            if message and message.get("type") == "message":
+                name = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                image_id = missing.pop(name, None)
+                if image_id is not None:
+                    finished.add(image_id)
+        return finished
+    finally:
+        try:
+            pubsub.close()
+        except Exception:
+            pass
+
+
+def _poll(*, image_ids: list[int], deadline: float, done: Callable[[list[int]], set[int]]) -> set[int]:
+    """The embedded installation's fallback (no Redis): look again every FALLBACK_POLL_S."""
+    while True:
+        finished = done(image_ids)
+        remaining = deadline - time.monotonic()
+        if len(finished) == len(set(image_ids)) or remaining <= 0:
+            return finished
+        time.sleep(min(FALLBACK_POLL_S, remaining))
