@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import registry
+from . import comparison, registry
 from . import thresholds
 
 app_name = "registry"
 
 urlpatterns = [
     path("models/", registry.model_version_list, name="model-versions"),
+    path("models/compare/", comparison.model_version_compare, name="model-version-compare"),
     path("models/rollback/", registry.model_version_rollback_page, name="model-version-rollback"),
     path("models/<int:version_id>/", registry.model_version_detail, name="model-version"),
     path("models/<int:version_id>/promote/", registry.model_version_promote_page, name="model-version-promote"),
