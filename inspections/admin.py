@@ -13,6 +13,7 @@ from .models import (
     TrainingRun,
 )
 from .models import DecisionThresholdChange
+from .models import DriftAlert
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -150,3 +151,12 @@ try:
     admin.site.unregister(TokenProxy)
 except (ImportError, admin.sites.NotRegistered):
     pass
+
+
+@admin.register(DriftAlert)
+class DriftAlertAdmin(ReadOnlyAdmin):
+    """Opened and closed by the check-drift job only."""
+
+    list_display = ["source", "opened_at", "closed_at", "foreign_share", "image_count", "baseline_foreign_share",
+                    "closed_foreign_share"]
+    list_filter = ["source"]
