@@ -213,3 +213,20 @@ def test_the_database_refuses_a_second_open_alert_for_a_source(active):
     DriftAlert.objects.create(**fields, closed_at=timezone.now())  # closed ones may pile up
     with pytest.raises(IntegrityError), transaction.atomic():
         DriftAlert.objects.create(**fields)
+
+
+def test_the_report_costs_the_same_few_queries_however_many_images_and_sources(active):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    predict(active, source="line-1")
+    with CaptureQueriesContext(connection) as few:
+        drift_report(days=14)
+    for n in range(12):
+        predict(active, source=f"line-{n % 4}", label=("crazing", "inclusion")[n % 2], foreign=n % 3 == 0)
+    with CaptureQueriesContext(connection) as many:
+        report = drift_report(days=14)
+    assert len(report["sources"]) == 4
+    assert len(many) == len(few) <= 4
+    grouped = [query["sql"] for query in many if "GROUP BY" in query["sql"]]
+    assert len(grouped) == 1  # the figures come from one aggregate query
