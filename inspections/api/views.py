@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from inspections import prediction_events, selectors
 from inspections.errors import ApplicationError, error_body
+from inspections.queueing import inference_enqueue
 from inspections.services.classes import defect_class_create
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_promote, model_version_rollback
@@ -112,7 +113,7 @@ class ImageListCreate(ApiView):
         }
         if len(files) == 1:
             result = self._upload(files[0], **meta)
-            image = self._after_wait([result.image.pk], deadline)[result.image.pk]
+            image = self._after_wait([result], deadline)[result.image.pk]
             code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
             body = self.output(s.ImageOutput, image)
             return Response(body, status=code, headers={"Location": body["url"]})
@@ -122,10 +123,12 @@ class ImageListCreate(ApiView):
         outcomes = []
         for uploaded in files:
             try:
-                outcomes.append((uploaded.name, self._upload(uploaded, **meta), None))
+                outcomes.append((uploaded.name, self._upload(uploaded, **meta, enqueue=False), None))
             except ApplicationError as error:
                 outcomes.append((uploaded.name, None, error))
-        images = self._after_wait([r.image.pk for _, r, _ in outcomes if r], deadline)
+        # One message for all the new images: the worker predicts them as one batch.
+        inference_enqueue(image_ids=[r.image.pk for _, r, _ in outcomes if r and r.created])
+        images = self._after_wait([r for _, r, _ in outcomes if r], deadline)
         results = []
         for name, result, error in outcomes:
             if error is not None:
@@ -140,7 +143,7 @@ class ImageListCreate(ApiView):
         created = any(result.created for _, result, _ in outcomes if result)
         return Response({"results": results}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    def _upload(self, uploaded, *, source: str, external_id: str):
+    def _upload(self, uploaded, *, source: str, external_id: str, enqueue: bool = True):
         limit = settings.STEELQC_MAX_UPLOAD_BYTES
         if uploaded.size > limit:
             # Refused before the bytes are read into memory.
@@ -148,14 +151,21 @@ class ImageListCreate(ApiView):
                                    code="file_too_large", status_code=413)
         return image_upload(
             content=uploaded.read(), filename=uploaded.name or "", uploaded_by=self.request.user,
-            source=source, external_id=external_id,
+            source=source, external_id=external_id, enqueue=enqueue,
         )
 
     @staticmethod
-    def _after_wait(image_ids: list[int], deadline: float) -> dict:
+    def _after_wait(results: list, deadline: float) -> dict:
+        """The images to answer with, by id: read again after waiting or when known before,
+        otherwise the new rows as written (no prediction yet; no query)."""
+        image_ids = [r.image.pk for r in results]
         remaining = deadline - time.monotonic()
         if remaining > 0:
             selectors.prediction_wait(image_ids=image_ids, timeout_s=remaining)
+        elif all(r.created for r in results):
+            for result in results:
+                result.image.predictions_latest_first = []
+            return {r.image.pk: r.image for r in results}
         return {image.pk: image for image in selectors.image_list().filter(pk__in=image_ids)}
 
 

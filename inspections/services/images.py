@@ -23,11 +23,16 @@ class UploadResult:
     created: bool
 
 
-def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = "", external_id: str = "") -> UploadResult:
+def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = "", external_id: str = "",
+                 enqueue: bool = True) -> UploadResult:
     """Store ``content`` as a new pending image, or return the existing image with the same bytes.
 
     Nothing is left behind on failure: the file is removed when the row cannot be written.
-    Inference is queued only after the row is committed.
+    Inference is queued only after the row is committed; with ``enqueue=False`` the caller queues
+    it (``inference_enqueue``), e.g. once for all the files of a multi-file upload.
+
+    A new image (the usual case on a line) costs one INSERT: the unique sha256 finds a duplicate,
+    whose stored copy is then removed again.
     """
     source, external_id = (source or "").strip(), (external_id or "").strip()
     if len(source) > MAX_SOURCE_LENGTH or len(external_id) > MAX_EXTERNAL_ID_LENGTH:
@@ -36,10 +41,6 @@ def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = ""
             code="field_too_long",
         )
     facts = image_facts_from_bytes(content)
-    existing = InspectionImage.objects.filter(sha256=facts.sha256).first()
-    if existing is not None:
-        return UploadResult(image=existing, created=False)
-
     image = InspectionImage(
         sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format, mode=facts.mode,
         size_bytes=facts.size_bytes, original_name=upload_display_name(filename), source=source, external_id=external_id,
@@ -51,13 +52,14 @@ def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = ""
     try:
         with transaction.atomic():
             image.save()
-            transaction.on_commit(lambda: inference_enqueue(image_ids=[image.id]))
+            if enqueue:
+                transaction.on_commit(lambda: inference_enqueue(image_ids=[image.id]))
     except IntegrityError:
         default_storage.delete(stored_name)
-        winner = InspectionImage.objects.filter(sha256=facts.sha256).first()
-        if winner is None:
+        existing = InspectionImage.objects.filter(sha256=facts.sha256).first()
+        if existing is None:
             raise
-        return UploadResult(image=winner, created=False)  # a concurrent upload of the same bytes won
+        return UploadResult(image=existing, created=False)  # the same bytes were uploaded before
     except BaseException:
         default_storage.delete(stored_name)
         raise
