@@ -22,7 +22,7 @@ from django.utils import timezone
 from inspections.models import ApiToken, ApiTokenScope, AuthEventKind
 from inspections.services.auth_events import auth_event_record
 
-SECRET_PREFIX = "sqc_"
+SECRET_PREFIX = "sqc_"  # nosec B105 - the marker every secret starts with, not a secret
 PREFIX_LENGTH = 12  # "sqc_" and 8 random characters; a migrated key's first 12 hex digits
 NAME_MAX_LENGTH = 100
 # last_used_at is written at most this often per token: no database write per request.
