@@ -99,6 +99,9 @@ class InspectionImage(models.Model):
         DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The label a person decided while it was suspect: not flagged again until the label changes.",
     )
+    boxes_version = models.PositiveIntegerField(
+        default=0, help_text="Bumped on every change of the image's defect boxes; clients send it back (409 if stale).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -494,3 +497,84 @@ class DriftAlert(models.Model):
     def __str__(self) -> str:
         state = "open" if self.closed_at is None else "closed"
         return f"drift alert for source {self.source or '(none)'} ({state})"
+
+
+class BoxSource(models.TextChoices):
+    IMPORT = "import", "dataset import"
+    PERSON = "person", "a person"
+    MODEL = "model", "a model version"
+
+
+class DefectBox(models.Model):
+    """Where on an image a defect is. Coordinates are fractions of the image's width and height,
+    origin at the top-left corner: ``0 <= x0 < x1 <= 1`` and ``0 <= y0 < y1 <= 1`` (the database
+    refuses anything else, NaN included). A deleted box keeps its row (``deleted_at`` set) so ids
+    stay stable and the history can point at it. The image-level label stays the frame's main
+    defect; boxes may name other classes."""
+
+    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="boxes")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    x0 = models.FloatField()
+    y0 = models.FloatField()
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    source = models.CharField(max_length=16, choices=BoxSource.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The version that proposed it, for boxes from a model.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(x0__gte=0) & Q(x0__lt=models.F("x1")) & Q(x1__lte=1), name="defect_box_x_inside"
+            ),
+            models.CheckConstraint(
+                condition=Q(y0__gte=0) & Q(y0__lt=models.F("y1")) & Q(y1__lte=1), name="defect_box_y_inside"
+            ),
+            models.CheckConstraint(condition=Q(source__in=BoxSource.values), name="defect_box_source_valid"),
+            models.CheckConstraint(
+                condition=~Q(source=BoxSource.MODEL) | Q(model_version__isnull=False),
+                name="defect_box_model_source_names_version",
+            ),
+        ]
+        indexes = [models.Index(fields=["image", "deleted_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} box {self.pk} on image {self.image_id}"
+
+
+class BoxAction(models.TextChoices):
+    DRAWN = "drawn"
+    MOVED = "moved"
+    RELABELLED = "relabelled"
+    DELETED = "deleted"
+
+
+class DefectBoxChange(models.Model):
+    """One person's change of one box: append-only (a database trigger refuses UPDATE)."""
+
+    box = models.ForeignKey(DefectBox, on_delete=models.CASCADE, related_name="changes")
+    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="box_changes")
+    action = models.CharField(max_length=16, choices=BoxAction.choices)
+    before = models.JSONField(null=True, blank=True, help_text="label and box before; null when drawn.")
+    after = models.JSONField(null=True, blank=True, help_text="label and box after; null when deleted.")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    boxes_version = models.PositiveIntegerField(help_text="The image's boxes_version this change produced.")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=BoxAction.values), name="defect_box_change_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.changed_by} {self.action} box {self.box_id}"

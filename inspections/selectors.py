@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from inspections import prediction_events
 from inspections.models import (
-    DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion, ModelVersionStatus, Prediction, Review,
-    TrainingRun,
+    DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion,
+    ModelVersionStatus, Prediction, Review, TrainingRun,
 )
 from mlcore.artefact import REASON_SUSPECT_LABEL
 
@@ -162,6 +162,16 @@ def review_list_for_image(*, image: InspectionImage) -> QuerySet[Review]:
     return Review.objects.filter(image=image).select_related("label", "previous_label", "reviewer").order_by(
         "-created_at", "-id"
     )
+
+
+def box_list_for_image(*, image: InspectionImage) -> QuerySet[DefectBox]:
+    """The image's current (not deleted) defect boxes, oldest first: ids are stable."""
+    return DefectBox.objects.filter(image=image, deleted_at__isnull=True).select_related("label", "created_by")
+
+
+def box_history_for_image(*, image: InspectionImage) -> QuerySet[DefectBoxChange]:
+    """Every person's change of the image's boxes, newest first."""
+    return DefectBoxChange.objects.filter(image=image).select_related("changed_by").order_by("-changed_at", "-id")
 
 
 # --- Classes, model versions, training runs ---------------------------------------------------

@@ -108,9 +108,14 @@ class ImageOutput(serializers.ModelSerializer):
 
 class ImageDetailOutput(ImageOutput):
     reviews = serializers.SerializerMethodField(help_text="Review history, newest first.")
+    box_count = serializers.SerializerMethodField(
+        help_text="How many defect boxes the image has now; images/{id}/boxes/ lists them.")
 
     class Meta(ImageOutput.Meta):
-        fields = [*ImageOutput.Meta.fields, "reviews"]
+        fields = [*ImageOutput.Meta.fields, "reviews", "boxes_version", "box_count"]
+
+    def get_box_count(self, image: InspectionImage) -> int:
+        return selectors.box_list_for_image(image=image).count()
 
     @extend_schema_field(ReviewOutput(many=True))
     def get_reviews(self, image: InspectionImage) -> list:

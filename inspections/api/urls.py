@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from . import artefact_views, comparison_views, similarity_views, views
+from . import box_views
 from . import drift_views
 from . import threshold_views
 from .exceptions import api_not_found
@@ -26,6 +27,7 @@ urlpatterns = [
     path("images/<int:image_id>/", views.ImageDetail.as_view(), name="image-detail"),
     path("images/<int:image_id>/reviews/", views.ImageReviews.as_view(), name="image-reviews"),
     path("images/<int:image_id>/file/", views.ImageFile.as_view(), name="image-file"),
+    path("images/<int:image_id>/boxes/", box_views.ImageBoxes.as_view(), name="image-boxes"),
     path("images/<int:image_id>/similar/", similarity_views.ImageSimilar.as_view(), name="image-similar"),
     path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
     path("reviews/bulk/", similarity_views.BulkReviewCreate.as_view(), name="reviews-bulk"),

@@ -78,6 +78,11 @@ ENDPOINTS = {
                                         {"thresholds": {"crazing": 0.7}}),
     "change decision thresholds": Endpoint("patch", "model-versions/{candidate}/thresholds/", MODEL_ADMINS, 200,
                                            {"thresholds": {"inclusion": 0.4}}),
+    "list boxes": Endpoint("get", "images/{image}/boxes/", ANYONE, 200),
+    # A stale version: an allowed role gets past the permission check to the version check (409).
+    "change boxes": Endpoint("post", "images/{image}/boxes/", LABELLERS, 409,
+                             {"expected_version": 5, "changes": [{"op": "add", "label": "crazing",
+                                                                  "box": [0.1, 0.1, 0.5, 0.5]}]}),
     "OpenAPI schema": Endpoint("get", "schema/", ANYONE, 200),
     "Swagger UI": Endpoint("get", "docs/", ANYONE, 200),
 }

@@ -1,0 +1,239 @@
+"""Defect boxes: where on an image a defect is, changed by people in versioned, all-or-nothing sets.
+
+Coordinates are fractions of the image (``[x0, y0, x1, y1]``, origin top-left, ``0 <= x0 < x1 <= 1``,
+the same for y); ``units="pixels"`` converts through the image's width and height. Every accepted
+set of changes bumps ``InspectionImage.boxes_version`` once and records one append-only
+``DefectBoxChange`` per change; a client that sends a stale version gets a 409 and nothing changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from inspections import roles
+from inspections.errors import ApplicationError
+from inspections.models import BoxAction, BoxSource, DefectBox, DefectBoxChange, DefectClass, InspectionImage
+from inspections.services.classes import defect_class_name_normalise
+
+MAX_CHANGES = 500  # per request
+MAX_BOXES_PER_IMAGE = 500  # active boxes on one image
+EDGE_TOLERANCE = 1e-6  # rounding just past an edge is put back on it
+UNITS = ("fraction", "pixels")
+OPS = ("add", "move", "relabel", "delete")
+
+
+class BoxRefused(ValueError):
+    """A box that cannot be stored; ``reason`` is ``bad_numbers`` or ``outside_image``."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Box:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def as_list(self) -> list[float]:
+        return [self.x0, self.y0, self.x1, self.y1]
+
+
+def box_from_fractions(values) -> Box:
+    """Check four numbers as a box in fractions; raises ``BoxRefused``."""
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        raise BoxRefused("bad_numbers", "A box is four numbers [x0, y0, x1, y1].")
+    numbers = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BoxRefused("bad_numbers", "A box's coordinates must be numbers.")
+        if not math.isfinite(value):
+            raise BoxRefused("bad_numbers", "A box's coordinates must be finite numbers (no NaN or infinity).")
+        numbers.append(float(value))
+    x0, y0, x1, y1 = numbers
+    if x1 <= x0 or y1 <= y0:
+        raise BoxRefused("bad_numbers", "A box needs x0 < x1 and y0 < y1 (it is inverted or empty).")
+    if min(x0, y0) < -EDGE_TOLERANCE or max(x1, y1) > 1 + EDGE_TOLERANCE:
+        raise BoxRefused("outside_image", "The box reaches outside the image.")
+    return Box(max(x0, 0.0), max(y0, 0.0), min(x1, 1.0), min(y1, 1.0))
+
+
+def box_from_pixels(values, *, width: int, height: int) -> Box:
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        raise BoxRefused("bad_numbers", "A box is four numbers [x0, y0, x1, y1].")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise BoxRefused("bad_numbers", "A box's coordinates must be numbers.")
+    x0, y0, x1, y1 = values
+    return box_from_fractions([x0 / width, y0 / height, x1 / width, y1 / height])
+
+
+def box_payload(box: DefectBox, image: InspectionImage) -> dict:
+    """How the API shows a box: fractions (the stored convention) and the same in pixels."""
+    fractions = [box.x0, box.y0, box.x1, box.y1]
+    return {
+        "id": box.pk,
+        "label": box.label.name,
+        "box": fractions,
+        "box_px": [round(v * size, 2) for v, size in zip(fractions, (image.width, image.height) * 2)],
+        "source": box.source,
+        "model_version": box.model_version_id,
+        "created_by": box.created_by.username if box.created_by_id else None,
+        "created_at": box.created_at,
+        "updated_at": box.updated_at,
+    }
+
+
+def _state(box: DefectBox) -> dict:
+    return {"label": box.label.name, "box": [box.x0, box.y0, box.x1, box.y1]}
+
+
+def _invalid(index: int, message: str, *, code: str = "invalid_box", field: str = "box", **extra) -> ApplicationError:
+    return ApplicationError(f"Change {index}: {message}", code=code,
+                            details={"change": index, field: [message], **extra})
+
+
+@dataclass(frozen=True)
+class _Change:
+    index: int
+    op: str
+    box_id: int | None = None
+    label: str | None = None
+    box: Box | None = None
+
+
+def _parse(changes, *, units: str, image: InspectionImage) -> list[_Change]:
+    if units not in UNITS:
+        raise ApplicationError(f"units must be one of {', '.join(UNITS)}.", code="invalid",
+                               details={"units": [f"not one of {', '.join(UNITS)}"]})
+    if not isinstance(changes, list) or not changes:
+        raise ApplicationError("Send a non-empty list of changes.", code="invalid",
+                               details={"changes": ["a non-empty list is required"]})
+    if len(changes) > MAX_CHANGES:
+        raise ApplicationError(f"At most {MAX_CHANGES} box changes per request ({len(changes)} sent).",
+                               code="too_many_boxes", details={"changes": len(changes), "limit": MAX_CHANGES})
+    parsed = []
+    for index, change in enumerate(changes):
+        if not isinstance(change, dict):
+            raise _invalid(index, "A change is an object with an op.", field="op")
+        op = change.get("op")
+        if op not in OPS:
+            raise _invalid(index, f"op must be one of {', '.join(OPS)}.", field="op")
+        box_id = label = box = None
+        if op != "add":
+            box_id = change.get("id")
+            if isinstance(box_id, bool) or not isinstance(box_id, int):
+                raise _invalid(index, "id must be the integer id of one of the image's boxes.", field="id")
+        if op in ("add", "relabel"):
+            label = change.get("label")
+            if not isinstance(label, str) or not label.strip():
+                raise _invalid(index, "label must be a class name.", field="label")
+        if op in ("add", "move"):
+            try:
+                if units == "pixels":
+                    box = box_from_pixels(change.get("box"), width=image.width, height=image.height)
+                else:
+                    box = box_from_fractions(change.get("box"))
+            except BoxRefused as refused:
+                raise _invalid(index, str(refused), reason=refused.reason) from None
+        parsed.append(_Change(index=index, op=op, box_id=box_id, label=label, box=box))
+    return parsed
+
+
+def _classes(parsed: list[_Change]) -> dict[str, DefectClass]:
+    wanted = {defect_class_name_normalise(c.label) for c in parsed if c.label is not None}
+    found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted, active=True)}
+    for change in parsed:
+        if change.label is not None and defect_class_name_normalise(change.label) not in found:
+            known = list(DefectClass.objects.filter(active=True).order_by("name").values_list("name", flat=True))
+            raise _invalid(change.index, f"{change.label!r} is not an active defect class.", code="unknown_class",
+                           field="label", classes=known)
+    return found
+
+
+def boxes_change(*, image: InspectionImage, changes, expected_version, actor, units: str = "fraction") -> dict:
+    """Apply ``changes`` (add, move, relabel, delete) to ``image``'s boxes, all or nothing.
+
+    ``expected_version`` is the ``boxes_version`` the caller saw; another one answers 409
+    ``conflict`` with the current version in the details. Returns the new version and the ids of
+    the boxes added, in the order of their changes.
+    """
+    if not roles.can_label(actor):
+        raise ApplicationError("Changing boxes needs the role qa or ml_admin.", code="permission_denied",
+                               status_code=403)
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
+        raise ApplicationError("Send expected_version: the image's boxes_version you saw.",
+                               code="expected_version_required", details={"expected_version": ["required"]})
+    parsed = _parse(changes, units=units, image=image)
+    classes = _classes(parsed)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = InspectionImage.objects.select_for_update(of=("self",)).get(pk=image.pk)
+        if locked.boxes_version != expected_version:
+            raise ApplicationError(
+                f"The image's boxes changed since version {expected_version}; they are now at version "
+                f"{locked.boxes_version}. Reload and change them again.", code="conflict", status_code=409,
+                details={"image": locked.pk, "boxes_version": locked.boxes_version,
+                         "expected_version": expected_version})
+        version = locked.boxes_version + 1
+        active = {box.pk: box for box in DefectBox.objects.filter(image=locked, deleted_at__isnull=True)
+                  .select_related("label").select_for_update(of=("self",))}
+        added: list[tuple[DefectBox, dict]] = []
+        touched: dict[int, DefectBox] = {}
+        history: list[DefectBoxChange] = []
+        for change in parsed:
+            label = classes[defect_class_name_normalise(change.label)] if change.label is not None else None
+            if change.op == "add":
+                box = DefectBox(image=locked, label=label, x0=change.box.x0, y0=change.box.y0, x1=change.box.x1,
+                                y1=change.box.y1, source=BoxSource.PERSON, created_by=actor)
+                added.append((box, {"label": label.name, "box": change.box.as_list()}))
+                continue
+            box = active.get(change.box_id)
+            if box is None:
+                raise _invalid(change.index, f"The image has no box {change.box_id} (deleted, or another image's).",
+                               code="unknown_box", field="id")
+            before = _state(box)
+            if change.op == "move":
+                box.x0, box.y0, box.x1, box.y1 = change.box.as_list()
+                action = BoxAction.MOVED
+            elif change.op == "relabel":
+                box.label = label
+                action = BoxAction.RELABELLED
+            else:
+                box.deleted_at = now
+                del active[box.pk]
+                action = BoxAction.DELETED
+            box.updated_at = now
+            touched[box.pk] = box
+            history.append(DefectBoxChange(box=box, image=locked, action=action, before=before,
+                                           after=None if action == BoxAction.DELETED else _state(box),
+                                           changed_by=actor, boxes_version=version))
+        if len(active) + len(added) > MAX_BOXES_PER_IMAGE:
+            raise ApplicationError(
+                f"An image holds at most {MAX_BOXES_PER_IMAGE} boxes; this would make {len(active) + len(added)}.",
+                code="too_many_boxes", details={"boxes": len(active) + len(added), "limit": MAX_BOXES_PER_IMAGE})
+        if touched:
+            DefectBox.objects.bulk_update(list(touched.values()),
+                                          ["x0", "y0", "x1", "y1", "label", "deleted_at", "updated_at"])
+        new_boxes = DefectBox.objects.bulk_create([box for box, _ in added])
+        history.extend(DefectBoxChange(box=box, image=locked, action=BoxAction.DRAWN, before=None, after=after,
+                                       changed_by=actor, boxes_version=version)
+                       for box, (_, after) in zip(new_boxes, added))
+        DefectBoxChange.objects.bulk_create(history)
+        locked.boxes_version = version
+        locked.save(update_fields=["boxes_version"])
+    image.boxes_version = version
+    return {"boxes_version": version, "added": [box.pk for box in new_boxes]}
+
+
+def boxes_import(*, boxes: list[tuple[InspectionImage, DefectClass, Box]]) -> list[DefectBox]:
+    """Store boxes read from a dataset's annotation files (no history: no person drew them)."""
+    return DefectBox.objects.bulk_create(
+        (DefectBox(image=image, label=label, x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1, source=BoxSource.IMPORT)
+         for image, label, box in boxes), batch_size=1000,
+    )
