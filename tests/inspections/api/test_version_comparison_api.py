@@ -18,7 +18,7 @@ from inspections.services.dataset_import import dataset_import_folder
 from inspections.services.model_versions import model_version_register
 from inspections.services.version_comparison import version_comparison_compute
 from mlcore.artefact import CLASSES_FILE
-from tests.conftest import tiny_dataset
+from tests.conftest import tiny_dataset, wait_for
 from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory
 from tests.inspections.api.conftest import ROLES, assert_error, client_for
 
@@ -29,6 +29,10 @@ pytestmark = pytest.mark.django_db
 def versions(tiny_model_dirs, tmp_path, no_queue):
     """(v_first, v_second) where the second is trained by run with a frozen 4-image test split,
     and 20 labelled images of which 16 neither version's run saw."""
+    return _two_versions(tiny_model_dirs, tmp_path)
+
+
+def _two_versions(tiny_model_dirs, tmp_path):
     first = model_version_register(model_dir=tiny_model_dirs[0])
     swapped = tmp_path / "swapped"
     shutil.copytree(tiny_model_dirs[0], swapped)
@@ -156,3 +160,14 @@ def test_an_unreachable_broker_is_a_503_and_nothing_is_left_waiting(monkeypatch)
     sent = []
     monkeypatch.setattr("inspections.queueing._send", lambda name, *, kwargs, queue: sent.append(name))
     assert client.get(_url(first.pk, second.pk)).status_code == 202 and sent == [task_names.COMPARE_MODEL_VERSIONS]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_inference_worker_computes_the_comparison(celery_worker, tiny_model_dirs, tmp_path):
+    first, second = _two_versions(tiny_model_dirs, tmp_path)
+    client = client_for("viewer")
+    assert client.get(_url(first.pk, second.pk)).status_code == 202
+    ready = wait_for(lambda: (r := client.get(_url(first.pk, second.pk))).status_code == 200 and r, timeout=180, interval=1)
+    assert ready.json()["status"] == "ready", celery_worker.log_tail()
+    assert ready.json()["disagreements"]["count"] == 20
