@@ -12,8 +12,9 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from inspections import prediction_events, selectors
-from inspections.models import InspectionImage
+from inspections.models import InspectionImage, Prediction
 from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, image_bytes
+from tests.conftest import wait_for
 from tests.inspections.api.conftest import assert_error, client_for
 
 WAITING = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -134,6 +135,9 @@ def test_the_real_worker_wakes_the_waiting_upload(celery_worker, tiny_model_dirs
     from inspections.services.model_versions import model_version_promote, model_version_register
 
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    # The worker loads TensorFlow and the model on its first batch (slow on a busy machine): warm it.
+    _post(client_for("integrator"), image_bytes(seed=75, size=(40, 40)), "")
+    wait_for(lambda: Prediction.objects.exists(), timeout=300)
     looks = []
     real = selectors.images_finished
     monkeypatch.setattr(selectors, "images_finished", lambda **kw: looks.append(kw) or real(**kw))
