@@ -24,12 +24,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inspections.errors import ApplicationError
-from inspections.models import DefectClass, InspectionImage, LabelSource, Review, ReviewDecision, TrainingRun
+from inspections.models import (
+    DefectBox, DefectClass, InspectionImage, LabelSource, Review, ReviewDecision, TrainingRun,
+)
 from inspections.services.dataset_manifest import (
     ASSIGNED_SPLITS, EXCLUDED_FOLDER, FIELDS, MANIFEST_CSV, MANIFEST_JSON, SNAPSHOT_FILE,
 )
 
 CHUNK_BYTES = 256 * 1024
+COCO_FILE = "annotations/coco.json"
+YOLO_FOLDER = "labels"  # labels/classes.txt and labels/<image's path>.txt; import_dataset reads them back
 _ALREADY_COMPRESSED = {"PNG", "JPEG", "WEBP"}
 
 
@@ -83,7 +87,7 @@ def _current_rows(filters: ExportFilters) -> list[dict]:
         labelled_at=Coalesce(Subquery(latest.values("created_at")[:1]), F("created_at")),
     ).values("id", "sha256", "file", "format", "created_at", "label_name", "split", "source", "external_id",
              "original_name", "label_source", "label_version", "labelled_by", "labelled_at", "excluded",
-             "exclusion_reason"))
+             "exclusion_reason", "width", "height"))
 
 
 def _snapshot_rows(run: TrainingRun) -> list[dict]:
@@ -158,12 +162,46 @@ def _zip_stream(rows: list[dict], *, about: dict, extra: dict[str, bytes], chunk
     yield sink.drain()
 
 
+def _box_documents(rows: list[dict]) -> dict[str, bytes]:
+    """The exported images' defect boxes twice over: ``annotations/coco.json`` (COCO: bbox in
+    pixels ``[x, y, width, height]``, category ids 1..n) and YOLO text (``labels/classes.txt``,
+    one name per line, line 1 = id 0; ``labels/<image path>.txt``, ``id cx cy w h`` in fractions)."""
+    boxes = defaultdict(list)
+    for box in DefectBox.objects.filter(image_id__in=[row["id"] for row in rows], deleted_at__isnull=True) \
+            .select_related("label").order_by("image_id", "id").iterator(chunk_size=2000):
+        boxes[box.image_id].append(box)
+    names = sorted(set(DefectClass.objects.values_list("name", flat=True)))
+    ids = {name: index for index, name in enumerate(names)}
+    coco = {"info": {"description": "steelqc defect boxes", "date_created": timezone.now().isoformat()},
+            "images": [], "annotations": [],
+            "categories": [{"id": ids[name] + 1, "name": name, "supercategory": "defect"} for name in names]}
+    documents = {f"{YOLO_FOLDER}/classes.txt": "".join(f"{name}\n" for name in names).encode()}
+    for row in rows:
+        path = _archive_path(row)
+        coco["images"].append({"id": row["id"], "file_name": path, "width": row["width"], "height": row["height"]})
+        lines = []
+        for box in boxes.get(row["id"], []):
+            w, h = row["width"], row["height"]
+            coco["annotations"].append({
+                "id": box.pk, "image_id": row["id"], "category_id": ids[box.label.name] + 1, "iscrowd": 0,
+                "bbox": [round(box.x0 * w, 3), round(box.y0 * h, 3), round((box.x1 - box.x0) * w, 3),
+                         round((box.y1 - box.y0) * h, 3)],
+                "area": round((box.x1 - box.x0) * w * (box.y1 - box.y0) * h, 3), "source": box.source,
+            })
+            lines.append(f"{ids[box.label.name]} {(box.x0 + box.x1) / 2:.8f} {(box.y0 + box.y1) / 2:.8f} "
+                         f"{box.x1 - box.x0:.8f} {box.y1 - box.y0:.8f}\n")
+        if lines:
+            documents[f"{YOLO_FOLDER}/{path.rsplit('.', 1)[0]}.txt"] = "".join(lines).encode()
+    return {COCO_FILE: json.dumps(coco, indent=1).encode(), **documents}
+
+
 def dataset_export_stream(*, filters: ExportFilters = ExportFilters(),
                           chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The labelled images as they are now (excluded ones flagged, under ``.excluded/``)."""
+    """The labelled images as they are now (excluded ones flagged, under ``.excluded/``), with
+    their defect boxes as COCO JSON and YOLO text."""
     rows = _current_rows(filters)
     about = {"kind": "labelled images", "filters": {"split": filters.split, "label": filters.label}}
-    return _zip_stream(rows, about=about, extra={}, chunk_bytes=chunk_bytes)
+    return _zip_stream(rows, about=about, extra=_box_documents(rows), chunk_bytes=chunk_bytes)
 
 
 def dataset_snapshot_stream(*, run: TrainingRun, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:

@@ -12,7 +12,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inspections.errors import ApplicationError
-from inspections.models import ImageStatus, InspectionImage, LabelSource, Split, image_upload_to
+from inspections.models import (
+    DefectBox, DefectClass, ImageStatus, InspectionImage, LabelSource, Split, image_upload_to,
+)
+from inspections.services import box_import
+from inspections.services.box_import import BoxReport, BoxSources, ParsedBox
+from inspections.services.boxes import boxes_import
 from inspections.services.classes import defect_class_name_normalise, defect_classes_ensure
 from inspections.services.dataset_manifest import ManifestRow, manifest_read
 from inspections.services.image_validation import ImageFacts, image_facts_from_bytes
@@ -28,6 +33,7 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (file, the file it duplicates)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     splits: dict[str, int] = field(default_factory=dict)
+    boxes: BoxReport = field(default_factory=BoxReport)
 
 
 @dataclass
@@ -79,9 +85,63 @@ def _read_candidates(root: Path, report: ImportReport, manifest: dict[str, Manif
     return candidates
 
 
-def dataset_import_folder(*, root: Path, source: str = "import") -> ImportReport:
+def _read_boxes(root: Path, candidates: list[_Candidate], sources: BoxSources, folder_classes: set[str],
+                report: BoxReport) -> tuple[dict[str, list[ParsedBox]], set[str]]:
+    """sha256 -> the boxes its annotation file holds (see ``box_import``), and the class names a
+    YOLO class list declares; refusals go to ``report``."""
+    box_import.check_sources(sources)
+    found = {c.facts.sha256: box_import.annotation_file(root, c.path, sources) for c in candidates}
+    yolo_classes = box_import.yolo_class_names(root, sources)
+    if yolo_classes is None and any(f and f[0] == "yolo" for f in found.values()):
+        raise ApplicationError("YOLO box files need their class names: give --yolo-classes a,b,c or put a "
+                               "classes.txt (one name per line, line 1 = id 0) in the labels folder.",
+                               code="yolo_classes_required")
+    known = set(DefectClass.objects.filter(active=True).values_list("name", flat=True)) | folder_classes
+    declared = set(yolo_classes or ()) if any(f and f[0] == "yolo" for f in found.values()) else set()
+    known |= declared  # a class list given with the boxes declares its classes
+    boxes: dict[str, list[ParsedBox]] = {}
+    for candidate in candidates:
+        kind_and_path = found[candidate.facts.sha256]
+        if kind_and_path is None:
+            continue
+        kind, path = kind_and_path
+        report.files += 1
+        if kind == "voc":
+            boxes[candidate.facts.sha256] = box_import.read_voc(
+                path, width=candidate.facts.width, height=candidate.facts.height, known=known, report=report)
+        else:
+            boxes[candidate.facts.sha256] = box_import.read_yolo(path, classes=yolo_classes, known=known,
+                                                                 report=report)
+    return boxes, declared
+
+
+def _store_boxes(images: dict[str, InspectionImage], boxes: dict[str, list[ParsedBox]], declared: set[str],
+                 report: BoxReport) -> None:
+    """Boxes for the images that have none yet (a re-import adds no second copy); the classes of a
+    YOLO class list (``declared``) are created with them."""
+    boxed = set(DefectBox.objects.filter(image__in=[i.pk for i in images.values()]).values_list("image_id", flat=True))
+    classes = defect_classes_ensure(names={b.label for found in boxes.values() for b in found} | declared)
+    rows = []
+    for sha, image in images.items():
+        found = boxes.get(sha, [])
+        if not found:
+            report.images_without_boxes += 1
+        elif image.pk in boxed:
+            report.images_already_boxed += 1
+        else:
+            rows.extend((image, classes[b.label], b.box) for b in found)
+            report.read += len(found)
+            report.images_with_boxes += 1
+    boxes_import(boxes=rows)
+
+
+def dataset_import_folder(*, root: Path, source: str = "import", boxes: BoxSources = BoxSources()) -> ImportReport:
     """Import ``root/<class>/<image>``; idempotent: images already present are left as they are
     (an unlabelled one gets the folder's label).
+
+    Defect boxes are read when annotation files come with the images (``box_import``: VOC XML
+    or YOLO text, beside them, in a ``labels/`` tree, or in the folders ``boxes`` names); an image
+    that already has boxes keeps them. ``report.boxes`` counts what was read and refused.
 
     With a manifest (``dataset_manifest``: an export of this or another installation) a new image
     takes its split, source, external id and exclusion from it; the others get a split by the rule.
@@ -90,6 +150,7 @@ def dataset_import_folder(*, root: Path, source: str = "import") -> ImportReport
     manifest = manifest_read(root=Path(root))
     candidates = _read_candidates(Path(root), report, manifest)
     classes = defect_classes_ensure(names={c.label for c in candidates})
+    parsed_boxes, declared = _read_boxes(Path(root), candidates, boxes, set(classes), report.boxes)
 
     existing = {
         image.sha256: image
@@ -110,6 +171,7 @@ def dataset_import_folder(*, root: Path, source: str = "import") -> ImportReport
             rows = [_store(candidate, classes, source, stored_names, (manifest or {}).get(candidate.facts.sha256))
                     for candidate in new]
             InspectionImage.objects.bulk_create(rows, batch_size=500)
+            _store_boxes({**existing, **{row.sha256: row for row in rows}}, parsed_boxes, declared, report.boxes)
             for label, ids in unlabelled_existing.items():
                 InspectionImage.objects.filter(id__in=ids, label__isnull=True).update(
                     label=classes[label], label_source=LabelSource.IMPORT

@@ -11,7 +11,8 @@ from inspections.services.dataset_export import (
 
 class Command(BaseCommand):
     help = ("Export the labelled images as a zip: one folder per class plus manifest.csv and manifest.json "
-            "(sha256, label, split, source, external id, who labelled it and when, exclusion). "
+            "(sha256, label, split, source, external id, who labelled it and when, exclusion), and the defect "
+            "boxes as annotations/coco.json (COCO) and labels/ (YOLO text, labels/classes.txt). "
             "`import_dataset DIR` reads the unzipped folder back with its splits.")
 
     def add_arguments(self, parser):

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inspections.errors import ApplicationError
 from inspections.models import InspectionImage
+from inspections.services.box_import import REASONS, BoxSources
 from inspections.services.dataset_import import dataset_import_folder
 
 
@@ -16,13 +17,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing when the database already holds images."
         )
+        parser.add_argument("--boxes-voc", type=Path, metavar="DIR",
+                            help="Pascal VOC XML boxes, one file per image (NEU-DET: crazing/Cr_12.bmp -> "
+                                 "crazing_12.xml). Found on their own when they sit beside the images.")
+        parser.add_argument("--boxes-yolo", type=Path, metavar="DIR",
+                            help="YOLO text boxes ('class cx cy w h', fractions), DIR/<class>/<name>.txt. Found on "
+                                 "their own beside the images or in a labels/ tree (inside, or beside images/).")
+        parser.add_argument("--yolo-classes", metavar="A,B,C",
+                            help="YOLO class names in id order (otherwise a classes.txt in the labels folder).")
 
-    def handle(self, *args, directory: Path, source: str, if_empty: bool, **options):
+    def handle(self, *args, directory: Path, source: str, if_empty: bool, boxes_voc: Path | None = None,
+               boxes_yolo: Path | None = None, yolo_classes: str | None = None, **options):
         if if_empty and InspectionImage.objects.exists():
             self.stdout.write("Images already present; nothing imported (--if-empty).")
             return
         try:
-            report = dataset_import_folder(root=directory, source=source)
+            sources = BoxSources(voc_dir=boxes_voc, yolo_dir=boxes_yolo,
+                                 yolo_classes=tuple(n for n in (yolo_classes or "").split(",") if n.strip()) or None)
+            report = dataset_import_folder(root=directory, source=source, boxes=sources)
         except ApplicationError as error:
             raise CommandError(error.message) from None
 
@@ -42,4 +54,19 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"refused: {path}: {reason}"))
         if report.splits:
             self.stdout.write("new splits: " + ", ".join(f"{k} {v}" for k, v in sorted(report.splits.items())))
+        self._box_report(report.boxes)
         self.stdout.write(self.style.SUCCESS(f"Imported {total_added} new images from {directory}."))
+
+    def _box_report(self, boxes) -> None:
+        if not boxes.files and not boxes.refused:
+            self.stdout.write("boxes: no annotation files found with the images")
+            return
+        refused = sum(boxes.refused.values())
+        self.stdout.write(f"boxes: {boxes.read} read on {boxes.images_with_boxes} images from {boxes.files} files, "
+                          f"{refused} refused, {boxes.images_without_boxes} images without boxes"
+                          + (f", {boxes.images_already_boxed} images kept the boxes they had"
+                             if boxes.images_already_boxed else ""))
+        for reason, count in sorted(boxes.refused.items()):
+            self.stdout.write(self.style.WARNING(f"boxes refused ({REASONS[reason]}): {count}"))
+        for path, why in boxes.refused_examples[:20]:
+            self.stdout.write(self.style.WARNING(f"refused box: {path}: {why}"))

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from inspections.models import (
     DatasetSnapshotItem, InspectionImage, Prediction, Review, Split, TrainingRun,
 )
-from inspections.services.dataset_export import CHUNK_BYTES
+from inspections.services.dataset_export import CHUNK_BYTES, COCO_FILE
 from inspections.services.dataset_import import dataset_import_folder
 from inspections.services.images import image_upload
 from inspections.services.dataset_manifest import FIELDS, MANIFEST_CSV, MANIFEST_JSON, SNAPSHOT_FILE
@@ -70,7 +70,8 @@ def test_export_holds_each_labelled_image_in_its_class_folder_with_a_manifest(la
     expected = {
         (f".excluded/{i.label.name}" if i.excluded else i.label.name) + f"/{i.sha256}.png" for i in images
     }
-    assert set(archive.namelist()) == expected | {MANIFEST_CSV, MANIFEST_JSON}
+    # No image has defect boxes: the box documents are there, with no per-image YOLO file.
+    assert set(archive.namelist()) == expected | {MANIFEST_CSV, MANIFEST_JSON, COCO_FILE, "labels/classes.txt"}
     for image in images:
         assert archive.read(next(n for n in expected if image.sha256 in n)) == image.file.open("rb").read()
     rows = {row["sha256"]: row for row in _manifest(archive)}
