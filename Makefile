@@ -51,6 +51,11 @@ bench-retrain: $(STAMP)
 bench-similar: $(STAMP)
 	$(PY) benchmarks/bench_similar.py
 
+## CPU per authenticated API request: old plain token vs hashed ApiToken vs session, on PostgreSQL.
+bench-auth: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_auth.py
+
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py steelqc.wsgi:application
