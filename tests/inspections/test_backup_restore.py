@@ -1,0 +1,230 @@
+"""backup_installation / restore_installation against the real PostgreSQL: a small installation is
+backed up, restored into an empty second database and media folder by a separate process, and read
+back there through the ORM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.apps import apps
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, InspectionImage, ModelVersion, Review
+from inspections.services.backup import MANIFEST_FILE, STORAGE_FOLDER
+from inspections.services.images import image_upload
+from inspections.services.model_versions import model_version_register
+from inspections.services.reviews import review_submit
+from tests.factories import TrainingRunFactory, UserFactory, image_bytes
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+# Rows are committed: pg_dump reads them from its own connection.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+# Run in the restored installation: what its ORM and storage give back.
+READ_BACK = """
+import hashlib, json, django
+django.setup()
+from django.apps import apps
+from inspections.models import InspectionImage, ModelVersion
+from django.core.files.storage import default_storage
+images = []
+for image in InspectionImage.objects.select_related("label").order_by("sha256"):
+    with image.file.open("rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    images.append([image.sha256, image.file.name, image.label.name if image.label else None, digest])
+versions = [[v.number, v.artifact_path, default_storage.exists(v.artifact_path + "/config.json")]
+            for v in ModelVersion.objects.order_by("number")]
+counts = {m._meta.label: m._default_manager.count() for m in apps.get_models() if m._meta.managed and not m._meta.proxy}
+print(json.dumps({"images": images, "versions": versions, "counts": counts}))
+"""
+
+
+def _artefact_dir(folder: Path) -> Path:
+    """An artefact folder as training writes it (no trained weights needed to store one)."""
+    folder.mkdir(parents=True)
+    (folder / "classes.json").write_text(json.dumps(["crazing", "inclusion"]))
+    (folder / "config.json").write_text(json.dumps({
+        "backbone": {"name": "efficientnet_lite0", "weight_source": {"kind": "none", "file": None, "sha256": None}},
+        "review": {"confidence_threshold": 0.6},
+    }))
+    (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
+    (folder / "model.keras").write_bytes(os.urandom(20_000))
+    (folder / "plots").mkdir()
+    (folder / "plots" / "confusion_matrix.png").write_bytes(image_bytes(seed=77))
+    return folder
+
+
+@pytest.fixture
+def installation(tmp_path, no_queue):
+    """Images uploaded through the service, reviews, a registered version with artefacts, a run."""
+    reviewer = UserFactory(roles=["qa"])
+    images = [image_upload(content=image_bytes(seed=500 + i), filename=f"coil-{i}.png", uploaded_by=reviewer).image
+              for i in range(4)]
+    for image, label in zip(images[:3], ["crazing", "inclusion", "crazing"]):
+        review_submit(image=image, label_name=label, reviewer=reviewer)
+    version = model_version_register(model_dir=_artefact_dir(tmp_path / "artefact"))
+    snapshot = DatasetSnapshot.objects.create(image_count=1, counts={}, checksum="0" * 64)
+    labelled = InspectionImage.objects.get(pk=images[0].pk)
+    DatasetSnapshotItem.objects.create(snapshot=snapshot, image=labelled, label=labelled.label, split="train")
+    TrainingRunFactory(snapshot=snapshot, model_version=version)
+    return {"images": images, "version": version}
+
+
+@pytest.fixture
+def backup_dir(installation, tmp_path) -> Path:
+    out = tmp_path / "backup"
+    call_command("backup_installation", str(out))
+    return out
+
+
+@pytest.fixture
+def empty_database():
+    """A second, empty PostgreSQL database beside the test database; dropped at the end."""
+    settings_dict = connection.settings_dict
+    name = f"{settings_dict['NAME']}_restored_{uuid.uuid4().hex[:6]}"[:63]
+    params = dict(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
+                  user=settings_dict["USER"], password=settings_dict["PASSWORD"] or None, dbname="postgres")
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _environment(database: str, media: Path) -> dict[str, str]:
+    settings_dict = connection.settings_dict
+    url = (f"postgres://{settings_dict['USER']}@{settings_dict['HOST'] or '127.0.0.1'}:"
+           f"{settings_dict['PORT'] or 5432}/{database}")
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "steelqc.settings.test", "DATABASE_URL": url,
+            "MEDIA_ROOT": str(media), "PYTHONUNBUFFERED": "1"}
+
+
+def _run(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *arguments], cwd=ROOT, env=environment, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _live_counts() -> dict[str, int]:
+    return {model._meta.label: model._default_manager.count() for model in apps.get_models()
+            if model._meta.managed and not model._meta.proxy}
+
+
+def test_the_manifest_lists_every_stored_file_with_its_sha256_and_the_row_counts(installation, backup_dir, media_root):
+    manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
+    version = installation["version"]
+    images = {image.file.name for image in installation["images"]}
+    artefacts = {f"{version.artifact_path}/{name}" for name in
+                 ("classes.json", "config.json", "metrics.json", "model.keras", "plots/confusion_matrix.png")}
+    assert {entry["name"] for entry in manifest["files"]} == images | artefacts
+    for entry in manifest["files"]:
+        assert entry["sha256"] == _digest(media_root / entry["name"])
+        assert entry["size"] == (media_root / entry["name"]).stat().st_size
+        assert _digest(backup_dir / STORAGE_FOLDER / entry["name"]) == entry["sha256"]
+    assert manifest["counts"] == _live_counts()
+    assert manifest["counts"]["inspections.InspectionImage"] == 4
+    assert manifest["counts"]["inspections.Review"] == 3
+    assert manifest["counts"]["inspections.TrainingRun"] == 1
+    assert manifest["database"]["engine"] == "postgresql"
+    assert manifest["database"]["sha256"] == _digest(backup_dir / "database.dump")
+    assert manifest["migrations"]["inspections"] == max(
+        path.stem for path in (ROOT / "inspections" / "migrations").glob("0*.py"))
+    assert manifest["missing"] == []
+
+
+def test_a_backup_restores_into_an_empty_database_and_storage(installation, backup_dir, empty_database, tmp_path):
+    restored_media = tmp_path / "restored-media"
+    environment = _environment(empty_database, restored_media)
+    result = _run(["manage.py", "restore_installation", str(backup_dir)], environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restored" in result.stdout and "images 4" in result.stdout
+
+    manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
+    for entry in manifest["files"]:
+        assert _digest(restored_media / entry["name"]) == entry["sha256"]
+    read = _run(["-c", READ_BACK], environment)
+    assert read.returncode == 0, read.stderr[-3000:]
+    restored = json.loads(read.stdout.strip().splitlines()[-1])
+    originals = InspectionImage.objects.select_related("label").order_by("sha256")
+    assert restored["images"] == [[image.sha256, image.file.name, image.label.name if image.label else None,
+                                   image.sha256] for image in originals]
+    version = installation["version"]
+    assert restored["versions"] == [[version.number, version.artifact_path, True]]
+    assert restored["counts"] == manifest["counts"] == _live_counts()
+    assert Review.objects.count() == 3 and ModelVersion.objects.count() == 1
+
+
+def test_verify_names_a_stored_file_with_a_changed_byte_and_restore_refuses_it(installation, backup_dir, settings,
+                                                                              tmp_path):
+    name = installation["images"][1].file.name
+    damaged = backup_dir / STORAGE_FOLDER / name
+    content = bytearray(damaged.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(content))
+
+    with pytest.raises(CommandError, match="damaged") as verified:
+        call_command("restore_installation", str(backup_dir), verify=True)
+    assert name in str(verified.value)
+    assert "1 file(s) do not match" in str(verified.value)
+
+    settings.MEDIA_ROOT = tmp_path / "untouched-media"
+    with pytest.raises(CommandError, match="damaged") as restored:
+        call_command("restore_installation", str(backup_dir), force=True)
+    assert name in str(restored.value)
+    assert not (tmp_path / "untouched-media").exists()
+    assert InspectionImage.objects.count() == 4
+
+
+def test_verify_finds_a_changed_database_dump_and_passes_an_intact_backup(backup_dir, capsys):
+    call_command("restore_installation", str(backup_dir), verify=True)
+    assert "is complete" in capsys.readouterr().out
+    dump = backup_dir / "database.dump"
+    with dump.open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(CommandError, match="database.dump: sha256 differs"):
+        call_command("restore_installation", str(backup_dir), verify=True)
+
+
+def test_restoring_into_a_database_with_tables_is_refused_without_force(backup_dir, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "other-media"
+    with pytest.raises(CommandError, match="is not empty"):
+        call_command("restore_installation", str(backup_dir))
+    assert not (tmp_path / "other-media").exists()
+
+
+def test_a_file_missing_from_storage_fails_the_backup_unless_allowed(installation, media_root, tmp_path):
+    name = installation["images"][2].file.name
+    (media_root / name).unlink()
+    with pytest.raises(CommandError, match="missing from storage") as refused:
+        call_command("backup_installation", str(tmp_path / "refused"))
+    assert name in str(refused.value)
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "refused.partial").exists()
+
+    call_command("backup_installation", str(tmp_path / "allowed"), allow_missing=True)
+    manifest = json.loads((tmp_path / "allowed" / MANIFEST_FILE).read_text())
+    assert manifest["missing"] == [name]
+    assert name not in {entry["name"] for entry in manifest["files"]}
+
+
+def test_a_backup_refuses_a_folder_that_is_not_empty(installation, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("keep")
+    with pytest.raises(CommandError, match="not an empty folder"):
+        call_command("backup_installation", str(tmp_path / "taken"))
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "keep"
