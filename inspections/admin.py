@@ -14,6 +14,7 @@ from .models import (
 )
 from .models import DecisionThresholdChange
 from .models import DriftAlert
+from .models import DefectBox, DefectBoxChange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -160,3 +161,17 @@ class DriftAlertAdmin(ReadOnlyAdmin):
     list_display = ["source", "opened_at", "closed_at", "foreign_share", "image_count", "baseline_foreign_share",
                     "closed_foreign_share"]
     list_filter = ["source"]
+
+
+@admin.register(DefectBox)
+class DefectBoxAdmin(ReadOnlyAdmin):
+    """Boxes change through the API (versioned, with history), never here."""
+
+    list_display = ["id", "image", "label", "x0", "y0", "x1", "y1", "source", "created_by", "created_at", "deleted_at"]
+    list_filter = ["source", "label"]
+
+
+@admin.register(DefectBoxChange)
+class DefectBoxChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "image", "box", "action", "changed_by", "boxes_version"]
+    list_filter = ["action"]
