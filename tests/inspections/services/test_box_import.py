@@ -180,3 +180,27 @@ def test_real_neu_det_annotations_for_a_few_neu_images(tmp_path, neu_dir):
     assert _boxes("Cr_12.bmp")[0] == ("crazing", [0.0, 0.0, 0.705, 0.25])
     total = sum(len(v) for v in expected.values())
     assert f"boxes: {total} read on 3 images from 3 files, 0 refused, 0 images without boxes" in out.getvalue()
+
+
+CR7_DET = NEU_DET.parent / "cr7-det"
+
+
+@pytest.mark.skipif(not CR7_DET.is_dir(), reason=f"the CR7-DET set is not at {CR7_DET}")
+def test_real_cr7_det_yolo_labels_in_the_sibling_labels_tree(tmp_path):
+    root = tmp_path / "cr7" / "images"
+    names = [("dents", "dents_1"), ("pits", "pits_1")]
+    expected = 0
+    for label, stem in names:
+        (root / label).mkdir(parents=True)
+        (tmp_path / "cr7" / "labels" / label).mkdir(parents=True)
+        shutil.copy(CR7_DET / "images" / label / f"{stem}.jpg", root / label / f"{stem}.jpg")
+        text = (CR7_DET / "labels" / label / f"{stem}.txt").read_text()
+        (tmp_path / "cr7" / "labels" / label / f"{stem}.txt").write_text(text)
+        expected += len([line for line in text.splitlines() if line.strip()])
+    out = io.StringIO()
+    call_command("import_dataset", str(root), "--yolo-classes",
+                 "inclusions,dents,oil_spots,pits,punching,linear,macular", stdout=out)
+    assert DefectBox.objects.count() == expected > 0
+    assert set(DefectBox.objects.filter(image__original_name="dents_1.jpg").values_list("label__name", flat=True)) \
+        == {"dents"}
+    assert f"boxes: {expected} read on 2 images from 2 files, 0 refused" in out.getvalue()
