@@ -87,7 +87,10 @@ def _labels_roots(root: Path, sources: BoxSources) -> list[Path]:
 
 def annotation_file(root: Path, image: Path, sources: BoxSources) -> tuple[str, Path] | None:
     """``("voc" | "yolo", path)`` of the annotation file that belongs to ``image``, if any."""
-    relative = image.relative_to(root)
+    try:
+        relative = image.relative_to(root)
+    except ValueError:  # a manifest's files come resolved, the folder maybe not
+        relative = image.resolve().relative_to(root.resolve())
     voc_candidates = [image.with_suffix(".xml")]
     if sources.voc_dir is not None:
         neu = _neu_det_name(image)

@@ -72,13 +72,14 @@ def test_the_export_holds_coco_and_yolo_boxes(boxed):
     assert f"labels/crazing/{bare.sha256}.txt" not in archive.namelist()
 
 
-def test_an_export_imported_again_brings_its_boxes_back(boxed, tmp_path):
+def test_an_export_imported_again_brings_its_boxes_back(boxed, tmp_path, monkeypatch):
     before = {(b.image.sha256, b.label.name): [b.x0, b.y0, b.x1, b.y1]
               for b in DefectBox.objects.filter(deleted_at__isnull=True).select_related("image", "label")}
     _export().extractall(tmp_path / "export")
     DefectBox.objects.all().delete()
     out = io.StringIO()
-    call_command("import_dataset", str(tmp_path / "export"), stdout=out)
+    monkeypatch.chdir(tmp_path)  # a folder named relatively, as on a command line
+    call_command("import_dataset", "export", stdout=out)
     after = {(b.image.sha256, b.label.name): [b.x0, b.y0, b.x1, b.y1]
              for b in DefectBox.objects.select_related("image", "label")}
     assert after.keys() == before.keys()
