@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
+# The PostgreSQL client tools run with a fixed argument list; connection settings go in the environment.
+import subprocess  # nosec B404
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -157,10 +158,13 @@ def _backed_up_models() -> list[type[models.Model]]:
     return [model for model in apps.get_models() if model._meta.managed and not model._meta.proxy]
 
 
+def _select(columns: str, table: str) -> str:
+    """A SELECT of quoted column and table names taken from the models, never from input."""
+    return f"SELECT {columns} FROM {connection.ops.quote_name(table)}"  # nosec B608 - names from the models only
+
+
 def _table_counts(rows: Rows) -> dict[str, int]:
-    quote = connection.ops.quote_name
-    return {model._meta.label: rows(f"SELECT COUNT(*) FROM {quote(model._meta.db_table)}")[0][0]
-            for model in _backed_up_models()}
+    return {model._meta.label: rows(_select("COUNT(*)", model._meta.db_table))[0][0] for model in _backed_up_models()}
 
 
 def _contents(rows: Rows) -> dict:
@@ -170,16 +174,14 @@ def _contents(rows: Rows) -> dict:
     for model in _backed_up_models():
         for model_field in model._meta.concrete_fields:
             if isinstance(model_field, models.FileField):
-                names.update(name for (name,) in rows(
-                    f"SELECT {quote(model_field.column)} FROM {quote(model._meta.db_table)}") if name)
-    prefixes = [prefix for (prefix,) in rows(
-        f"SELECT {quote('artifact_path')} FROM {quote(ModelVersion._meta.db_table)}") if prefix]
+                names.update(name for (name,) in rows(_select(quote(model_field.column), model._meta.db_table)) if name)
+    prefixes = [prefix for (prefix,) in rows(_select(quote("artifact_path"), ModelVersion._meta.db_table)) if prefix]
     for prefix in prefixes:
         listed = _storage_listing(prefix.rstrip("/"))
         # An artefact prefix with no files is reported like a missing file.
         names.update(listed or [f"{prefix.rstrip('/')}/"])
     latest: dict[str, str] = {}
-    for app, name in rows(f"SELECT {quote('app')}, {quote('name')} FROM {quote('django_migrations')}"):
+    for app, name in rows(_select(f"{quote('app')}, {quote('name')}", "django_migrations")):
         latest[app] = max(latest.get(app, name), name)
     return {"counts": _table_counts(rows), "files": sorted(names), "migrations": dict(sorted(latest.items()))}
 
@@ -375,7 +377,7 @@ def _restored_count(label: str) -> int | None:
     except LookupError:
         return None  # a table this version no longer has
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(model._meta.db_table)}")
+        cursor.execute(_select("COUNT(*)", model._meta.db_table))
         return cursor.fetchone()[0]
 
 
@@ -396,7 +398,8 @@ def _postgres_environment() -> dict[str, str]:
 
 def _run_tool(command: list[str]) -> None:
     try:
-        result = subprocess.run(command, env=_postgres_environment(), capture_output=True, text=True)
+        # A fixed tool name and arguments built here, no shell.
+        result = subprocess.run(command, env=_postgres_environment(), capture_output=True, text=True)  # nosec B603
     except FileNotFoundError:
         raise ApplicationError(f"{command[0]} is not installed: install the PostgreSQL client tools of the "
                                "server's major version.", code="tool_missing") from None
