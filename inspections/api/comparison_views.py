@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -22,6 +23,9 @@ class CompareQuery(serializers.Serializer):
         return value
 
 
+COMPARISON = OpenApiResponse(OpenApiTypes.OBJECT, description="The comparison (`status: ready`) or `status: failed`.")
+
+
 class ModelVersionCompare(ApiView):
     @extend_schema(
         operation_id="model_versions_compare",
@@ -36,8 +40,8 @@ class ModelVersionCompare(ApiView):
             "The predictions are computed once by a worker: until then the answer is 202 with "
             "`status: computing` (ask again); `status: failed` carries `error`."
         ),
-        responses={200: serializers.JSONField(), 202: serializers.JSONField(), 400: ERROR, 404: ERROR, 503: ERROR,
-                   **COMMON_ERRORS},
+        responses={200: COMPARISON, 202: OpenApiResponse(OpenApiTypes.OBJECT, description="`status: computing`."),
+                   400: ERROR, 404: ERROR, 503: ERROR, **COMMON_ERRORS},
     )
     def get(self, request, version_id: int, other_id: int):
         query = CompareQuery(data=request.query_params)
