@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ bench-similar: $(STAMP)
 bench-auth: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_auth.py
+
+## The novelty loop through the API: held-out NEU classes, defect-free and other-line images, group labelling, retraining.
+bench-novelty: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_novelty.py
+
+## The int8 serving copy against fp32 on NEU test and foreign sets, accuracy and speed in the same run.
+bench-int8: $(STAMP)
+	$(PY) benchmarks/bench_int8.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
