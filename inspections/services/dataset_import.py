@@ -64,6 +64,15 @@ def _labelled_files(root: Path, manifest: dict[str, ManifestRow] | None) -> list
     return found
 
 
+def _shown(path: Path, root: Path) -> str:
+    """``path`` as the report shows it: relative to the import folder, however that was given
+    (files only a manifest names come resolved, the scanned ones as the folder was spelled)."""
+    for base in (root, root.resolve()):
+        if path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return str(path)
+
+
 def _read_candidates(root: Path, report: ImportReport, manifest: dict[str, ManifestRow] | None) -> list[_Candidate]:
     candidates: list[_Candidate] = []
     first_seen: dict[str, Path] = {}
@@ -73,12 +82,12 @@ def _read_candidates(root: Path, report: ImportReport, manifest: dict[str, Manif
         data = path.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         if sha in first_seen:
-            report.duplicates.append((str(path.relative_to(root)), str(first_seen[sha].relative_to(root))))
+            report.duplicates.append((_shown(path, root), _shown(first_seen[sha], root)))
             continue
         try:
             facts = image_facts_from_bytes(data)
         except ApplicationError as error:
-            report.refused.append((str(path.relative_to(root)), error.message))
+            report.refused.append((_shown(path, root), error.message))
             continue
         first_seen[sha] = path
         candidates.append(_Candidate(path=path, label=label, data=data, facts=facts))

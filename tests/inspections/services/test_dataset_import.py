@@ -145,3 +145,26 @@ def test_images_mlcore_would_train_on_but_uploads_refuse_are_reported_not_skippe
     assert [path for path, _ in report.refused] == ["crazing/strip.webp"]
     assert "not accepted" in report.refused[0][1]
     assert report.found == Counter({"crazing": 2, "patches": 1}) and sum(report.added.values()) == 2
+
+
+def test_a_relative_folder_reports_a_manifest_only_file_that_duplicates_another(tmp_path, monkeypatch):
+    """Files only the manifest names come resolved; the report still shows them relative to the
+    folder as the user spelled it (a relative path once raised ValueError here)."""
+    import csv
+    import hashlib
+
+    root = _write_dataset(tmp_path / "data", {"patches": 2})
+    (root / "excluded").mkdir()
+    twin = (root / "patches" / "patches_0.png").read_bytes()
+    (root / "excluded" / "twin.png").write_bytes(twin)
+    (root / "excluded" / "broken.png").write_bytes(b"not an image at all")
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "sha256", "label", "split"])
+        writer.writerow(["excluded/twin.png", "0" * 64, "patches", "train"])
+        writer.writerow(["excluded/broken.png", hashlib.sha256(b"not an image at all").hexdigest(), "patches", "test"])
+    monkeypatch.chdir(tmp_path)
+    report = dataset_import_folder(root=Path("data"))
+    assert [path for path, _ in report.refused] == ["excluded/broken.png"]
+    assert len(report.duplicates) == 1 and "excluded/twin.png" in report.duplicates[0]
+    assert InspectionImage.objects.count() == 2
