@@ -578,3 +578,66 @@ class DefectBoxChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.changed_by} {self.action} box {self.box_id}"
+
+
+class RetentionPolicy(models.Model):
+    """What a line source keeps of the images it sends to ``classify/`` (``images/`` keeps all).
+
+    Images with any review reason are always kept; of the confidently accepted rest a share
+    ``sample_rate`` is kept, at most ``max_per_minute`` / ``max_per_day`` per source; the others
+    leave no image and no row, only the per-minute counts (``LineMinute``). The row with a blank
+    ``source`` is the default for sources without their own (settings give it when absent).
+    """
+
+    source = models.CharField(max_length=100, blank=True, unique=True,
+                              help_text="The line source this applies to; blank: every source without its own policy.")
+    keep_flagged = models.BooleanField(
+        default=True, editable=False,
+        help_text="Images with a review reason are always kept (not switchable off: the review queue needs them).")
+    sample_rate = models.FloatField(default=0.01, help_text="Share 0..1 of confidently accepted images kept.")
+    max_per_minute = models.PositiveIntegerField(default=60, help_text="Sampled images kept per source per minute, at most.")
+    max_per_day = models.PositiveIntegerField(default=5000, help_text="Sampled images kept per source per day, at most.")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+
+    class Meta:
+        ordering = ["source"]
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.CheckConstraint(condition=Q(sample_rate__gte=0) & Q(sample_rate__lte=1),
+                                   name="retention_policy_sample_rate_share"),
+        ]
+
+    def __str__(self) -> str:
+        return f"retention for {self.source or '(default)'}"
+
+
+class LineMinute(models.Model):
+    """Counts of what one source sent through ``classify/`` in one minute under one model
+    version, kept or not: small (one row per source, minute and version), so it can hold what
+    the image rows cannot."""
+
+    source = models.CharField(max_length=100, blank=True)
+    minute = models.DateTimeField(help_text="The minute's start (UTC).")
+    model_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    seen = models.PositiveIntegerField(default=0)
+    kept = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0, help_text="Images with any review reason.")
+    per_class = models.JSONField(default=dict, help_text="Predicted class name -> count.")
+    per_reason = models.JSONField(default=dict, help_text="Review reason -> count (an image may have several).")
+    confidence_histogram = models.JSONField(default=list, help_text="Ten counts: confidence 0-0.1, ..., 0.9-1.")
+    latency_ms_sum = models.FloatField(default=0.0)
+    latency_ms_max = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-minute", "source"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "minute", "model_version"], name="line_minute_unique",
+                                    nulls_distinct=False),
+        ]
+        indexes = [models.Index(fields=["minute", "source"])]
+
+    def __str__(self) -> str:
+        return f"{self.source or '(no source)'} {self.minute:%Y-%m-%d %H:%M}: {self.seen} seen"

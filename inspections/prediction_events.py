@@ -58,6 +58,11 @@ def _client():
         return client
 
 
+def events_client():
+    """This process's Redis client for events (also the classify answers and retention caps), or None."""
+    return _client()
+
+
 def images_done_announce(*, image_ids: Iterable[int]) -> None:
     """Tell waiters these images are finished. Call after the commit that finished them; never
     raises (a waiter that misses the message answers at its deadline with what is stored)."""

@@ -352,6 +352,19 @@ if not 0 < STEELQC_DRIFT_FOREIGN_SHARE < 1:
 STEELQC_DRIFT_WINDOW_HOURS = env_int("STEELQC_DRIFT_WINDOW_HOURS", 24, minimum=1)
 STEELQC_DRIFT_MIN_IMAGES = env_int("STEELQC_DRIFT_MIN_IMAGES", 20, minimum=1)
 STEELQC_DRIFT_CHECK_INTERVAL_S = env_int("STEELQC_DRIFT_CHECK_INTERVAL_S", 900, minimum=10)
+# Line retention (classify/): the default policy for sources without their own RetentionPolicy.
+# Flagged images are always kept; of the confidently accepted ones this share is sampled, at most
+# so many per source per minute and per day (counted in Redis, STEELQC_EVENTS_REDIS_URL).
+STEELQC_RETENTION_SAMPLE_RATE = env_float("STEELQC_RETENTION_SAMPLE_RATE", 0.01)
+if not 0 <= STEELQC_RETENTION_SAMPLE_RATE <= 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_RETENTION_SAMPLE_RATE must be a share between 0 and 1, e.g. 0.01.")
+STEELQC_RETENTION_MAX_PER_MINUTE = env_int("STEELQC_RETENTION_MAX_PER_MINUTE", 60, minimum=0)
+STEELQC_RETENTION_MAX_PER_DAY = env_int("STEELQC_RETENTION_MAX_PER_DAY", 5000, minimum=0)
+# classify/ waits this long by default (?timeout=, at most STEELQC_CLASSIFY_MAX_TIMEOUT_S) for its answer.
+STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S = env_int("STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S", 10, minimum=1)
+STEELQC_CLASSIFY_MAX_TIMEOUT_S = env_int("STEELQC_CLASSIFY_MAX_TIMEOUT_S", 30, minimum=1)
 # Periodic jobs live in the database (django-celery-beat), so an admin can change their interval
 # in the admin and it stays changed; `manage.py ensure_periodic_tasks` creates missing ones with
 # the intervals above (see inspections/services/schedules.py).
