@@ -33,6 +33,7 @@ import mlcore
 import steelqc
 from inspections.errors import ApplicationError
 from inspections.models import DatasetSnapshot, InspectionImage, ModelVersion, Review, TrainingRun
+from inspections.services.model_artefacts import ON_DEMAND
 
 MANIFEST_FILE = "manifest.json"
 STORAGE_FOLDER = "storage"
@@ -177,7 +178,9 @@ def _contents(rows: Rows) -> dict:
                 names.update(name for (name,) in rows(_select(quote(model_field.column), model._meta.db_table)) if name)
     prefixes = [prefix for (prefix,) in rows(_select(quote("artifact_path"), ModelVersion._meta.db_table)) if prefix]
     for prefix in prefixes:
-        listed = _storage_listing(prefix.rstrip("/"))
+        # Files made on a first download (the SavedModel zip) are left out: one may be half
+        # written while it is listed, and it is made again when next asked for.
+        listed = [name for name in _storage_listing(prefix.rstrip("/")) if PurePosixPath(name).name not in ON_DEMAND]
         # An artefact prefix with no files is reported like a missing file.
         names.update(listed or [f"{prefix.rstrip('/')}/"])
     latest: dict[str, str] = {}

@@ -62,6 +62,7 @@ def _artefact_dir(folder: Path) -> Path:
     }))
     (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
     (folder / "model.keras").write_bytes(os.urandom(20_000))
+    (folder / "saved_model.zip").write_bytes(os.urandom(3_000))  # as made on a first download: left out
     (folder / "plots").mkdir()
     (folder / "plots" / "confusion_matrix.png").write_bytes(image_bytes(seed=77))
     return folder
@@ -134,6 +135,7 @@ def test_the_manifest_lists_every_stored_file_with_its_sha256_and_the_row_counts
     artefacts = {f"{version.artifact_path}/{name}" for name in
                  ("classes.json", "config.json", "metrics.json", "model.keras", "plots/confusion_matrix.png")}
     assert {entry["name"] for entry in manifest["files"]} == images | artefacts
+    assert (media_root / version.artifact_path / "saved_model.zip").is_file()
     for entry in manifest["files"]:
         assert entry["sha256"] == _digest(media_root / entry["name"])
         assert entry["size"] == (media_root / entry["name"]).stat().st_size
