@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 # Run in a separate process configured for the empty database and media folder: the restore
-# command, then what the restored installation's ORM and storage give back.
+# command (then once more with --force over what it restored), then what the restored
+# installation's ORM and storage give back.
 RESTORE_AND_READ_BACK = """
 import hashlib, json, sys, django
 django.setup()
@@ -40,6 +41,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from inspections.models import InspectionImage, ModelVersion
 call_command("restore_installation", sys.argv[1])
+call_command("restore_installation", sys.argv[1], force=True)  # over itself: the same rows, no file written
 images = []
 for image in InspectionImage.objects.select_related("label").order_by("sha256"):
     with image.file.open("rb") as handle:
@@ -158,7 +160,9 @@ def test_a_backup_restores_into_an_empty_database_and_storage(installation, back
     environment = _environment(empty_database, restored_media)
     result = _run(["-c", RESTORE_AND_READ_BACK, str(backup_dir)], environment)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Restored" in result.stdout and "images 4" in result.stdout
+    first, again = [line for line in result.stdout.splitlines() if line.startswith("Restored")]
+    assert "images 4" in first and "0 already in storage" in first
+    assert "0 files written" in again and "images 4" in again
 
     manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
     for entry in manifest["files"]:
