@@ -140,8 +140,8 @@ def images_await(*, image_ids: list[int], timeout_s: float, done: Callable[[list
     finally:
         try:
             pubsub.close()
-        except Exception:
-            pass
+        except Exception:  # a subscription that broke off may fail to close too; the answer stands
+            logger.debug("closing the announcements subscription failed", exc_info=True)
 
 
 def _poll(*, image_ids: list[int], deadline: float, done: Callable[[list[int]], set[int]]) -> set[int]:
