@@ -44,6 +44,21 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> int:
     return queued
 
 
+def classify_enqueue(*, request_id: str, reply_to: str, items: list[dict], source: str, external_id: str,
+                     uploaded_by_id: int | None) -> bool:
+    """Queue one classify/ request (its images' Redis keys, not their bytes); False (and a log
+    line) when the broker is unreachable."""
+    try:
+        _send(task_names.CLASSIFY_IMAGES,
+              kwargs={"request_id": request_id, "reply_to": reply_to, "items": items, "source": source,
+                      "external_id": external_id, "uploaded_by_id": uploaded_by_id},
+              queue=task_names.INFERENCE_QUEUE)
+    except Exception:
+        logger.exception("could not queue classify request %s", request_id)
+        return False
+    return True
+
+
 def version_comparison_enqueue(*, first_id: int, second_id: int, fingerprint: str) -> bool:
     """Queue the predictions two versions' comparison needs; False (and a log line) when the broker is unreachable."""
     try:

@@ -6,6 +6,7 @@ from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from . import artefact_views, comparison_views, similarity_views, views
 from . import box_views
+from . import classify_views
 from . import drift_views
 from . import threshold_views
 from .exceptions import api_not_found
@@ -32,6 +33,8 @@ urlpatterns = [
     path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
     path("reviews/bulk/", similarity_views.BulkReviewCreate.as_view(), name="reviews-bulk"),
     path("drift/", drift_views.Drift.as_view(), name="drift"),
+    path("classify/", classify_views.Classify.as_view(), name="classify"),
+    path("line-stats/", classify_views.LineStats.as_view(), name="line-stats"),
     path("classes/", views.DefectClassListCreate.as_view(), name="class-list"),
     path("model-versions/", views.ModelVersionList.as_view(), name="model-version-list"),
     path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),

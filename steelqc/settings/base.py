@@ -302,10 +302,11 @@ CELERY_TASK_QUEUES = (
 CELERY_TASK_ROUTES = {
     "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
     "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
+    "worker.tasks.classify.*": {"queue": "inference", "routing_key": "inference"},
 }
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
-    "worker.tasks.drift",
+    "worker.tasks.drift", "worker.tasks.classify",
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True

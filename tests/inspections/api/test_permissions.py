@@ -69,6 +69,10 @@ ENDPOINTS = {
     "similar images": Endpoint("get", "images/{image}/similar/", ANYONE, 200),
     "novelty groups": Endpoint("get", "novelty-groups/", ANYONE, 200),
     "drift": Endpoint("get", "drift/", ANYONE, 200),
+    # A JSON body: an allowed role gets past the permission check to the parser (415: classify/ takes
+    # multipart files); the others are stopped before it. tests/inspections/api/test_classify.py classifies.
+    "classify": Endpoint("post", "classify/", UPLOADERS, 415, {"source": "line-1"}),
+    "line stats": Endpoint("get", "line-stats/", ANYONE, 200),
     # The body names no image of the world: an allowed role gets past the permission check to the
     # per-image one (409 no_image_decided); the others are stopped before it.
     "bulk review": Endpoint("post", "reviews/bulk/", LABELLERS, 409,

@@ -1,0 +1,178 @@
+"""Line clients: ``POST classify/`` (predict, keep only what the retention policy keeps) and
+``GET line-stats/`` (the per-minute counts). See ``inspections/services/line_classify.py``."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from inspections import prediction_events
+from inspections.errors import ApplicationError, error_body
+from inspections.services.image_validation import image_facts_from_bytes
+from inspections.services.images import MAX_EXTERNAL_ID_LENGTH, MAX_SOURCE_LENGTH, upload_display_name
+from inspections.services.line_classify import ClassifyFile, classify_request
+from inspections.services.line_stats import line_stats
+
+from . import serializers as s
+from .parsers import BoundedFormParser, UploadSizeLimitHandler
+from .permissions import ReadRole, UploadRole
+from .views import COMMON_ERRORS, ERROR, ApiView
+
+LINE_STATS_MAX_DAYS = 7
+
+
+class ClassifyQuery(serializers.Serializer):
+    timeout = serializers.FloatField(
+        required=False, min_value=1,
+        help_text="Seconds to wait for the answer (1 to STEELQC_CLASSIFY_MAX_TIMEOUT_S, default "
+                  "STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S); past it the answer is 504 classify_timeout.")
+
+    def validate_timeout(self, value: float) -> float:
+        limit = settings.STEELQC_CLASSIFY_MAX_TIMEOUT_S
+        if not math.isfinite(value) or value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
+        return value
+
+
+CLASSIFY_RESULT = inline_serializer("ClassifyResult", {
+    "filename": serializers.CharField(),
+    "label": serializers.CharField(required=False),
+    "confidence": serializers.FloatField(required=False),
+    "probabilities": serializers.DictField(child=serializers.FloatField(), required=False),
+    "review_reasons": serializers.ListField(child=serializers.CharField(), required=False),
+    "ood_score": serializers.FloatField(required=False),
+    "kept": serializers.BooleanField(required=False, help_text="Whether the retention policy kept the image."),
+    "image": serializers.IntegerField(allow_null=True, required=False, help_text="The kept image's id, else null."),
+    "error": serializers.JSONField(required=False, help_text="Instead of the fields above when the file was refused."),
+})
+
+
+class Classify(ApiView):
+    role_checks = {"POST": UploadRole}
+    throttle_scopes = {"POST": "upload"}
+    parser_classes = [MultiPartParser, BoundedFormParser]
+
+    def initial(self, request, *args, **kwargs):
+        request._request.upload_handlers.insert(0, UploadSizeLimitHandler(request._request))
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="classify",
+        summary="Classify line images; keep only what the retention policy keeps",
+        description=(
+            "Multipart field `file`, repeatable, with optional `source` and `external_id`, validated as uploads "
+            "are. The images are predicted without being stored first; afterwards the source's retention policy "
+            "keeps every image with a review reason and a sampled share of the rest (with caps). Answer 200 "
+            "`{\"results\": [...]}`, one entry per file in order: the prediction with `kept` and `image` (the "
+            "kept image's id, else null), or `{filename, error}` for a refused file; 400 `all_files_refused` "
+            "when every file was refused. Past `?timeout=` seconds: 504 `classify_timeout` (a worker that "
+            "finishes later still keeps what the policy keeps). 503 `no_active_model`, `too_many_waiters`, "
+            "`queue_unavailable`."
+        ),
+        parameters=[ClassifyQuery],
+        request={"multipart/form-data": s.UploadInput},
+        responses={200: inline_serializer("ClassifyOutput", {"results": serializers.ListField(child=CLASSIFY_RESULT)}), 400: ERROR, 413: ERROR,
+                   503: ERROR, 504: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request):
+        query = ClassifyQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        timeout = query.validated_data.get("timeout", settings.STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S)
+        try:
+            with prediction_events.waiter_slot():
+                return self._post(request, timeout=timeout)
+        except prediction_events.TooManyWaiters:
+            body = error_body("too_many_waiters", "Too many requests are waiting for their answers on this server; "
+                              "retry shortly.")
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
+
+    def _post(self, request, *, timeout: float) -> Response:
+        payload = s.UploadInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        source = payload.validated_data["source"].strip()
+        external_id = payload.validated_data["external_id"].strip()
+        if len(source) > MAX_SOURCE_LENGTH or len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+            raise ApplicationError(
+                f"source is limited to {MAX_SOURCE_LENGTH} and external_id to {MAX_EXTERNAL_ID_LENGTH} characters.",
+                code="field_too_long")
+        accepted: list[ClassifyFile] = []
+        results: list[dict | None] = []
+        for uploaded in payload.validated_data["file"]:
+            try:
+                accepted.append(self._validated(uploaded))
+                results.append(None)
+            except ApplicationError as error:
+                results.append({"filename": uploaded.name,
+                                "error": error_body(error.code, error.message, error.details)["error"]})
+        if not accepted:
+            if len(results) == 1:  # one file: its own error, as an upload of it would answer
+                error = results[0]["error"]
+                code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if error["code"] == "file_too_large" else 400
+                return Response({"error": error}, status=code)
+            body = error_body("all_files_refused", "None of the files was accepted; see details.results.",
+                              {"results": results})
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        answers = classify_request(files=accepted, source=source, external_id=external_id,
+                                   uploaded_by=request.user, timeout_s=timeout)
+        if answers is None:
+            body = error_body("classify_timeout", f"No answer within {timeout:g} s; send the images again. Images "
+                              "the worker still finishes are kept as the retention policy says.")
+            return Response(body, status=status.HTTP_504_GATEWAY_TIMEOUT)
+        answers_iter = iter(answers)
+        return Response({"results": [result or next(answers_iter) for result in results]})
+
+    @staticmethod
+    def _validated(uploaded) -> ClassifyFile:
+        limit = settings.STEELQC_MAX_UPLOAD_BYTES
+        if uploaded.size > limit:
+            raise ApplicationError(f"The file is {uploaded.size} bytes; the limit is {limit}.",
+                                   code="file_too_large", status_code=413)
+        content = uploaded.read()
+        facts = image_facts_from_bytes(content)
+        return ClassifyFile(filename=upload_display_name(uploaded.name or ""), content=content, sha256=facts.sha256)
+
+
+class LineStatsQuery(serializers.Serializer):
+    source = serializers.CharField(required=False, max_length=100, allow_blank=True,
+                                   help_text="Only this source; all sources when left out.")
+    since = serializers.DateTimeField(required=False, help_text="From this time (default: one hour ago; at most "
+                                                                f"{LINE_STATS_MAX_DAYS} days back).")
+
+    def validate_since(self, value):
+        if value < timezone.now() - timedelta(days=LINE_STATS_MAX_DAYS):
+            raise serializers.ValidationError(f"At most {LINE_STATS_MAX_DAYS} days back.")
+        return value
+
+
+LINE_MINUTE = inline_serializer("LineMinute", {
+    "source": serializers.CharField(allow_blank=True), "minute": serializers.DateTimeField(),
+    "model_versions": serializers.ListField(child=serializers.IntegerField(allow_null=True)),
+    "seen": serializers.IntegerField(), "kept": serializers.IntegerField(), "flagged": serializers.IntegerField(),
+    "per_class": serializers.DictField(child=serializers.IntegerField()),
+    "per_reason": serializers.DictField(child=serializers.IntegerField()),
+    "confidence_histogram": serializers.ListField(child=serializers.IntegerField()),
+    "latency_ms_mean": serializers.FloatField(allow_null=True), "latency_ms_max": serializers.FloatField(),
+})
+
+
+class LineStats(ApiView):
+    role_checks = {"GET": ReadRole}
+
+    @extend_schema(operation_id="line_stats", parameters=[LineStatsQuery],
+                   description="Per source and minute, what classify/ saw: images seen and kept, flagged ones, per "
+                               "predicted class and review reason, a ten-bin confidence histogram, latency. Newest "
+                               "first; summed over model versions.",
+                   responses={200: inline_serializer("LineStatsOutput", {"minutes": serializers.ListField(child=LINE_MINUTE)}),
+                              400: ERROR, **COMMON_ERRORS})
+    def get(self, request):
+        query = LineStatsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        minutes = line_stats(source=query.validated_data.get("source"), since=query.validated_data.get("since"))
+        return Response({"minutes": [{**m, "minute": m["minute"].isoformat()} for m in minutes]})

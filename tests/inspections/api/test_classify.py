@@ -1,0 +1,228 @@
+"""POST classify/: validation as for uploads (no worker needed), and against a real worker
+process: kept and not-kept answers, rows and files only for kept images, counts for all, and a
+worker killed mid-request answered by the deadline."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from inspections import prediction_events
+from inspections.models import InspectionImage, LineMinute, Prediction, RetentionPolicy
+from inspections.services.model_versions import model_version_promote, model_version_register
+from tests.conftest import tiny_dataset, wait_for
+from tests.factories import ModelVersionFactory, image_bytes
+from tests.inspections.api.conftest import assert_error, client_for
+from tests.security.test_hostile_input import BOUNDARY, multipart
+
+URL = "/api/v1/classify/"
+
+
+def _files(*items: tuple[str, bytes]) -> list[SimpleUploadedFile]:
+    return [SimpleUploadedFile(name, content, content_type="application/octet-stream") for name, content in items]
+
+
+def _post(client, files, query: str = "", **fields):
+    return client.post(URL + query, {"file": files, **fields}, format="multipart")
+
+
+def _rows() -> dict[str, int]:
+    return {m.__name__: m.objects.count() for m in apps.get_app_config("inspections").get_models()
+            if m.__name__ not in ("AuthEvent", "ApiToken", "DefectClass")}
+
+
+def _stored_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "images" in p.parts}
+
+
+# --- input and limits (no worker) -----------------------------------------------------------
+
+@pytest.mark.django_db
+class TestInput:
+    @pytest.fixture(autouse=True)
+    def _active(self):
+        model_version_promote(version=ModelVersionFactory())  # classify/ refuses early without one
+
+    def test_no_file_is_400(self):
+        error = assert_error(_post(client_for("integrator"), [], source="line-1"), 400, "invalid")
+        assert "file" in error["details"]
+
+    def test_undecodable_file_is_400_and_nothing_is_queued_or_stored(self, no_queue):
+        before = _rows()
+        assert_error(_post(client_for("integrator"), _files(("a.png", b"not an image"))), 400, "undecodable_image")
+        assert not no_queue and _rows() == before
+
+    def test_too_large_file_is_413(self, settings, no_queue):
+        settings.STEELQC_MAX_UPLOAD_BYTES = 100
+        assert_error(_post(client_for("integrator"), _files(("a.png", image_bytes(seed=1, size=(64, 64))))),
+                     413, "file_too_large")
+        assert not no_queue
+
+    def test_every_file_refused_is_400_with_per_file_errors(self, no_queue):
+        response = _post(client_for("integrator"), _files(("a.png", b""), ("b.png", b"junk")))
+        error = assert_error(response, 400, "all_files_refused")
+        assert [r["error"]["code"] for r in error["details"]["results"]] == ["empty_file", "undecodable_image"]
+        assert not no_queue
+
+    def test_more_files_than_the_request_limit_is_400(self, settings, no_queue):
+        settings.STEELQC_API_MAX_FILES_PER_REQUEST = 2
+        files = _files(*[(f"{i}.png", image_bytes(seed=i)) for i in range(3)])
+        assert "file" in assert_error(_post(client_for("integrator"), files), 400, "invalid")["details"]
+        assert not no_queue
+
+    def test_ten_thousand_files_meet_djangos_own_limit(self, no_queue):
+        tile = image_bytes(seed=5, size=(4, 4))
+        body = multipart(*[("file", f"{i}.png", tile) for i in range(10_000)])
+        response = client_for("integrator").generic("POST", URL, body,
+                                                    content_type=f"multipart/form-data; boundary={BOUNDARY}")
+        assert_error(response, 400)
+        assert not no_queue
+
+    @pytest.mark.parametrize("timeout", ["0", "31", "soon", "nan"])
+    def test_bad_timeout_is_400(self, timeout, no_queue):
+        error = assert_error(_post(client_for("integrator"), _files(("a.png", image_bytes(seed=2))),
+                                   query=f"?timeout={timeout}"), 400, "invalid")
+        assert "timeout" in error["details"]
+        assert not no_queue
+
+    def test_too_long_source_is_400(self, no_queue):
+        assert_error(_post(client_for("integrator"), _files(("a.png", image_bytes(seed=3))), source="s" * 101), 400)
+        assert not no_queue
+
+    def test_viewer_and_read_scope_are_refused(self, no_queue):
+        files = _files(("a.png", image_bytes(seed=4)))
+        assert_error(_post(client_for("viewer"), files), 403, "permission_denied")
+        files = _files(("a.png", image_bytes(seed=4)))
+        assert_error(_post(client_for("integrator", scope="read"), files), 403, "permission_denied")
+        assert _post(client_for(None), _files(("a.png", image_bytes(seed=4)))).status_code == 401
+        assert not no_queue
+
+    def test_waiters_beyond_the_bound_get_503(self, settings, no_queue):
+        settings.STEELQC_API_MAX_WAITERS = 1
+        with prediction_events.waiter_slot():
+            response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=6))))
+        assert_error(response, 503, "too_many_waiters")
+        assert not no_queue
+
+
+@pytest.mark.django_db
+def test_without_an_active_model_the_answer_is_503_at_once(no_queue):
+    response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=7))))
+    assert_error(response, 503, "no_active_model")
+    assert not no_queue
+
+
+# --- against a real worker ------------------------------------------------------------------
+
+WORKER = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(scope="module")
+def line_tiles(tmp_path_factory) -> list[tuple[str, bytes]]:
+    """Textures like the tiny model's training data (mostly confident) and noise (mostly flagged)."""
+    rows = tiny_dataset(tmp_path_factory.mktemp("line"), seed=77, per_class=4)
+    tiles = [(path.name, path.read_bytes()) for path, _, _ in rows]
+    return tiles + [(f"noise-{i}.png", image_bytes(seed=7000 + i, size=(32, 32))) for i in range(4)]
+
+
+def _warm_up(client, tile: tuple[str, bytes]) -> None:
+    """The first request of a fresh worker process waits for the model to load (slow on a busy
+    machine); later ones are answered in milliseconds. Nothing of the tests' sources is touched."""
+    for _ in range(8):
+        if _post(client, _files(tile), query="?timeout=30", source="warm-up").status_code == 200:
+            return
+    raise AssertionError("the worker never answered")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery_worker, tiny_model_dirs,
+                                                                          line_tiles, media_root):
+    version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    RetentionPolicy.objects.create(source="", sample_rate=0.0, max_per_minute=100, max_per_day=100)
+    client = client_for("integrator")
+    _warm_up(client, line_tiles[0])
+    images_before, files_before = InspectionImage.objects.count(), _stored_files(media_root)
+    response = _post(client, _files(*line_tiles), query="?timeout=30", source="strip-a",
+                     external_id="coil-1")
+    assert response.status_code == 200, response.content[:500]
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == [name for name, _ in line_tiles]
+    for result in results:
+        assert set(result) == {"filename", "label", "confidence", "probabilities", "review_reasons", "ood_score",
+                               "kept", "image"}
+        assert result["kept"] == bool(result["review_reasons"])  # flagged: kept; the rest: rate 0
+        assert (result["image"] is not None) == result["kept"]
+        assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
+    kept_ids = {r["image"] for r in results if r["kept"]}
+    assert set(InspectionImage.objects.filter(source="strip-a").values_list("id", flat=True)) == kept_ids
+    assert InspectionImage.objects.count() - images_before == len(kept_ids)  # nothing beyond the policy
+    assert len(_stored_files(media_root) - files_before) == len(kept_ids)
+    for image in InspectionImage.objects.filter(source="strip-a"):
+        assert (image.source, image.external_id, image.status) == ("strip-a", "coil-1", "predicted")
+        prediction = Prediction.objects.get(image=image)
+        assert prediction.model_version_id == version.id and prediction.review_reasons
+    minute = LineMinute.objects.get(source="strip-a")
+    assert (minute.seen, minute.kept, minute.flagged) == (len(line_tiles), len(kept_ids), len(kept_ids))
+    assert sum(minute.per_class.values()) == sum(minute.confidence_histogram) == len(line_tiles)
+    assert minute.latency_ms_sum > 0 and minute.model_version_id == version.id
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_classify_with_rate_one_keeps_up_to_the_minute_cap(celery_worker, tiny_model_dirs, line_tiles):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    RetentionPolicy.objects.create(source="strip-b", sample_rate=1.0, max_per_minute=2, max_per_day=100)
+    client = client_for("integrator")
+    _warm_up(client, line_tiles[0])
+    response = _post(client, _files(*line_tiles), query="?timeout=30", source="strip-b")
+    assert response.status_code == 200, response.content[:500]
+    results = response.json()["results"]
+    flagged = [r for r in results if r["review_reasons"]]
+    confident = [r for r in results if not r["review_reasons"]]
+    assert all(r["kept"] for r in flagged)
+    assert sum(r["kept"] for r in confident) == min(2, len(confident))
+    assert InspectionImage.objects.filter(source="strip-b").count() == len(flagged) + min(2, len(confident))
+    # A refused file among good ones: its own error, the others answered.
+    response = _post(client, _files(("bad.png", b"junk"), line_tiles[0]), query="?timeout=30",
+                     source="strip-b")
+    assert response.status_code == 200
+    bad, good = response.json()["results"]
+    assert bad["error"]["code"] == "undecodable_image" and good["label"] in {"crazing", "inclusion"}
+    assert LineMinute.objects.get(source="strip-b").seen == len(line_tiles) + 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, tiny_model_dirs, line_tiles):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    client = client_for("integrator")
+    _warm_up(client, line_tiles[0])
+    outcome: dict = {}
+
+    def request() -> None:
+        started = time.monotonic()
+        outcome["response"] = _post(client, _files(*line_tiles), query="?timeout=4", source="strip-c")
+        outcome["elapsed"] = time.monotonic() - started
+
+    marker = celery_worker.log_path.stat().st_size
+    try:
+        thread = threading.Thread(target=request, daemon=True)
+        thread.start()
+        wait_for(lambda: "classify_images" in celery_worker.log_path.read_text(errors="replace")[marker:],
+                 timeout=10, interval=0.01)
+        celery_worker.kill(signal.SIGKILL)
+        thread.join(15)
+        assert not thread.is_alive(), "the request hung past its deadline"
+        assert_error(outcome["response"], 504, "classify_timeout")
+        assert outcome["elapsed"] < 4 + 3
+    finally:
+        celery_worker.start()
+    # The restarted worker answers again.
+    _warm_up(client, line_tiles[1])
