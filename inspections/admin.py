@@ -15,6 +15,7 @@ from .models import (
 from .models import DecisionThresholdChange
 from .models import DriftAlert
 from .models import DefectBox, DefectBoxChange
+from .models import LineMinute, RetentionPolicy
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -175,3 +176,25 @@ class DefectBoxAdmin(ReadOnlyAdmin):
 class DefectBoxChangeAdmin(ReadOnlyAdmin):
     list_display = ["changed_at", "image", "box", "action", "changed_by", "boxes_version"]
     list_filter = ["action"]
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """What classify/ keeps per source (also on the Retention page). Flagged images are always kept."""
+
+    list_display = ["source", "keep_flagged", "sample_rate", "max_per_minute", "max_per_day", "updated_at", "updated_by"]
+    readonly_fields = ["keep_flagged", "updated_at", "updated_by"]
+    search_fields = ["source"]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(LineMinute)
+class LineMinuteAdmin(ReadOnlyAdmin):
+    """Per-minute line counts, written by the classify worker only."""
+
+    list_display = ["minute", "source", "model_version", "seen", "kept", "flagged", "latency_ms_max"]
+    list_filter = ["source"]
+    date_hierarchy = "minute"

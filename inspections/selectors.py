@@ -388,3 +388,10 @@ def user_by_username(username: str):
 
     User = get_user_model()
     return User.objects.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+
+
+def retention_policy_list():
+    """The line retention policies, the default (blank source) first."""
+    from inspections.models import RetentionPolicy
+
+    return RetentionPolicy.objects.select_related("updated_by").order_by("source")

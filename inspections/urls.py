@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from .pages import dashboard, home, novelty, registry, review, uploads
+from .pages import retention
 
 app_name = "inspections"
 
@@ -16,6 +17,8 @@ urlpatterns = [
     path("review/groups/", novelty.novelty_group_list, name="novelty-groups"),
     path("images/<int:image_id>/heatmap.png", review.image_heatmap, name="image-heatmap"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("retention/", retention.retention_policies, name="retention"),
+    path("retention/remove/", retention.retention_policy_remove, name="retention-remove"),
     # The dashboard's link to the same picture the model page shows (one view serves both).
     path("models/<int:version_id>/confusion-matrix.png", registry.model_version_plot, {"plot": "confusion_matrix"},
          name="model-confusion-matrix"),

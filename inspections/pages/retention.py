@@ -1,0 +1,63 @@
+"""The retention policies page (ml_admin): per line source, what classify/ keeps, and the
+last hour of each source's counts. Plain forms; no script."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from inspections import roles, selectors
+from inspections.errors import ApplicationError
+from inspections.services.line_stats import line_stats
+from inspections.services.retention import retention_policy_delete, retention_policy_set, settings_default_policy
+
+from .access import role_required
+
+retention_role = role_required(roles.can_manage_models, "Retention policies are managed by the role ml_admin.")
+
+
+def _last_hour_per_source() -> list[dict]:
+    totals: dict[str, dict] = {}
+    for minute in line_stats(since=timezone.now() - timedelta(hours=1)):
+        entry = totals.setdefault(minute["source"], {"source": minute["source"], "seen": 0, "kept": 0, "flagged": 0})
+        for field in ("seen", "kept", "flagged"):
+            entry[field] += minute[field]
+    return sorted(totals.values(), key=lambda e: e["source"])
+
+
+@require_http_methods(["GET", "POST"])
+@retention_role
+def retention_policies(request: HttpRequest) -> HttpResponse:
+    form, error, status = {}, "", 200
+    if request.method == "POST":
+        form = {key: request.POST.get(key, "").strip() for key in ("source", "sample_rate", "max_per_minute",
+                                                                   "max_per_day")}
+        try:
+            policy = retention_policy_set(source=form["source"], sample_rate=form["sample_rate"],
+                                          max_per_minute=form["max_per_minute"], max_per_day=form["max_per_day"],
+                                          actor=request.user)
+        except ApplicationError as refused:
+            error, status = refused.message, 400
+        else:
+            messages.success(request, f"Saved the retention policy for {policy.source or 'the default'}.")
+            return redirect("inspections:retention")
+    return render(request, "inspections/retention.html", {
+        "policies": selectors.retention_policy_list(),
+        "settings_default": settings_default_policy(),
+        "last_hour": _last_hour_per_source(),
+        "form": form, "error": error,
+    }, status=status)
+
+
+@require_POST
+@retention_role
+def retention_policy_remove(request: HttpRequest) -> HttpResponse:
+    source = request.POST.get("source", "")
+    if retention_policy_delete(source=source):
+        messages.success(request, f"Removed the policy for {source or 'the default'}; the default applies.")
+    return redirect("inspections:retention")
