@@ -150,6 +150,23 @@ def test_clustering_separates_well_apart_clusters_and_keeps_each_whole():
     assert len(pairs) == 4 and len({l for _, l in pairs}) == 4
 
 
+def test_two_kinds_a_radius_and_a_half_apart_are_not_joined():
+    """Two foreign kinds closer to each other than to anything known (a new defect and another
+    line's images) must stay two groups: joining them costs a correction per wrong member.
+    (At the earlier join of two radii these two became one group.)"""
+    rng = np.random.default_rng(4)
+    radius = 0.5
+    first = unit(rng.normal(size=424))
+    step = rng.normal(size=424)
+    step -= step.dot(first) * first
+    second = first + 1.6 * radius * step / np.linalg.norm(step)
+    vectors = np.stack([centre + 0.8 * radius * rng.normal(size=424) / np.sqrt(424)
+                        for centre in (first, second) for _ in range(40)])
+    labels = similarity.cluster_labels(vectors, radius=radius)
+    assert len(set(labels[:40])) == 1 and len(set(labels[40:])) == 1
+    assert labels[0] != labels[40]
+
+
 def test_predictions_made_before_descriptors_were_kept_get_theirs_filled(no_queue, tiny_model_dirs):
     from django.core.management import call_command
 
