@@ -24,15 +24,9 @@ from inspections.models import LineMinute
 
 HISTOGRAM_BINS = 10
 
-_MERGE_COUNTS = (
-    "(SELECT COALESCE(jsonb_object_agg(k, COALESCE((l.{f}->>k)::bigint, 0) + COALESCE((EXCLUDED.{f}->>k)::bigint, 0)),"
-    " '{{}}'::jsonb) FROM jsonb_object_keys(l.{f} || EXCLUDED.{f}) AS k)"
-)
-_MERGE_HISTOGRAM = (
-    "(SELECT jsonb_agg(COALESCE((l.confidence_histogram->>i)::bigint, 0)"
-    " + COALESCE((EXCLUDED.confidence_histogram->>i)::bigint, 0) ORDER BY i) FROM generate_series(0, 9) AS i)"
-)
-_UPSERT = f"""
+# Written out in full (no formatting): every value is a query parameter. Each JSON count is the
+# sum of the stored and the new value per key; the histogram per bin.
+_UPSERT = """
 INSERT INTO inspections_lineminute AS l
     (source, minute, model_version_id, seen, kept, flagged, per_class, per_reason, confidence_histogram,
      latency_ms_sum, latency_ms_max)
@@ -41,9 +35,19 @@ ON CONFLICT ON CONSTRAINT line_minute_unique DO UPDATE SET
     seen = l.seen + EXCLUDED.seen,
     kept = l.kept + EXCLUDED.kept,
     flagged = l.flagged + EXCLUDED.flagged,
-    per_class = {_MERGE_COUNTS.format(f="per_class")},
-    per_reason = {_MERGE_COUNTS.format(f="per_reason")},
-    confidence_histogram = {_MERGE_HISTOGRAM},
+    per_class = (
+        SELECT COALESCE(jsonb_object_agg(
+            k, COALESCE((l.per_class->>k)::bigint, 0) + COALESCE((EXCLUDED.per_class->>k)::bigint, 0)), '{}'::jsonb)
+        FROM jsonb_object_keys(l.per_class || EXCLUDED.per_class) AS k),
+    per_reason = (
+        SELECT COALESCE(jsonb_object_agg(
+            k, COALESCE((l.per_reason->>k)::bigint, 0) + COALESCE((EXCLUDED.per_reason->>k)::bigint, 0)), '{}'::jsonb)
+        FROM jsonb_object_keys(l.per_reason || EXCLUDED.per_reason) AS k),
+    confidence_histogram = (
+        SELECT jsonb_agg(
+            COALESCE((l.confidence_histogram->>i)::bigint, 0) + COALESCE((EXCLUDED.confidence_histogram->>i)::bigint, 0)
+            ORDER BY i)
+        FROM generate_series(0, 9) AS i),
     latency_ms_sum = l.latency_ms_sum + EXCLUDED.latency_ms_sum,
     latency_ms_max = GREATEST(l.latency_ms_max, EXCLUDED.latency_ms_max)
 """
