@@ -22,12 +22,16 @@ SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 
 
 def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "saved_model",
-                 image_shape: tuple[int, ...] | None = None, int8_calibration=None) -> Path:
+                 image_shape: tuple[int, ...] | None = None, int8_calibration=None,
+                 reduced: str | None = None) -> Path:
     """Write the export under ``out_dir`` and return the path of the model it wrote.
 
     ``int8_calibration`` (TFLite only): images of ``image_shape`` that set the activation
     ranges for a full-integer copy (int8 activations, per-channel int8 weights, XNNPACK's
     integer kernels); input and outputs stay float32, so callers feed and read it unchanged.
+    ``reduced`` (TFLite only, without calibration): "dynamic" for int8 weights with float
+    activations, "fp16" for float16 weights — the other reduced-precision copies
+    ``make bench-int8`` compares.
     """
     import tensorflow as tf
 
@@ -66,6 +70,12 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
             raise ValueError("int8 quantisation needs calibration images")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([image] for image in calibration)
+    elif reduced in ("dynamic", "fp16"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if reduced == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+    elif reduced is not None:
+        raise ValueError(f"reduced must be 'dynamic' or 'fp16', got {reduced!r}")
     target = out_dir / TFLITE_FILE
     target.write_bytes(converter.convert())
     return target

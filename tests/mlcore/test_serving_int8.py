@@ -105,6 +105,7 @@ def test_a_passing_int8_copy_is_recorded_and_served(model_copy, tiny_tools, monk
     for name in ("INT8_MAX_ACCURACY_DROP", "INT8_MAX_RECALL_DROP", "INT8_MAX_PASS_RATE_CHANGE"):
         monkeypatch.setattr(serving, name, 1.0)
     monkeypatch.setattr(serving, "INT8_MIN_DISTANCE_RANK_CORRELATION", -1.0)
+    monkeypatch.setattr(serving, "INT8_MIN_SPEEDUP", 0.0)
     outcome, images = _export(model_copy, tiny_tools)
     assert outcome["used"] and outcome["passed"], outcome
     config = json.loads((model_copy / CONFIG_FILE).read_text())["serving"]
@@ -129,6 +130,18 @@ def test_a_failing_int8_copy_is_removed_and_fp32_keeps_serving(model_copy, tiny_
     config = json.loads((model_copy / CONFIG_FILE).read_text())["serving"]
     assert config["file"] == SERVING_FILE and config["precision"] == "fp32"
     assert config["int8"]["reasons"]
+    assert Classifier.load(model_copy).runtime == "tflite"
+
+
+def test_an_int8_copy_as_good_but_not_faster_is_not_served(model_copy, tiny_tools, monkeypatch):
+    for name in ("INT8_MAX_ACCURACY_DROP", "INT8_MAX_RECALL_DROP", "INT8_MAX_PASS_RATE_CHANGE"):
+        monkeypatch.setattr(serving, name, 1.0)
+    monkeypatch.setattr(serving, "INT8_MIN_DISTANCE_RANK_CORRELATION", -1.0)
+    monkeypatch.setattr(serving, "INT8_MIN_SPEEDUP", 1000.0)
+    outcome, _ = _export(model_copy, tiny_tools)
+    assert not outcome["used"] and outcome["speedup_cpu"] > 0
+    assert "speed" in outcome["reasons"][-1]
+    assert not (model_copy / SERVING_INT8_FILE).exists()
     assert Classifier.load(model_copy).runtime == "tflite"
 
 
