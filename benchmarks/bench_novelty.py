@@ -31,6 +31,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -340,10 +341,13 @@ def main() -> None:
     held_out = options.held_out or ["crazing", "inclusion", "scratches"]
     out = options.out
     results = dict(json.loads(out.read_text()).get("loops", {})) if out.exists() else {}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     for name in held_out:
         log(f"=== held-out class {name}")
-        results[name] = one_loop(held_out=name, options=options)
-        results[name]["date"] = time.strftime("%Y-%m-%d %H:%M")
+        loop = one_loop(held_out=name, options=options)
+        loop.update(date=time.strftime("%Y-%m-%d %H:%M"), commit=commit)
+        results[f"{name}@{commit}"] = loop  # a rerun at another commit is kept beside the earlier one
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"loops": results}, indent=2) + "\n")
     write_report(results)
@@ -360,7 +364,7 @@ def write_report(results: dict) -> None:
         f, d, g = r["flagging"], r["decisions"], r["gate"]
         worst_drop = max(g["old_class_recall_drop"].values(), default=0.0)
         rows.append(
-            f"| {name} | {pct(f['held_out']['foreign'])} ({pct(f['held_out']['any_reason'])}) "
+            f"| {r['held_out']} ({r.get('commit', '?')}) | {pct(f['held_out']['foreign'])} ({pct(f['held_out']['any_reason'])}) "
             f"| {pct(f['no_defect']['foreign'])} ({pct(f['no_defect']['any_reason'])}) "
             f"| {pct(f['other_line']['foreign'])} ({pct(f['other_line']['any_reason'])}) "
             f"| {pct(f['neu_line']['foreign'])} ({pct(f['neu_line']['any_reason'])}) "
@@ -389,10 +393,17 @@ def write_report(results: dict) -> None:
         "of defect-free images, ≤ 7 % of NEU; new class test recall ≥ 97 %; no old class dropping beyond the "
         "gate's recall tolerance.",
         "",
-        "| held out | held-out class | defect-free | other line | NEU (unseen) | decisions to label them | new class "
+        "| held out (commit) | held-out class | defect-free | other line | NEU (unseen) | decisions to label them | new class "
         "test recall (v2) | worst old-class recall drop | gate | v1 train / upload → v2 decided |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "The gate's verdict on v2, per run (it compares the classes both versions know on the same frozen test "
+        "split; the new classes' recall is reported on its own):",
+        "",
+        *[f"- {r['held_out']} ({r.get('commit', '?')}): {'; '.join(r['gate']['reasons'] or [])}; new classes "
+          + ", ".join(f"{k} {v:.3f}" for k, v in (r['gate']['new_class_recall'] or {}).items())
+          + f"; {r['gate']['test_images']} test images." for r in results.values()],
         "",
         "Training shares the machine's 2 cores with the web server, the inference worker and whatever else runs.",
     ])
