@@ -65,10 +65,16 @@ def training_parameters_clean(params: dict | None) -> dict:
     if finetune not in ("auto", "on", "off"):
         raise ApplicationError("finetune must be 'auto', 'on' or 'off'.", code="invalid_parameter")
     cleaned["finetune"] = finetune
+    if "serving_int8" in params:  # the int8 serving copy (tried by default; see mlcore.serving)
+        serving_int8 = params.pop("serving_int8")
+        if not isinstance(serving_int8, bool):
+            raise ApplicationError("serving_int8 must be true or false.", code="invalid_parameter")
+        cleaned["serving_int8"] = serving_int8
     for name, value in params.items():
         if name not in PARAMETER_RULES:
             raise ApplicationError(f"Unknown training parameter {name!r}.", code="invalid_parameter",
-                                   details={"allowed": sorted([*PARAMETER_RULES, "backbone", "weights", "finetune"])})
+                                   details={"allowed": sorted([*PARAMETER_RULES, "backbone", "weights", "finetune",
+                                                               "serving_int8"])})
         kind, low, high = PARAMETER_RULES[name]
         try:
             number = kind(value)

@@ -38,11 +38,18 @@ def tiny_images(tmp_path):
         ({"head_epochs": "many"}, "must be a number"),
         ({"learning_rate_hack": 1}, "Unknown training parameter"),
         ({"finetune": "maybe"}, "finetune must be"),
+        ({"serving_int8": "false"}, "serving_int8 must be true or false"),
+        ({"serving_int8": 0}, "serving_int8 must be true or false"),
     ],
 )
 def test_bad_training_parameters_are_refused_with_a_reason(params, message):
     with pytest.raises(ApplicationError, match=message):
         training_parameters_clean(params)
+
+
+def test_the_int8_serving_copy_can_be_switched_off_per_run():
+    assert training_parameters_clean({"serving_int8": False})["serving_int8"] is False
+    assert "serving_int8" not in training_parameters_clean({})  # mlcore's default: tried
 
 
 def test_defaults_fill_in_for_missing_parameters(settings):
