@@ -62,6 +62,10 @@ RULES: dict[str, list[Rule]] = {
     "login-lockout-unlock": [Rule("post", MODEL_ADMINS)],
     "api-tokens": [Rule("get", MODEL_ADMINS)],
     "api-token-revoke": [Rule("post", MODEL_ADMINS)],
+    "registry:model-version-compare": [Rule("get", EVERY_ROLE)],
+    "registry:model-version-thresholds": [Rule("post", MODEL_ADMINS)],
+    "inspections:retention": [Rule("get", MODEL_ADMINS)],
+    "inspections:retention-remove": [Rule("post", MODEL_ADMINS)],
 }
 
 
@@ -151,6 +155,7 @@ WORLD = {
     "registry:training-run-start": _trainable_images,
     "registry:training-run-cancel": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.QUEUED).pk},
     "api-token-revoke": lambda request: {"token_id": _api_token()},
+    "registry:model-version-thresholds": lambda request: _version_with_plots(),
 }
 
 
@@ -166,6 +171,8 @@ POST_DATA = {
     "inspections:upload-zip": lambda: {"file": _zip_of_one_image()},
     "registry:training-run-start": lambda: {"backbone": "efficientnet_lite0", "finetune": "off"},
     "login-lockout-unlock": lambda: {"username": "someone", "ip_address": "10.0.0.1"},
+    "inspections:retention-remove": lambda: {"source": "line-9"},
+    "registry:model-version-thresholds": lambda: {"threshold-crazing": "0.8", "note": "permissions"},
 }
 
 # Where an allowed action sends its caller (the URL name, with the page's own arguments where given).
@@ -178,6 +185,8 @@ REDIRECTS = {
     "registry:training-run-cancel": lambda kwargs: reverse("registry:training-run", kwargs=kwargs),
     "login-lockout-unlock": lambda kwargs: reverse("login-lockouts"),
     "api-token-revoke": lambda kwargs: reverse("api-tokens"),
+    "registry:model-version-thresholds": lambda kwargs: reverse("registry:model-version", kwargs=kwargs) + "#thresholds",
+    "inspections:retention-remove": lambda kwargs: reverse("inspections:retention"),
 }
 
 
