@@ -61,4 +61,6 @@ def test_an_ml_admin_exports_one_class_from_the_models_page(page, users, tmp_pat
     archive = zipfile.ZipFile(io.BytesIO(_download(page, "#dataset-export button")))
     rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
     assert [row["label"] for row in rows] == ["inclusion"] * 3
-    assert {name.split("/")[0] for name in archive.namelist() if "/" in name} == {"inclusion"}
+    image_folders = {name.split("/")[0] for name in archive.namelist() if "/" in name} - {"annotations", "labels"}
+    assert image_folders == {"inclusion"}  # annotations/ and labels/ carry the defect boxes (COCO, YOLO)
+    assert "annotations/coco.json" in archive.namelist()
