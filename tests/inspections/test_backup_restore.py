@@ -18,7 +18,7 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from inspections.models import DatasetSnapshot, DatasetSnapshotItem, InspectionImage, ModelVersion, Review
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, InspectionImage, ModelVersion, Review
 from inspections.services.backup import MANIFEST_FILE, STORAGE_FOLDER
 from inspections.services.images import image_upload
 from inspections.services.model_versions import model_version_register
@@ -27,8 +27,10 @@ from tests.factories import TrainingRunFactory, UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Rows are committed: pg_dump reads them from its own connection.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Transactional: pg_dump reads from its own connection, so the rows must be committed. No
+# serialized_rollback: after a transactional test without it the content types are already back,
+# and loading the serialized ones again fails on their unique key.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 # Run in a separate process configured for the empty database and media folder: the restore
 # command (then once more with --force over what it restored), then what the restored
@@ -74,6 +76,8 @@ def _artefact_dir(folder: Path) -> Path:
 def installation(tmp_path, no_queue):
     """Images uploaded through the service, reviews, a registered version with artefacts, a run."""
     reviewer = UserFactory(roles=["qa"])
+    for name in ("crazing", "inclusion"):  # an earlier transactional test may have flushed the migrated classes
+        DefectClass.objects.update_or_create(name=name, defaults={"active": True})
     images = [image_upload(content=image_bytes(seed=500 + i), filename=f"coil-{i}.png", uploaded_by=reviewer).image
               for i in range(4)]
     for image, label in zip(images[:3], ["crazing", "inclusion", "crazing"]):
