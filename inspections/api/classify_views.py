@@ -73,13 +73,13 @@ class Classify(ApiView):
             "`{\"results\": [...]}`, one entry per file in order: the prediction with `kept` and `image` (the "
             "kept image's id, else null), or `{filename, error}` for a refused file; 400 `all_files_refused` "
             "when every file was refused. Past `?timeout=` seconds: 504 `classify_timeout` (a worker that "
-            "finishes later still keeps what the policy keeps). 503 `no_active_model`, `too_many_waiters`, "
+            "finishes later still keeps what the policy keeps). 409 `no_active_model`; 503 `too_many_waiters`, "
             "`queue_unavailable`."
         ),
         parameters=[ClassifyQuery],
         request={"multipart/form-data": s.UploadInput},
         responses={200: inline_serializer("ClassifyOutput", {"results": serializers.ListField(child=CLASSIFY_RESULT)}), 400: ERROR, 413: ERROR,
-                   503: ERROR, 504: ERROR, **COMMON_ERRORS},
+                   409: ERROR, 503: ERROR, 504: ERROR, **COMMON_ERRORS},
     )
     def post(self, request):
         query = ClassifyQuery(data=request.query_params)

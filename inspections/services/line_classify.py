@@ -66,8 +66,9 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
         raise ApplicationError("classify/ needs Redis (STEELQC_EVENTS_REDIS_URL); use images/ on this installation.",
                                code="classify_unavailable", status_code=503)
     if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
+        # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
         raise ApplicationError("No model version is active; nothing can be classified yet.",
-                               code="no_active_model", status_code=503)
+                               code="no_active_model", status_code=409)
     request_id = uuid.uuid4().hex
     key_prefix, answer_channel = _names(request_id)
     keys = [f"{key_prefix}{index}" for index in range(len(files))]

@@ -115,7 +115,7 @@ class TestInput:
 @pytest.mark.django_db
 def test_without_an_active_model_the_answer_is_503_at_once(no_queue):
     response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=7))))
-    assert_error(response, 503, "no_active_model")
+    assert_error(response, 409, "no_active_model")
     assert not no_queue
 
 
