@@ -227,6 +227,11 @@ class Prediction(models.Model):
         help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
     )
     latency_ms = models.FloatField(null=True, blank=True)
+    boxes = models.JSONField(
+        default=list, blank=True,
+        help_text="Defect boxes the model found, best first: [{label, box: [x0, y0, x1, y1] as fractions "
+                  "of width and height, score}]; empty when the version has no detection head.",
+    )
     embedding = models.BinaryField(
         null=True, blank=True, editable=False,
         help_text="The image's descriptor from this model (float16, little-endian): what look-alike search compares.",
