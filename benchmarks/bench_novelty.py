@@ -45,8 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from benchmarks.api_client import multipart_body  # noqa: E402
 from benchmarks.bench_retrain import follow_run  # noqa: E402
 from benchmarks.stack import (  # noqa: E402
-    ROOT, Client, log, manage, replace_doc_section, reset_services, stack_env, start_web, start_worker, stop,
-    wait_until_up,
+    ROOT, Client, fresh_installation, log, replace_doc_section, start_web, start_worker, stop, wait_until_up,
 )
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -261,12 +260,8 @@ def one_loop(*, held_out: str, options) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     import_dir, uploads = plan_data(neu=options.data, held_out=held_out, work=work, seed=options.seed,
                                     no_defect=options.no_defect, other_line=options.other_line)
-    env = stack_env(work)
-    reset_services(work)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    log(manage(env, "import_dataset", str(import_dir), "--source", "neu").strip().splitlines()[-1])
-    token = manage(env, "create_api_token", "qa-bench", "--role", "ml_admin", "--create").strip().split()[-1]
+    installation = fresh_installation(work, user="qa-bench", role="ml_admin", import_dir=import_dir)
+    env, token = installation.env, installation.token
     web = start_web(env, work)
     workers = [start_worker(env, work, queue="training"), start_worker(env, work, queue="inference")]
     try:

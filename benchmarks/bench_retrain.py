@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the checkout
 
 from benchmarks.stack import (  # noqa: E402
-    ROOT, Client, log, manage, replace_doc_section, reset_services, stack_env, start_web, start_worker, stop,
-    wait_until_up,
+    ROOT, Client, fresh_installation, log, replace_doc_section, start_web, start_worker, stop, wait_until_up,
 )
 
 
@@ -50,15 +49,8 @@ def main() -> None:
         raise SystemExit(f"no dataset at {options.data}")
 
     work = ROOT / "var" / "bench-retrain"
-    env = stack_env(work)
-    reset_services(work)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    began = time.monotonic()
-    import_output = manage(env, "import_dataset", str(options.data), "--source", "neu")
-    import_s = time.monotonic() - began
-    log(import_output.strip().splitlines()[-1])
-    token = manage(env, "create_api_token", "admin-bench", "--role", "ml_admin", "--create").strip().split()[-1]
+    installation = fresh_installation(work, user="admin-bench", role="ml_admin", import_dir=options.data)
+    env, token, import_s = installation.env, installation.token, installation.import_s
 
     web = start_web(env, work)
     workers = [start_worker(env, work, queue="training"), start_worker(env, work, queue="inference")]

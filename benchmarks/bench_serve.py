@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from benchmarks.api_client import multipart_body  # noqa: E402
 from benchmarks.stack import (  # noqa: E402
-    BENCH_DB, PY, ROOT, Client, cpu_seconds, log, manage, replace_doc_section, reset_services, stack_env, start_web, start_worker, stop,
-    wait_until_up,
+    BENCH_DB, PY, ROOT, Client, cpu_seconds, fresh_installation, log, replace_doc_section, start_web, start_worker,
+    stop, wait_until_up,
 )
 
 MARK = "bench-serve"
@@ -380,12 +380,8 @@ def main() -> None:
     log(f"raw: {raw}")
 
     work = ROOT / "var" / "bench"
-    env = stack_env(work)
-    reset_services(work)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    token = manage(env, "create_api_token", "bench", "--role", "integrator", "--create").strip().split()[-1]
-    manage(env, "register_model", str(options.model), "--promote")
+    installation = fresh_installation(work, user="bench", role="integrator", model_dir=options.model)
+    env, token = installation.env, installation.token
 
     web = start_web(env, work, workers=options.gunicorn_workers)
     workers = [start_worker(env, work, queue="inference", name="inference1")]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -57,6 +58,35 @@ def reset_services(work: Path) -> None:
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
     redis.Redis.from_url(BROKER).flushdb()
     shutil.rmtree(work / "media", ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Installation:
+    env: dict
+    token: str  # an API token of the benchmark's user, with the role asked for
+    import_output: str = ""  # what import_dataset printed ("" without an import)
+    import_s: float = 0.0  # how long the import took
+
+
+def fresh_installation(work: Path, *, user: str, role: str, import_dir: Path | None = None,
+                       model_dir: Path | None = None) -> Installation:
+    """An empty installation of the stack, as an operator sets one up: the database and Redis DB
+    reset, migrations, static files, optionally a dataset import (timed), an API token of
+    ``user`` with ``role``, optionally ``model_dir`` registered and promoted. Nothing is started."""
+    env = stack_env(work)
+    reset_services(work)
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
+    import_output, import_s = "", 0.0
+    if import_dir is not None:
+        began = time.monotonic()
+        import_output = manage(env, "import_dataset", str(import_dir), "--source", "neu")
+        import_s = time.monotonic() - began
+        log(import_output.strip().splitlines()[-1])
+    token = manage(env, "create_api_token", user, "--role", role, "--create").strip().split()[-1]
+    if model_dir is not None:
+        manage(env, "register_model", str(model_dir), "--promote")
+    return Installation(env=env, token=token, import_output=import_output, import_s=import_s)
 
 
 def manage(env: dict, *args: str) -> str:
