@@ -10,6 +10,9 @@ Without Redis (the embedded `make run` installation uses the filesystem broker a
 there is nothing to subscribe to, and waiting falls back to a slow database poll
 (``FALLBACK_POLL_S``). CI and production always have Redis (``STEELQC_EVENTS_REDIS_URL``).
 
+``classify/`` requests wait for their answer channel the same way (``subscribed``: subscribe,
+then queue the work, then sleep on the subscription until the answer or the deadline).
+
 Each web process admits at most ``STEELQC_API_MAX_WAITERS`` waiting requests at once
 (``waiter_slot``): with threaded gunicorn workers a waiter holds a thread, and the bound keeps
 threads free for everything else.
@@ -98,6 +101,56 @@ def waiter_slot() -> Iterator[None]:
             _waiters -= 1
 
 
+class SubscriptionBroken(Exception):
+    """Redis refused the subscription or the connection broke off while waiting."""
+
+
+class Subscription:
+    """Messages on the channels subscribed to, one at a time (see ``subscribed``)."""
+
+    def __init__(self, pubsub) -> None:
+        self._pubsub = pubsub
+
+    def next_message(self, *, deadline: float) -> tuple[str, bytes] | None:
+        """The next (channel, data) published, or None once ``deadline`` (time.monotonic) passed.
+        Raises SubscriptionBroken when the connection breaks off."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                message = self._pubsub.get_message(timeout=remaining)
+            except Exception as error:
+                raise SubscriptionBroken from error
+            if message and message.get("type") == "message":
+                name = message["channel"]
+                return (name.decode() if isinstance(name, bytes) else name), message["data"]
+
+
+@contextmanager
+def subscribed(channels: list[str]) -> Iterator[Subscription]:
+    """Subscribe to ``channels`` (no Redis: SubscriptionBroken) and yield the subscription.
+
+    Subscribe *before* doing what makes someone publish (looking at the database, queueing the
+    work), so no message can slip between the two. Closed on leaving; never holds a database
+    connection."""
+    client = _client()
+    if client is None:
+        raise SubscriptionBroken("no Redis configured (STEELQC_EVENTS_REDIS_URL)")
+    try:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(*channels)
+    except Exception as error:
+        raise SubscriptionBroken from error
+    try:
+        yield Subscription(pubsub)
+    finally:
+        try:
+            pubsub.close()
+        except Exception:  # a subscription that broke off may fail to close too; the answer stands
+            logger.debug("closing a subscription failed", exc_info=True)
+
+
 def images_await(*, image_ids: list[int], timeout_s: float, done: Callable[[list[int]], set[int]]) -> set[int]:
     """Wait until ``done`` would say every image is finished, or ``timeout_s`` passed.
 
@@ -106,42 +159,23 @@ def images_await(*, image_ids: list[int], timeout_s: float, done: Callable[[list
     only if the subscription broke. Returns the ids known finished.
     """
     deadline = time.monotonic() + max(timeout_s, 0.0)
-    client = _client()
-    if client is None:
+    if _client() is None:
         return _poll(image_ids=image_ids, deadline=deadline, done=done)
     try:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-    except Exception:
-        logger.warning("no Redis for waiting; answering without the predictions", exc_info=True)
-        return done(image_ids)
-    try:
-        try:
-            pubsub.subscribe(*(channel(i) for i in image_ids))
-        except Exception:
-            logger.warning("could not subscribe to image announcements", exc_info=True)
-            return done(image_ids)
-        finished = done(image_ids)
-        missing = {channel(i): i for i in image_ids if i not in finished}
-        while missing:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                message = pubsub.get_message(timeout=remaining)
-            except Exception:
-                logger.warning("image announcements broke off; answering with what is stored", exc_info=True)
-                return done(image_ids)
-            if message and message.get("type") == "message":
-                name = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-                image_id = missing.pop(name, None)
+        with subscribed([channel(i) for i in image_ids]) as announcements:
+            finished = done(image_ids)
+            missing = {channel(i): i for i in image_ids if i not in finished}
+            while missing:
+                message = announcements.next_message(deadline=deadline)
+                if message is None:
+                    break
+                image_id = missing.pop(message[0], None)
                 if image_id is not None:
                     finished.add(image_id)
-        return finished
-    finally:
-        try:
-            pubsub.close()
-        except Exception:  # a subscription that broke off may fail to close too; the answer stands
-            logger.debug("closing the announcements subscription failed", exc_info=True)
+            return finished
+    except SubscriptionBroken:
+        logger.warning("image announcements failed; answering with what is stored", exc_info=True)
+        return done(image_ids)
 
 
 def _poll(*, image_ids: list[int], deadline: float, done: Callable[[list[int]], set[int]]) -> set[int]:

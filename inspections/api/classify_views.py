@@ -41,15 +41,24 @@ class ClassifyQuery(serializers.Serializer):
         return value
 
 
+CLASSIFY_PREDICTION = inline_serializer("ClassifyPrediction", {
+    "label": serializers.CharField(),
+    "confidence": serializers.FloatField(),
+    "probabilities": serializers.DictField(child=serializers.FloatField(), help_text="Class name -> probability."),
+    "needs_review": serializers.BooleanField(),
+    "review_reasons": serializers.ListField(child=serializers.CharField(),
+                                            help_text="foreign, low_confidence, blank_frame; empty when accepted."),
+    "ood_score": serializers.FloatField(),
+    "latency_ms": serializers.FloatField(),
+    "model_version": serializers.IntegerField(),
+    "model_version_number": serializers.IntegerField(),
+}, required=False)
+
 CLASSIFY_RESULT = inline_serializer("ClassifyResult", {
     "filename": serializers.CharField(),
-    "label": serializers.CharField(required=False),
-    "confidence": serializers.FloatField(required=False),
-    "probabilities": serializers.DictField(child=serializers.FloatField(), required=False),
-    "review_reasons": serializers.ListField(child=serializers.CharField(), required=False),
-    "ood_score": serializers.FloatField(required=False),
+    "prediction": CLASSIFY_PREDICTION,
     "kept": serializers.BooleanField(required=False, help_text="Whether the retention policy kept the image."),
-    "image": serializers.IntegerField(allow_null=True, required=False, help_text="The kept image's id, else null."),
+    "image_id": serializers.IntegerField(allow_null=True, required=False, help_text="The kept image's id, else null."),
     "error": serializers.JSONField(required=False, help_text="Instead of the fields above when the file was refused."),
 })
 
@@ -70,8 +79,9 @@ class Classify(ApiView):
             "Multipart field `file`, repeatable, with optional `source` and `external_id`, validated as uploads "
             "are. The images are predicted without being stored first; afterwards the source's retention policy "
             "keeps every image with a review reason and a sampled share of the rest (with caps). Answer 200 "
-            "`{\"results\": [...]}`, one entry per file in order: the prediction with `kept` and `image` (the "
-            "kept image's id, else null), or `{filename, error}` for a refused file; 400 `all_files_refused` "
+            "`{\"results\": [...]}`, one entry per file in order: `{filename, prediction, kept, image_id}` "
+            "(`image_id` the kept image's id, else null), or `{filename, error}` for a refused file (or one the "
+            "worker could not decode); 400 `all_files_refused` "
             "when every file was refused. Past `?timeout=` seconds: 504 `classify_timeout` (a worker that "
             "finishes later still keeps what the policy keeps). 409 `no_active_model`; 503 `too_many_waiters`, "
             "`queue_unavailable`."

@@ -38,12 +38,16 @@ def classifier_for_version(*, version: ModelVersion):
         return _loaded[1]
 
 
-def image_pixels(*, image: InspectionImage) -> np.ndarray:
-    """The stored image as the uint8 array the model reads (EXIF orientation applied)."""
+def pixels_from_bytes(content: bytes) -> np.ndarray:
+    """An image file's bytes as the uint8 array the model reads (EXIF orientation applied)."""
     from mlcore.io import image_to_array
 
-    with image.file.open("rb") as handle:
-        data = handle.read()
-    with Image.open(io.BytesIO(data)) as decoded:
+    with Image.open(io.BytesIO(content)) as decoded:
         decoded.load()
         return image_to_array(ImageOps.exif_transpose(decoded))
+
+
+def image_pixels(*, image: InspectionImage) -> np.ndarray:
+    """The stored image as the uint8 array the model reads."""
+    with image.file.open("rb") as handle:
+        return pixels_from_bytes(handle.read())

@@ -19,11 +19,11 @@ loses that request (at most once: the client's 504 tells it to send again) -- ne
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -31,8 +31,9 @@ from django.db import connection, transaction
 
 from inspections.errors import ApplicationError, error_body
 from inspections.models import ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction
-from inspections.prediction_events import events_client, images_done_announce
+from inspections.prediction_events import SubscriptionBroken, events_client, images_done_announce, subscribed
 from inspections.queueing import classify_enqueue
+from inspections.services.classifiers import pixels_from_bytes
 from inspections.services.images import image_upload, upload_display_name
 from inspections.services.line_stats import Seen, line_minute_record
 from inspections.services.retention import is_kept, retention_decide
@@ -72,14 +73,12 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
     request_id = uuid.uuid4().hex
     key_prefix, answer_channel = _names(request_id)
     keys = [f"{key_prefix}{index}" for index in range(len(files))]
-    ttl = int(timeout_s) + BYTES_GRACE_S
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    try:
+    with ExitStack() as stack:
         try:
-            pubsub.subscribe(answer_channel)
+            answers = stack.enter_context(subscribed([answer_channel]))
             pipe = client.pipeline(transaction=False)
             for key, item in zip(keys, files):
-                pipe.set(key, item.content, ex=ttl)
+                pipe.set(key, item.content, ex=int(timeout_s) + BYTES_GRACE_S)
             pipe.execute()
         except Exception:
             logger.warning("classify: Redis refused the request", exc_info=True)
@@ -91,36 +90,18 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
             items=[{"key": key, "filename": item.filename, "sha256": item.sha256} for key, item in zip(keys, files)],
         )
         if not queued:
-            client.delete(*keys)
+            try:
+                client.delete(*keys)
+            except Exception:  # they expire with their TTL anyway
+                logger.warning("classify: the unqueued request's images could not be removed", exc_info=True)
             raise ApplicationError("The inference queue is not reachable; retry shortly.",
                                    code="queue_unavailable", status_code=503)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                message = pubsub.get_message(timeout=remaining)
-            except Exception:
-                logger.warning("classify: the answer channel broke off", exc_info=True)
-                return None
-            if message and message.get("type") == "message":
-                return json.loads(message["data"])["results"]
-    finally:
         try:
-            pubsub.close()
-        except Exception:  # a channel that broke off may fail to close too; the answer stands
-            logger.debug("classify: closing the answer channel failed", exc_info=True)
-
-
-def _pixels(content: bytes):
-    """The bytes as the uint8 array the model reads (EXIF orientation applied), as for stored images."""
-    from PIL import Image, ImageOps
-
-    from mlcore.io import image_to_array
-
-    with Image.open(io.BytesIO(content)) as decoded:
-        decoded.load()
-        return image_to_array(ImageOps.exif_transpose(decoded))
+            message = answers.next_message(deadline=deadline)
+        except SubscriptionBroken:
+            logger.warning("classify: the answer channel broke off", exc_info=True)
+            return None
+        return None if message is None else json.loads(message[1])["results"]
 
 
 def _error(filename: str, code: str, message: str) -> dict:
@@ -149,7 +130,7 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
             results[index] = _error(item["filename"], "classify_expired", "The image expired before a worker took it.")
             continue
         try:
-            arrays.append(_pixels(content))
+            arrays.append(pixels_from_bytes(content))
             ready.append((index, item, content))
         except Exception as error:  # validated in the web process; a decoder may still disagree
             logger.warning("classify %s: %s does not decode: %s", request_id, item["filename"], error)
@@ -178,10 +159,15 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
                 kept += image_id is not None
             confidence = min(max(float(result.confidence), 0.0), 1.0)
             results[index] = {
-                "filename": item["filename"], "label": result.label, "confidence": confidence,
-                "probabilities": {k: float(v) for k, v in result.probabilities.items()},
-                "review_reasons": list(result.review_reasons), "ood_score": float(result.ood_score),
-                "kept": image_id is not None, "image": image_id,
+                "filename": item["filename"],
+                "prediction": {
+                    "label": result.label, "confidence": confidence,
+                    "probabilities": {k: float(v) for k, v in result.probabilities.items()},
+                    "needs_review": bool(result.needs_review), "review_reasons": list(result.review_reasons),
+                    "ood_score": float(result.ood_score), "latency_ms": latency_ms,
+                    "model_version": version.pk, "model_version_number": version.number,
+                },
+                "kept": image_id is not None, "image_id": image_id,
             }
             seen.append(Seen(label=result.label, confidence=confidence, review_reasons=tuple(result.review_reasons),
                              kept=image_id is not None, latency_ms=latency_ms))

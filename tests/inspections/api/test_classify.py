@@ -1,9 +1,11 @@
-"""POST classify/: validation as for uploads (no worker needed), and against a real worker
-process: kept and not-kept answers, rows and files only for kept images, counts for all, and a
-worker killed mid-request answered by the deadline."""
+"""POST classify/: validation as for uploads (no worker needed; every refused row of the
+hostile-input table), and against a real worker process: kept and not-kept answers with their
+ids, rows and files only for kept images, counts for all, the hostile-input table's accepted
+files, and a worker killed mid-request answered by the deadline."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 import time
@@ -16,11 +18,15 @@ from django.db import connections
 
 from inspections import prediction_events
 from inspections.models import InspectionImage, LineMinute, Prediction, RetentionPolicy
+from inspections.services.line_classify import BYTES_PREFIX
 from inspections.services.model_versions import model_version_promote, model_version_register
+from inspections.services.retention import sampled
 from tests.conftest import tiny_dataset, wait_for
 from tests.factories import ModelVersionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
-from tests.security.test_hostile_input import BOUNDARY, multipart
+from tests.security.test_hostile_input import (
+    ACCEPTED_UPLOADS, BOUNDARY, INTERNALS, REFUSED_UPLOADS, multipart, post_files, row_counts,
+)
 
 URL = "/api/v1/classify/"
 
@@ -111,18 +117,70 @@ class TestInput:
         assert_error(response, 503, "too_many_waiters")
         assert not no_queue
 
+    def test_redis_refusing_the_subscription_is_503_and_nothing_is_queued(self, monkeypatch, no_queue):
+        def refused(channels):
+            raise prediction_events.SubscriptionBroken("connection refused")
+
+        monkeypatch.setattr("inspections.services.line_classify.subscribed", refused)
+        before = _stored_bytes()
+        response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=8))))
+        assert_error(response, 503, "queue_unavailable")
+        assert not no_queue and _stored_bytes() == before
+
+    def test_a_broker_that_is_down_is_503_and_the_bytes_are_removed(self, monkeypatch):
+        def down(name, *, kwargs, queue):
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr("inspections.queueing._send", down)
+        before = _stored_bytes()
+        response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=9)), ("b.png", image_bytes(seed=10))))
+        assert_error(response, 503, "queue_unavailable")
+        assert _stored_bytes() == before
+
+    def test_an_answer_channel_that_breaks_off_is_504_at_once(self, monkeypatch, no_queue):
+        def broken(self, *, deadline):
+            raise prediction_events.SubscriptionBroken("connection reset")
+
+        monkeypatch.setattr(prediction_events.Subscription, "next_message", broken)
+        started = time.monotonic()
+        response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=11))), query="?timeout=20")
+        assert_error(response, 504, "classify_timeout")
+        assert time.monotonic() - started < 10 and len(no_queue) == 1
+
+
+def _stored_bytes() -> set[bytes]:
+    """Keys of this test database's classify/ image bytes in Redis (a request that timed out
+    leaves its bytes to their TTL)."""
+    name = connections["default"].settings_dict["NAME"]
+    return set(prediction_events.events_client().keys(f"{BYTES_PREFIX}{name}:*"))
+
 
 @pytest.mark.django_db
-def test_without_an_active_model_the_answer_is_503_at_once(no_queue):
+@pytest.mark.parametrize("case", REFUSED_UPLOADS, ids=lambda c: c.kind)
+def test_refused_file_is_refused_as_an_upload_is(case, settings, media_root, no_queue):
+    """Every refused row of the hostile-input table: the same status and code as images/,
+    nothing queued, no row, no file, no bytes left in Redis."""
+    model_version_promote(version=ModelVersionFactory())
+    for name, value in case.settings.items():
+        setattr(settings, name, value)
+    rows_before, files_before, bytes_before = row_counts(), _stored_files(media_root), _stored_bytes()
+    client = client_for("integrator")
+    response = post_files(client, (case.filename, case.content()), path=URL, extra=(("source", None, b"line-1"),))
+    assert_error(response, case.status, case.code)
+    assert not INTERNALS.search(response.json()["error"]["message"])
+    assert not no_queue
+    assert row_counts() == rows_before and _stored_files(media_root) == files_before
+    assert _stored_bytes() == bytes_before
+
+
+@pytest.mark.django_db
+def test_without_an_active_model_the_answer_is_409_at_once(no_queue):
     response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=7))))
     assert_error(response, 409, "no_active_model")
     assert not no_queue
 
 
 # --- against a real worker ------------------------------------------------------------------
-
-WORKER = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
 
 @pytest.fixture(scope="module")
 def line_tiles(tmp_path_factory) -> list[tuple[str, bytes]]:
@@ -132,9 +190,11 @@ def line_tiles(tmp_path_factory) -> list[tuple[str, bytes]]:
     return tiles + [(f"noise-{i}.png", image_bytes(seed=7000 + i, size=(32, 32))) for i in range(4)]
 
 
-def _warm_up(client, tile: tuple[str, bytes]) -> None:
+def _warm_up(client) -> None:
     """The first request of a fresh worker process waits for the model to load (slow on a busy
-    machine); later ones are answered in milliseconds. Nothing of the tests' sources is touched."""
+    machine); later ones are answered in milliseconds. Its tile is none of the tests' tiles and
+    its source none of theirs, so what the policy keeps of it is not counted anywhere."""
+    tile = ("warm-up.png", image_bytes(seed=9999, size=(32, 32)))
     for _ in range(8):
         if _post(client, _files(tile), query="?timeout=30", source="warm-up").status_code == 200:
             return
@@ -142,13 +202,13 @@ def _warm_up(client, tile: tuple[str, bytes]) -> None:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery_worker, tiny_model_dirs,
                                                                           line_tiles, media_root):
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     RetentionPolicy.objects.create(source="", sample_rate=0.0, max_per_minute=100, max_per_day=100)
     client = client_for("integrator")
-    _warm_up(client, line_tiles[0])
+    _warm_up(client)
     images_before, files_before = InspectionImage.objects.count(), _stored_files(media_root)
     response = _post(client, _files(*line_tiles), query="?timeout=30", source="strip-a",
                      external_id="coil-1")
@@ -156,20 +216,28 @@ def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery
     results = response.json()["results"]
     assert [r["filename"] for r in results] == [name for name, _ in line_tiles]
     for result in results:
-        assert set(result) == {"filename", "label", "confidence", "probabilities", "review_reasons", "ood_score",
-                               "kept", "image"}
-        assert result["kept"] == bool(result["review_reasons"])  # flagged: kept; the rest: rate 0
-        assert (result["image"] is not None) == result["kept"]
-        assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
-    kept_ids = {r["image"] for r in results if r["kept"]}
+        assert set(result) == {"filename", "prediction", "kept", "image_id"}
+        prediction = result["prediction"]
+        assert set(prediction) == {"label", "confidence", "probabilities", "needs_review", "review_reasons",
+                                   "ood_score", "latency_ms", "model_version", "model_version_number"}
+        assert result["kept"] == bool(prediction["review_reasons"])  # flagged: kept; the rest: rate 0
+        assert prediction["needs_review"] == bool(prediction["review_reasons"])
+        assert (result["image_id"] is not None) == result["kept"]
+        assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-4
+        assert (prediction["model_version"], prediction["model_version_number"]) == (version.id, version.number)
+    kept_ids = {r["image_id"] for r in results if r["kept"]}
     assert 0 < len(kept_ids) < len(results)  # both answers occur: noise is flagged, the textures are not
     assert set(InspectionImage.objects.filter(source="strip-a").values_list("id", flat=True)) == kept_ids
     assert InspectionImage.objects.count() - images_before == len(kept_ids)  # nothing beyond the policy
     assert len(_stored_files(media_root) - files_before) == len(kept_ids)
+    by_id = {r["image_id"]: r for r in results if r["kept"]}
     for image in InspectionImage.objects.filter(source="strip-a"):
         assert (image.source, image.external_id, image.status) == ("strip-a", "coil-1", "predicted")
+        assert image.original_name == by_id[image.id]["filename"]
         prediction = Prediction.objects.get(image=image)
-        assert prediction.model_version_id == version.id and prediction.review_reasons
+        assert prediction.model_version_id == version.id
+        assert prediction.review_reasons == by_id[image.id]["prediction"]["review_reasons"]
+        assert prediction.label.name == by_id[image.id]["prediction"]["label"]
     minute = LineMinute.objects.get(source="strip-a")
     assert (minute.seen, minute.kept, minute.flagged) == (len(line_tiles), len(kept_ids), len(kept_ids))
     assert sum(minute.per_class.values()) == sum(minute.confidence_histogram) == len(line_tiles)
@@ -177,17 +245,17 @@ def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_classify_with_rate_one_keeps_up_to_the_minute_cap(celery_worker, tiny_model_dirs, line_tiles):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     RetentionPolicy.objects.create(source="strip-b", sample_rate=1.0, max_per_minute=2, max_per_day=100)
     client = client_for("integrator")
-    _warm_up(client, line_tiles[0])
+    _warm_up(client)
     response = _post(client, _files(*line_tiles), query="?timeout=30", source="strip-b")
     assert response.status_code == 200, response.content[:500]
     results = response.json()["results"]
-    flagged = [r for r in results if r["review_reasons"]]
-    confident = [r for r in results if not r["review_reasons"]]
+    flagged = [r for r in results if r["prediction"]["review_reasons"]]
+    confident = [r for r in results if not r["prediction"]["review_reasons"]]
     assert all(r["kept"] for r in flagged)
     assert sum(r["kept"] for r in confident) == min(2, len(confident))
     assert InspectionImage.objects.filter(source="strip-b").count() == len(flagged) + min(2, len(confident))
@@ -196,16 +264,38 @@ def test_classify_with_rate_one_keeps_up_to_the_minute_cap(celery_worker, tiny_m
                      source="strip-b")
     assert response.status_code == 200
     bad, good = response.json()["results"]
-    assert bad["error"]["code"] == "undecodable_image" and good["label"] in {"crazing", "inclusion"}
+    assert bad["error"]["code"] == "undecodable_image" and good["prediction"]["label"] in {"crazing", "inclusion"}
     assert LineMinute.objects.get(source="strip-b").seen == len(line_tiles) + 1
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
+def test_classify_samples_the_unflagged_by_their_hash_at_the_policys_rate(celery_worker, tiny_model_dirs, line_tiles,
+                                                                          media_root):
+    """Rate 0.5, caps far away: an unflagged tile is kept exactly when its sha256 says sampled,
+    and nothing else is stored."""
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    RetentionPolicy.objects.create(source="strip-d", sample_rate=0.5, max_per_minute=1000, max_per_day=1000)
+    client = client_for("integrator")
+    _warm_up(client)
+    files_before = _stored_files(media_root)
+    response = _post(client, _files(*line_tiles), query="?timeout=30", source="strip-d")
+    assert response.status_code == 200, response.content[:500]
+    results = response.json()["results"]
+    expected = [bool(r["prediction"]["review_reasons"]) or sampled(sha256=hashlib.sha256(content).hexdigest(), rate=0.5)
+                for r, (_, content) in zip(results, line_tiles)]
+    assert [r["kept"] for r in results] == expected
+    kept_ids = {r["image_id"] for r in results if r["kept"]}
+    assert set(InspectionImage.objects.filter(source="strip-d").values_list("id", flat=True)) == kept_ids
+    assert len(_stored_files(media_root) - files_before) == len(kept_ids)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, tiny_model_dirs, line_tiles):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     client = client_for("integrator")
-    _warm_up(client, line_tiles[0])
+    _warm_up(client)
     outcome: dict = {}
 
     def request() -> None:
@@ -229,5 +319,36 @@ def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, ti
         assert outcome["elapsed"] < 4 + 3
     finally:
         celery_worker.start()
-    # The restarted worker answers again.
-    _warm_up(client, line_tiles[1])
+    # The restarted worker answers again: the next request gets its result.
+    _warm_up(client)
+    response = _post(client, _files(line_tiles[2]), query="?timeout=30", source="strip-c")
+    assert response.status_code == 200, response.content[:500]
+    assert response.json()["results"][0]["prediction"]["label"] in {"crazing", "inclusion"}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_hostile_input_tables_accepted_files_are_classified_and_kept_as_uploads(celery_worker, tiny_model_dirs,
+                                                                                    line_tiles, media_root):
+    """Every accepted row of the hostile-input table in one request, with a policy that keeps
+    everything: each is predicted and stored under its content address with its cleaned name."""
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    RetentionPolicy.objects.create(source="hostile", sample_rate=1.0, max_per_minute=100, max_per_day=100)
+    client = client_for("integrator")
+    _warm_up(client)
+    contents = [case.content() for case in ACCEPTED_UPLOADS]
+    response = post_files(client, *[(case.filename, content) for case, content in zip(ACCEPTED_UPLOADS, contents)],
+                          path=URL + "?timeout=30", extra=(("source", None, b"hostile"),))
+    assert response.status_code == 200, response.content[:500]
+    results = response.json()["results"]
+    assert len(results) == len(ACCEPTED_UPLOADS)
+    for case, content, result in zip(ACCEPTED_UPLOADS, contents, results):
+        assert "error" not in result, (case.kind, result)
+        assert result["kept"] and result["prediction"]["label"] in {"crazing", "inclusion"}, case.kind
+        image = InspectionImage.objects.get(pk=result["image_id"])
+        assert image.format == case.format, case.kind
+        assert (media_root / image.file.name).read_bytes() == content, case.kind
+        assert image.original_name == result["filename"], case.kind
+        if case.original_name is not None:
+            assert image.original_name == case.original_name, case.kind
+        assert all(ch.isprintable() for ch in image.original_name) and "/" not in image.original_name
