@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ bench-novelty: $(STAMP)
 ## The int8 serving copy against fp32 on NEU test and foreign sets, accuracy and speed in the same run.
 bench-int8: $(STAMP)
 	$(PY) benchmarks/bench_int8.py
+
+## A simulated line streaming tiles to classify/ on a fresh stack: tiles/s, what is kept and written, CPU per tier.
+bench-line: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_line.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
