@@ -16,6 +16,7 @@ from .models import DecisionThresholdChange
 from .models import DriftAlert
 from .models import DefectBox, DefectBoxChange
 from .models import LineMinute, RetentionPolicy
+from .models import PendingFileDeletion, RetentionRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -182,13 +183,32 @@ class DefectBoxChangeAdmin(ReadOnlyAdmin):
 class RetentionPolicyAdmin(admin.ModelAdmin):
     """What classify/ keeps per source (also on the Retention page). Flagged images are always kept."""
 
-    list_display = ["source", "keep_flagged", "sample_rate", "max_per_minute", "max_per_day", "updated_at", "updated_by"]
+    list_display = ["source", "keep_flagged", "sample_rate", "max_per_minute", "max_per_day", "keep_days", "updated_at",
+                    "updated_by"]
     readonly_fields = ["keep_flagged", "updated_at", "updated_by"]
     search_fields = ["source"]
 
     def save_model(self, request, obj, form, change):
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(ReadOnlyAdmin):
+    """The retention sweep's audit: each run and dry run, what it deleted or would delete."""
+
+    list_display = ["started_at", "dry_run", "trigger", "images_deleted", "bytes_freed", "files_deleted",
+                    "files_failed", "more_left", "finished_at"]
+    list_filter = ["dry_run", "trigger"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(PendingFileDeletion)
+class PendingFileDeletionAdmin(ReadOnlyAdmin):
+    """Stored files of deleted images not yet removed from storage; every retention run retries them."""
+
+    list_display = ["name", "size_bytes", "created_at", "attempts", "last_attempt_at", "last_error"]
+    search_fields = ["name"]
 
 
 @admin.register(LineMinute)

@@ -113,7 +113,11 @@ class InspectionImage(models.Model):
                 condition=Q(label__isnull=False) | Q(label_source=LabelSource.NONE), name="image_label_source_needs_label"
             ),
         ]
-        indexes = [models.Index(fields=["label", "split"])]
+        indexes = [
+            models.Index(fields=["label", "split"]),
+            # The retention sweep: a source's oldest images first (migration 0018 builds it concurrently).
+            models.Index(fields=["source", "created_at"], name="image_source_created_at"),
+        ]
 
     def __str__(self) -> str:
         return f"image {self.pk} ({self.sha256[:12]})"
@@ -585,6 +589,11 @@ class DefectBoxChange(models.Model):
         return f"{self.changed_by} {self.action} box {self.box_id}"
 
 
+def retention_default_keep_days() -> int | None:
+    """A new policy's ``keep_days``: the settings' default (``STEELQC_RETENTION_KEEP_DAYS``)."""
+    return settings.STEELQC_RETENTION_KEEP_DAYS
+
+
 class RetentionPolicy(models.Model):
     """What a line source keeps of the images it sends to ``classify/`` (``images/`` keeps all).
 
@@ -592,6 +601,14 @@ class RetentionPolicy(models.Model):
     ``sample_rate`` is kept, at most ``max_per_minute`` / ``max_per_day`` per source; the others
     leave no image and no row, only the per-minute counts (``LineMinute``). The row with a blank
     ``source`` is the default for sources without their own (settings give it when absent).
+
+    ``keep_days``: how long an image of the source is kept when nobody needs it -- sampled,
+    confidently accepted ``classify/`` images and plain uploads alike; blank keeps them forever.
+    The retention sweep (``apply_retention``) deletes such an image, row and stored file, once it
+    is older than that. Never deleted, whatever its age: an image with a label or any review
+    (labelled, excluded, included again), a defect box from a person or an import, one in any
+    dataset snapshot or with a train/val/test split, one in the open review queue (a prediction
+    gave a review reason and no person has decided yet), and one not predicted (pending or failed).
     """
 
     source = models.CharField(max_length=100, blank=True, unique=True,
@@ -602,6 +619,10 @@ class RetentionPolicy(models.Model):
     sample_rate = models.FloatField(default=0.01, help_text="Share 0..1 of confidently accepted images kept.")
     max_per_minute = models.PositiveIntegerField(default=60, help_text="Sampled images kept per source per minute, at most.")
     max_per_day = models.PositiveIntegerField(default=5000, help_text="Sampled images kept per source per day, at most.")
+    keep_days = models.PositiveIntegerField(
+        null=True, blank=True, default=retention_default_keep_days,
+        help_text="Days an image nobody needs is kept (blank: forever); labelled, reviewed, boxed, snapshotted "
+                  "and queued images are never deleted.")
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
@@ -613,6 +634,8 @@ class RetentionPolicy(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(sample_rate__gte=0) & Q(sample_rate__lte=1),
                                    name="retention_policy_sample_rate_share"),
+            models.CheckConstraint(condition=Q(keep_days__isnull=True) | Q(keep_days__gte=1),
+                                   name="retention_policy_keep_days_positive"),
         ]
 
     def __str__(self) -> str:
@@ -646,3 +669,61 @@ class LineMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source or '(no source)'} {self.minute:%Y-%m-%d %H:%M}: {self.seen} seen"
+
+
+class RetentionTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "the periodic job"
+    COMMAND = "command", "the command line"
+
+
+class RetentionRun(models.Model):
+    """One run of the retention sweep (or one dry run): what it deleted or would delete, per
+    source, and what it kept because a person or a model version needs it. An audit record."""
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dry_run = models.BooleanField(default=False)
+    trigger = models.CharField(max_length=16, choices=RetentionTrigger.choices)
+    source_filter = models.CharField(max_length=100, null=True, blank=True,
+                                     help_text="The one source swept (--source); empty: every source.")
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="Most images this run could delete.")
+    images_deleted = models.PositiveIntegerField(default=0, help_text="Deleted, or would be in a dry run.")
+    bytes_freed = models.PositiveBigIntegerField(default=0, help_text="Their stored bytes (the rows' size_bytes).")
+    files_deleted = models.PositiveIntegerField(default=0, help_text="Stored files removed, earlier runs' retries too.")
+    files_failed = models.PositiveIntegerField(default=0, help_text="Files whose removal failed (a later run retries).")
+    more_left = models.BooleanField(default=False, help_text="Stopped at its limit or time with expired images left.")
+    per_source = models.JSONField(
+        default=dict, blank=True,
+        help_text="source -> {keep_days, cutoff, deleted, bytes, kept: {reason: count}}.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(trigger__in=RetentionTrigger.values), name="retention_run_trigger_valid"),
+        ]
+
+    def __str__(self) -> str:
+        kind = "dry run" if self.dry_run else "run"
+        return f"retention {kind} {self.pk}: {self.images_deleted} images, {self.bytes_freed} bytes"
+
+
+class PendingFileDeletion(models.Model):
+    """A stored file whose image row the retention sweep deleted, until the file is gone too.
+
+    Written in the transaction that deletes the row, removed once storage confirms the delete:
+    a failed or interrupted delete is retried by the next run, never forgotten."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="The storage name of the file.")
+    sha256 = models.CharField(max_length=64, help_text="The deleted image's hash (a re-upload may reuse it).")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"pending deletion of {self.name}"

@@ -1,11 +1,14 @@
-"""The retention policies page (ml_admin): per line source, what classify/ keeps, and the
-last hour of each source's counts. Plain forms; no script."""
+"""The retention policies page (ml_admin): per line source, what classify/ keeps and for how
+long, the last hour of each source's counts, the retention sweep's last runs and what its next
+run would delete. Plain forms; no script."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,7 +17,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from inspections import roles, selectors
 from inspections.errors import ApplicationError
 from inspections.services.line_stats import line_stats
-from inspections.services.retention import retention_policy_delete, retention_policy_set, settings_default_policy
+from inspections.services.retention import (
+    retention_keep_days_set, retention_policy_delete, retention_policy_set, settings_default_policy,
+)
+from inspections.services.retention_sweep import pending_file_deletions_count, retention_next_run, retention_runs_recent
 
 from .access import role_required
 
@@ -36,11 +42,15 @@ def retention_policies(request: HttpRequest) -> HttpResponse:
     form, error, status = {}, "", 200
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in ("source", "sample_rate", "max_per_minute",
-                                                                   "max_per_day")}
+                                                                   "max_per_day", "keep_days")}
         try:
-            policy = retention_policy_set(source=form["source"], sample_rate=form["sample_rate"],
-                                          max_per_minute=form["max_per_minute"], max_per_day=form["max_per_day"],
-                                          actor=request.user)
+            with transaction.atomic():
+                policy = retention_policy_set(source=form["source"], sample_rate=form["sample_rate"],
+                                              max_per_minute=form["max_per_minute"], max_per_day=form["max_per_day"],
+                                              actor=request.user)
+                if "keep_days" in request.POST:  # absent: unchanged (blank: keep forever)
+                    policy = retention_keep_days_set(source=form["source"], keep_days=form["keep_days"],
+                                                     actor=request.user)
         except ApplicationError as refused:
             error, status = refused.message, 400
         else:
@@ -50,6 +60,10 @@ def retention_policies(request: HttpRequest) -> HttpResponse:
         "policies": selectors.retention_policy_list(),
         "settings_default": settings_default_policy(),
         "last_hour": _last_hour_per_source(),
+        "settings_keep_days": settings.STEELQC_RETENTION_KEEP_DAYS,
+        "next_run": retention_next_run(),
+        "runs": retention_runs_recent(count=10),
+        "pending_files": pending_file_deletions_count(),
         "form": form, "error": error,
     }, status=status)
 

@@ -167,3 +167,37 @@ def retention_decide(*, source: str, items: list[tuple[str, list[str]]], policy:
 
 def is_kept(decision: str) -> bool:
     return decision in (KEPT_FLAGGED, KEPT_SAMPLED)
+
+
+MAX_KEEP_DAYS = 36500
+
+
+def retention_keep_days_set(*, source: str, keep_days, actor) -> RetentionPolicy:
+    """Set how long ``source``'s unneeded images are kept (days; blank or None: forever). A
+    source without a policy row gets one with the default sampling (see ``retention_policy_set``)."""
+    source = (source or "").strip()
+    if len(source) > 100:
+        raise ApplicationError("source is limited to 100 characters.", code="field_too_long")
+    text = "" if keep_days is None else str(keep_days).strip()
+    if text == "":
+        days = None
+    else:
+        try:
+            days = int(text)
+        except ValueError:
+            raise ApplicationError("keep_days must be a whole number of days (blank: keep forever).",
+                                   code="invalid_policy") from None
+        if not 1 <= days <= MAX_KEEP_DAYS:
+            raise ApplicationError(f"keep_days must be between 1 and {MAX_KEEP_DAYS} days (blank: keep forever).",
+                                   code="invalid_policy")
+    default = settings_default_policy()
+    policy, _ = RetentionPolicy.objects.update_or_create(
+        source=source,
+        defaults={"keep_days": days, "updated_by": actor if getattr(actor, "is_authenticated", False) else None},
+        create_defaults={"keep_days": days, "sample_rate": default.sample_rate, "max_per_minute": default.max_per_minute,
+                         "max_per_day": default.max_per_day,
+                         "updated_by": actor if getattr(actor, "is_authenticated", False) else None},
+    )
+    logger.info("retention policy for %r keeps unneeded images %s", source,
+                "forever" if days is None else f"{days} days")
+    return policy

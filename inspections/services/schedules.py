@@ -33,6 +33,8 @@ PERIODIC_JOBS = (
                 "STEELQC_SWEEP_INTERVAL_S", "Mark running training runs whose worker went silent as failed."),
     PeriodicJob("check-drift", task_names.CHECK_DRIFT, "STEELQC_DRIFT_CHECK_INTERVAL_S",
                 "Drift: open or close each source's alert from its foreign share over the drift window."),
+    PeriodicJob("apply-retention", task_names.APPLY_RETENTION, "STEELQC_RETENTION_SWEEP_INTERVAL_S",
+                "Retention: delete images (rows and files) older than their source's keep_days that nobody needs."),
 )
 
 

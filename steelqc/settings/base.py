@@ -306,7 +306,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
-    "worker.tasks.drift", "worker.tasks.classify",
+    "worker.tasks.drift", "worker.tasks.classify", "worker.tasks.retention",
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
@@ -363,6 +363,23 @@ if not 0 <= STEELQC_RETENTION_SAMPLE_RATE <= 1:
     raise ImproperlyConfigured("STEELQC_RETENTION_SAMPLE_RATE must be a share between 0 and 1, e.g. 0.01.")
 STEELQC_RETENTION_MAX_PER_MINUTE = env_int("STEELQC_RETENTION_MAX_PER_MINUTE", 60, minimum=0)
 STEELQC_RETENTION_MAX_PER_DAY = env_int("STEELQC_RETENTION_MAX_PER_DAY", 5000, minimum=0)
+# Retention sweep (periodic job apply-retention, command apply_retention): a new policy keeps an image
+# nobody needs (not labelled, reviewed, boxed by a person, snapshotted, split or queued for review)
+# this many days, then deletes row and file; "forever" keeps them. Each run deletes at most
+# STEELQC_RETENTION_SWEEP_MAX_IMAGES, in transactions of STEELQC_RETENTION_SWEEP_BATCH images.
+_keep_days = env_str("STEELQC_RETENTION_KEEP_DAYS", "90").strip().lower()
+if _keep_days == "forever":
+    STEELQC_RETENTION_KEEP_DAYS = None
+elif _keep_days.isdigit() and int(_keep_days) >= 1:
+    STEELQC_RETENTION_KEEP_DAYS = int(_keep_days)
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_RETENTION_KEEP_DAYS must be a whole number of days >= 1 or 'forever', "
+                               f"got {_keep_days!r}.")
+STEELQC_RETENTION_SWEEP_INTERVAL_S = env_int("STEELQC_RETENTION_SWEEP_INTERVAL_S", 3600, minimum=60)
+STEELQC_RETENTION_SWEEP_BATCH = env_int("STEELQC_RETENTION_SWEEP_BATCH", 500, minimum=1)
+STEELQC_RETENTION_SWEEP_MAX_IMAGES = env_int("STEELQC_RETENTION_SWEEP_MAX_IMAGES", 50000, minimum=1)
 # classify/ waits this long by default (?timeout=, at most STEELQC_CLASSIFY_MAX_TIMEOUT_S) for its answer.
 STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S = env_int("STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S", 10, minimum=1)
 STEELQC_CLASSIFY_MAX_TIMEOUT_S = env_int("STEELQC_CLASSIFY_MAX_TIMEOUT_S", 30, minimum=1)

@@ -1,0 +1,29 @@
+"""The periodic retention sweep (queue `inference`: index reads, deletes in small transactions)."""
+
+import logging
+
+from celery import shared_task
+
+from inspections import task_names
+from inspections.errors import ApplicationError
+from inspections.models import RetentionTrigger
+from inspections.services.retention_sweep import retention_sweep
+
+logger = logging.getLogger(__name__)
+
+SOFT_TIME_LIMIT_S = 900
+TIME_LIMIT_S = 960
+# No new batch after this: a run ends cleanly (its audit row finished) well before the soft limit.
+TIME_BUDGET_S = SOFT_TIME_LIMIT_S - 120
+
+
+@shared_task(name=task_names.APPLY_RETENTION, soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S,
+             ignore_result=True)
+def apply_retention() -> dict | None:
+    try:
+        run = retention_sweep(trigger=RetentionTrigger.SCHEDULE, time_budget_s=TIME_BUDGET_S)
+    except ApplicationError as refused:
+        logger.info("retention sweep skipped: %s", refused.message)  # another run holds the lock
+        return None
+    return {"run": run.pk, "images_deleted": run.images_deleted, "bytes_freed": run.bytes_freed,
+            "files_failed": run.files_failed, "more_left": run.more_left}
