@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from inspections import prediction_events
 from inspections.models import (
-    DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion,
+    BoxAction, DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion,
     ModelVersionStatus, Prediction, Review, TrainingRun,
 )
 from mlcore.artefact import REASON_SUSPECT_LABEL
@@ -172,6 +172,19 @@ def box_list_for_image(*, image: InspectionImage) -> QuerySet[DefectBox]:
 def box_history_for_image(*, image: InspectionImage) -> QuerySet[DefectBoxChange]:
     """Every person's change of the image's boxes, newest first."""
     return DefectBoxChange.objects.filter(image=image).select_related("changed_by").order_by("-changed_at", "-id")
+
+
+def box_prediction_for_image(*, image: InspectionImage) -> Prediction | None:
+    """The image's prediction by the version in service (the one whose boxes the review view offers), or None."""
+    return (Prediction.objects.filter(image=image, model_version__status=ModelVersionStatus.ACTIVE)
+            .select_related("model_version").order_by("-created_at", "-id").first())
+
+
+def box_accepted_from_model(*, image: InspectionImage, model_version_id: int) -> list[dict]:
+    """What people accepted of that version's boxes on the image: the ``after`` ({label, box, from_model})
+    of each drawn change that names it, whatever became of the box since."""
+    return list(DefectBoxChange.objects.filter(image=image, action=BoxAction.DRAWN,
+                                               after__from_model=model_version_id).values_list("after", flat=True))
 
 
 # --- Classes, model versions, training runs ---------------------------------------------------

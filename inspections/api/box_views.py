@@ -1,5 +1,5 @@
-"""An image's defect boxes: read them (any role), change them in versioned all-or-nothing sets
-(qa, ml_admin). See README "Defect boxes"."""
+"""An image's defect boxes: read them with the boxes the active model version found (any role),
+change them in versioned all-or-nothing sets (qa, ml_admin). See README "Defect boxes"."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from inspections import selectors
 from inspections.errors import ApplicationError
-from inspections.services.boxes import MAX_CHANGES, box_payload, boxes_change
+from inspections.services.boxes import MAX_CHANGES, box_payload, boxes_change, predicted_boxes
 
 from .parsers import BoundedJSONParser
 from .permissions import LabelRole, ReadRole
@@ -29,12 +29,24 @@ BOX_FIELDS = {
     "created_at": serializers.DateTimeField(),
     "updated_at": serializers.DateTimeField(),
 }
+PREDICTED_FIELDS = {
+    "label": serializers.CharField(),
+    "box": serializers.ListField(child=serializers.FloatField(), help_text="[x0, y0, x1, y1], fractions 0..1."),
+    "box_px": serializers.ListField(child=serializers.FloatField(), help_text="The same box in image pixels."),
+    "score": serializers.FloatField(),
+    "model_version": serializers.IntegerField(help_text="Send it as from_model to accept the box."),
+    "accepted": serializers.BooleanField(help_text="A person accepted this box already (it may have been "
+                                                   "moved or deleted since)."),
+}
 BOXES_OUTPUT = inline_serializer("ImageBoxes", {
     "image": serializers.IntegerField(),
     "width": serializers.IntegerField(),
     "height": serializers.IntegerField(),
     "boxes_version": serializers.IntegerField(help_text="Send it back as expected_version with the next change."),
     "boxes": inline_serializer("DefectBox", BOX_FIELDS, many=True),
+    "predicted": inline_serializer("PredictedBox", PREDICTED_FIELDS, many=True,
+                                   help_text="The boxes of the image's prediction by the active model version, "
+                                             "best first; empty without one or without a detection head."),
     "added": serializers.ListField(child=serializers.IntegerField(), required=False,
                                    help_text="After a POST: the ids of the boxes added, in the order of the changes."),
     "history": serializers.JSONField(required=False, help_text="With ?history=true: the changes, newest first."),
@@ -43,7 +55,9 @@ BOXES_INPUT = inline_serializer("ImageBoxesInput", {
     "expected_version": serializers.IntegerField(help_text="The boxes_version you saw; another one answers 409."),
     "units": serializers.ChoiceField(["fraction", "pixels"], required=False, default="fraction"),
     "changes": serializers.JSONField(help_text=f"Up to {MAX_CHANGES} of {{op: add, label, box}}, "
-                                               "{op: move, id, box}, {op: relabel, id, label}, {op: delete, id}."),
+                                               "{op: move, id, box}, {op: relabel, id, label}, {op: delete, id}; "
+                                               "{op: add, label, box, from_model: VERSION_ID} accepts a box "
+                                               "that version found (one of predicted)."),
 })
 HISTORY = OpenApiParameter("history", OpenApiTypes.BOOL, required=False,
                            description="true: add the history of people's changes (newest first).")
@@ -57,7 +71,8 @@ def _history(image) -> list[dict]:
 
 def boxes_body(image, *, history: bool = False) -> dict:
     body = {"image": image.pk, "width": image.width, "height": image.height, "boxes_version": image.boxes_version,
-            "boxes": [box_payload(box, image) for box in selectors.box_list_for_image(image=image)]}
+            "boxes": [box_payload(box, image) for box in selectors.box_list_for_image(image=image)],
+            "predicted": predicted_boxes(image=image)}
     if history:
         body["history"] = _history(image)
     return body
@@ -70,7 +85,8 @@ class ImageBoxes(ApiView):
     pagination_class = None
 
     @extend_schema(operation_id="images_boxes_list", parameters=[HISTORY],
-                   description="The image's current defect boxes (fractions and pixels) and boxes_version.",
+                   description="The image's current defect boxes (fractions and pixels), boxes_version and "
+                               "the boxes the active model version found (predicted).",
                    responses={200: BOXES_OUTPUT, 404: ERROR, **COMMON_ERRORS})
     def get(self, request, image_id: int):
         image = _image_or_404(image_id)

@@ -44,7 +44,8 @@ def _nothing_stored(image) -> None:
 def test_every_role_reads_the_boxes(role, image):
     response = client_for(role).get(_url(image))
     assert response.status_code == 200
-    assert response.json() == {"image": image.pk, "width": 200, "height": 100, "boxes_version": 0, "boxes": []}
+    assert response.json() == {"image": image.pk, "width": 200, "height": 100, "boxes_version": 0, "boxes": [],
+                               "predicted": []}
 
 
 @pytest.mark.parametrize(("role", "status"), [(None, 401), ("viewer", 403), ("integrator", 403),
