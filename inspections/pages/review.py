@@ -20,8 +20,9 @@ from .forms import QueueFilterForm, ReviewDecisionForm, filter_query
 
 QUEUE_PAGE_SIZE = 50
 NO_DEFECT_KEY = "0"
-# Defect classes in name order take 1..9, then these letters (none of them is a command key).
-CLASS_KEYS = "123456789acdfgijklmoptuvwyz"
+# Defect classes in name order take 1..9, then these letters (none of them is a command key:
+# A, B and E are the defect boxes' keys).
+CLASS_KEYS = "123456789cdfgijklmoptuvwyz"
 queue_role = role_required(can_review_queue, "The review queue needs the role qa, ml_admin or viewer.")
 label_role = role_required(roles.can_label, "Labelling needs the role qa or ml_admin.")
 

@@ -1,6 +1,7 @@
 // The review view: keyboard-first labelling through the REST API (session + CSRF).
 // 0 no defect; 1..9 (then letters) label with the keyed class; X exclude / include again; Enter/Space confirm the prediction; S/→ skip;
-// B/← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue.
+// ← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue. The keys for the defect
+// boxes (B, A, E and, while a box is selected, the label keys and arrows) live in static/js/boxes.js.
 (function (api) {
   "use strict";
 
@@ -101,14 +102,26 @@
 
   // --- Decisions -------------------------------------------------------------------------
 
+  // Box changes made on this page are stored before it is left (static/js/boxes.js): when one
+  // failed, or a drawn box still needs its class, the page stays and its message says why.
+  function leave(go) {
+    var settled = api.boxesSettled ? api.boxesSettled() : Promise.resolve(true);
+    return settled.then(function (ok) {
+      if (ok) go();
+      return ok;
+    });
+  }
+
   function goNext() {
-    location.assign(data.nextUrl || data.queueUrl);
+    return leave(function () { location.assign(data.nextUrl || data.queueUrl); });
   }
 
   function goBack() {
-    if (document.referrer && document.referrer.indexOf(location.origin + "/review/") === 0) history.back();
-    else if (data.previousUrl) location.assign(data.previousUrl);
-    else location.assign(data.queueUrl);
+    return leave(function () {
+      if (document.referrer && document.referrer.indexOf(location.origin + "/review/") === 0) history.back();
+      else if (data.previousUrl) location.assign(data.previousUrl);
+      else location.assign(data.queueUrl);
+    });
   }
 
   function decide(label) {
@@ -134,7 +147,7 @@
       if (result.response.status === 201) {
         say("Saved: " + done);
         showState(result.body.image);
-        return refreshCounts().then(goNext);
+        return refreshCounts().then(goNext).then(function (left) { if (!left) busy = false; });
       }
       busy = false;
       if (result.response.status === 409) {
@@ -250,7 +263,7 @@
     } else if (key === "s" || key === "S" || key === "ArrowRight") {
       event.preventDefault();
       goNext();
-    } else if (key === "b" || key === "B" || key === "ArrowLeft") {
+    } else if (key === "ArrowLeft") {
       event.preventDefault();
       goBack();
     } else if (key === "h" || key === "H") {
@@ -276,7 +289,7 @@
       if (includeForm && !includeForm.hidden) include();
       else if (excludeForm) document.getElementById("exclude-reason").focus();
     } else if (key === "q" || key === "Q") {
-      location.assign(data.queueUrl);
+      leave(function () { location.assign(data.queueUrl); });
     }
   });
 
