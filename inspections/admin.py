@@ -213,8 +213,8 @@ class PendingFileDeletionAdmin(ReadOnlyAdmin):
 
 @admin.register(LineMinute)
 class LineMinuteAdmin(ReadOnlyAdmin):
-    """Per-minute line counts, written by the classify worker only."""
+    """Line counts per minute (hour, day once rolled up), written by the classify worker and the roll-up only."""
 
-    list_display = ["minute", "source", "model_version", "seen", "kept", "flagged", "latency_ms_max"]
-    list_filter = ["source"]
+    list_display = ["minute", "resolution", "source", "model_version", "seen", "kept", "flagged", "latency_ms_max"]
+    list_filter = ["resolution", "source"]
     date_hierarchy = "minute"

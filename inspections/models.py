@@ -642,19 +642,29 @@ class RetentionPolicy(models.Model):
         return f"retention for {self.source or '(default)'}"
 
 
+class LineResolution(models.TextChoices):
+    MINUTE = "minute", "minute"
+    HOUR = "hour", "hour"
+    DAY = "day", "day"
+
+
 class LineMinute(models.Model):
-    """Counts of what one source sent through ``classify/`` in one minute under one model
-    version, kept or not: small (one row per source, minute and version), so it can hold what
-    the image rows cannot."""
+    """Counts of what one source sent through ``classify/`` in one bucket of time under one model
+    version, kept or not: small (one row per source, bucket and version), so it can hold what
+    the image rows cannot. Buckets are minutes while recent; the periodic roll-up merges old
+    minutes into hours and old hours into days (``resolution``; see ``services/line_rollup.py``)."""
 
     source = models.CharField(max_length=100, blank=True)
-    minute = models.DateTimeField(help_text="The minute's start (UTC).")
+    resolution = models.CharField(max_length=6, choices=LineResolution.choices, default=LineResolution.MINUTE)
+    minute = models.DateTimeField(help_text="The bucket's start: the minute, hour or (local) day it counts.")
     model_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
     seen = models.PositiveIntegerField(default=0)
     kept = models.PositiveIntegerField(default=0)
     flagged = models.PositiveIntegerField(default=0, help_text="Images with any review reason.")
     per_class = models.JSONField(default=dict, help_text="Predicted class name -> count.")
     per_reason = models.JSONField(default=dict, help_text="Review reason -> count (an image may have several).")
+    kept_per_class = models.JSONField(default=dict, help_text="Of the kept images: predicted class name -> count.")
+    kept_per_reason = models.JSONField(default=dict, help_text="Of the kept images: review reason -> count.")
     confidence_histogram = models.JSONField(default=list, help_text="Ten counts: confidence 0-0.1, ..., 0.9-1.")
     latency_ms_sum = models.FloatField(default=0.0)
     latency_ms_max = models.FloatField(default=0.0)
@@ -662,13 +672,15 @@ class LineMinute(models.Model):
     class Meta:
         ordering = ["-minute", "source"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "minute", "model_version"], name="line_minute_unique",
-                                    nulls_distinct=False),
+            models.UniqueConstraint(fields=["source", "resolution", "minute", "model_version"],
+                                    name="line_minute_unique", nulls_distinct=False),
+            models.CheckConstraint(condition=Q(resolution__in=LineResolution.values),
+                                   name="line_minute_resolution_valid"),
         ]
         indexes = [models.Index(fields=["minute", "source"])]
 
     def __str__(self) -> str:
-        return f"{self.source or '(no source)'} {self.minute:%Y-%m-%d %H:%M}: {self.seen} seen"
+        return f"{self.source or '(no source)'} {self.resolution} {self.minute:%Y-%m-%d %H:%M}: {self.seen} seen"
 
 
 class RetentionTrigger(models.TextChoices):

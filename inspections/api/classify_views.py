@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,14 +18,16 @@ from inspections.errors import ApplicationError, error_body
 from inspections.services.image_validation import image_facts_from_bytes
 from inspections.services.images import MAX_EXTERNAL_ID_LENGTH, MAX_SOURCE_LENGTH, upload_display_name
 from inspections.services.line_classify import ClassifyFile, classify_request
-from inspections.services.line_stats import line_stats
+from inspections.services.line_stats import (
+    RESOLUTIONS, bucket_start, kept_days, line_resolution_for, line_stats, resolution_covers,
+)
 
 from . import serializers as s
 from .parsers import BoundedFormParser, UploadSizeLimitHandler
 from .permissions import ReadRole, UploadRole
 from .views import COMMON_ERRORS, ERROR, ApiView
 
-LINE_STATS_MAX_DAYS = 7
+LINE_STATS_MAX_BUCKETS = 10080
 
 
 class ClassifyQuery(serializers.Serializer):
@@ -149,25 +151,46 @@ class Classify(ApiView):
         return ClassifyFile(filename=upload_display_name(uploaded.name or ""), content=content, sha256=facts.sha256)
 
 
+LINE_STATS_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
+
+
 class LineStatsQuery(serializers.Serializer):
     source = serializers.CharField(required=False, max_length=100, allow_blank=True,
                                    help_text="Only this source; all sources when left out.")
-    since = serializers.DateTimeField(required=False, help_text="From this time (default: one hour ago; at most "
-                                                                f"{LINE_STATS_MAX_DAYS} days back).")
+    since = serializers.DateTimeField(required=False, help_text="From this time (default: one hour ago), moved back "
+                                                                "to the start of its bucket; not in the future.")
+    resolution = serializers.ChoiceField(
+        choices=RESOLUTIONS, required=False,
+        help_text="Bucket size: minute, hour or (local) day. Default: the finest whose rows still cover `since` -- "
+                  "minute within STEELQC_LINE_MINUTES_KEEP_DAYS (3 days), hour within STEELQC_LINE_HOURS_KEEP_DAYS "
+                  "(90 days), else day. A resolution finer than the rows kept that far back is refused (400).")
 
-    def validate_since(self, value):
-        if value < timezone.now() - timedelta(days=LINE_STATS_MAX_DAYS):
-            raise serializers.ValidationError(f"At most {LINE_STATS_MAX_DAYS} days back.")
-        return value
+    def validate(self, data):
+        now = timezone.now()
+        since = data.get("since") or now - timedelta(hours=1)
+        if since > now:
+            raise serializers.ValidationError({"since": ["Not in the future."]})
+        since = max(since, LINE_STATS_EPOCH)  # nothing is older; keeps local-time arithmetic in range
+        resolution = data.get("resolution") or line_resolution_for(since=since, now=now)
+        if not resolution_covers(resolution, since=since, now=now):
+            raise serializers.ValidationError({"since": [
+                f"{resolution} counts are kept {kept_days(resolution)} days, then merged into coarser ones; ask for "
+                "a coarser resolution or leave it out."]})
+        return {**data, "since": since, "resolution": resolution}
 
 
-LINE_MINUTE = inline_serializer("LineMinute", {
-    "source": serializers.CharField(allow_blank=True), "minute": serializers.DateTimeField(),
+LINE_BUCKET = inline_serializer("LineBucket", {
+    "source": serializers.CharField(allow_blank=True),
+    "start": serializers.DateTimeField(help_text="The bucket's start (a minute, a local hour or a local day)."),
     "model_versions": serializers.ListField(child=serializers.IntegerField(allow_null=True)),
-    "seen": serializers.IntegerField(), "kept": serializers.IntegerField(), "flagged": serializers.IntegerField(),
-    "per_class": serializers.DictField(child=serializers.IntegerField()),
-    "per_reason": serializers.DictField(child=serializers.IntegerField()),
-    "confidence_histogram": serializers.ListField(child=serializers.IntegerField()),
+    "seen": serializers.IntegerField(), "kept": serializers.IntegerField(),
+    "flagged": serializers.IntegerField(help_text="Images with any review reason."),
+    "per_class": serializers.DictField(child=serializers.IntegerField(), help_text="Predicted class -> images."),
+    "per_reason": serializers.DictField(child=serializers.IntegerField(), help_text="Review reason -> images."),
+    "kept_per_class": serializers.DictField(child=serializers.IntegerField()),
+    "kept_per_reason": serializers.DictField(child=serializers.IntegerField()),
+    "confidence_histogram": serializers.ListField(child=serializers.IntegerField(),
+                                                  help_text="Ten counts: confidence 0-0.1, ..., 0.9-1."),
     "latency_ms_mean": serializers.FloatField(allow_null=True), "latency_ms_max": serializers.FloatField(),
 })
 
@@ -176,13 +199,26 @@ class LineStats(ApiView):
     role_checks = {"GET": ReadRole}
 
     @extend_schema(operation_id="line_stats", parameters=[LineStatsQuery],
-                   description="Per source and minute, what classify/ saw: images seen and kept, flagged ones, per "
-                               "predicted class and review reason, a ten-bin confidence histogram, latency. Newest "
-                               "first; summed over model versions.",
-                   responses={200: inline_serializer("LineStatsOutput", {"minutes": serializers.ListField(child=LINE_MINUTE)}),
+                   description="Per source and bucket of time, what classify/ saw: images seen and kept, flagged "
+                               "ones, per predicted class and review reason (also of the kept ones), a ten-bin "
+                               "confidence histogram, latency. Newest first, summed over model versions, at most "
+                               f"{LINE_STATS_MAX_BUCKETS} buckets (`truncated` says when more exist). Minutes are "
+                               "merged into hours after STEELQC_LINE_MINUTES_KEEP_DAYS and hours into days after "
+                               "STEELQC_LINE_HOURS_KEEP_DAYS; `resolution` picks the bucket size.",
+                   responses={200: inline_serializer("LineStatsOutput", {
+                       "resolution": serializers.ChoiceField(choices=RESOLUTIONS),
+                       "since": serializers.DateTimeField(help_text="The first bucket's start."),
+                       "truncated": serializers.BooleanField(),
+                       "buckets": serializers.ListField(child=LINE_BUCKET)}),
                               400: ERROR, **COMMON_ERRORS})
     def get(self, request):
         query = LineStatsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        minutes = line_stats(source=query.validated_data.get("source"), since=query.validated_data.get("since"))
-        return Response({"minutes": [{**m, "minute": m["minute"].isoformat()} for m in minutes]})
+        found = line_stats(**query.validated_data, limit=LINE_STATS_MAX_BUCKETS + 1)
+        buckets = found[:LINE_STATS_MAX_BUCKETS]
+        resolution = query.validated_data["resolution"]
+        return Response({
+            "resolution": resolution, "since": bucket_start(query.validated_data["since"], resolution).isoformat(),
+            "truncated": len(found) > len(buckets),
+            "buckets": [{**bucket, "start": bucket["start"].isoformat()} for bucket in buckets],
+        })

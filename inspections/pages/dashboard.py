@@ -1,8 +1,9 @@
-"""The dashboard: what is in the system, what is left to review, how fast, and how good the model is."""
+"""The dashboard: what is in the system, what is left to review, how fast, what the line sends through
+classify/, and how good the model is."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from inspections import selectors
 from inspections.services.drift import drift_report
+from inspections.services.line_stats import HISTOGRAM_BINS, line_source_totals
 from mlcore.artefact import CONFUSION_PLOT_FILE
 
 from .access import can_see_dashboard, role_required
@@ -65,6 +67,48 @@ def _drift(report: dict) -> dict:
             "baseline_mix": mix(baseline.class_mix) if baseline else []}
 
 
+LINE_PERIODS = (("hour", "last hour", timedelta(hours=1)), ("day", "last 24 hours", timedelta(days=1)))
+HISTOGRAM_HEIGHT = 30
+
+
+def _histogram_bars(histogram: list[int]) -> list[dict]:
+    """The confidence histogram as SVG bars (viewBox 100 x HISTOGRAM_HEIGHT), tallest bin full height."""
+    top = max(histogram, default=0) or 1
+    width = 100 / HISTOGRAM_BINS
+    bars = []
+    for index, count in enumerate(histogram):
+        height = HISTOGRAM_HEIGHT * count / top
+        bars.append({"x": f"{index * width + 0.5:.1f}", "width": f"{width - 1:.1f}", "y": f"{HISTOGRAM_HEIGHT - height:.1f}",
+                     "height": f"{height:.1f}", "count": count,
+                     "range": f"{index / HISTOGRAM_BINS:.1f}-{(index + 1) / HISTOGRAM_BINS:.1f}"})
+    return bars
+
+
+def _line_period(totals: dict) -> dict:
+    seen = totals["seen"]
+
+    def share(n: int) -> float:
+        return n / seen if seen else 0.0
+
+    return {
+        **totals,
+        "kept_share": share(totals["kept"]), "flagged_share": share(totals["flagged"]),
+        "reasons": sorted(totals["per_reason"].items(), key=lambda item: (-item[1], item[0])),
+        "mix": [(name, n, share(n), f"{100 * share(n):.1f}")
+                for name, n in sorted(totals["per_class"].items(), key=lambda item: (-item[1], item[0]))],
+        "histogram_bars": _histogram_bars(totals["confidence_histogram"]),
+    }
+
+
+def _line(now: datetime) -> list[dict]:
+    """The line section: per source, what classify/ saw over the last hour and the last 24 hours."""
+    periods = {key: line_source_totals(since=now - span) for key, _, span in LINE_PERIODS}
+    sources = sorted(set().union(*periods.values()))
+    return [{"source": source, "periods": [
+        {"key": key, "title": title, **_line_period(periods[key][source])}
+        for key, title, _ in LINE_PERIODS if source in periods[key]]} for source in sources]
+
+
 @require_GET
 @dashboard_role
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -90,4 +134,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "version": version,
         "model": _model_metrics(version),
         "drift": _drift(drift_report(days=DRIFT_DAYS)),
+        "line_sources": _line(timezone.now()),
+        "histogram_height": HISTOGRAM_HEIGHT,
     })

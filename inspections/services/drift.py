@@ -1,9 +1,16 @@
 """Drift: how the images each source sends compare with what the active model was validated on.
 
-Two figures per day and source, from the active version's predictions (images by the day they
-arrived): the share flagged ``foreign`` (unlike anything the model was trained on), and the class
-mix (share per predicted class) with its total-variation distance from the baseline's. Both are
-aggregated in the database in one query.
+Two figures per day and source under the active version: the share flagged ``foreign`` (unlike
+anything the model was trained on), and the class mix (share per predicted class) with its
+total-variation distance from the baseline's.
+
+Every image is counted once, from one source of truth per path:
+- an image with a row (uploaded through ``images/``, or sent through ``classify/`` and kept by the
+  retention policy) is counted from its ``Prediction``, by the day the image arrived -- aggregated
+  in the database in one query;
+- a ``classify/`` image the policy did not keep has no row: it is counted from the line counts
+  (``LineMinute``: ``per_class`` minus ``kept_per_class``, ``per_reason["foreign"]`` minus
+  ``kept_per_reason["foreign"]``), by the day of its minute, hour or day bucket.
 
 ``drift_alerts_check`` (the periodic job) opens a ``DriftAlert`` for a source whose foreign share
 over the last ``STEELQC_DRIFT_WINDOW_HOURS`` passed ``STEELQC_DRIFT_FOREIGN_SHARE`` (with at least
@@ -27,8 +34,9 @@ from django.utils import timezone
 
 from inspections import queueing
 from inspections.locks import DRIFT_ALERT_LOCK, lock_for_transaction
-from inspections.models import DriftAlert, ModelVersion, ModelVersionStatus, Prediction
+from inspections.models import DriftAlert, LineResolution, ModelVersion, ModelVersionStatus, Prediction
 from inspections.services.events import DRIFT_ALERT_EVENT, DRIFT_RESOLVED_EVENT
+from inspections.services.line_stats import line_totals
 from mlcore.artefact import REASON_FOREIGN
 
 MAX_DAYS = 90
@@ -57,6 +65,17 @@ class DriftFigures:
         self.images += images
         self.foreign += foreign
         self.class_counts[label] = self.class_counts.get(label, 0) + images
+
+    def add_unkept(self, totals: dict) -> None:
+        """Add the line counts' images that left no row (the kept ones are counted from their
+        prediction rows)."""
+        kept_per_class = totals["kept_per_class"]
+        for label, n in totals["per_class"].items():
+            unkept = n - kept_per_class.get(label, 0)
+            if unkept > 0:
+                self.add(label, unkept, 0)
+        self.foreign += max(totals["per_reason"].get(REASON_FOREIGN, 0)
+                            - totals["kept_per_reason"].get(REASON_FOREIGN, 0), 0)
 
     @property
     def foreign_share(self) -> float | None:
@@ -149,6 +168,8 @@ def source_window_figures(*, version: ModelVersion, since: datetime) -> dict[str
     figures: dict[str, DriftFigures] = defaultdict(DriftFigures)
     for row in _grouped(_predictions(version=version, since=since), "image__source"):
         figures[row["image__source"]].add(row["class_name"], row["n"], row["foreign"])
+    for (source, _), totals in line_totals(since=since, model_version_id=version.pk, histogram=False).items():
+        figures[source].add_unkept(totals)
     return dict(figures)
 
 
@@ -178,6 +199,10 @@ def drift_report(*, days: int = 14, source: str | None = None, now: datetime | N
     for row in rows:
         per_day[(timezone.localtime(row["day"]).date(), row["image__source"])].add(
             row["class_name"], row["n"], row["foreign"])
+    line_days = line_totals(since=start, resolution=LineResolution.DAY, source=source, model_version_id=version.pk,
+                            histogram=False)
+    for (name, day), totals in line_days.items():
+        per_day[(timezone.localtime(day).date(), name)].add_unkept(totals)
     per_source: dict[str, DriftFigures] = defaultdict(DriftFigures)
     for (_, name), figures in per_day.items():
         for label, n in figures.class_counts.items():

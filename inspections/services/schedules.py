@@ -33,6 +33,9 @@ PERIODIC_JOBS = (
                 "STEELQC_SWEEP_INTERVAL_S", "Mark running training runs whose worker went silent as failed."),
     PeriodicJob("check-drift", task_names.CHECK_DRIFT, "STEELQC_DRIFT_CHECK_INTERVAL_S",
                 "Drift: open or close each source's alert from its foreign share over the drift window."),
+    PeriodicJob("rollup-line-stats", task_names.ROLLUP_LINE_STATS, "STEELQC_LINE_ROLLUP_INTERVAL_S",
+                "Line counts: merge minutes older than STEELQC_LINE_MINUTES_KEEP_DAYS into hours, hours older "
+                "than STEELQC_LINE_HOURS_KEEP_DAYS into days."),
     PeriodicJob("apply-retention", task_names.APPLY_RETENTION, "STEELQC_RETENTION_SWEEP_INTERVAL_S",
                 "Retention: delete images (rows and files) older than their source's keep_days that nobody needs."),
 )

@@ -307,6 +307,7 @@ CELERY_TASK_ROUTES = {
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
     "worker.tasks.drift", "worker.tasks.classify", "worker.tasks.retention",
+    "worker.tasks.line",
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
@@ -383,6 +384,17 @@ STEELQC_RETENTION_SWEEP_MAX_IMAGES = env_int("STEELQC_RETENTION_SWEEP_MAX_IMAGES
 # classify/ waits this long by default (?timeout=, at most STEELQC_CLASSIFY_MAX_TIMEOUT_S) for its answer.
 STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S = env_int("STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S", 10, minimum=1)
 STEELQC_CLASSIFY_MAX_TIMEOUT_S = env_int("STEELQC_CLASSIFY_MAX_TIMEOUT_S", 30, minimum=1)
+# Line counts (LineMinute): minutes older than STEELQC_LINE_MINUTES_KEEP_DAYS are merged into hours,
+# hours older than STEELQC_LINE_HOURS_KEEP_DAYS into days (kept); the roll-up job runs every
+# STEELQC_LINE_ROLLUP_INTERVAL_S.
+STEELQC_LINE_MINUTES_KEEP_DAYS = env_int("STEELQC_LINE_MINUTES_KEEP_DAYS", 3, minimum=1)
+STEELQC_LINE_HOURS_KEEP_DAYS = env_int("STEELQC_LINE_HOURS_KEEP_DAYS", 90, minimum=1)
+if STEELQC_LINE_HOURS_KEEP_DAYS < STEELQC_LINE_MINUTES_KEEP_DAYS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_LINE_HOURS_KEEP_DAYS must be at least STEELQC_LINE_MINUTES_KEEP_DAYS "
+                               "(hours are made from minutes).")
+STEELQC_LINE_ROLLUP_INTERVAL_S = env_int("STEELQC_LINE_ROLLUP_INTERVAL_S", 3600, minimum=60)
 # Periodic jobs live in the database (django-celery-beat), so an admin can change their interval
 # in the admin and it stays changed; `manage.py ensure_periodic_tasks` creates missing ones with
 # the intervals above (see inspections/services/schedules.py).

@@ -229,4 +229,4 @@ def test_the_report_costs_the_same_few_queries_however_many_images_and_sources(a
     assert len(report["sources"]) == 4
     assert len(many) == len(few) <= 4
     grouped = [query["sql"] for query in many if "GROUP BY" in query["sql"]]
-    assert len(grouped) == 1  # the figures come from one aggregate query
+    assert len(grouped) == 2  # one aggregate query over the predictions, one over the line counts

@@ -85,13 +85,14 @@ def test_line_stats_api_sums_versions_and_filters_by_source_and_time():
     line_minute_record(source="a", model_version_id=first.pk, now=now - timedelta(hours=3), rows=[_seen()])
     client = client_for("viewer")
     body = client.get("/api/v1/line-stats/", {"source": "a"}).json()
-    assert len(body["minutes"]) == 1
-    minute = body["minutes"][0]
+    assert (body["resolution"], len(body["buckets"])) == ("minute", 1)
+    minute = body["buckets"][0]
     assert (minute["seen"], minute["kept"], minute["latency_ms_mean"]) == (2, 1, 3.0)
     assert sorted(minute["model_versions"]) == sorted([first.pk, second.pk])
-    assert len(client.get("/api/v1/line-stats/").json()["minutes"]) == 2
+    assert len(client.get("/api/v1/line-stats/").json()["buckets"]) == 2
     since = (now - timedelta(hours=4)).isoformat()
-    assert len(client.get("/api/v1/line-stats/", {"source": "a", "since": since}).json()["minutes"]) == 2
+    assert len(client.get("/api/v1/line-stats/", {"source": "a", "since": since}).json()["buckets"]) == 2
     assert line_stats(source="b")[0]["seen"] == 1
     old = (now - timedelta(days=30)).isoformat()
-    assert "since" in assert_error(client.get("/api/v1/line-stats/", {"since": old}), 400, "invalid")["details"]
+    refused = client.get("/api/v1/line-stats/", {"since": old, "resolution": "minute"})
+    assert "since" in assert_error(refused, 400, "invalid")["details"]
