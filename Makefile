@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-int8: $(STAMP)
 bench-line: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_line.py
+
+## The growing tables at 10 million predictions (own throw-away database): sizes, EXPLAIN ANALYZE of the app's reads.
+bench-tables: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_tables.py $(BENCH_TABLES_ARGS)
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)

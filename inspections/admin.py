@@ -67,6 +67,7 @@ class InspectionImageAdmin(admin.ModelAdmin):
 class PredictionAdmin(ReadOnlyAdmin):
     list_display = ["id", "image", "model_version", "label", "confidence", "needs_review", "ood_score", "created_at"]
     list_filter = ["needs_review", "model_version", "label"]
+    ordering = ["-id"]  # newest first from the primary key: created_at has a BRIN index, which cannot order
 
 
 @admin.register(Review)

@@ -215,7 +215,8 @@ class DecisionThresholdChange(models.Model):
 
 
 class Prediction(models.Model):
-    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="predictions")
+    # No index of its own: prediction_image_latest (image, newest first) serves every lookup by image.
+    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="predictions", db_index=False)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
     confidence = models.FloatField()
@@ -240,13 +241,22 @@ class Prediction(models.Model):
         null=True, blank=True, editable=False,
         help_text="The image's descriptor from this model (float16, little-endian): what look-alike search compares.",
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_image_and_version"),
             models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_0_1"),
+        ]
+        # Sized for a billion rows (make bench-tables, docs/benchmarks.md): the latest prediction of an
+        # image is one index probe; look-alike search finds a version's descriptors without reading
+        # the table. Time windows on created_at use a BRIN index (rows arrive in time order), made on
+        # PostgreSQL by migration 0020 and so not listed here.
+        indexes = [
+            models.Index(fields=["image", "-created_at", "-id"], name="prediction_image_latest"),
+            models.Index(fields=["model_version", "id"], condition=Q(embedding__isnull=False),
+                         name="prediction_embedded_by_version"),
         ]
 
     def __str__(self) -> str:
