@@ -180,14 +180,15 @@ def retention_next_run(*, limit: int | None = None, now: datetime | None = None)
     total = total_bytes = 0
     more = False
     for scope in retention_scopes():
-        if total >= limit:
-            more = True
-            break
-        ids = list(expired_deletable(scope=scope, now=now).values_list("id", flat=True)[: limit - total + 1])
-        if len(ids) > limit - total:
-            more, ids = True, ids[: limit - total]
-        rows = (InspectionImage.objects.filter(pk__in=ids).values("source")
+        due = expired_deletable(scope=scope, now=now)
+        room = limit - total
+        if room <= 0:
+            more = more or due.exists()
+            continue
+        # In the database (a subquery with LIMIT), not as an id list: any limit, no parameter cap.
+        rows = (InspectionImage.objects.filter(pk__in=due.values("id")[:room]).values("source")
                 .annotate(images=Count("id"), bytes=Sum("size_bytes")).order_by("source"))
+        more = more or due[room:room + 1].exists()
         for row in rows:
             entry = per_source.setdefault(row["source"], {"images": 0, "bytes": 0, "keep_days": scope.keep_days})
             entry["images"] += row["images"]

@@ -223,6 +223,16 @@ def test_a_change_against_boxes_someone_changed_meanwhile_is_refused_and_reloade
     assert image.boxes_version == 2
     page.wait_for_function("() => /Boxes saved \\(version 2\\)/.test(document.getElementById('review-message').textContent)")
 
+    layer.drag((0.05, 0.5), (0.2, 0.7))  # a new box without a class keeps the page
+    page.locator('#box-layer [data-box-id="draft"]').wait_for()
+    page.keyboard.press("s")
+    page.wait_for_function("() => /has no class yet/.test(document.getElementById('review-message').textContent)")
+    assert page.url.endswith(f"/review/{image.pk}/")
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
+    page.wait_for_url(re.compile(r"/review/$"))
+    assert len(_active(image)) == 2
+
 
 def test_a_viewer_sees_the_boxes_and_changes_nothing(page, users):
     users("viewer", "viewer-ola")

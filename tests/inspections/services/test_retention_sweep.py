@@ -331,6 +331,8 @@ def test_the_next_run_preview_counts_up_to_the_limit():
     preview = retention_next_run(limit=3)
     assert (preview["images"], preview["more_left"]) == (3, True)
     assert sum(entry["images"] for entry in preview["per_source"].values()) == 3
+    exact = retention_next_run(limit=5)
+    assert (exact["images"], exact["more_left"]) == (5, False)
     full = retention_next_run(limit=100)
     assert (full["images"], full["more_left"]) == (5, False)
     assert full["per_source"]["line-2"] == {"images": 1, "bytes": full["per_source"]["line-2"]["bytes"],
