@@ -58,6 +58,8 @@ EMBEDDING_BYTES = 848
 CHUNK = 1_000_000
 TABLES = ("inspections_inspectionimage", "inspections_prediction", "inspections_review", "inspections_lineminute")
 DEFAULT_TIMEOUT_S = 300
+NOTES = (Path(__file__).resolve().parent / "results" / "tables_notes.md").read_text() \
+    if (Path(__file__).resolve().parent / "results" / "tables_notes.md").exists() else ""
 
 
 def log(message: str) -> None:
@@ -415,35 +417,51 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 1024:,.0f} KiB"
 
 
+def _slowest(read: dict) -> dict | None:
+    return max(read["statements"], key=lambda s: s.get("ms", float("inf")), default=None)
+
+
+def _ms(read: dict | None) -> str:
+    if read is None:
+        return ""
+    slowest = _slowest(read)
+    if slowest is not None and "timed_out_s" in slowest:
+        return f"> {slowest['timed_out_s'] * 1000:,}"
+    return f"{read['db_ms']:,.1f}"
+
+
 def markdown(results: dict) -> str:
+    runs = results["runs"]
+    labels = list(runs)
     lines = ["## Tables that grow with the line (`make bench-tables`)", ""]
-    for label, run in results["runs"].items():
+    for label, run in runs.items():
         loaded = run["loaded"]
-        lines += [
-            f"### {label}: {loaded['predictions']:,} predictions, {loaded['images']:,} images",
-            "",
-            f"Command: `{run['command']}` — {run['when']}, load before the run: `{run['uptime']}`; "
-            f"PostgreSQL {run['postgres']} with its default settings (shared_buffers {run['shared_buffers']}, "
-            f"work_mem {run['work_mem']}). Load: {', '.join(f'{k} {v:.0f}' for k, v in loaded['timings'].items())}.",
-            "",
-            "| table | rows | total | heap | TOAST | indexes | bytes/row |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for table, size in run["sizes"].items():
+        lines.append(
+            f"- **{label}**: `{run['command']}`, {run['when']}, {run['machine']}, `{run['uptime']}`; PostgreSQL "
+            f"{run['postgres']} with its default settings (shared_buffers {run['shared_buffers']}, work_mem "
+            f"{run['work_mem']}); {loaded['predictions']:,} predictions, {loaded['images']:,} images; seconds: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in loaded["timings"].items()) + ".")
+    last = runs[labels[-1]]
+    lines += ["", f"Sizes ({labels[-1]}; `pg_total_relation_size`, bytes per row = total / rows):", "",
+              "| table | rows | total | heap | indexes | bytes/row |", "|---|---:|---:|---:|---:|---:|"]
+    for table, size in last["sizes"].items():
+        if size["rows"]:
             lines.append(f"| {table} | {size['rows']:,} | {_mib(size['total_bytes'])} | {_mib(size['heap_bytes'])} | "
-                         f"{_mib(size['toast_bytes'])} | {_mib(size['index_bytes'])} | "
-                         f"{size['bytes_per_row']:,.0f} |" if size["rows"] else f"| {table} | 0 | | | | | |")
-        lines += ["", "Indexes of `inspections_prediction`: " + ", ".join(
-            f"{name.replace('inspections_prediction_', '…')} {_mib(size)}"
-            for name, size in run["sizes"]["inspections_prediction"]["indexes"].items()) + ".", ""]
-        lines += ["| read | statements | ms in the database | slowest statement's plan |", "|---|---:|---:|---|"]
-        for read in run["reads"]:
-            slowest = max(read["statements"], key=lambda s: s.get("ms", float("inf")), default=None)
-            shape = "; ".join(line.strip() for line in slowest["shape"][:6]) if slowest else ""
-            ms = f"> {slowest['timed_out_s'] * 1000:,}" if slowest and "timed_out_s" in slowest else f"{read['db_ms']:,.1f}"
-            lines.append(f"| {read['what']} | {len(read['statements'])} | {ms} | {shape} |")
-        lines.append("")
-    return "\n".join(lines)
+                         f"{_mib(size['index_bytes'])} | {size['bytes_per_row']:,.0f} |")
+    for label in labels:
+        lines += ["", f"Indexes of `inspections_prediction` ({label}): " + ", ".join(
+            f"{name.replace('inspections_prediction_', '')} {_mib(size)}"
+            for name, size in runs[label]["sizes"]["inspections_prediction"]["indexes"].items()) + "."]
+    lines += ["", "Reads, as the application issues them (ms in the database: the sum of `EXPLAIN ANALYZE`'s execution "
+              "time over the read's statements); the plan is the slowest statement's, from the last run:", "",
+              "| read | " + " | ".join(f"ms, {label}" for label in labels) + " | plan (slowest statement, last run) |",
+              "|---|" + "---:|" * len(labels) + "---|"]
+    for read in last["reads"]:
+        cells = [_ms(next((r for r in runs[label]["reads"] if r["name"] == read["name"]), None)) for label in labels]
+        slowest = _slowest(read)
+        shape = " / ".join(line.strip() for line in slowest["shape"][:5]) if slowest else ""
+        lines.append(f"| {read['what']} | " + " | ".join(cells) + f" | {shape} |")
+    return "\n".join(lines + ["", NOTES.strip(), ""])
 
 
 def main() -> None:
