@@ -46,6 +46,7 @@
   var waiters = [];
   var drag = null;
   var rendering = false;
+  var loading = false;
 
   // --- Small helpers ---------------------------------------------------------------------
 
@@ -235,6 +236,7 @@
   // --- Talking to the API ----------------------------------------------------------------------
 
   function load() {
+    loading = true;
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         return api.readJson(response).then(function (body) {
@@ -246,7 +248,8 @@
         show(body);
         pump();
       })
-      .catch(function (error) { say("The boxes could not be loaded: " + error.message, true); });
+      .catch(function (error) { say("The boxes could not be loaded: " + error.message, true); })
+      .then(function () { loading = false; });
   }
 
   function show(body) {
@@ -256,9 +259,11 @@
     render();
   }
 
+  // Changes wait for a loaded version; one made while the boxes could not be loaded tries again.
   function enqueue(changes, done) {
     queue.push({ changes: changes, done: done });
-    pump();
+    if (state.version === null && !loading) load();
+    else pump();
   }
 
   function settleWaiters() {
