@@ -13,7 +13,7 @@ the command line.
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 # One process per core is enough: the CPU work per upload is small and threads overlap the
 # waiting (database, Redis, storage). More processes only cost memory.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))

@@ -32,6 +32,7 @@ from . import serializers as s
 from .filters import ImageFilters
 from .parsers import BoundedFormParser, BoundedJSONParser, UploadSizeLimitHandler
 from .permissions import LabelRole, ModelAdminRole, ReadRole, RolePerMethod, UploadRole
+from .upload_output import new_image_output
 
 ERROR = inline_serializer(
     "Error",
@@ -92,9 +93,11 @@ class ImageListCreate(ApiView):
         responses={201: UPLOAD_RESPONSE, 200: UPLOAD_RESPONSE, 400: ERROR, 413: ERROR, 503: ERROR, **COMMON_ERRORS},
     )
     def post(self, request):
-        query = s.UploadQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        wait = query.validated_data["wait"]
+        wait = 0.0
+        if "wait" in request.query_params:  # the usual upload has no query string: no serializer for it
+            query = s.UploadQuery(data=request.query_params)
+            query.is_valid(raise_exception=True)
+            wait = query.validated_data["wait"]
         if not wait:
             return self._post(request, deadline=0.0)
         try:
@@ -115,7 +118,7 @@ class ImageListCreate(ApiView):
             result = self._upload(files[0], **meta)
             image = self._after_wait([result], deadline)[result.image.pk]
             code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-            body = self.output(s.ImageOutput, image)
+            body = self._image_answer(image)
             return Response(body, status=code, headers={"Location": body["url"]})
         return self._multi_upload(files, meta, deadline)
 
@@ -135,13 +138,17 @@ class ImageListCreate(ApiView):
                 results.append({"filename": name, "error": error_body(error.code, error.message, error.details)["error"]})
             else:
                 results.append({"filename": name, "created": result.created,
-                                "image": self.output(s.ImageOutput, images[result.image.pk])})
+                                "image": self._image_answer(images[result.image.pk])})
         if not any(result for _, result, _ in outcomes):
             body = error_body("all_files_refused", "None of the files was accepted; see details.results.",
                               {"results": results})
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         created = any(result.created for _, result, _ in outcomes if result)
         return Response({"results": results}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def _image_answer(self, image) -> dict:
+        # An image with no prediction and no label yet is answered without the serializer (upload_output.py).
+        return new_image_output(image, request=self.request) or self.output(s.ImageOutput, image)
 
     def _upload(self, uploaded, *, source: str, external_id: str, enqueue: bool = True):
         limit = settings.STEELQC_MAX_UPLOAD_BYTES
