@@ -24,6 +24,8 @@ from inspections.services.retention_sweep import pending_file_deletions_count, r
 
 from .access import role_required
 
+NEXT_RUN_PREVIEW_LIMIT = 5000  # what the page counts of the next run, at most (each view reads that many rows)
+
 retention_role = role_required(roles.can_manage_models, "Retention policies are managed by the role ml_admin.")
 
 
@@ -61,7 +63,7 @@ def retention_policies(request: HttpRequest) -> HttpResponse:
         "settings_default": settings_default_policy(),
         "last_hour": _last_hour_per_source(),
         "settings_keep_days": settings.STEELQC_RETENTION_KEEP_DAYS,
-        "next_run": retention_next_run(),
+        "next_run": retention_next_run(limit=min(NEXT_RUN_PREVIEW_LIMIT, settings.STEELQC_RETENTION_SWEEP_MAX_IMAGES)),
         "runs": retention_runs_recent(count=10),
         "pending_files": pending_file_deletions_count(),
         "form": form, "error": error,

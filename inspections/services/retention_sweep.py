@@ -117,13 +117,36 @@ def retention_scopes(*, source: str | None = None) -> list[Scope]:
     return [*own, Scope(source="", keep_days=default_days, others=tuple(sorted(rows)))]
 
 
-def expired_deletable(*, scope: Scope, now: datetime) -> QuerySet[InspectionImage]:
-    """The scope's images past their keep time that nobody needs, oldest first (served by the
-    index on (source, created_at), or on created_at for the default scope)."""
+def expired_candidates(*, scope: Scope, now: datetime) -> QuerySet[InspectionImage]:
+    """The scope's images past their keep time, tested on the image row's own columns only
+    (label, suspicion, exclusion, split, status), oldest first: an index walk on (source,
+    created_at), or created_at for the default scope. The sweep reads these in batches and tests
+    the related tables (reviews, boxes, snapshots, flagged predictions) for the batch's ids:
+    PostgreSQL would otherwise hash every flagged prediction of the table for each batch."""
     cutoff = scope.cutoff(now)
     if cutoff is None:
         return InspectionImage.objects.none()
-    return scope.images().filter(created_at__lt=cutoff).exclude(_needed()).order_by("created_at", "id")
+    return scope.images().filter(
+        created_at__lt=cutoff, label__isnull=True, suspect_suggestion__isnull=True, excluded=False,
+        split=Split.UNASSIGNED, status=ImageStatus.PREDICTED,
+    ).order_by("created_at", "id")
+
+
+def expired_deletable(*, scope: Scope, now: datetime) -> QuerySet[InspectionImage]:
+    """The scope's expired images nobody needs, oldest first, as one query (reports, tests)."""
+    return expired_candidates(scope=scope, now=now).exclude(_needed())
+
+
+def _after(candidates: QuerySet[InspectionImage], cursor: tuple | None) -> QuerySet[InspectionImage]:
+    """Keyset paging on (created_at, id): images a batch kept are not read again in the same run."""
+    if cursor is None:
+        return candidates
+    created_at, pk = cursor
+    return candidates.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+
+
+def _unneeded(ids: list[int]) -> QuerySet[InspectionImage]:
+    return InspectionImage.objects.filter(pk__in=ids).exclude(_needed()).order_by("created_at", "id")
 
 
 # --- Reports (dry run, page) ----------------------------------------------------------------
@@ -171,30 +194,38 @@ def retention_report(*, source: str | None = None, now: datetime | None = None) 
     return dict(sorted(figures.items()))
 
 
-def retention_next_run(*, limit: int | None = None, now: datetime | None = None) -> dict:
-    """What the next run would delete, per source, counted up to the run's limit (cheap: at
-    most ``limit`` index entries per scope are read)."""
+def retention_next_run(*, limit: int | None = None, now: datetime | None = None, chunk: int = 1000) -> dict:
+    """What the next run would delete, per source, counted up to ``limit`` (default the run's
+    limit); ``more_left``: more than that may be due. Reads the candidates in chunks as the
+    sweep does, so the cost grows with ``limit``, not with the table."""
     now = now or timezone.now()
     limit = limit or settings.STEELQC_RETENTION_SWEEP_MAX_IMAGES
     per_source: dict[str, dict] = {}
     total = total_bytes = 0
     more = False
     for scope in retention_scopes():
-        due = expired_deletable(scope=scope, now=now)
-        room = limit - total
-        if room <= 0:
-            more = more or due.exists()
+        if total >= limit:
+            more = more or expired_candidates(scope=scope, now=now).exists()
             continue
-        # In the database (a subquery with LIMIT), not as an id list: any limit, no parameter cap.
-        rows = (InspectionImage.objects.filter(pk__in=due.values("id")[:room]).values("source")
-                .annotate(images=Count("id"), bytes=Sum("size_bytes")).order_by("source"))
-        more = more or due[room:room + 1].exists()
-        for row in rows:
-            entry = per_source.setdefault(row["source"], {"images": 0, "bytes": 0, "keep_days": scope.keep_days})
-            entry["images"] += row["images"]
-            entry["bytes"] += row["bytes"] or 0
-            total += row["images"]
-            total_bytes += row["bytes"] or 0
+        cursor = None
+        while total < limit:
+            picked = list(_after(expired_candidates(scope=scope, now=now), cursor)
+                          .values_list("id", "created_at")[:chunk])
+            if not picked:
+                break
+            cursor = (picked[-1][1], picked[-1][0])
+            rows = list(_unneeded([pk for pk, _ in picked]).values_list("source", "size_bytes"))
+            room = limit - total
+            more = more or len(rows) > room
+            for source, size in rows[:room]:
+                entry = per_source.setdefault(source, {"images": 0, "bytes": 0, "keep_days": scope.keep_days})
+                entry["images"] += 1
+                entry["bytes"] += size
+                total += 1
+                total_bytes += size
+            if len(picked) < chunk:
+                break
+            more = more or total >= limit  # a full chunk at the limit: more may follow
     return {"per_source": dict(sorted(per_source.items())), "images": total, "bytes": total_bytes,
             "more_left": more, "limit": limit}
 
@@ -216,13 +247,16 @@ class _FileTally:
 
 
 def _delete_files(pending: list[PendingFileDeletion], tally: _FileTally) -> None:
-    """Delete the stored files of deleted rows; each success drops its pending row, each
-    failure is logged and stays pending for the next run."""
+    """Delete the stored files of deleted rows; the successes drop their pending rows (one
+    statement), each failure is logged and stays pending for the next run."""
+    # The same bytes uploaded again after the delete get a row pointing at a stored file; never
+    # delete a file a row points at (one query for the whole batch, by the unique sha256).
+    in_use = set(InspectionImage.objects.filter(sha256__in={item.sha256 for item in pending})
+                 .values_list("sha256", "file"))
+    done = []
     for item in pending:
-        # The same bytes uploaded again after the delete get a row pointing at a stored file;
-        # never delete a file a row points at.
-        if InspectionImage.objects.filter(sha256=item.sha256, file=item.name).exists():
-            PendingFileDeletion.objects.filter(pk=item.pk).delete()
+        if (item.sha256, item.name) in in_use:
+            done.append(item.pk)
             continue
         try:
             default_storage.delete(item.name)
@@ -234,7 +268,8 @@ def _delete_files(pending: list[PendingFileDeletion], tally: _FileTally) -> None
                 attempts=item.attempts + 1, last_attempt_at=timezone.now(), last_error=str(error)[:500])
             continue
         tally.deleted += 1
-        PendingFileDeletion.objects.filter(pk=item.pk).delete()
+        done.append(item.pk)
+    PendingFileDeletion.objects.filter(pk__in=done).delete()
 
 
 def _retry_pending_files(tally: _FileTally) -> None:
@@ -248,17 +283,18 @@ def _retry_pending_files(tally: _FileTally) -> None:
         last_id = batch[-1].pk
 
 
-def _delete_batch(*, scope: Scope, now: datetime, size: int, tally: _FileTally) -> list[dict]:
-    """Delete up to ``size`` expired, unneeded images of ``scope``; their files after the commit."""
+def _delete_batch(*, scope: Scope, now: datetime, size: int, tally: _FileTally,
+                  cursor: tuple | None) -> tuple[list[dict], tuple | None, int]:
+    """Delete the unneeded among the next ``size`` expired candidates of ``scope`` after
+    ``cursor``; their files after the commit. Returns (deleted rows, new cursor, candidates read)."""
     with transaction.atomic():
-        ids = list(expired_deletable(scope=scope, now=now).select_for_update(skip_locked=True, of=("self",))
-                   .values_list("id", flat=True)[:size])
-        if not ids:
-            return []
-        # Checked again now that the rows are locked: a review, box or snapshot committed since
-        # the statement above started keeps its image (this statement sees it).
-        rows = list(InspectionImage.objects.filter(pk__in=ids).exclude(_needed())
-                    .values("id", "source", "file", "sha256", "size_bytes"))
+        picked = list(_after(expired_candidates(scope=scope, now=now), cursor)
+                      .select_for_update(skip_locked=True, of=("self",)).values_list("id", "created_at")[:size])
+        if not picked:
+            return [], cursor, 0
+        # Tested once the rows are locked, in a statement of its own: a review, box or snapshot
+        # committed meanwhile keeps its image (a reviewer's row lock waits for ours, or we for it).
+        rows = list(_unneeded([pk for pk, _ in picked]).values("id", "source", "file", "sha256", "size_bytes"))
         InspectionImage.objects.filter(pk__in=[row["id"] for row in rows]).delete()
         PendingFileDeletion.objects.bulk_create(
             [PendingFileDeletion(name=row["file"], sha256=row["sha256"], size_bytes=row["size_bytes"])
@@ -267,7 +303,7 @@ def _delete_batch(*, scope: Scope, now: datetime, size: int, tally: _FileTally) 
         )
         names = [row["file"] for row in rows if row["file"]]
         transaction.on_commit(lambda: _delete_files(list(PendingFileDeletion.objects.filter(name__in=names)), tally))
-    return rows
+    return rows, (picked[-1][1], picked[-1][0]), len(picked)
 
 
 class _SweepLock:
@@ -345,13 +381,13 @@ def _sweep(run: RetentionRun, *, source: str | None, limit: int, now: datetime,
     per_source: dict[str, SourceFigures] = {}
     deleted = 0
     for scope in retention_scopes(source=source):
-        cutoff = scope.cutoff(now)
-        while cutoff is not None and deleted < limit:
-            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
-                run.more_left = True
+        cutoff, cursor = scope.cutoff(now), None
+        while cutoff is not None:
+            if deleted >= limit or (time_budget_s is not None and time.monotonic() - started > time_budget_s):
+                run.more_left = run.more_left or _after(expired_candidates(scope=scope, now=now), cursor).exists()
                 break
             size = min(settings.STEELQC_RETENTION_SWEEP_BATCH, limit - deleted)
-            rows = _delete_batch(scope=scope, now=now, size=size, tally=tally)
+            rows, cursor, read = _delete_batch(scope=scope, now=now, size=size, tally=tally, cursor=cursor)
             for row in rows:
                 entry = per_source.setdefault(row["source"], SourceFigures(keep_days=scope.keep_days,
                                                                            cutoff=cutoff.isoformat()))
@@ -362,8 +398,6 @@ def _sweep(run: RetentionRun, *, source: str | None, limit: int, now: datetime,
             run.files_deleted, run.files_failed = tally.deleted, tally.failed
             run.per_source = {name: entry.as_dict() for name, entry in sorted(per_source.items())}
             run.save(update_fields=["images_deleted", "bytes_freed", "files_deleted", "files_failed", "per_source"])
-            if len(rows) < size:
+            if read < size:
                 break
-        if deleted >= limit and expired_deletable(scope=scope, now=now).exists():
-            run.more_left = True
     run.files_deleted, run.files_failed = tally.deleted, tally.failed

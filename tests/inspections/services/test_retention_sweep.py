@@ -21,7 +21,7 @@ from inspections.services.images import image_upload
 from inspections.services.retention import retention_keep_days_set
 from inspections.services.retention_sweep import (
     KEPT_BOXED, KEPT_LABELLED, KEPT_NOT_PREDICTED, KEPT_OPEN_REVIEW, KEPT_REVIEWED, KEPT_SNAPSHOT, KEPT_SPLIT,
-    RETENTION_SWEEP_LOCK, Scope, expired_deletable, retention_next_run, retention_sweep,
+    RETENTION_SWEEP_LOCK, Scope, _unneeded, expired_candidates, retention_next_run, retention_sweep,
 )
 from inspections.services.reviews import review_exclude, review_include, review_submit
 from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
@@ -176,7 +176,7 @@ def test_a_review_after_the_sweep_selected_the_image_keeps_it(monkeypatch):
     image = _image(days_old=400)
     from inspections.services import retention_sweep as sweep_module
 
-    real = sweep_module.expired_deletable
+    real = sweep_module.expired_candidates
 
     def select_then_review(*, scope, now):
         candidates = list(real(scope=scope, now=now).values_list("id", flat=True))
@@ -185,7 +185,7 @@ def test_a_review_after_the_sweep_selected_the_image_keeps_it(monkeypatch):
                                                                label_source=LabelSource.IMPORT)
         return InspectionImage.objects.filter(pk__in=candidates).order_by("created_at", "id")
 
-    monkeypatch.setattr(sweep_module, "expired_deletable", select_then_review)
+    monkeypatch.setattr(sweep_module, "expired_candidates", select_then_review)
     run = retention_sweep()
     assert _kept(image)
     assert run.images_deleted == 0
@@ -308,9 +308,8 @@ def test_only_one_sweep_runs_at_a_time():
         other.close()
 
 
-def _plan(scope: Scope) -> str:
-    query = expired_deletable(scope=scope, now=timezone.now()).values_list("id", flat=True)[:500].query
-    sql, params = query.sql_with_params()
+def _plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a test table is tiny; ask whether indexes can serve
         cursor.execute("EXPLAIN " + sql, params)
@@ -318,10 +317,14 @@ def _plan(scope: Scope) -> str:
 
 
 def test_the_sweep_queries_can_be_served_by_indexes_alone():
-    own = _plan(Scope(source="line-1", keep_days=30))
+    now = timezone.now()
+    own = _plan(expired_candidates(scope=Scope(source="line-1", keep_days=30), now=now).values_list("id")[:500])
     assert "image_source_created_at" in own and "Seq Scan" not in own, own
-    default = _plan(Scope(source="", keep_days=30, others=("line-1",)))
+    default = _plan(expired_candidates(scope=Scope(source="", keep_days=30, others=("line-1",)), now=now)
+                    .values_list("id")[:500])
     assert "Seq Scan" not in default, default
+    recheck = _plan(_unneeded(list(range(1, 501))).values_list("id"))
+    assert "Seq Scan" not in recheck, recheck
 
 
 def test_the_next_run_preview_counts_up_to_the_limit():
