@@ -170,15 +170,23 @@ def load(*, predictions: int, now: datetime) -> dict:
             f" SELECT im.id, 'label', im.label_id, '', NULL, {reviewer.pk}, p.id, im.created_at + interval '1 hour'"
             " FROM inspections_inspectionimage im JOIN inspections_prediction p"
             f" ON p.image_id = im.id AND p.model_version_id = {era_of} WHERE im.label_source = 'review'")
-        conn.execute(
-            "INSERT INTO inspections_lineminute (source, minute, model_version_id, seen, kept, flagged, per_class,"
-            " per_reason, confidence_histogram, latency_ms_sum, latency_ms_max)"
-            f" SELECT s, date_trunc('minute', %(start)s::timestamptz) + m * interval '1 minute', {v3}, 1500 * 60,"
-            " 3000, 2700, jsonb_build_object('crazing', 20000, 'inclusion', 30000, 'patches', 40000),"
-            " jsonb_build_object('low_confidence', 1500, 'foreign', 1200), '[0,0,0,10,50,200,500,2000,10000,77240]',"
-            " 1500 * 60 * 12.5, 80"
-            f" FROM unnest(ARRAY[{','.join(repr(s) for s in SOURCES)}]) s, generate_series(0, {DAYS * 1440 - 1}) m",
-            {"start": start})
+        # As the roll-up keeps them: minutes for the last three days, hours before.
+        for resolution, step, first, count in (
+            ("hour", "1 hour", "date_trunc('hour', %(start)s::timestamptz)", (DAYS - 3) * 24),
+            ("minute", "1 minute", "date_trunc('minute', %(now)s::timestamptz - interval '3 days')", 3 * 1440),
+        ):
+            per = 60 if resolution == "hour" else 1
+            conn.execute(
+                "INSERT INTO inspections_lineminute (source, resolution, minute, model_version_id, seen, kept, flagged,"
+                " per_class, per_reason, kept_per_class, kept_per_reason, confidence_histogram, latency_ms_sum,"
+                " latency_ms_max)"
+                f" SELECT s, '{resolution}', {first} + m * interval '{step}', {v3}, {per} * 90000, {per} * 3000,"
+                f" {per} * 2700, jsonb_build_object('crazing', {per} * 20000, 'inclusion', {per} * 30000,"
+                f" 'patches', {per} * 40000), jsonb_build_object('low_confidence', {per} * 1500, 'foreign', {per} * 1200),"
+                f" jsonb_build_object('crazing', {per} * 1000), jsonb_build_object('low_confidence', {per} * 1500),"
+                f" '[0,0,0,10,50,200,500,2000,10000,77240]', {per} * 90000 * 12.5, 80"
+                f" FROM unnest(ARRAY[{','.join(repr(s) for s in SOURCES)}]) s, generate_series(0, {count - 1}) m",
+                {"start": start, "now": now})
         timings["reviews_and_line_minutes_s"] = time.perf_counter() - began
 
         conn.execute("SET session_replication_role = origin")
@@ -272,7 +280,7 @@ class Explainer:
         self.statements: list[dict] = []
 
     def __call__(self, execute, sql, params, many, context):
-        if not sql.lstrip().upper().startswith("SELECT"):
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
             return execute(sql, params, many, context)
         cursor = context["cursor"].cursor  # the driver's cursor: not through this wrapper again
         entry = {"sql": sql if params is None else cursor.mogrify(sql, params)}
