@@ -15,13 +15,17 @@ METRICS_FILE = "metrics.json"
 OOD_FILE = "ood.npz"
 SERVING_FILE = "serving.tflite"
 SERVING_INT8_FILE = "serving_int8.tflite"  # the reduced-precision serving copy, when it passed its check
+DETECTION_FILE = "detection.keras"    # the detection head, when the version has one
+DETECTION_CONFIG_FILE = "detection.json"  # its classes, grid and training facts
 SUSPECTS_FILE = "suspects.json"       # labelled images ranked by "this label is probably wrong"
 TFLITE_FILE = "model.tflite"          # `python -m mlcore export --format tflite`
 
 # Plots written beside the model: page/API name -> file name.
 CONFUSION_PLOT_FILE = "confusion_matrix.png"
 CURVES_PLOT_FILE = "training_curves.png"
-PLOT_FILES = {"confusion_matrix": CONFUSION_PLOT_FILE, "training_curves": CURVES_PLOT_FILE}
+DETECTION_PLOT_FILE = "detection_examples.png"  # test images with true and predicted boxes
+PLOT_FILES = {"confusion_matrix": CONFUSION_PLOT_FILE, "training_curves": CURVES_PLOT_FILE,
+              "detection_examples": DETECTION_PLOT_FILE}
 
 # Backbones. "auto" picks resnet50 when its ImageNet weights file is on disk.
 RESNET50 = "resnet50"

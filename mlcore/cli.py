@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, default=None, help="backbone input size in pixels (default 192)")
     train.add_argument("--views", type=int, default=None, help="augmented views per training image")
     train.add_argument("--time-budget", type=float, default=None, help="seconds; fine-tuning stops past it")
+    train.add_argument("--annotations", default=None, metavar="ADIR",
+                       help="defect boxes for the images: VOC XML (NEU-DET naming too) or YOLO text; with enough "
+                            "boxed images the run also trains the detection head")
+    train.add_argument("--yolo-classes", default=None, metavar="A,B,C",
+                       help="YOLO class names in id order (default: ADIR/classes.txt, or inferred from ADIR's "
+                            "class folders)")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
     train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     train.set_defaults(handler=_train, finetune="auto")
@@ -123,6 +129,14 @@ def _require_model_dir(path: str) -> None:
 
 def _train(args) -> int:
     samples = split_samples(args.data, seed=args.split_seed)
+    annotations = None
+    if args.annotations:
+        from mlcore.annotations import attach_annotations
+
+        classes = [name.strip() for name in (args.yolo_classes or "").split(",") if name.strip()] or None
+        samples, annotations = attach_annotations(samples, args.annotations, yolo_classes=classes)
+        if not args.quiet:
+            print(f"annotations: {annotations.to_dict()}", file=sys.stderr, flush=True)
     from mlcore.training import TrainConfig, train
 
     overrides = {key: value for key, value in {
@@ -143,11 +157,18 @@ def _train(args) -> int:
     summary = {"model_dir": result.model_dir, "classes": result.classes,
                "accuracy": result.metrics["accuracy"], "macro_f1": result.metrics["macro_f1"],
                "split": result.metrics.get("split"), "finetuned": result.history.get("finetuned")}
+    detection = result.metrics.get("detection") or {}
+    if annotations is not None:
+        summary["annotations"] = annotations.to_dict()
+        summary["detection"] = ({"map50": detection["map50"], "map50_95": detection["map50_95"]}
+                                if "map50" in detection else detection)
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"model written to {result.model_dir}: {summary['split']} accuracy "
-              f"{summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
+              f"{summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}"
+              + (f"; boxes mAP@0.5 {detection['map50']:.4f}, mAP@0.5:0.95 {detection['map50_95']:.4f}"
+                 if "map50" in detection else ""))
     return 0
 
 
@@ -217,9 +238,15 @@ def _predict(args) -> int:
             except ImageReadError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failures += 1
-        for path, result in zip(readable, classifier.predict(images)):
+        for path, image, result in zip(readable, images, classifier.predict(images)):
             if args.json:
-                print(json.dumps({"file": path, **result.to_dict()}), flush=True)
+                line = {"file": path, **result.to_dict()}
+                if classifier.detection_head is None:
+                    line.pop("boxes")
+                else:  # the command line speaks image pixels; the API fractions
+                    line["boxes"] = [in_pixels(box, width=image.shape[1], height=image.shape[0])
+                                     for box in result.boxes]
+                print(json.dumps(line), flush=True)
             else:
                 flag = f"  [needs review: {', '.join(result.review_reasons)}]" if result.needs_review else ""
                 print(f"{path}: {result.label} ({result.confidence:.3f}, ood {result.ood_score:.2f}){flag}")
@@ -246,3 +273,10 @@ def _export(args) -> int:
     written = export_model(model_dir=args.model, out_dir=args.out, format=args.format)
     print(f"exported {args.format} to {written}")
     return 0
+
+
+def in_pixels(box: dict, *, width: int, height: int) -> dict:
+    """A prediction's box (fractions) as ``{"label", "score", "box": [x0, y0, x1, y1]}`` in pixels."""
+    x0, y0, x1, y1 = box["box"]
+    return {"label": box["label"], "score": box["score"],
+            "box": [round(x0 * width, 1), round(y0 * height, 1), round(x1 * width, 1), round(y1 * height, 1)]}

@@ -14,7 +14,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, OOD_FILE, TFLITE_FILE
+from mlcore.artefact import (
+    CLASSES_FILE,
+    CONFIG_FILE,
+    DETECTION_CONFIG_FILE,
+    DETECTION_FILE,
+    OOD_FILE,
+    TFLITE_FILE,
+)
 from mlcore.model import load_keras_model, read_json, with_features
 
 FORMATS = ("saved_model", "tflite")
@@ -38,14 +45,21 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    dual = with_features(load_keras_model(model_dir))
+    from mlcore.inference import load_detection_head
+
+    detection = load_detection_head(model_dir)
+    head = detection[0] if detection is not None else None
+    dual = with_features(load_keras_model(model_dir), head)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in SIDE_FILES:
+    for name in SIDE_FILES + ((DETECTION_FILE, DETECTION_CONFIG_FILE) if head is not None else ()):
         shutil.copy2(model_dir / name, out_dir / name)
 
     def serve(image):
-        probabilities, features = dual(image, training=False)
-        return {"probabilities": probabilities, "features": features}
+        probabilities, features, *maps = dual(image, training=False)
+        outputs = {"probabilities": probabilities, "features": features}
+        if maps:
+            outputs["detection_map"] = maps[0]
+        return outputs
 
     if format == "saved_model":
         module = tf.Module()
@@ -60,7 +74,7 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
     # A Keras model with a fixed input shape around the same layers: TFLite wants one shape,
     # and its Keras path freezes the weights (converting a bare concrete function left the
     # variables uninitialised and produced garbage on this TensorFlow version).
-    fixed = _fixed_shape_model(load_keras_model(model_dir), shape)
+    fixed = _fixed_shape_model(load_keras_model(model_dir), shape, head)
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     if int8_calibration is not None:
         import numpy as np
@@ -132,8 +146,9 @@ class _LinearResize:
         return ops.transpose(ops.reshape(x, (-1, size, size, channels)), (0, 2, 1, 3))
 
 
-def _fixed_shape_model(model, shape: tuple[int, ...]):
-    """(probabilities, pooled features) for one input shape, with a TFLite-friendly resize."""
+def _fixed_shape_model(model, shape: tuple[int, ...], detection_head=None):
+    """(probabilities, pooled features[, detection map]) for one input shape, with a TFLite-friendly
+    resize."""
     import keras
 
     from mlcore.model import POOLED_FEATURES
@@ -144,13 +159,18 @@ def _fixed_shape_model(model, shape: tuple[int, ...]):
     resize = _LinearResize(layers[resize_at], int(shape[0]), int(shape[1]))
     image = keras.Input(shape=shape, name="image")
     x = keras.layers.Lambda(resize, name="fixed_resize")(image)
-    pooled = None
+    pooled = maps = None
     # The classifier is one chain of layers (see mlcore.model.build_classifier).
     for layer in layers[resize_at + 1:]:
+        if layer.name == POOLED_FEATURES:
+            maps = x
         x = layer(x)
         if layer.name == POOLED_FEATURES:
             pooled = x
-    return keras.Model(image, [x, pooled], name="steelqc_classifier_fixed")
+    outputs = [x, pooled]
+    if detection_head is not None:
+        outputs.append(detection_head(list(maps) if isinstance(maps, (list, tuple)) else [maps]))
+    return keras.Model(image, outputs, name="steelqc_classifier_fixed")
 
 
 def _typical_shape(config: dict) -> tuple[int, int, int]:

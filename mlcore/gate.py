@@ -3,7 +3,11 @@
 Both models are scored on the same frozen test images. Only classes both models know are
 compared (a candidate may know more classes; their recall is reported on its own). The
 candidate passes when its accuracy is not lower than the champion's minus a tolerance and no
-shared class's recall drops by more than a tolerance.
+shared class's recall drops by more than a tolerance -- or by more than one test image of that
+class, whichever is larger: with 30 test images of a class one image is 3.3 points, and a gate
+that refuses on a single image's coin flip refuses good candidates most of the time. When the
+champion finds defect boxes, the candidate's mAP@0.5 on the same images may not fall more than a
+tolerance below it (a candidate without a detection head then fails).
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ class GateRule:
     accuracy_tolerance: float = 0.005
     recall_tolerance: float = 0.02
     min_test_images: int = 1
+    recall_tolerance_images: int = 1   # a recall drop of this many test images of a class is noise
+    map50_tolerance: float = 0.02
+
+    def recall_slack(self, class_images: int) -> float:
+        """The largest recall drop forgiven for a class with ``class_images`` test images."""
+        return max(self.recall_tolerance, self.recall_tolerance_images / class_images if class_images else 0.0)
 
 
 @dataclass
@@ -35,6 +45,7 @@ class GateDecision:
     champion: ModelScore | None
     new_class_recall: dict[str, float] = field(default_factory=dict)
     rule: GateRule = field(default_factory=GateRule)
+    detection: dict = field(default_factory=dict)  # mAP@0.5 of both versions on the boxed test images
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,8 +76,16 @@ def decide(
     champion_predictions: Sequence[str] | None = None,
     champion_classes: Sequence[str] | None = None,
     rule: GateRule = GateRule(),
+    candidate_map50: float | None = None,
+    champion_map50: float | None = None,
 ) -> GateDecision:
-    """Decide on promotion. With no champion the candidate passes if it was tested at all."""
+    """Decide on promotion. With no champion the candidate passes if it was tested at all.
+
+    ``candidate_map50`` / ``champion_map50``: mAP@0.5 on the same boxed test images, None for a
+    version without a detection head (or no boxed test images).
+    """
+    detection = {"candidate_map50": candidate_map50, "champion_map50": champion_map50,
+                 "map50_tolerance": rule.map50_tolerance}
     if champion_predictions is None or champion_classes is None:
         candidate = score(labels=labels, predictions=candidate_predictions, classes=candidate_classes)
         reasons = [] if len(labels) >= rule.min_test_images else [
@@ -75,7 +94,7 @@ def decide(
         reasons = reasons or ["no active version to compare with: the first tested candidate goes live"]
         return GateDecision(
             passed=len(labels) >= rule.min_test_images, reasons=reasons, compared_classes=list(candidate_classes),
-            candidate=candidate, champion=None, rule=rule,
+            candidate=candidate, champion=None, rule=rule, detection=detection,
         )
 
     shared = [name for name in candidate_classes if name in set(champion_classes)]
@@ -95,16 +114,24 @@ def decide(
             f"by more than {rule.accuracy_tolerance:.4f}"
         )
     for name in shared:
-        if name in candidate.recall and candidate.recall[name] < champion.recall[name] - rule.recall_tolerance:
+        slack = rule.recall_slack(shared_labels.count(name))
+        if name in candidate.recall and candidate.recall[name] < champion.recall[name] - slack:
             failures.append(
                 f"recall of {name} {candidate.recall[name]:.4f} is below the active version's "
-                f"{champion.recall[name]:.4f} by more than {rule.recall_tolerance:.4f}"
+                f"{champion.recall[name]:.4f} by more than {slack:.4f}"
             )
+    if champion_map50 is not None:
+        if candidate_map50 is None:
+            failures.append(f"the active version finds defect boxes (mAP@0.5 {champion_map50:.4f}); "
+                            "the candidate has no detection head")
+        elif candidate_map50 < champion_map50 - rule.map50_tolerance:
+            failures.append(f"mAP@0.5 {candidate_map50:.4f} is below the active version's {champion_map50:.4f} "
+                            f"by more than {rule.map50_tolerance:.4f}")
     passed = not failures
     reasons = failures or [
         f"accuracy {candidate.accuracy:.4f} vs {champion.accuracy:.4f} and no class recall dropped beyond tolerance"
     ]
     return GateDecision(
         passed=passed, reasons=reasons, compared_classes=shared, candidate=candidate, champion=champion,
-        new_class_recall=new_recall, rule=rule,
+        new_class_recall=new_recall, rule=rule, detection=detection,
     )

@@ -9,7 +9,7 @@ whether it needs a person and why (``review_reasons``, see ``mlcore.artefact``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,13 @@ import numpy as np
 from mlcore.artefact import (
     CONFIG_FILE,
     DEFAULT_CONFIDENCE_THRESHOLD,
+    DETECTION_CONFIG_FILE,
+    DETECTION_FILE,
     DEFAULT_MARGIN_THRESHOLD,
     OOD_FILE,
     review_reasons_for,
 )
+from mlcore.detection import decode
 from mlcore.io import as_image_array, load_image
 from mlcore.model import load_keras_model, read_classes, read_json, with_features
 from mlcore.ood import MAX_SCORE, OodDetector, OodParts, load_detector
@@ -37,58 +40,61 @@ class PredictionResult:
     needs_review: bool
     ood_score: float
     review_reasons: list[str] = field(default_factory=list)
+    # Where the defects are (mlcore.detection.DetectedBox.to_dict()), best first; empty when
+    # the version has no detection head.
+    boxes: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def compile_forward(model) -> Forward:
-    """A traced (probabilities, features) function that accepts any image shape once."""
+def compile_forward(model, detection_head=None) -> Forward:
+    """A traced function that accepts any image shape once: (probabilities, features), and with
+    ``detection_head`` also the detection map, from one pass through the backbone."""
     import tensorflow as tf
 
-    dual = with_features(model)
+    dual = with_features(model, detection_head)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)])
     def forward(images):
-        probabilities, features = dual(images, training=False)
-        return probabilities, features
+        return tuple(dual(images, training=False))
 
-    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim == 3:  # (N, H, W) grayscale -> explicit channel axis
             batch = batch[..., None]
-        probabilities, features = forward(tf.constant(batch))
-        return probabilities.numpy(), features.numpy()
+        return tuple(output.numpy() for output in forward(tf.constant(batch)))
 
     return run
 
 
 def forward_in_batches(forward: Forward, images: Sequence[np.ndarray], *,
-                       batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run images through ``forward`` in batches of equal shape, results in input order."""
+                       batch_size: int) -> tuple[np.ndarray, ...]:
+    """Run images through ``forward`` in batches of equal shape; each of its outputs (probabilities,
+    features, and the detection map where there is one) stacked in input order."""
+    if not images:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     by_shape: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
         by_shape.setdefault(np.shape(image), []).append(index)
-    probabilities: list[np.ndarray | None] = [None] * len(images)
-    features: list[np.ndarray | None] = [None] * len(images)
+    rows: list[tuple | None] = [None] * len(images)
     for indices in by_shape.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start:start + batch_size]
-            batch_probabilities, batch_features = forward(np.stack([images[i] for i in chunk]))
+            outputs = forward(np.stack([images[i] for i in chunk]))
             for row, index in enumerate(chunk):
-                probabilities[index] = batch_probabilities[row]
-                features[index] = batch_features[row]
-    if not images:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.stack(probabilities), np.stack(features)
+                rows[index] = tuple(output[row] for output in outputs)
+    return tuple(np.stack(column) for column in zip(*rows))
 
 
 class Classifier:
     """A loaded model version: classes, backbone facts, thresholds and the Keras model."""
 
     def __init__(self, *, model, classes: list[str], config: dict, ood: OodDetector,
-                 model_dir: str, batch_size: int = 32, runtime: str = "auto"):
+                 model_dir: str, batch_size: int = 32, runtime: str = "auto", detection=None):
         self.model = model
+        # (head model, its class names) when the version can say where the defects are.
+        self.detection_head, self.detection_classes = detection if detection is not None else (None, [])
         self.classes = classes
         self.config = config
         self.ood = ood
@@ -105,7 +111,8 @@ class Classifier:
         # "auto": the verified TFLite copy for the common image shape when the artefact has one.
         self._forward, self.runtime = serving_forward(
             model_dir=model_dir, config=config, num_classes=len(classes),
-            general=compile_forward(model), runtime=runtime)
+            general=compile_forward(model, self.detection_head), runtime=runtime,
+            detection=self.detection_head is not None)
 
     @classmethod
     def load(cls, model_dir: str | Path, *, batch_size: int = 32, runtime: str = "auto") -> "Classifier":
@@ -125,11 +132,11 @@ class Classifier:
             raise ValueError(f"model folder {model_dir} (written by mlcore {version}) has no usable "
                              f"OOD detector: {error}") from None
         return cls(model=model, classes=classes, config=config, ood=ood, model_dir=str(model_dir),
-                   batch_size=batch_size, runtime=runtime)
+                   batch_size=batch_size, runtime=runtime, detection=load_detection_head(model_dir))
 
     def predict_parts(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, OodParts]:
         """(probabilities (N, K), the feature and frame halves of the OOD score) for uint8 images."""
-        probabilities, _, parts = self._run(images)
+        probabilities, _, parts, _ = self._run(images)
         return probabilities, parts
 
     def predict_arrays(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,19 +153,23 @@ class Classifier:
         """The answers and each image's descriptor (N, D): the vector the OOD memory compares,
         useful for finding look-alike images. ``class_thresholds`` (class name -> confidence
         threshold) overrides the artefact's global threshold for the classes it names."""
-        probabilities, features, parts = self._run(images)
+        probabilities, features, parts, maps = self._run(images)
         ordered = self.thresholds_in_order(class_thresholds)
         results = [self._result(p, feature, frame, ordered)
                    for p, feature, frame in zip(probabilities, parts.feature, parts.frame)]
+        if maps is not None:
+            results = [replace(result, boxes=[box.to_dict() for box in decode(grid, self.detection_classes)])
+                       for result, grid in zip(results, maps)]
         return results, features
 
-    def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, OodParts]:
+    def _run(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, OodParts, np.ndarray | None]:
         images = [as_image_array(image) for image in images]
         if not images:
             empty = np.zeros(0)
-            return np.zeros((0, len(self.classes))), np.zeros((0, 0), np.float32), OodParts(feature=empty, frame=empty)
-        probabilities, features = forward_in_batches(self._forward, images, batch_size=self.batch_size)
-        return probabilities, features, self.ood.parts(features=features, images=images)
+            return (np.zeros((0, len(self.classes))), np.zeros((0, 0), np.float32),
+                    OodParts(feature=empty, frame=empty), None)
+        probabilities, features, *maps = forward_in_batches(self._forward, images, batch_size=self.batch_size)
+        return probabilities, features, self.ood.parts(features=features, images=images), (maps[0] if maps else None)
 
     def predict_files(self, paths: Sequence[str | Path]) -> list[PredictionResult]:
         return self.predict([load_image(path) for path in paths])
@@ -190,3 +201,16 @@ class Classifier:
             ood_score=float(min(max(feature_score, frame_score), MAX_SCORE)),
             review_reasons=reasons,
         )
+
+
+def load_detection_head(model_dir: str | Path):
+    """(head model, class names) from an artefact's detection files, or None without them."""
+    import keras
+
+    import mlcore.detection  # noqa: F401 -- registers the head's custom layers
+
+    model_dir = Path(model_dir)
+    if not (model_dir / DETECTION_FILE).is_file():
+        return None
+    facts = read_json(model_dir / DETECTION_CONFIG_FILE)
+    return keras.saving.load_model(model_dir / DETECTION_FILE, compile=False), list(facts["classes"])

@@ -37,6 +37,9 @@ class Sample:
     path: str
     label: str
     split: str
+    # Defect boxes as (label, x0, y0, x1, y1) fractions of width and height, top-left origin;
+    # None: not known (the frame was never boxed); empty: known to have no defect box.
+    boxes: tuple[tuple[str, float, float, float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_NAMES:

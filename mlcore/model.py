@@ -38,12 +38,19 @@ def build_classifier(*, backbone: BuiltBackbone, num_classes: int, dropout: floa
     return keras.Model(images, probabilities, name="steelqc_classifier")
 
 
-def with_features(model: keras.Model) -> keras.Model:
-    """The same layers, returning (probabilities, pooled features) from one forward pass."""
-    return keras.Model(
-        model.inputs[0], [model.outputs[0], model.get_layer(POOLED_FEATURES).output],
-        name="steelqc_classifier_with_features",
-    )
+def with_features(model: keras.Model, detection_head: keras.Model | None = None) -> keras.Model:
+    """The same layers, returning (probabilities, pooled features) from one forward pass, and
+    with ``detection_head`` also its detection map, computed from the same backbone maps."""
+    outputs = [model.outputs[0], model.get_layer(POOLED_FEATURES).output]
+    if detection_head is not None:
+        outputs.append(detection_head(feature_maps(model)))
+    return keras.Model(model.inputs[0], outputs, name="steelqc_classifier_with_features")
+
+
+def feature_maps(model: keras.Model) -> list:
+    """The backbone's feature maps (finest first) as tensors of ``model``'s graph."""
+    maps = model.get_layer(POOLED_FEATURES).input
+    return list(maps) if isinstance(maps, (list, tuple)) else [maps]
 
 
 def split_at_backbone(model: keras.Model):

@@ -68,3 +68,41 @@ def plot_training_curves(path: Path, *, history: dict) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_detection_examples(path: Path, *, examples: list) -> Path:
+    """Test images with their true boxes (solid) and the model's (dashed, with scores >= 0.3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from mlcore.detection import KEPT_SCORE
+
+    count = max(len(examples), 1)
+    columns = min(count, 3)
+    rows = (count + columns - 1) // columns
+    figure, grid = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.6 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, (image, truth, predicted) in zip(grid.flat, examples):
+        height, width = image.shape[:2]
+        axes.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        for label, x0, y0, x1, y1 in truth:
+            axes.add_patch(Rectangle((x0 * width, y0 * height), (x1 - x0) * width, (y1 - y0) * height,
+                                     fill=False, edgecolor="lime", linewidth=1.5))
+        for found in predicted:
+            if found.score < KEPT_SCORE:
+                continue
+            x0, y0, x1, y1 = found.box
+            axes.add_patch(Rectangle((x0 * width, y0 * height), (x1 - x0) * width, (y1 - y0) * height,
+                                     fill=False, edgecolor="red", linestyle="--", linewidth=1.5))
+            axes.text(x0 * width, y0 * height, f"{found.label} {found.score:.2f}", color="red", fontsize=7,
+                      va="bottom", backgroundcolor=(1, 1, 1, 0.6))
+        axes.set_title(", ".join(sorted({box[0] for box in truth})) or "no defect", fontsize=9)
+    figure.suptitle("Test images: true boxes solid green, model's dashed red")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -50,7 +50,7 @@ def _as_batch(images: Sequence[np.ndarray]) -> np.ndarray:
 
 
 class TfliteForward:
-    """(probabilities, features) for batches of one fixed image shape; thread-safe."""
+    """(probabilities, features[, detection map]) for batches of one fixed image shape; thread-safe."""
 
     def __init__(self, path: str | Path, *, image_shape: Sequence[int], num_classes: int, threads: int | None = None):
         self.image_shape = tuple(int(v) for v in image_shape)
@@ -61,17 +61,21 @@ class TfliteForward:
         self._batch = 0
         self._lock = threading.Lock()
         outputs = self._interpreter.get_output_details()
-        by_width = {int(detail["shape"][-1]): detail["index"] for detail in outputs}
-        if num_classes not in by_width or len(outputs) != 2:
+        # The detection map is the one 4-D output; the other two are told apart by their width.
+        maps = [detail["index"] for detail in outputs if len(detail["shape"]) == 4]
+        by_width = {int(detail["shape"][-1]): detail["index"] for detail in outputs if len(detail["shape"]) == 2}
+        if num_classes not in by_width or len(by_width) != 2 or len(maps) > 1:
             raise ValueError("the TFLite copy does not have the probabilities and features outputs")
         self._probabilities = by_width.pop(num_classes)
         self._features = next(iter(by_width.values()))
+        self._detection = maps[0] if maps else None
+        self.has_detection = self._detection is not None
 
     def accepts(self, batch: np.ndarray) -> bool:
         shape = tuple(batch.shape[1:]) if batch.ndim == 4 else tuple(batch.shape[1:]) + (1,)
         return shape == self.image_shape
 
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim == 3:
             batch = batch[..., None]
@@ -82,8 +86,11 @@ class TfliteForward:
                 self._batch = batch.shape[0]
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return (self._interpreter.get_tensor(self._probabilities).copy(),
-                    self._interpreter.get_tensor(self._features).copy())
+            outputs = (self._interpreter.get_tensor(self._probabilities).copy(),
+                       self._interpreter.get_tensor(self._features).copy())
+            if self._detection is not None:
+                outputs += (self._interpreter.get_tensor(self._detection).copy(),)
+            return outputs
 
 
 def interpreter_class():
@@ -135,15 +142,20 @@ def serving_export(*, model_dir: str | Path, sample_images: Sequence[np.ndarray]
         return config["serving"]
     batch = _as_batch(sample_images)
     fast = TfliteForward(candidate, image_shape=shape, num_classes=num_classes)
-    expected, expected_features = keras_forward(batch)
-    got, got_features = fast(batch)
+    expected, expected_features, *expected_maps = keras_forward(batch)
+    got, got_features, *got_maps = fast(batch)
     difference = float(np.max(np.abs(expected - got)))
     feature_difference = float(np.max(np.abs(expected_features - got_features)) /
                                (np.max(np.abs(expected_features)) or 1.0))
     same_labels = bool(np.all(expected.argmax(axis=1) == got.argmax(axis=1)))
     serving = {"image_shape": list(shape), "checked_images": len(sample_images),
                "max_probability_difference": difference, "max_relative_feature_difference": feature_difference}
-    if difference <= PARITY_TOLERANCE and same_labels and feature_difference <= PARITY_TOLERANCE:
+    same_maps = len(expected_maps) == len(got_maps)
+    if expected_maps and same_maps:
+        # Heat, box sizes and offsets are all sigmoid outputs in 0..1: one absolute tolerance.
+        serving["max_detection_map_difference"] = float(np.max(np.abs(expected_maps[0] - got_maps[0])))
+        same_maps = serving["max_detection_map_difference"] <= PARITY_TOLERANCE
+    if difference <= PARITY_TOLERANCE and same_labels and feature_difference <= PARITY_TOLERANCE and same_maps:
         serving.update(runtime="tflite", file=SERVING_FILE)
     else:
         candidate.unlink()
@@ -230,6 +242,13 @@ def int8_serving_export(*, model_dir: str | Path, calibration_images: Sequence[n
     serving = config.get("serving") or {}
     if serving.get("runtime") != "tflite":
         return {"used": False, "reason": "no verified fp32 TFLite copy to compare with"}
+    if "max_detection_map_difference" in serving:
+        outcome = {"used": False, "passed": False,
+                   "reasons": ["the int8 check does not cover detection outputs yet: the fp32 copy serves"]}
+        serving.update(file=SERVING_FILE, precision="fp32", int8=outcome)
+        config["serving"] = serving
+        write_json(model_dir / CONFIG_FILE, config)
+        return outcome
     shape = tuple(serving["image_shape"])
     candidate = model_dir / SERVING_INT8_FILE
     outcome: dict = {"used": False, "calibration_images": len(calibration_images)}
@@ -266,7 +285,7 @@ def int8_serving_export(*, model_dir: str | Path, calibration_images: Sequence[n
 
 
 def serving_forward(*, model_dir: str | Path, config: dict, num_classes: int, general: Forward,
-                    runtime: str = "auto") -> tuple[Forward, str]:
+                    runtime: str = "auto", detection: bool = False) -> tuple[Forward, str]:
     """The forward function a loaded classifier should use, and the runtime's name.
 
     ``runtime``: "auto" serves the copy the artefact chose (int8 when it passed its check, else
@@ -280,4 +299,6 @@ def serving_forward(*, model_dir: str | Path, config: dict, num_classes: int, ge
     if runtime == "keras" or serving.get("runtime") != "tflite" or not path.is_file():
         return general, "keras"
     fast = TfliteForward(path, image_shape=serving["image_shape"], num_classes=num_classes)
+    if detection and not fast.has_detection:  # a copy made before the head: Keras gives all outputs
+        return general, "keras"
     return dispatching_forward(fast=fast, general=general), ("tflite-int8" if name == SERVING_INT8_FILE else "tflite")

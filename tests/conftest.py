@@ -204,6 +204,59 @@ def train_tiny_model(out_dir: Path, *, seed: int = 0, swap_labels: bool = False)
     return out_dir
 
 
+BOXED_MODEL_CLASSES = ("bright", "dark")
+
+
+def boxed_frame(rng, size: int = 48):
+    """(uint8 frame, its boxes as (label, x0, y0, x1, y1) fractions): bright and dark rectangles on
+    a noisy grey surface, the larger one the frame's main defect."""
+    import numpy as np
+
+    image = np.clip(rng.normal(120, 10, (size, size)), 0, 255)
+    boxes = []
+    for label in BOXED_MODEL_CLASSES:
+        if rng.random() < 0.8 or not boxes:
+            w, h = rng.uniform(0.2, 0.4, 2)
+            x0, y0 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
+            boxes.append((label, float(x0), float(y0), float(x0 + w), float(y0 + h)))
+            image[int(y0 * size):int((y0 + h) * size), int(x0 * size):int((x0 + w) * size)] = \
+                250 if label == "bright" else 5
+    return image.astype(np.uint8), boxes
+
+
+def train_boxed_model(out_dir: Path, *, images: int = 50, seed: int = 3) -> tuple[Path, list]:
+    """A small model with a detection head (pretrained Lite0 at 64 px): (artefact, its samples)."""
+    import numpy as np
+    from django.conf import settings
+    from PIL import Image
+
+    from mlcore.io import Sample
+    from mlcore.training import TrainConfig, train
+
+    rng = np.random.default_rng(seed)
+    data = out_dir.parent / f"{out_dir.name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(images):
+        frame, boxes = boxed_frame(rng)
+        path = data / f"{i}.png"
+        Image.fromarray(frame).save(path)
+        label = max(boxes, key=lambda b: (b[3] - b[1]) * (b[4] - b[2]))[0]
+        samples.append(Sample(path=str(path), label=label, split=("train", "train", "train", "val", "test")[i % 5],
+                              boxes=tuple(boxes)))
+    params = {**TINY_TRAINING_PARAMS, "suspect_folds": 0, "detection": "auto", "detection_min_images": 20,
+              "detection_epochs": 30, "detection_learning_rate": 3e-3}
+    train(TrainConfig(**params, seed=seed, weights="imagenet", cache_dir=settings.STEELQC_CACHE_DIR), samples,
+          out_dir=out_dir)
+    return out_dir, samples
+
+
+@pytest.fixture(scope="session")
+def boxed_model(tmp_path_factory) -> tuple[Path, list]:
+    """(artefact folder, samples) of one small model that also finds defect boxes, shared by the session."""
+    return train_boxed_model(tmp_path_factory.mktemp("boxed-model") / "model")
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory) -> tuple[Path, Path]:
     """Two different small trained artefacts (for promotion and hot-swap tests)."""

@@ -39,6 +39,7 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
     from mlcore.inference import compile_forward
     from mlcore.model import build_classifier
     from mlcore.training.artefact import write_artefact
+    from mlcore.training.detection import fit_detection, should_train_detection
     from mlcore.training.evaluate import evaluate_split, validation_threshold_curves
     from mlcore.training.finetune import FinetuneData, finetune, should_finetune
     from mlcore.training.head import fit_head
@@ -77,12 +78,21 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
 
     ood = fit_ood(cache, config=config, layers=list(backbone.texture_layers))
     suspects = score_suspects(cache, by_split, classes=classes, config=config)
+    detect, why = should_train_detection(config, by_split)
+    detection = None
+    if detect:
+        head, facts, detection_metrics, examples = fit_detection(
+            model, by_split, config=config, tracker=tracker,
+            forward_with_head=lambda trained: compile_forward(model, trained))
+        detection = (head, facts, examples)
     split = "test" if by_split["test"] else "val"
     metrics = evaluate_split(forward, ood, by_split[split], classes=classes, config=config, tracker=tracker)
     metrics["split"] = split
     metrics["thresholds"] = validation_threshold_curves(model, cache, classes=classes, config=config)
+    metrics["detection"] = detection_metrics if detect else {"trained": False, "reason": why}
     write_artefact(Path(out_dir), model=model, classes=classes, metrics=metrics, ood=ood, suspects=suspects,
                    history=history, config=config, backbone=backbone, cache=cache, by_split=by_split,
-                   forward=forward, wall_time_s=time.monotonic() - started)
+                   forward=compile_forward(model, detection[0]) if detection else forward,
+                   wall_time_s=time.monotonic() - started, detection=detection)
     tracker.report("evaluate", 1.0, metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
     return TrainResult(model_dir=str(out_dir), classes=classes, metrics=metrics, history=history)

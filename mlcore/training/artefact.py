@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlcore.artefact import REVIEW_RULE, SUSPECTS_FILE
+from mlcore.artefact import DETECTION_CONFIG_FILE, DETECTION_FILE, DETECTION_PLOT_FILE, REVIEW_RULE, SUSPECTS_FILE
 from mlcore.io import load_image
 from mlcore.training.config import TrainConfig
 from mlcore.training.inputs import FeatureCache
@@ -13,7 +13,9 @@ from mlcore.training.inputs import FeatureCache
 
 def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, ood, suspects: list[dict],
                    history: dict, config: TrainConfig, backbone, cache: FeatureCache, by_split,
-                   forward, wall_time_s: float) -> None:
+                   forward, wall_time_s: float, detection=None) -> None:
+    """``detection``: (head model, facts, example images) when a detection head was trained;
+    ``forward`` then gives its map too, so the serving copy is checked with it."""
     from mlcore.model import save_artefact, write_json
     from mlcore.plots import save_plots
 
@@ -23,6 +25,13 @@ def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, o
     save_artefact(out_dir=out_dir, model=model, classes=classes, metrics=metrics, ood=ood,
                   config=artefact_config(config, backbone=backbone, ood=ood, facts=facts))
     write_json(out_dir / SUSPECTS_FILE, suspects)
+    if detection is not None:
+        from mlcore.plots import plot_detection_examples
+
+        head, facts, examples = detection
+        head.save(out_dir / DETECTION_FILE)
+        write_json(out_dir / DETECTION_CONFIG_FILE, facts)
+        plot_detection_examples(out_dir / DETECTION_PLOT_FILE, examples=examples)
     save_plots(out_dir=out_dir, metrics=metrics, history=history)
     if config.serving_export:
         export_serving_copy(out_dir, forward, by_split, typical_shape=cache.typical_shape, classes=classes,

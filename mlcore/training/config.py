@@ -40,10 +40,23 @@ class TrainConfig:
     suspect_folds: int = 5               # cross-validation folds for suspect-label scores (0: off)
     serving_export: bool = True          # add the verified TFLite copy for fast CPU serving
     serving_int8: bool = True            # and a full-integer copy, served when it passes its check
+    # The detection head (mlcore.detection) on the same backbone: "auto" trains it when at least
+    # detection_min_images training images carry defect boxes.
+    detection: str = "auto"
+    detection_min_images: int = 50
+    detection_epochs: int = 30
+    detection_learning_rate: float = 1e-3
+    detection_width: int = 64
+    detection_size_weight: float = 5.0
+    detection_flips: bool = True         # train on the horizontal/vertical flips too (boxes flipped)
+    detection_maps: str = "all"          # "all": stride-8 grid from every map; "coarse": stride 16
+    detection_time_budget_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.finetune not in ("auto", "on", "off"):
             raise ValueError(f"finetune must be 'auto', 'on' or 'off', got {self.finetune!r}")
+        if self.detection not in ("auto", "on", "off"):
+            raise ValueError(f"detection must be 'auto', 'on' or 'off', got {self.detection!r}")
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{key: tuple(value) if isinstance(value, list) else value
                                             for key, value in self.augment.items()})

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 ProgressCallback = Callable[[float, dict], None]
 # Share of the progress bar each phase fills; a skipped phase jumps to its end.
-PHASE_SPANS = {"features": (0.0, 0.55), "head": (0.55, 0.7), "finetune": (0.7, 0.9), "evaluate": (0.9, 1.0)}
+PHASE_SPANS = {"features": (0.0, 0.55), "head": (0.55, 0.7), "finetune": (0.7, 0.9), "evaluate": (0.9, 1.0),
+               "detection": (0.9, 0.96)}
 
 
 class TrainingCancelled(Exception):

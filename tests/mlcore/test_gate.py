@@ -49,3 +49,34 @@ def test_a_candidate_with_a_new_class_is_compared_on_shared_classes_and_reports_
     assert decision.compared_classes == CLASSES
     assert decision.candidate.images == 12
     assert decision.new_class_recall == {"oil_stain": 0.5}
+
+
+def test_a_one_image_recall_drop_in_a_small_class_is_forgiven_two_are_not():
+    labels = ["crazing"] * 30 + ["patches"] * 30
+    one_wrong = ["crazing"] * 29 + ["patches"] + ["patches"] * 30
+    two_wrong = ["crazing"] * 28 + ["patches"] * 2 + ["patches"] * 30
+    rule = GateRule(accuracy_tolerance=0.05)
+    assert rule.recall_slack(30) == 1 / 30 and rule.recall_slack(200) == 0.02
+    forgiven = decide(labels=labels, candidate_predictions=one_wrong, candidate_classes=CLASSES,
+                      champion_predictions=labels, champion_classes=CLASSES, rule=rule)
+    assert forgiven.passed, forgiven.reasons
+    refused = decide(labels=labels, candidate_predictions=two_wrong, candidate_classes=CLASSES,
+                     champion_predictions=labels, champion_classes=CLASSES, rule=rule)
+    assert not refused.passed and any("recall of crazing" in reason for reason in refused.reasons)
+    strict = decide(labels=labels, candidate_predictions=one_wrong, candidate_classes=CLASSES,
+                    champion_predictions=labels, champion_classes=CLASSES,
+                    rule=GateRule(accuracy_tolerance=0.05, recall_tolerance_images=0))
+    assert not strict.passed
+
+
+def test_map50_below_the_active_versions_by_more_than_the_tolerance_fails():
+    same = dict(labels=LABELS, candidate_predictions=LABELS, candidate_classes=CLASSES,
+                champion_predictions=LABELS, champion_classes=CLASSES)
+    assert decide(**same, candidate_map50=0.71, champion_map50=0.72).passed
+    worse = decide(**same, candidate_map50=0.60, champion_map50=0.72)
+    assert not worse.passed and any("mAP@0.5 0.6000" in reason for reason in worse.reasons)
+    assert worse.detection == {"candidate_map50": 0.60, "champion_map50": 0.72, "map50_tolerance": 0.02}
+    headless = decide(**same, candidate_map50=None, champion_map50=0.72)
+    assert not headless.passed and any("no detection head" in reason for reason in headless.reasons)
+    # An active version without boxes leaves the candidate's mAP as information only.
+    assert decide(**same, candidate_map50=0.1, champion_map50=None).passed

@@ -1,0 +1,97 @@
+"""The detection head: targets and decoding, the COCO metrics, and a small model trained end to end
+(Keras and the TFLite serving copy giving the same boxes)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlcore.detection import DetectedBox, decode, detection_metrics, encode_targets, flip_boxes
+
+CLASSES = ["bright", "dark"]
+
+
+def test_encoded_centre_decodes_back_to_the_box():
+    grid = 8
+    box = (0, 0.25, 0.125, 0.75, 0.375)  # class 0, 0.5 wide and 0.25 high, centre (0.5, 0.25)
+    heat, cells, regression, mask = encode_targets([box], grid=grid, num_classes=2)
+    assert heat[2, 4, 0] == 1.0 and heat[..., 1].max() == 0.0
+    assert mask.sum() == 1 and cells[0] == 2 * grid + 4
+    # A map whose heat is the target and whose regression channels hold the target at the centre.
+    detection_map = np.zeros((grid, grid, 2 + 4), np.float32)
+    detection_map[..., :2] = heat
+    detection_map[2, 4, 2:] = regression[0]
+    found = decode(detection_map, CLASSES, min_score=0.5)
+    assert len(found) == 1 and found[0].label == "bright" and found[0].score == pytest.approx(1.0)
+    assert found[0].box == pytest.approx(box[1:], abs=1e-6)
+
+
+def test_decode_keeps_local_maxima_only_best_first():
+    detection_map = np.zeros((6, 6, 2 + 4), np.float32)
+    detection_map[..., 2:4] = 0.2
+    detection_map[1, 1, 0], detection_map[1, 2, 0] = 0.9, 0.6   # neighbours: only the peak counts
+    detection_map[4, 4, 1] = 0.7
+    found = decode(detection_map, CLASSES)
+    assert [(b.label, round(b.score, 2)) for b in found] == [("bright", 0.9), ("dark", 0.7)]
+    assert all(0 <= v <= 1 for b in found for v in b.box)
+
+
+def test_flips_mirror_boxes():
+    box = [(1, 0.1, 0.2, 0.3, 0.6)]
+    assert flip_boxes(box, horizontal=True, vertical=False) == [(1, pytest.approx(0.7), 0.2, pytest.approx(0.9), 0.6)]
+    assert flip_boxes(box, horizontal=False, vertical=True) == [(1, 0.1, pytest.approx(0.4), 0.3, pytest.approx(0.8))]
+
+
+def test_metrics_come_from_pycocotools_and_rank_predictions():
+    truth = [[("bright", 0.1, 0.1, 0.5, 0.5)], [("dark", 0.5, 0.5, 0.9, 0.9), ("bright", 0.0, 0.0, 0.2, 0.2)]]
+    sizes = [(200, 200), (200, 100)]
+    perfect = [[DetectedBox(label, tuple(box), 0.9) for label, *box in boxes] for boxes in truth]
+    result = detection_metrics(truth, perfect, classes=CLASSES, sizes=sizes)
+    assert result["implementation"] == "pycocotools"
+    assert result["map50"] == pytest.approx(1.0) and result["map50_95"] == pytest.approx(1.0)
+    assert set(result["per_class"]) == {"bright", "dark"} and result["per_class"]["bright"]["boxes"] == 2
+    # Shifted by a third of its width: IoU 0.5 for that box, so AP@0.5:0.95 falls and the wrong class scores 0.
+    shifted = [[DetectedBox("bright", (0.1 + 0.4 / 3, 0.1, 0.5 + 0.4 / 3, 0.5), 0.9)],
+               [DetectedBox("bright", (0.5, 0.5, 0.9, 0.9), 0.9), DetectedBox("bright", (0.0, 0.0, 0.2, 0.2), 0.8)]]
+    worse = detection_metrics(truth, shifted, classes=CLASSES, sizes=sizes)
+    assert worse["per_class"]["dark"]["ap50"] == 0.0
+    assert worse["per_class"]["bright"]["ap50_95"] < 0.9
+    assert worse["map50"] < result["map50"]
+    assert detection_metrics(truth, [[], []], classes=CLASSES, sizes=sizes)["map50"] == 0.0
+
+
+def test_a_trained_head_finds_the_boxes_and_records_its_metrics(boxed_model):
+    model_dir, _ = boxed_model
+    detection = json.loads((model_dir / "metrics.json").read_text())["detection"]
+    assert detection["implementation"] == "pycocotools" and detection["split"] == "test"
+    assert detection["map50"] >= 0.5, detection
+    assert set(detection["per_class"]) == set(CLASSES)
+    facts = json.loads((model_dir / "detection.json").read_text())
+    assert facts["classes"] == CLASSES and facts["epochs_run"] >= 1
+
+
+def test_serving_copy_carries_the_boxes_with_parity(boxed_model):
+    from mlcore.inference import Classifier
+    from mlcore.io import load_image
+
+    model_dir, samples = boxed_model
+    serving = json.loads((model_dir / "config.json").read_text())["serving"]
+    assert serving["runtime"] == "tflite" and serving["max_detection_map_difference"] <= 1e-3
+    tflite = Classifier.load(model_dir)
+    keras_only = Classifier.load(model_dir, runtime="keras")
+    assert tflite.runtime == "tflite" and keras_only.runtime == "keras"
+    images = [load_image(s.path) for s in samples if s.split == "test"]
+    fast, slow = tflite.predict(images), keras_only.predict(images)
+    assert any(r.boxes for r in fast)
+    for a, b in zip(fast, slow):
+        assert [box["label"] for box in a.boxes] == [box["label"] for box in b.boxes]
+        for x, y in zip(a.boxes, b.boxes):
+            assert x["box"] == pytest.approx(y["box"], abs=2e-3)
+    assert all(set(box) == {"label", "box", "score"} for r in fast for box in r.boxes)
+
+
+def test_without_enough_boxes_no_head_is_trained(tiny_trained):
+    result, _ = tiny_trained
+    assert result.metrics["detection"] == {"trained": False, "reason": "no training image has defect boxes"}
+    assert not (Path(result.model_dir) / "detection.keras").exists()
