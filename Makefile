@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line bench-tables worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line bench-detect bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-line: $(STAMP)
 bench-tables: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_tables.py $(BENCH_TABLES_ARGS)
+
+## Detection head: mAP on NEU-DET and cr7-det test splits, training time, images/s with and without boxes.
+bench-detect: $(STAMP)
+	$(PY) benchmarks/bench_detect.py
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)

@@ -30,11 +30,15 @@ class PredictionOutput(serializers.ModelSerializer):
         child=serializers.CharField(),
         help_text="Why it needs a person: foreign, low_confidence, blank_frame; empty when auto-accepted.")
     review_explanation = serializers.SerializerMethodField(help_text="The reasons in words: [{code, text}].")
+    boxes = serializers.ListField(
+        child=serializers.DictField(), read_only=True,
+        help_text="Where the model found defects, best first: [{label, box: [x0, y0, x1, y1] as fractions of "
+                  "width and height (top-left origin), score}]; empty for a version without a detection head.")
 
     class Meta:
         model = Prediction
         fields = ["id", "label", "confidence", "probabilities", "needs_review", "review_reasons",
-                  "review_explanation", "ood_score", "latency_ms", "model_version", "model_version_number",
+                  "review_explanation", "ood_score", "boxes", "latency_ms", "model_version", "model_version_number",
                   "created_at"]
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField(child=serializers.CharField())))
@@ -285,7 +289,9 @@ class TrainingRunInput(serializers.Serializer):
         help_text=(
             "Optional training parameters: backbone (auto, resnet50, efficientnet_lite0), weights "
             "(imagenet, none), finetune (auto, on, off), head_epochs, head_patience, finetune_epochs, "
-            "finetune_blocks, augmented_views, batch_size, input_size, seed, time_budget_s, confidence_threshold."
+            "finetune_blocks, augmented_views, batch_size, input_size, seed, time_budget_s, confidence_threshold, "
+            "detection (auto: train the detection head when enough images have defect boxes; on, off), "
+            "detection_min_images, detection_epochs."
         ),
     )
 

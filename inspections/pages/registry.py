@@ -66,9 +66,12 @@ def model_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     metrics = version.metrics or {}
     per_class = [{"name": name, **values} for name, values in (metrics.get("per_class") or {}).items()]
+    detection = metrics.get("detection") or {}
+    detection_per_class = [{"name": name, **values} for name, values in (detection.get("per_class") or {}).items()]
     can_download = roles.can_download_artefacts(request.user)
     return render(request, "registry/model_version_detail.html", {
         "version": version, "metrics": metrics, "per_class": per_class, "gate": metrics.get("gate"),
+        "detection": detection, "detection_per_class": detection_per_class,
         "artefacts": model_artefact_list(version=version) if can_download else [],
         "can_manage": roles.can_manage_models(request.user), "plots": PLOT_FILES, "promote_form": PromoteForm(auto_id=False),
         **thresholds_context(request, version),

@@ -5,7 +5,8 @@ Where the files are: given explicitly (``voc_dir`` / ``yolo_dir``), or found on 
 each image (``crazing/Cr_12.xml``/``.txt``), in a ``labels/`` tree inside the imported folder
 mirroring it (the dataset export), or in a sibling ``labels/`` tree when the imported folder is
 called ``images`` (``cr7-det/images`` + ``cr7-det/labels``). YOLO class ids are named by
-``yolo_classes`` or by a ``classes.txt`` (one name per line, line 0 = id 0) in the labels folder.
+``yolo_classes``, by a ``classes.txt`` (one name per line, line 0 = id 0) in the labels folder, or,
+in a labels tree that mirrors the class folders, by the folder each id mostly appears in.
 
 Every box is checked; a refused one is counted with its reason and the others are kept.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from inspections.errors import ApplicationError
 from inspections.services.boxes import Box, BoxRefused, box_from_fractions
 from inspections.services.classes import defect_class_name_normalise
+from mlcore.annotations import infer_yolo_class_names
 
 MAX_ANNOTATION_BYTES = 1024 * 1024
 CLASSES_FILE = "classes.txt"
@@ -117,6 +119,11 @@ def yolo_class_names(root: Path, sources: BoxSources) -> list[str] | None:
         if path.is_file():
             names = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
             return [defect_class_name_normalise(name) for name in names if name]
+    # A labels tree that mirrors the class folders (cr7-det's) names its ids by where they occur.
+    for folder in _labels_roots(root, sources):
+        inferred = infer_yolo_class_names(folder) if folder.is_dir() else None
+        if inferred:
+            return [defect_class_name_normalise(name) for name in inferred]
     return None
 
 

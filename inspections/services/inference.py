@@ -105,7 +105,7 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
                     confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
                     needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
                     review_reasons=list(result.review_reasons),
-                    margin=_margin(result.probabilities, result.confidence),
+                    margin=_margin(result.probabilities, result.confidence), boxes=result.boxes,
                     embedding=embedding_bytes(feature),
                 )
                 for image, result, feature in zip(decodable, results, features)

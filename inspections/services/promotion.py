@@ -19,11 +19,44 @@ from inspections.services.stored_files import local_copies
 logger = logging.getLogger(__name__)
 
 
-def _predict_labels(version: ModelVersion, paths: list[Path]) -> list[str]:
+def _predict(version: ModelVersion, paths: list[Path]) -> tuple[list[str], list[list] | None]:
+    """(predicted labels, predicted boxes per image or None without a detection head)."""
+    from mlcore.detection import DetectedBox
     from mlcore.inference import Classifier
 
     classifier = Classifier.load(artefact_local_dir(prefix=version.artifact_path))
-    return [result.label for result in classifier.predict_files(paths)]
+    results = classifier.predict_files(paths)
+    boxes = None
+    if classifier.detection_head is not None:
+        boxes = [[DetectedBox(label=b["label"], box=tuple(b["box"]), score=b["score"]) for b in r.boxes]
+                 for r in results]
+    return [result.label for result in results], boxes
+
+
+def _map50(truth: list[list[tuple]], predicted: list[list] | None, sizes: list[tuple[int, int]]) -> float | None:
+    """mAP@0.5 on the boxed test images; None for a version without a head or no boxed images."""
+    from mlcore.detection import detection_metrics
+
+    if predicted is None or not any(truth):
+        return None
+    classes = sorted({box[0] for boxes in truth for box in boxes} | {b.label for found in predicted for b in found})
+    return detection_metrics(truth, predicted, classes=classes, sizes=sizes)["map50"]
+
+
+def _test_boxes(items) -> tuple[list[int], list[list[tuple]], list[tuple[int, int]]]:
+    """(indices of test items with defect boxes, their boxes, image sizes): the images the gate's
+    mAP is measured on (the boxes as they are now; the snapshot freezes labels, not boxes)."""
+    from inspections import selectors
+
+    rows, truth, sizes = [], [], []
+    for index, item in enumerate(items):
+        boxes = [(box.label.name, box.x0, box.y0, box.x1, box.y1)
+                 for box in selectors.box_list_for_image(image=item.image)]
+        if boxes:
+            rows.append(index)
+            truth.append(boxes)
+            sizes.append((item.image.width, item.image.height))
+    return rows, truth, sizes
 
 
 def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, actor=None) -> dict:
@@ -35,18 +68,28 @@ def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, acto
         accuracy_tolerance=settings.STEELQC_GATE_ACCURACY_TOLERANCE,
         recall_tolerance=settings.STEELQC_GATE_RECALL_TOLERANCE,
         min_test_images=settings.STEELQC_GATE_MIN_TEST_IMAGES,
+        recall_tolerance_images=settings.STEELQC_GATE_RECALL_TOLERANCE_IMAGES,
+        map50_tolerance=settings.STEELQC_GATE_MAP50_TOLERANCE,
     )
     champion = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exclude(pk=candidate.pk).first()
     labels = [item.label.name for item in items]
     with tempfile.TemporaryDirectory(prefix="steelqc-gate-") as folder:
         paths_by_name = local_copies(names=[item.image.file.name for item in items], folder=Path(folder))
         paths = [paths_by_name[item.image.file.name] for item in items]
-        candidate_predictions = _predict_labels(candidate, paths)
-        champion_predictions = _predict_labels(champion, paths) if champion else None
+        candidate_predictions, candidate_boxes = _predict(candidate, paths)
+        champion_predictions, champion_boxes = _predict(champion, paths) if champion else (None, None)
+    boxed, truth, sizes = _test_boxes(items)
+
+    def on_boxed(predicted):
+        return None if predicted is None else [predicted[i] for i in boxed]
+
     decision = decide(
         labels=labels, candidate_predictions=candidate_predictions, candidate_classes=candidate.classes,
         champion_predictions=champion_predictions, champion_classes=champion.classes if champion else None, rule=rule,
+        candidate_map50=_map50(truth, on_boxed(candidate_boxes), sizes),
+        champion_map50=_map50(truth, on_boxed(champion_boxes), sizes),
     ).to_dict()
+    decision["detection"]["boxed_test_images"] = len(boxed)
     decision.update(
         champion_version=champion.number if champion else None,
         candidate_version=candidate.number,

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from inspections.errors import ApplicationError
 from inspections.models import (
-    IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
+    IN_PROGRESS_STATUSES, NO_DEFECT_CLASS, DatasetSnapshot, DefectBox, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
     TrainingRunTrigger,
 )
 from inspections.queueing import training_run_enqueue
@@ -48,6 +48,8 @@ PARAMETER_RULES = {
     "seed": (int, 0, 2**31 - 1),
     "time_budget_s": (float, 10, 24 * 3600),
     "confidence_threshold": (float, 0.0, 1.0),
+    "detection_min_images": (int, 1, 1_000_000),
+    "detection_epochs": (int, 1, 500),
 }
 
 
@@ -65,6 +67,10 @@ def training_parameters_clean(params: dict | None) -> dict:
     if finetune not in ("auto", "on", "off"):
         raise ApplicationError("finetune must be 'auto', 'on' or 'off'.", code="invalid_parameter")
     cleaned["finetune"] = finetune
+    detection = params.pop("detection", "auto")
+    if detection not in ("auto", "on", "off"):
+        raise ApplicationError("detection must be 'auto', 'on' or 'off'.", code="invalid_parameter")
+    cleaned["detection"] = detection
     if "serving_int8" in params:  # the int8 serving copy (tried by default; see mlcore.serving)
         serving_int8 = params.pop("serving_int8")
         if not isinstance(serving_int8, bool):
@@ -74,7 +80,7 @@ def training_parameters_clean(params: dict | None) -> dict:
         if name not in PARAMETER_RULES:
             raise ApplicationError(f"Unknown training parameter {name!r}.", code="invalid_parameter",
                                    details={"allowed": sorted([*PARAMETER_RULES, "backbone", "weights", "finetune",
-                                                               "serving_int8"])})
+                                                               "detection", "serving_int8"])})
         kind, low, high = PARAMETER_RULES[name]
         try:
             number = kind(value)
@@ -255,7 +261,10 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
     reporter.log(f"training on snapshot {run.snapshot_id}: {len(items)} images, parameters {run.parameters}")
     with tempfile.TemporaryDirectory(prefix=f"steelqc-run-{run.pk}-") as workdir:
         paths = local_copies(names=[item.image.file.name for item in items], folder=Path(workdir) / "images")
-        samples = [Sample(path=str(paths[item.image.file.name]), label=item.label.name, split=item.split) for item in items]
+        boxes = _boxes_by_image(image_ids=[item.image_id for item in items])
+        samples = [Sample(path=str(paths[item.image.file.name]), label=item.label.name, split=item.split,
+                          boxes=boxes.get(item.image_id, () if item.label.name == NO_DEFECT_CLASS else None))
+                   for item in items]
         out_dir = Path(workdir) / "model"
         result = train(_train_config(run.parameters), samples, out_dir=out_dir,
                        progress=reporter.progress, should_cancel=reporter.should_cancel)
@@ -278,3 +287,15 @@ def training_runs_fail_stale(*, older_than_s: float) -> int:
         status=TrainingRunStatus.FAILED, finished_at=timezone.now(),
         error=f"The worker running this training stopped reporting for more than {int(older_than_s)} s.",
     )
+
+
+def _boxes_by_image(*, image_ids: list[int]) -> dict[int, tuple]:
+    """Image id -> its current defect boxes as (label, x0, y0, x1, y1) fractions, for the images
+    that have any: what the detection head trains on. A frame labelled no_defect without boxes
+    is a known-empty frame; any other frame without boxes is left out of detection training."""
+    boxes: dict[int, list] = {}
+    rows = (DefectBox.objects.filter(image_id__in=image_ids, deleted_at__isnull=True)
+            .values_list("image_id", "label__name", "x0", "y0", "x1", "y1").order_by("image_id", "id"))
+    for image_id, *box in rows:
+        boxes.setdefault(image_id, []).append(tuple(box))
+    return {image_id: tuple(found) for image_id, found in boxes.items()}

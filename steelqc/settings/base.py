@@ -342,6 +342,10 @@ STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, 
 STEELQC_GATE_ACCURACY_TOLERANCE = env_float("STEELQC_GATE_ACCURACY_TOLERANCE", 0.005)
 STEELQC_GATE_RECALL_TOLERANCE = env_float("STEELQC_GATE_RECALL_TOLERANCE", 0.02)
 STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", 1, minimum=1)
+# A class's recall drop of this many of its test images is forgiven even when above the tolerance.
+STEELQC_GATE_RECALL_TOLERANCE_IMAGES = env_int("STEELQC_GATE_RECALL_TOLERANCE_IMAGES", 1, minimum=0)
+# When the active version finds defect boxes: the candidate's mAP@0.5 may be at most this much lower.
+STEELQC_GATE_MAP50_TOLERANCE = env_float("STEELQC_GATE_MAP50_TOLERANCE", 0.02)
 # Drift: a source is in drift alert while the share of its images flagged foreign by the active
 # model over the last STEELQC_DRIFT_WINDOW_HOURS is above STEELQC_DRIFT_FOREIGN_SHARE (with at least
 # STEELQC_DRIFT_MIN_IMAGES images); checked every STEELQC_DRIFT_CHECK_INTERVAL_S, events go to the

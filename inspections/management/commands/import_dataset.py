@@ -23,14 +23,25 @@ class Command(BaseCommand):
         parser.add_argument("--boxes-yolo", type=Path, metavar="DIR",
                             help="YOLO text boxes ('class cx cy w h', fractions), DIR/<class>/<name>.txt. Found on "
                                  "their own beside the images or in a labels/ tree (inside, or beside images/).")
+        parser.add_argument("--annotations", type=Path, metavar="ADIR",
+                            help="Boxes for the images, VOC XML or YOLO text (told apart by the files in ADIR): "
+                                 "--boxes-voc ADIR or --boxes-yolo ADIR.")
         parser.add_argument("--yolo-classes", metavar="A,B,C",
                             help="YOLO class names in id order (otherwise a classes.txt in the labels folder).")
 
     def handle(self, *args, directory: Path, source: str, if_empty: bool, boxes_voc: Path | None = None,
-               boxes_yolo: Path | None = None, yolo_classes: str | None = None, **options):
+               boxes_yolo: Path | None = None, yolo_classes: str | None = None, annotations: Path | None = None,
+               **options):
         if if_empty and InspectionImage.objects.exists():
             self.stdout.write("Images already present; nothing imported (--if-empty).")
             return
+        if annotations is not None:
+            if not annotations.is_dir():
+                raise CommandError(f"annotations folder not found: {annotations}")
+            if next(annotations.rglob("*.xml"), None) is not None:
+                boxes_voc = boxes_voc or annotations
+            else:
+                boxes_yolo = boxes_yolo or annotations
         try:
             sources = BoxSources(voc_dir=boxes_voc, yolo_dir=boxes_yolo,
                                  yolo_classes=tuple(n for n in (yolo_classes or "").split(",") if n.strip()) or None)

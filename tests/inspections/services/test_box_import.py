@@ -204,3 +204,28 @@ def test_real_cr7_det_yolo_labels_in_the_sibling_labels_tree(tmp_path):
     assert set(DefectBox.objects.filter(image__original_name="dents_1.jpg").values_list("label__name", flat=True)) \
         == {"dents"}
     assert f"boxes: {expected} read on 2 images from 2 files, 0 refused" in out.getvalue()
+
+
+@pytest.mark.skipif(not CR7_DET.is_dir(), reason=f"the CR7-DET set is not at {CR7_DET}")
+def test_annotations_folder_names_yolo_ids_by_its_class_folders(tmp_path):
+    """``--annotations ADIR`` (ARCHITECTURE's name): YOLO without a class list, named from where each id occurs."""
+    root = tmp_path / "images"
+    for label, stem in (("dents", "dents_1"), ("pits", "pits_1")):
+        (root / label).mkdir(parents=True)
+        shutil.copy(CR7_DET / "images" / label / f"{stem}.jpg", root / label / f"{stem}.jpg")
+    out = io.StringIO()
+    call_command("import_dataset", str(root), "--annotations", str(CR7_DET / "labels"), stdout=out)
+    assert set(DefectBox.objects.filter(image__original_name="pits_1.jpg").values_list("label__name", flat=True)) \
+        == {"pits"}
+    assert "0 refused" in out.getvalue()
+
+
+def test_annotations_folder_with_voc_files_reads_them_as_voc(tmp_path):
+    root = tmp_path / "data"
+    _image(root / "crazing" / "Cr_7.png", 60)
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "crazing_7.xml").write_text(_voc([("crazing", (11, 21, 110, 60))]))
+    call_command("import_dataset", str(root), "--annotations", str(tmp_path / "ann"), stdout=io.StringIO())
+    assert DefectBox.objects.get().label.name == "crazing"
+    with pytest.raises(CommandError, match="annotations folder not found"):
+        call_command("import_dataset", str(root), "--annotations", str(tmp_path / "missing"), stdout=io.StringIO())

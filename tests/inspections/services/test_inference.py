@@ -94,3 +94,38 @@ def test_each_prediction_stores_the_models_review_reasons(no_queue, tiny_model_d
     prediction = Prediction.objects.get(image=image)
     assert "blank_frame" in prediction.review_reasons
     assert prediction.needs_review is True
+
+
+def _iou(a, b):
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_a_version_with_a_detection_head_stores_where_the_defects_are(no_queue, boxed_model):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import boxed_frame
+
+    model_version_promote(version=model_version_register(model_dir=boxed_model[0]))
+    frame, truth = boxed_frame(np.random.default_rng(99))
+    content = io.BytesIO()
+    Image.fromarray(frame).save(content, format="PNG")
+    image = image_upload(content=content.getvalue(), filename="boxed.png", uploaded_by=None).image
+    assert predictions_create(image_ids=[image.id]) == 1
+    boxes = Prediction.objects.get(image=image).boxes
+    assert boxes and all(set(box) == {"label", "box", "score"} for box in boxes)
+    assert [box["score"] for box in boxes] == sorted((box["score"] for box in boxes), reverse=True)
+    best = boxes[0]
+    assert any(label == best["label"] and _iou(best["box"], box) >= 0.3 for label, *box in truth), (boxes, truth)
+
+
+def test_a_version_without_a_head_stores_no_boxes(no_queue, tiny_model_dirs):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    image = _upload(77)
+    predictions_create(image_ids=[image.id])
+    assert Prediction.objects.get(image=image).boxes == []

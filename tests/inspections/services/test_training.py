@@ -53,7 +53,8 @@ def test_the_int8_serving_copy_can_be_switched_off_per_run():
 
 
 def test_defaults_fill_in_for_missing_parameters(settings):
-    assert training_parameters_clean({}) == {"backbone": settings.STEELQC_BACKBONE, "weights": "imagenet", "finetune": "auto"}
+    assert training_parameters_clean({}) == {"backbone": settings.STEELQC_BACKBONE, "weights": "imagenet", "finetune": "auto",
+                                             "detection": "auto"}
 
 
 def test_training_needs_two_labelled_classes(no_queue):
