@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.utils import timezone
 
 from inspections.services.line_stats import Seen, line_minute_record
@@ -14,7 +15,11 @@ from tests.factories import ModelVersionFactory
 
 from .conftest import log_in, screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every app listed: Django then creates the migrations' rows (content types, permissions) when
+# the test starts and does not recreate them in the flush after it, so the serialized_rollback
+# browser tests that run next load their saved rows into the empty tables they expect.
+pytestmark = pytest.mark.django_db(transaction=True,
+                                   available_apps=[config.name for config in apps.get_app_configs()])
 
 
 def _seen(label, confidence, reasons=(), kept=False, latency=5.0) -> Seen:
