@@ -56,6 +56,11 @@ bench-auth: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_auth.py
 
+## The retention sweep at 1 million image rows (own throw-away database): EXPLAIN of its batch query, dry run, deletes/s.
+bench-retention: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_retention.py $(BENCH_RETENTION_ARGS)
+
 ## The novelty loop through the API: held-out NEU classes, defect-free and other-line images, group labelling, retraining.
 bench-novelty: $(STAMP)
 	@bash scripts/ensure-services.sh
