@@ -372,7 +372,8 @@ STEELQC_RETENTION_MAX_PER_DAY = env_int("STEELQC_RETENTION_MAX_PER_DAY", 5000, m
 # nobody needs (not labelled, reviewed, boxed by a person, snapshotted, split or queued for review)
 # this many days, then deletes row and file; "forever" keeps them. Each run deletes at most
 # STEELQC_RETENTION_SWEEP_MAX_IMAGES, in transactions of STEELQC_RETENTION_SWEEP_BATCH images.
-_keep_days = env_str("STEELQC_RETENTION_KEEP_DAYS", "90").strip().lower()
+# Deleting is opt-in: an upgrade never starts removing images a plant had kept until now.
+_keep_days = env_str("STEELQC_RETENTION_KEEP_DAYS", "forever").strip().lower()
 if _keep_days == "forever":
     STEELQC_RETENTION_KEEP_DAYS = None
 elif _keep_days.isdigit() and int(_keep_days) >= 1:
