@@ -182,6 +182,12 @@ def test_without_an_active_model_the_answer_is_409_at_once(no_queue):
 
 # --- against a real worker ------------------------------------------------------------------
 
+# serialized_rollback as the other transactional tests of this folder (test_upload, test_wait): a
+# transactional test without it, run before theirs, leaves the content types that their set-up
+# then fails to load again. They move off it together.
+WORKER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
 @pytest.fixture(scope="module")
 def line_tiles(tmp_path_factory) -> list[tuple[str, bytes]]:
     """Textures like the tiny model's training data (mostly confident) and noise (mostly flagged)."""
@@ -202,7 +208,7 @@ def _warm_up(client) -> None:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@WORKER_DB
 def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery_worker, tiny_model_dirs,
                                                                           line_tiles, media_root):
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
@@ -245,7 +251,7 @@ def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@WORKER_DB
 def test_classify_with_rate_one_keeps_up_to_the_minute_cap(celery_worker, tiny_model_dirs, line_tiles):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     RetentionPolicy.objects.create(source="strip-b", sample_rate=1.0, max_per_minute=2, max_per_day=100)
@@ -269,7 +275,7 @@ def test_classify_with_rate_one_keeps_up_to_the_minute_cap(celery_worker, tiny_m
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@WORKER_DB
 def test_classify_samples_the_unflagged_by_their_hash_at_the_policys_rate(celery_worker, tiny_model_dirs, line_tiles,
                                                                           media_root):
     """Rate 0.5, caps far away: an unflagged tile is kept exactly when its sha256 says sampled,
@@ -291,7 +297,7 @@ def test_classify_samples_the_unflagged_by_their_hash_at_the_policys_rate(celery
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@WORKER_DB
 def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, tiny_model_dirs, line_tiles):
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     client = client_for("integrator")
@@ -327,7 +333,7 @@ def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, ti
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@WORKER_DB
 def test_the_hostile_input_tables_accepted_files_are_classified_and_kept_as_uploads(celery_worker, tiny_model_dirs,
                                                                                     line_tiles, media_root):
     """Every accepted row of the hostile-input table in one request, with a policy that keeps
