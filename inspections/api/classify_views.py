@@ -51,6 +51,9 @@ CLASSIFY_PREDICTION = inline_serializer("ClassifyPrediction", {
     "review_reasons": serializers.ListField(child=serializers.CharField(),
                                             help_text="foreign, low_confidence, blank_frame; empty when accepted."),
     "ood_score": serializers.FloatField(),
+    "boxes": serializers.ListField(child=serializers.DictField(),
+                                   help_text="Where the defects are, best first: [{label, box: [x0, y0, x1, y1] "
+                                             "fractions, score}]; empty without a detection head."),
     "latency_ms": serializers.FloatField(),
     "model_version": serializers.IntegerField(),
     "model_version_number": serializers.IntegerField(),

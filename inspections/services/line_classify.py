@@ -164,7 +164,7 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
                     "label": result.label, "confidence": confidence,
                     "probabilities": {k: float(v) for k, v in result.probabilities.items()},
                     "needs_review": bool(result.needs_review), "review_reasons": list(result.review_reasons),
-                    "ood_score": float(result.ood_score), "latency_ms": latency_ms,
+                    "ood_score": float(result.ood_score), "boxes": list(result.boxes), "latency_ms": latency_ms,
                     "model_version": version.pk, "model_version_number": version.number,
                 },
                 "kept": image_id is not None, "image_id": image_id,
@@ -201,7 +201,7 @@ def _keep(*, content: bytes, filename: str, source: str, external_id: str, user,
                 confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
                 needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
                 review_reasons=list(result.review_reasons), margin=_margin(result.probabilities, result.confidence),
-                embedding=embedding_bytes(feature),
+                boxes=list(result.boxes), embedding=embedding_bytes(feature),
             )], ignore_conflicts=True)
             InspectionImage.objects.filter(pk=image.pk, status=ImageStatus.PENDING).update(status=ImageStatus.PREDICTED)
         images_done_announce(image_ids=[image.pk])
