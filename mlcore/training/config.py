@@ -50,7 +50,7 @@ class TrainConfig:
     detection_size_weight: float = 5.0
     detection_flips: bool = True         # train on the horizontal/vertical flips too (boxes flipped)
     detection_maps: str = "all"          # "all": stride-8 grid from every map; "coarse": stride 16
-    detection_time_budget_s: float = 900.0
+    detection_time_budget_s: float = 900.0  # for the head's epochs (after its maps are cached)
 
     def __post_init__(self) -> None:
         if self.finetune not in ("auto", "on", "off"):

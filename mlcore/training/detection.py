@@ -187,6 +187,10 @@ def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | N
 
     rng = np.random.default_rng(config.seed)
     history = {"loss": [], "val_loss": []}
+    # The budget bounds the epochs, not the caching before them (that scales with the images and
+    # the machine, and a head stopped after one epoch is worse than none).
+    epochs_started = time.monotonic()
+    stopped_by_budget = False
     best, best_weights = np.inf, head.get_weights()
     epochs_run = 0
     for epoch in range(config.detection_epochs):
@@ -200,7 +204,8 @@ def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | N
         if tracker is not None:
             tracker.report("detection", 0.5 + 0.4 * epochs_run / config.detection_epochs, epoch=epochs_run,
                            metrics={"loss": history["loss"][-1], "val_loss": history["val_loss"][-1]})
-        if time.monotonic() - started > config.detection_time_budget_s:
+        if time.monotonic() - epochs_started > config.detection_time_budget_s:
+            stopped_by_budget = epochs_run < config.detection_epochs
             break
     head.set_weights(best_weights)
     del cached
@@ -230,7 +235,8 @@ def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | N
     metrics = detection_metrics(truth, predicted, classes=classes, sizes=sizes)
     metrics["split"] = split
     facts = {"classes": classes, "grid": grid, "maps": use, "width": config.detection_width,
-             "flips": len(flips), "epochs_run": epochs_run, "best_val_loss": float(best),
+             "flips": len(flips), "epochs_run": epochs_run, "stopped_by_time_budget": stopped_by_budget,
+             "best_val_loss": float(best),
              "train_images": len(train), "wall_time_s": round(time.monotonic() - started, 2),
              "history": history}
     if tracker is not None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from inspections import task_names
-from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionRun
+from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionPolicy, RetentionRun
 from inspections.services.schedules import periodic_tasks_ensure
 from steelqc.celery import app
 from tests.conftest import wait_for
@@ -40,7 +40,7 @@ def test_the_periodic_job_is_created_with_the_configured_interval(settings):
 def _old_image(*, labelled: bool) -> InspectionImage:
     image = InspectionImageFactory(source="line-w", status=ImageStatus.PREDICTED)
     PredictionFactory(image=image)
-    fields = {"created_at": timezone.now() - timedelta(days=4000)}  # past any default keep_days
+    fields = {"created_at": timezone.now() - timedelta(days=4000)}  # past the policy's keep_days
     if labelled:
         fields.update(label=DefectClass.objects.get_or_create(name="crazing")[0], label_source=LabelSource.IMPORT)
     InspectionImage.objects.filter(pk=image.pk).update(**fields)
@@ -50,6 +50,8 @@ def _old_image(*, labelled: bool) -> InspectionImage:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_deletes_what_nobody_needs_and_records_the_run(celery_worker):
+    # Deleting is opt-in (the settings' default keeps for ever): the default policy row opts in.
+    RetentionPolicy.objects.update_or_create(source="", defaults={"keep_days": 30})
     unneeded, labelled = _old_image(labelled=False), _old_image(labelled=True)
     app.send_task(task_names.APPLY_RETENTION)
     run = wait_for(lambda: RetentionRun.objects.filter(finished_at__isnull=False).first(), timeout=60)
