@@ -22,7 +22,7 @@ run: $(STAMP)
 ## The whole test suite against the real PostgreSQL, Redis and a real Celery worker process.
 test: $(STAMP)
 	@bash scripts/ensure-services.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
 ## Refresh the README's screenshots (docs/screenshots) from the browser tests.
 screenshots: $(STAMP)
