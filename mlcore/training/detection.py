@@ -127,12 +127,12 @@ EXAMPLES = 6
 
 
 def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | None,
-                  forward_with_head=None) -> tuple[object, dict, dict, list]:
+                  forward_with_head) -> tuple[object, dict, dict, list]:
     """Train the head; returns (head model, facts for detection.json, metrics on the test split,
     a few test images as (image, true boxes, predicted boxes) for the version page's plot).
 
     ``forward_with_head(head)`` builds the serving forward (probabilities, features, detection
-    map) used to measure mAP as it will run; without it the metrics use the cached path.
+    map): mAP is measured through it, as the version will run.
     """
     import keras
     import tensorflow as tf
@@ -212,26 +212,9 @@ def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | N
 
     split = "test" if boxed(by_split["test"]) else "val"
     evaluated = boxed(by_split[split])
-    forward = forward_with_head(head) if forward_with_head is not None else None
     truth = [[box for box in s.boxes if box[0] in index] for s in evaluated]
-    predicted, sizes, examples, shown = [], [], [], set()
-    for sample, boxes in zip(evaluated, truth):
-        image = load_image(sample.path)
-        if forward is not None:  # the serving graph: backbone once, all outputs
-            outputs = forward(np.asarray(image, np.float32)[None, ..., None] if image.ndim == 2
-                              else np.asarray(image, np.float32)[None])
-            grid_map = outputs[2][0]
-        else:
-            grid_map = head.predict(
-                [m.astype(np.float32) for m in _feature_maps(maps_model, [sample], index=index, flips=FLIPS[:1],
-                                                             batch_size=1, tracker=None, done_before=0,
-                                                             total=1).maps], verbose=0)[0]
-        predicted.append(decode(grid_map, classes))
-        sizes.append((image.shape[1], image.shape[0]))
-        main = boxes[0][0] if boxes else None
-        if len(examples) < EXAMPLES and main not in shown:  # one example per class first
-            shown.add(main)
-            examples.append((image, boxes, predicted[-1]))
+    predicted, sizes, examples = _predict_boxes(forward_with_head(head), evaluated, truth, classes=classes,
+                                                batch_size=config.batch_size)
     metrics = detection_metrics(truth, predicted, classes=classes, sizes=sizes)
     metrics["split"] = split
     facts = {"classes": classes, "grid": grid, "maps": use, "width": config.detection_width,
@@ -242,6 +225,26 @@ def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | N
     if tracker is not None:
         tracker.report("detection", 1.0, metrics={"map50": metrics["map50"]})
     return head, facts, metrics, examples
+
+
+def _predict_boxes(forward, samples: Sequence[Sample], truth: list[list[tuple]], *, classes: list[str],
+                   batch_size: int) -> tuple[list, list, list]:
+    """(predicted boxes per sample, (width, height) per sample, a few (image, true, predicted)
+    examples, one per main class first) through the serving forward, in batches."""
+    from mlcore.inference import forward_in_batches
+
+    predicted, sizes, examples, shown = [], [], [], set()
+    for start in range(0, len(samples), batch_size):
+        images = [load_image(sample.path) for sample in samples[start:start + batch_size]]
+        _, _, grid_maps = forward_in_batches(forward, images, batch_size=batch_size)
+        for image, boxes, grid_map in zip(images, truth[start:start + batch_size], grid_maps):
+            predicted.append(decode(grid_map, classes))
+            sizes.append((image.shape[1], image.shape[0]))
+            main = boxes[0][0] if boxes else None
+            if len(examples) < EXAMPLES and main not in shown:
+                shown.add(main)
+                examples.append((image, boxes, predicted[-1]))
+    return predicted, sizes, examples
 
 
 def _maps_to_use(choice: str, available: int) -> list[int]:

@@ -95,3 +95,36 @@ def test_without_enough_boxes_no_head_is_trained(tiny_trained):
     result, _ = tiny_trained
     assert result.metrics["detection"] == {"trained": False, "reason": "no training image has defect boxes"}
     assert not (Path(result.model_dir) / "detection.keras").exists()
+
+
+def test_evaluation_runs_the_serving_forward_in_batches_and_keeps_each_images_boxes(tmp_path):
+    from PIL import Image
+
+    from mlcore.io import Sample
+    from mlcore.training.detection import _predict_boxes
+
+    sizes = [(16, 16)] * 4 + [(24, 16)]  # (width, height): one image of another shape
+    samples = []
+    for index, size in enumerate(sizes):
+        path = tmp_path / f"{index}.png"
+        Image.new("L", size, color=index).save(path)  # the pixel value says which image it is
+        samples.append(Sample(path=str(path), label=CLASSES[index % 2], split="test"))
+    truth = [[(CLASSES[index % 2], 0.0, 0.0, 0.5, 0.5)] for index in range(len(sizes))]
+    batches = []
+
+    def forward(batch):
+        batches.append(len(batch))
+        maps = np.zeros((len(batch), 4, 4, len(CLASSES) + 4), np.float32)
+        for row, image in enumerate(np.asarray(batch)):
+            index = int(image.flat[0])
+            maps[row, index % 4, 0, index % 2] = 0.9  # a peak in row (index % 4), of the image's class
+            maps[row, index % 4, 0, 2:] = (0.25, 0.25, 0.5, 0.5)  # width, height, centre offset in the cell
+        return np.zeros((len(batch), 2)), np.zeros((len(batch), 3)), maps
+
+    predicted, found_sizes, examples = _predict_boxes(forward, samples, truth, classes=CLASSES, batch_size=4)
+    assert sorted(batches) == [1, 4]  # the four 16x16 images in one batch, the 24x16 one alone
+    assert found_sizes == sizes
+    for index, boxes in enumerate(predicted):
+        assert [box.label for box in boxes] == [CLASSES[index % 2]]
+        assert (boxes[0].box[1] + boxes[0].box[3]) / 2 == pytest.approx((index % 4 + 0.5) / 4)  # its own row
+    assert [example[1] for example in examples] == truth[:2]  # one example per class first
