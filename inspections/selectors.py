@@ -408,3 +408,16 @@ def retention_policy_list():
     from inspections.models import RetentionPolicy
 
     return RetentionPolicy.objects.select_related("updated_by").order_by("source")
+
+
+# --- Defect boxes of many images at once (training, the promotion gate) ----------------------
+
+def box_tuples_for_images(*, image_ids: list[int]) -> dict[int, tuple]:
+    """Image id -> its current defect boxes as (label, x0, y0, x1, y1) fractions, oldest first,
+    for the images that have any; one query however many images."""
+    boxes: dict[int, list] = {}
+    rows = (DefectBox.objects.filter(image_id__in=image_ids, deleted_at__isnull=True)
+            .values_list("image_id", "label__name", "x0", "y0", "x1", "y1").order_by("image_id", "id"))
+    for image_id, *box in rows:
+        boxes.setdefault(image_id, []).append(tuple(box))
+    return {image_id: tuple(found) for image_id, found in boxes.items()}

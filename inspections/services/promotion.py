@@ -12,6 +12,7 @@ from django.db import transaction
 
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.models import DatasetSnapshot, LabelSource, ModelVersion, ModelVersionStatus, Split
+from inspections.selectors import box_tuples_for_images
 from inspections.services.artefacts import artefact_local_dir
 from inspections.services.model_versions import model_version_promote
 from inspections.services.stored_files import local_copies
@@ -46,15 +47,12 @@ def _map50(truth: list[list[tuple]], predicted: list[list] | None, sizes: list[t
 def _test_boxes(items) -> tuple[list[int], list[list[tuple]], list[tuple[int, int]]]:
     """(indices of test items with defect boxes, their boxes, image sizes): the images the gate's
     mAP is measured on (the boxes as they are now; the snapshot freezes labels, not boxes)."""
-    from inspections import selectors
-
+    boxes = box_tuples_for_images(image_ids=[item.image_id for item in items])
     rows, truth, sizes = [], [], []
     for index, item in enumerate(items):
-        boxes = [(box.label.name, box.x0, box.y0, box.x1, box.y1)
-                 for box in selectors.box_list_for_image(image=item.image)]
-        if boxes:
+        if boxes.get(item.image_id):
             rows.append(index)
-            truth.append(boxes)
+            truth.append(list(boxes[item.image_id]))
             sizes.append((item.image.width, item.image.height))
     return rows, truth, sizes
 

@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from inspections.errors import ApplicationError
 from inspections.models import (
-    IN_PROGRESS_STATUSES, NO_DEFECT_CLASS, DatasetSnapshot, DefectBox, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
+    IN_PROGRESS_STATUSES, NO_DEFECT_CLASS, DatasetSnapshot, DatasetSnapshotItem, InspectionImage, Split, TrainingRun, TrainingRunStatus,
     TrainingRunTrigger,
 )
 from inspections.queueing import training_run_enqueue
+from inspections.selectors import box_tuples_for_images
 from inspections.services.model_versions import model_version_register
 from inspections.services.promotion import gate_and_promote
 from inspections.services.stored_files import local_copies
@@ -261,7 +262,9 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
     reporter.log(f"training on snapshot {run.snapshot_id}: {len(items)} images, parameters {run.parameters}")
     with tempfile.TemporaryDirectory(prefix=f"steelqc-run-{run.pk}-") as workdir:
         paths = local_copies(names=[item.image.file.name for item in items], folder=Path(workdir) / "images")
-        boxes = _boxes_by_image(image_ids=[item.image_id for item in items])
+        # What the detection head trains on: a frame labelled no_defect without boxes is a known-empty
+        # frame; any other frame without boxes is left out of detection training.
+        boxes = box_tuples_for_images(image_ids=[item.image_id for item in items])
         samples = [Sample(path=str(paths[item.image.file.name]), label=item.label.name, split=item.split,
                           boxes=boxes.get(item.image_id, () if item.label.name == NO_DEFECT_CLASS else None))
                    for item in items]
@@ -287,15 +290,3 @@ def training_runs_fail_stale(*, older_than_s: float) -> int:
         status=TrainingRunStatus.FAILED, finished_at=timezone.now(),
         error=f"The worker running this training stopped reporting for more than {int(older_than_s)} s.",
     )
-
-
-def _boxes_by_image(*, image_ids: list[int]) -> dict[int, tuple]:
-    """Image id -> its current defect boxes as (label, x0, y0, x1, y1) fractions, for the images
-    that have any: what the detection head trains on. A frame labelled no_defect without boxes
-    is a known-empty frame; any other frame without boxes is left out of detection training."""
-    boxes: dict[int, list] = {}
-    rows = (DefectBox.objects.filter(image_id__in=image_ids, deleted_at__isnull=True)
-            .values_list("image_id", "label__name", "x0", "y0", "x1", "y1").order_by("image_id", "id"))
-    for image_id, *box in rows:
-        boxes.setdefault(image_id, []).append(tuple(box))
-    return {image_id: tuple(found) for image_id, found in boxes.items()}
