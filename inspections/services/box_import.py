@@ -13,9 +13,6 @@ Every box is checked; a refused one is counted with its reason and the others ar
 
 from __future__ import annotations
 
-import math
-import re
-import xml.etree.ElementTree as ET  # nosec B405 - DOCTYPE/ENTITY documents are refused before parsing
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,20 +20,17 @@ from pathlib import Path
 from inspections.errors import ApplicationError
 from inspections.services.boxes import Box, BoxRefused, box_from_fractions
 from inspections.services.classes import defect_class_name_normalise
-from mlcore.annotations import infer_yolo_class_names
+from mlcore.annotations import (
+    CLASSES_FILE, MALFORMED_FILE, AnnotationRefused, ReadBox, Refusal, infer_yolo_class_names, neu_det_stem,
+    read_class_list, voc_boxes, yolo_boxes,
+)
 
-MAX_ANNOTATION_BYTES = 1024 * 1024
-CLASSES_FILE = "classes.txt"
 LABELS_FOLDER = "labels"
-# NEU file-name prefixes -> class names: NEU-DET names crazing/Cr_12.bmp's boxes crazing_12.xml.
-NEU_PREFIXES = {"cr": "crazing", "in": "inclusion", "pa": "patches", "ps": "pitted_surface",
-                "rs": "rolled-in_scale", "sc": "scratches"}
-_NEU_NAME = re.compile(r"^([A-Za-z]+)_(\d+)$")
 REASONS = {
     "outside_image": "outside the image",
     "unknown_class": "unknown class",
     "bad_numbers": "bad numbers",
-    "malformed_file": "malformed file",
+    MALFORMED_FILE: "malformed file",
 }
 
 
@@ -71,13 +65,6 @@ class ParsedBox:
     box: Box
 
 
-def _neu_det_name(image: Path) -> str | None:
-    match = _NEU_NAME.match(image.stem)
-    if match and match.group(1).lower() in NEU_PREFIXES:
-        return f"{NEU_PREFIXES[match.group(1).lower()]}_{match.group(2)}"
-    return None
-
-
 def _labels_roots(root: Path, sources: BoxSources) -> list[Path]:
     roots = [root / LABELS_FOLDER]
     if root.name == "images":
@@ -95,7 +82,7 @@ def annotation_file(root: Path, image: Path, sources: BoxSources) -> tuple[str, 
         relative = image.resolve().relative_to(root.resolve())
     voc_candidates = [image.with_suffix(".xml")]
     if sources.voc_dir is not None:
-        neu = _neu_det_name(image)
+        neu = neu_det_stem(image)
         voc_candidates = [sources.voc_dir / relative.with_suffix(".xml"), sources.voc_dir / f"{image.stem}.xml",
                           *([sources.voc_dir / f"{neu}.xml"] if neu else []), *voc_candidates]
     for candidate in voc_candidates:
@@ -117,8 +104,7 @@ def yolo_class_names(root: Path, sources: BoxSources) -> list[str] | None:
     for folder in _labels_roots(root, sources):
         path = folder / CLASSES_FILE
         if path.is_file():
-            names = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-            return [defect_class_name_normalise(name) for name in names if name]
+            return [defect_class_name_normalise(name) for name in read_class_list(path)]
     # A labels tree that mirrors the class folders (cr7-det's) names its ids by where they occur.
     for folder in _labels_roots(root, sources):
         inferred = infer_yolo_class_names(folder) if folder.is_dir() else None
@@ -127,99 +113,48 @@ def yolo_class_names(root: Path, sources: BoxSources) -> list[str] | None:
     return None
 
 
-def _read_text(path: Path, report: BoxReport) -> str | None:
-    try:
-        if path.stat().st_size > MAX_ANNOTATION_BYTES:
-            report.refuse(path, "malformed_file", f"larger than {MAX_ANNOTATION_BYTES} bytes")
-            return None
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        report.refuse(path, "malformed_file", f"unreadable: {error}")
-        return None
-
-
-def _number(element, tag: str) -> float:
-    text = element.findtext(tag)
-    if text is None:
-        raise BoxRefused("bad_numbers", f"<{tag}> is missing")
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise BoxRefused("bad_numbers", f"<{tag}> is not a number: {text.strip()[:20]!r}") from None
-    if not math.isfinite(value):
-        raise BoxRefused("bad_numbers", f"<{tag}> is not a finite number")
-    return value
-
-
 def read_voc(path: Path, *, width: int, height: int, known: set[str], report: BoxReport) -> list[ParsedBox]:
-    """Pascal VOC: ``<object><name/><bndbox><xmin/>..</bndbox></object>``, 1-based pixel
-    coordinates inclusive of both ends (``xmin=1, xmax=200`` is the full width of 200 pixels)."""
-    text = _read_text(path, report)
-    if text is None:
-        return []
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        report.refuse(path, "malformed_file", "document type declarations are not accepted")
-        return []
-    try:
-        tree = ET.fromstring(text)  # nosec B314 - no DOCTYPE/ENTITY (checked above): no entity expansion
-    except ET.ParseError as error:
-        report.refuse(path, "malformed_file", f"not well-formed XML: {error}")
-        return []
-    if tree.tag != "annotation":
-        report.refuse(path, "malformed_file", f"the root element is <{tree.tag}>, not <annotation>")
-        return []
-    boxes = []
-    for element in tree.iter("object"):
-        name = defect_class_name_normalise(element.findtext("name") or "")
-        bndbox = element.find("bndbox")
-        try:
-            if bndbox is None:
-                raise BoxRefused("bad_numbers", "an <object> without <bndbox>")
-            xmin, ymin, xmax, ymax = (_number(bndbox, tag) for tag in ("xmin", "ymin", "xmax", "ymax"))
-            # 1-based: the first pixel is 1 (a 0 some tools write is read as the edge as well).
-            x0, y0 = (xmin - 1 if xmin >= 1 else xmin), (ymin - 1 if ymin >= 1 else ymin)
-            box = box_from_fractions([x0 / width, y0 / height, xmax / width, ymax / height])
-        except BoxRefused as refused:
-            report.refuse(path, refused.reason, str(refused))
-            continue
-        if name not in known:
-            report.refuse(path, "unknown_class", f"unknown class {name!r}")
-            continue
-        boxes.append(ParsedBox(label=name, box=box))
-    return boxes
+    """The boxes of a Pascal VOC file (``mlcore.annotations.voc_boxes``) on an image of this size
+    that pass the checks; each refused one goes to ``report`` with its reason."""
+    return _checked(path, lambda: voc_boxes(path, size=(width, height)), classes=None, known=known, report=report)
 
 
 def read_yolo(path: Path, *, classes: list[str] | None, known: set[str], report: BoxReport) -> list[ParsedBox]:
-    """YOLO: one ``class cx cy w h`` line per box, centre and size as fractions of the image."""
-    text = _read_text(path, report)
-    if text is None:
+    """The boxes of a YOLO file (``mlcore.annotations.yolo_boxes``), ids named by ``classes``,
+    that pass the checks; each refused one goes to ``report`` with its reason."""
+    return _checked(path, lambda: yolo_boxes(path), classes=classes, known=known, report=report)
+
+
+def _checked(path: Path, read, *, classes: list[str] | None, known: set[str], report: BoxReport) -> list[ParsedBox]:
+    try:
+        found = read()
+    except AnnotationRefused as refused:
+        report.refuse(path, MALFORMED_FILE, str(refused))
         return []
     boxes = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        words = line.split()
-        if not words:
-            continue
-        where = f"{path}:{number}"
-        if len(words) != 5:
-            report.refuse(Path(where), "bad_numbers", f"expected 'class cx cy w h', got {len(words)} fields")
+    for entry in found:
+        if isinstance(entry, Refusal):
+            report.refuse(Path(entry.where), entry.reason, entry.message)
             continue
         try:
-            class_id = int(words[0])
-        except ValueError:
-            report.refuse(Path(where), "bad_numbers", f"class id {words[0][:20]!r} is not an integer")
+            box = box_from_fractions(list(entry.corners))
+        except BoxRefused as refused:
+            report.refuse(Path(entry.where), refused.reason, str(refused))
             continue
-        try:
-            cx, cy, w, h = (float(word) for word in words[1:])
-            box = box_from_fractions([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-        except ValueError as error:
-            reason = error.reason if isinstance(error, BoxRefused) else "bad_numbers"
-            report.refuse(Path(where), reason, str(error)[:200])
+        label = _label(entry, classes)
+        if label not in known:
+            report.refuse(Path(entry.where), "unknown_class", f"unknown class {label!r}"
+                          if isinstance(entry.label, str) else f"unknown class id {entry.label}")
             continue
-        if classes is None or not 0 <= class_id < len(classes) or classes[class_id] not in known:
-            report.refuse(Path(where), "unknown_class", f"unknown class id {class_id}")
-            continue
-        boxes.append(ParsedBox(label=classes[class_id], box=box))
+        boxes.append(ParsedBox(label=label, box=box))
     return boxes
+
+
+def _label(entry: ReadBox, classes: list[str] | None) -> str | None:
+    """A VOC box's class name, normalised; a YOLO box's by its id (None for an id with no name)."""
+    if isinstance(entry.label, str):
+        return defect_class_name_normalise(entry.label)
+    return classes[entry.label] if classes is not None and 0 <= entry.label < len(classes) else None
 
 
 def check_sources(sources: BoxSources) -> None:
