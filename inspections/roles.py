@@ -14,10 +14,11 @@ ROLES = (QA, ML_ADMIN, INTEGRATOR, VIEWER)
 # through the ORM's related manager cost several times more CPU than running it (profile-upload
 # in docs/benchmarks.md), on every API request. The tables are django.contrib.auth's: the user
 # model is its User (no AUTH_USER_MODEL), and tests/inspections/test_roles.py checks it against the ORM.
-_ROLES_SQL = (
-    "SELECT g.name FROM auth_group g JOIN auth_user_groups ug ON ug.group_id = g.id "
-    "WHERE ug.user_id = %s AND g.name IN (%s, %s, %s, %s)"
-)
+# ROLE_GROUPS_SQL (parameters: ROLES) joins to a user's id as ``ug.user_id`` and gives ``g.name``;
+# the token lookup (inspections.services.api_tokens) joins it to the token's owner in its one statement.
+ROLE_GROUPS_SQL = "(auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id AND g.name IN (%s, %s, %s, %s))"
+# Constant text; the values are parameters.
+_ROLES_SQL = f"SELECT g.name FROM {ROLE_GROUPS_SQL} WHERE ug.user_id = %s"  # nosec B608
 
 
 def user_roles(user) -> set[str]:
@@ -28,10 +29,15 @@ def user_roles(user) -> set[str]:
     cached = getattr(user, "_steelqc_roles", None)
     if cached is None:
         with connection.cursor() as cursor:
-            cursor.execute(_ROLES_SQL, [user.pk, *ROLES])
+            cursor.execute(_ROLES_SQL, [*ROLES, user.pk])
             cached = {name for (name,) in cursor.fetchall()}
-        user._steelqc_roles = cached
+        user_roles_known(user, cached)
     return cached
+
+
+def user_roles_known(user, names) -> None:
+    """Remember ``user``'s role groups, read by another statement (with ROLE_GROUPS_SQL), for this user object."""
+    user._steelqc_roles = {name for name in names if name in ROLES}
 
 
 def can_label(user) -> bool:

@@ -10,15 +10,17 @@ the hash, so one SHA-256 per request keeps the check cheap and a leaked dump use
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from inspections import roles
 from inspections.models import ApiToken, ApiTokenScope, AuthEventKind
 from inspections.services.auth_events import auth_event_record
 
@@ -91,16 +93,15 @@ def api_token_revoke_all(*, user, actor=None, ip_address: str | None = None) -> 
 
 
 def api_token_authenticate(secret: str, *, ip_address: str | None = None) -> ApiToken:
-    """The live token whose secret this is, its user loaded; raises ``ApiTokenRefused`` otherwise.
+    """The live token whose secret this is, its user loaded (and the user's roles); raises
+    ``ApiTokenRefused`` otherwise.
 
     Looks up by prefix, compares the SHA-256 in constant time, refuses revoked and expired
     tokens and inactive users. Notes the use (time, address) at most once a minute per token,
     and at once, with an audit event, when the address differs from the last one.
     """
-    # No ORDER BY (the model's ordering): compiling and sorting it cost more than the whole hash.
-    candidates = ApiToken.objects.select_related("user").filter(prefix=secret[:PREFIX_LENGTH]).order_by()
     digest = api_token_digest(secret)
-    token = next((c for c in candidates if hmac.compare_digest(c.digest, digest)), None)
+    token = next((c for c in _candidates(secret[:PREFIX_LENGTH]) if hmac.compare_digest(c.digest, digest)), None)
     if token is None:
         raise ApiTokenRefused("Invalid token.")
     now = timezone.now()
@@ -112,6 +113,75 @@ def api_token_authenticate(secret: str, *, ip_address: str | None = None) -> Api
         raise ApiTokenRefused("User inactive or deleted.")
     _note_use(token, now=now, ip_address=ip_address)
     return token
+
+
+def _candidates(prefix: str) -> list[ApiToken]:
+    """The tokens with this prefix, each with its owner and the owner's roles, from one plain
+    statement: the ORM's building of the same query (token joined to user) cost more CPU than the
+    hash and the query together, on every API request (profile-upload in docs/benchmarks.md)."""
+    lookup = _token_lookup()
+    with connection.cursor() as cursor:
+        cursor.execute(lookup.sql, [*roles.ROLES, prefix])
+        rows = cursor.fetchall()
+    tokens: dict[int, ApiToken] = {}
+    role_names: dict[int, set[str]] = {}
+    for row in rows:
+        values = lookup.convert(row)
+        token_id = values[0]
+        if token_id not in tokens:
+            token = ApiToken.from_db(connection.alias, lookup.token_names, values[:lookup.split])
+            token.user = lookup.user_model.from_db(connection.alias, lookup.user_names, values[lookup.split:-1])
+            tokens[token_id] = token
+            role_names[token_id] = set()
+        if values[-1] is not None:
+            role_names[token_id].add(values[-1])
+    for token_id, token in tokens.items():
+        roles.user_roles_known(token.user, role_names[token_id])
+    return list(tokens.values())
+
+
+@dataclass(frozen=True)
+class _TokenLookup:
+    sql: str
+    token_names: list[str]
+    user_names: list[str]
+    user_model: type
+    split: int  # token columns first, then the user's, then one role group name (or NULL)
+    converters: list[tuple[int, list, object]]  # (column, the ORM's converters, their expression)
+
+    def convert(self, row) -> list:
+        values = list(row)
+        for position, functions, expression in self.converters:
+            for function in functions:
+                values[position] = function(values[position], expression, connection)
+        return values
+
+
+@functools.cache
+def _token_lookup() -> _TokenLookup:
+    """The statement and the column conversions the ORM would apply, built once from the models'
+    metadata (so a field added to either model is read too)."""
+    from django.contrib.auth import get_user_model
+
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    token_fields, user_fields = ApiToken._meta.concrete_fields, user_model._meta.concrete_fields
+    columns = [f"t.{quote(f.column)}" for f in token_fields] + [f"u.{quote(f.column)}" for f in user_fields]
+    tokens, users = quote(ApiToken._meta.db_table), quote(user_model._meta.db_table)
+    owner, user_id = quote(ApiToken._meta.get_field("user").column), quote(user_model._meta.pk.column)
+    # Names from the models' metadata only; every value is a parameter.
+    sql = (f"SELECT {', '.join(columns)}, g.name FROM {tokens} t "  # nosec B608
+           f"JOIN {users} u ON u.{user_id} = t.{owner} "
+           f"LEFT JOIN {roles.ROLE_GROUPS_SQL} ON ug.user_id = u.{user_id} WHERE t.prefix = %s")
+    converters = []
+    for position, field in enumerate([*token_fields, *user_fields]):
+        expression = field.get_col(field.model._meta.db_table)
+        functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if functions:
+            converters.append((position, functions, expression))
+    return _TokenLookup(sql=sql, token_names=[f.attname for f in token_fields],
+                        user_names=[f.attname for f in user_fields], user_model=user_model,
+                        split=len(token_fields), converters=converters)
 
 
 def _note_use(token: ApiToken, *, now, ip_address: str | None) -> None:

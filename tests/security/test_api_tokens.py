@@ -252,3 +252,49 @@ def test_plain_text_tokens_are_hashed_by_the_migration_and_keep_working():
     assert key not in _dump()
     assert _get(key).status_code == 200
     assert AuthEvent.objects.filter(kind=AuthEventKind.TOKEN_CREATED, user=user, detail__contains="plain-text").exists()
+
+
+def _authenticate(secret: str):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from inspections.api.authentication import ApiTokenAuthentication
+
+    request = Request(APIRequestFactory().get(IMAGES, HTTP_AUTHORIZATION=f"Token {secret}", REMOTE_ADDR="10.0.0.1"))
+    return ApiTokenAuthentication().authenticate(request)
+
+
+def test_token_owner_and_roles_come_from_one_statement(django_assert_num_queries):
+    from inspections import roles
+
+    issued = api_token_create(user=UserFactory(roles=[roles.QA, roles.INTEGRATOR]), name="camera")
+    _authenticate(issued.secret)  # the first use is written
+    with django_assert_num_queries(1):
+        user, token = _authenticate(issued.secret)
+        assert roles.can_upload(user) and roles.can_label(user) and not roles.can_manage_models(user)
+    assert roles.user_roles(user) == {roles.QA, roles.INTEGRATOR}
+
+
+def test_the_token_and_owner_read_are_the_rows_the_orm_reads():
+    user = UserFactory(roles=["viewer"])
+    issued = api_token_create(user=user, name="camera", expires_at=timezone.now() + timedelta(days=3))
+    _authenticate(issued.secret)
+    _, token = _authenticate(issued.secret)
+    expected = ApiToken.objects.select_related("user").get(pk=issued.token.pk)
+    for model_fields, got, want in ((ApiToken._meta.concrete_fields, token, expected),
+                                    (type(user)._meta.concrete_fields, token.user, expected.user)):
+        for field in model_fields:
+            assert getattr(got, field.attname) == getattr(want, field.attname), field.name
+    assert token.last_used_ip == "10.0.0.1" and token.expires_at.tzinfo is not None
+    assert token._state.adding is False and token.user._state.adding is False
+
+
+def test_an_owner_without_role_groups_has_no_roles_and_a_prefix_twin_does_not_match():
+    from inspections import roles
+
+    issued = api_token_create(user=UserFactory(), name="no role")
+    twin = api_token_create(user=UserFactory(roles=[roles.ML_ADMIN]), name="twin")
+    ApiToken.objects.filter(pk=twin.token.pk).update(prefix=issued.token.prefix)
+    user, token = _authenticate(issued.secret)
+    assert token.pk == issued.token.pk and roles.user_roles(user) == set()
+    assert_error(_get(issued.secret), 403, "permission_denied")
