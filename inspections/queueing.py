@@ -21,9 +21,22 @@ logger = logging.getLogger(__name__)
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
+class _Sent:
+    """What ``send_task`` hands back here: the task id and nothing else. No caller reads a task's
+    result (every task ignores it), and Celery's own ``AsyncResult`` builds the result backend,
+    once per thread: ~8 CPU-ms, an entry-point scan, on the first upload each gunicorn thread serves."""
+
+    __slots__ = ("id", "ignored")
+
+    def __init__(self, task_id: str):
+        self.id = task_id
+
+
 def _send(name: str, *, kwargs: dict, queue: str) -> None:
-    """Publish one message; raises on broker failure (callers decide what that means)."""
-    current_app.send_task(name, kwargs=kwargs, queue=queue, retry_policy=_PUBLISH_RETRY)
+    """Publish one message (through Celery's producer pool: one broker connection per process,
+    reused); raises on broker failure (callers decide what that means)."""
+    current_app.send_task(name, kwargs=kwargs, queue=queue, retry_policy=_PUBLISH_RETRY,
+                          ignore_result=True, add_to_parent=False, result_cls=_Sent)
 
 
 def inference_enqueue(*, image_ids: Sequence[int]) -> int:

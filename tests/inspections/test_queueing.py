@@ -10,7 +10,7 @@ class FakeApp:
     def __init__(self, fail_after: int | None = None):
         self.sent, self.fail_after = [], fail_after
 
-    def send_task(self, name, *, kwargs, queue, retry_policy):
+    def send_task(self, name, *, kwargs, queue, retry_policy, **options):
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             raise ConnectionError("broker down")
         self.sent.append((name, queue, kwargs))
@@ -84,3 +84,38 @@ def test_promotion_can_repredict_exactly_the_images_waiting_for_a_person(monkeyp
         model_version_promote(version=ModelVersionFactory(), repredict_review_queue=True)
     assert [waiting.id] in sent
     assert not any(confident.id in ids or decided.id in ids for ids in sent)
+
+
+def test_publishing_never_builds_the_result_backend(monkeypatch):
+    """Nothing reads a queued task's result; Celery's result object would build the backend in
+    every new thread (an entry-point scan, ~8 CPU-ms on each gunicorn thread's first upload)."""
+    import threading
+
+    import redis
+    from celery import current_app
+    from django.conf import settings
+
+    app = current_app._get_current_object()
+
+    def no_backend():
+        raise AssertionError("the result backend was built to publish a message")
+
+    monkeypatch.setattr(app, "_get_backend", no_backend)
+    queue = "steelqc_test_publish"
+    errors = []
+
+    def publish():
+        try:
+            queueing._send("steelqc.test.nothing", kwargs={"image_ids": [1]}, queue=queue)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=publish)  # a new thread: no backend built in it yet
+    thread.start()
+    thread.join()
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        assert not errors, errors
+        assert broker.llen(queue) == 1
+    finally:
+        broker.delete(queue)
