@@ -8,6 +8,6 @@ class InspectionsConfig(AppConfig):
 
     def ready(self) -> None:
         # The auth audit trail's signal receivers (inspections/auth_audit.py).
-        from inspections import auth_audit
+        from inspections import auth_audit, checks  # noqa: F401 -- checks registers the settings checks
 
         auth_audit.connect_library_signals()

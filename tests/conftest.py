@@ -181,12 +181,13 @@ TINY_TRAINING_PARAMS = dict(backbone="efficientnet_lite0", input_size=64, augmen
                             head_patience=10, finetune="off", batch_size=8, serving_int8=False)
 
 
-def train_tiny_model(out_dir: Path, *, seed: int = 0, swap_labels: bool = False) -> Path:
+def train_tiny_model(out_dir: Path, *, seed: int = 0, swap_labels: bool = False, serving_export: bool = True) -> Path:
     """A small real model (pretrained Lite0 at 64 px) for pipeline tests: seconds, not minutes.
 
     ``swap_labels`` trains on every label swapped (stripes called inclusion, spots crazing): a
     model that is surely worse, whatever the seed (a random shuffle can keep most labels right,
-    and the texture features learn through 30 % label noise).
+    and the texture features learn through 30 % label noise). ``serving_export=False`` leaves out
+    the TFLite copy (~20 s of a ~45 s run) for tests that do not serve the model.
     """
     from django.conf import settings
 
@@ -199,7 +200,8 @@ def train_tiny_model(out_dir: Path, *, seed: int = 0, swap_labels: bool = False)
         swapped = dict(zip(TINY_MODEL_CLASSES, reversed(TINY_MODEL_CLASSES)))
         labels = [swapped[label] for label in labels]
     samples = [Sample(path=str(path), label=label, split=split) for (path, _, split), label in zip(rows, labels)]
-    config = TrainConfig(**TINY_TRAINING_PARAMS, seed=seed, weights="imagenet", cache_dir=settings.STEELQC_CACHE_DIR)
+    config = TrainConfig(**TINY_TRAINING_PARAMS, seed=seed, weights="imagenet", cache_dir=settings.STEELQC_CACHE_DIR,
+                         serving_export=serving_export)
     train(config, samples, out_dir=out_dir)
     return out_dir
 

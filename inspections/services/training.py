@@ -52,10 +52,14 @@ PARAMETER_RULES = {
     "detection_min_images": (int, 1, 1_000_000),
     "detection_epochs": (int, 1, 500),
 }
+# On/off parameters: the verified TFLite copy, and the int8 copy tried beside it.
+SWITCHES = ("serving_export", "serving_int8")
 
 
 def training_parameters_clean(params: dict | None) -> dict:
-    params = dict(params or {})
+    """The run's parameters over ``STEELQC_TRAINING_DEFAULTS``, checked; refused with
+    ``invalid_parameter`` (400) naming the first bad one."""
+    params = {**settings.STEELQC_TRAINING_DEFAULTS, **(params or {})}
     cleaned: dict = {"backbone": params.pop("backbone", settings.STEELQC_BACKBONE)}
     if cleaned["backbone"] not in BACKBONE_CHOICES:
         raise ApplicationError(f"backbone must be one of {', '.join(BACKBONE_CHOICES)}.", code="invalid_parameter",
@@ -72,16 +76,16 @@ def training_parameters_clean(params: dict | None) -> dict:
     if detection not in ("auto", "on", "off"):
         raise ApplicationError("detection must be 'auto', 'on' or 'off'.", code="invalid_parameter")
     cleaned["detection"] = detection
-    if "serving_int8" in params:  # the int8 serving copy (tried by default; see mlcore.serving)
-        serving_int8 = params.pop("serving_int8")
-        if not isinstance(serving_int8, bool):
-            raise ApplicationError("serving_int8 must be true or false.", code="invalid_parameter")
-        cleaned["serving_int8"] = serving_int8
+    for name in SWITCHES:  # the serving copies (made and tried by default; see mlcore.serving)
+        if name in params:
+            if not isinstance(params[name], bool):
+                raise ApplicationError(f"{name} must be true or false.", code="invalid_parameter")
+            cleaned[name] = params.pop(name)
     for name, value in params.items():
         if name not in PARAMETER_RULES:
             raise ApplicationError(f"Unknown training parameter {name!r}.", code="invalid_parameter",
-                                   details={"allowed": sorted([*PARAMETER_RULES, "backbone", "weights", "finetune",
-                                                               "detection", "serving_int8"])})
+                                   details={"allowed": sorted([*PARAMETER_RULES, *SWITCHES, "backbone", "weights",
+                                                               "finetune", "detection"])})
         kind, low, high = PARAMETER_RULES[name]
         try:
             number = kind(value)

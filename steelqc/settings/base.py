@@ -15,7 +15,7 @@ from kombu import Exchange, Queue
 
 from steelqc.observability import logging_config
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("STEELQC_VAR_DIR", str(BASE_DIR / "var")))
@@ -322,6 +322,11 @@ STEELQC_INFERENCE_SOFT_TIME_LIMIT = env_int("STEELQC_INFERENCE_SOFT_TIME_LIMIT",
 STEELQC_INFERENCE_TIME_LIMIT = env_int("STEELQC_INFERENCE_TIME_LIMIT", 180, minimum=1)
 STEELQC_TRAINING_SOFT_TIME_LIMIT = env_int("STEELQC_TRAINING_SOFT_TIME_LIMIT", 4 * 3600, minimum=1)
 STEELQC_TRAINING_TIME_LIMIT = env_int("STEELQC_TRAINING_TIME_LIMIT", 4 * 3600 + 300, minimum=1)
+
+# Training parameters every run starts from — page, API, `train_model` and continuous learning —
+# as a JSON object of the API's training parameters (e.g. {"input_size": 224, "head_epochs": 80});
+# a run's own parameters win. Checked at start-up (`manage.py check`, inspections.E001).
+STEELQC_TRAINING_DEFAULTS = env_json_object("STEELQC_TRAINING_DEFAULTS", {})
 
 # Images per forward pass a worker takes at most when several are waiting.
 STEELQC_INFERENCE_BATCH_SIZE = env_int("STEELQC_INFERENCE_BATCH_SIZE", 32, minimum=1)

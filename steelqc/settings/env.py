@@ -6,6 +6,7 @@ start-up with a message naming the variable instead of surfacing later as a stra
 
 from __future__ import annotations
 
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -64,3 +65,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json_object(name: str, default: dict) -> dict:
+    """A JSON object, e.g. ``{"input_size": 224}``; empty or unset gives ``default``."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object: {error}.") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object, got {value!r}.")
+    return parsed

@@ -24,7 +24,9 @@ def _shown(page) -> tuple[float, str] | None:
         return None
 
 
-def test_the_progress_bar_moves_while_the_worker_trains(page, users, celery_worker, tmp_path):
+def test_the_progress_bar_moves_while_the_worker_trains(page, users, celery_worker, tmp_path, settings):
+    # The installation's training defaults (what the form does not set): a small, quick run.
+    settings.STEELQC_TRAINING_DEFAULTS = {"input_size": 64, "augmented_views": 1, "serving_int8": False}
     users("ml_admin", "ml-ada")
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
@@ -49,6 +51,7 @@ def test_the_progress_bar_moves_while_the_worker_trains(page, users, celery_work
         time.sleep(0.2)
     run.refresh_from_db()
     assert run.status == TrainingRunStatus.SUCCEEDED, run.error
+    assert (run.parameters["input_size"], run.parameters["head_epochs"]) == (64, 40)
     assert seen == sorted(seen), f"the bar went backwards: {seen}"
     assert any(0 < value < 1 for value in seen), f"the bar never showed a run in progress: {sorted(set(seen))}"
     assert len({value for value in seen if 0 < value < 1}) >= 2, sorted(set(seen))

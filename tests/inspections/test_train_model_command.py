@@ -4,7 +4,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from inspections.models import ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.selectors import model_version_file
 from inspections.services.dataset_import import dataset_import_folder
+from mlcore.artefact import MODEL_FILE, SERVING_FILE
 from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
 from tests.factories import ModelVersionFactory
 
@@ -29,11 +31,14 @@ def test_wait_trains_in_process_and_promotes_the_first_version(no_queue, tmp_pat
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
     args = [f"--param={name}={value if isinstance(value, str) else json.dumps(value)}"
-            for name, value in TINY_TRAINING_PARAMS.items()]
+            for name, value in {**TINY_TRAINING_PARAMS, "serving_export": False}.items()]
     call_command("train_model", "--wait", *args)
     run = TrainingRun.objects.get()
     assert run.status == TrainingRunStatus.SUCCEEDED
     assert run.model_version.status == ModelVersionStatus.ACTIVE
+    assert run.parameters["serving_export"] is False
+    assert model_version_file(version=run.model_version, file_name=SERVING_FILE) is None
+    assert model_version_file(version=run.model_version, file_name=MODEL_FILE)
     assert "promoted" in capsys.readouterr().out
 
 

@@ -40,6 +40,7 @@ def tiny_images(tmp_path):
         ({"finetune": "maybe"}, "finetune must be"),
         ({"serving_int8": "false"}, "serving_int8 must be true or false"),
         ({"serving_int8": 0}, "serving_int8 must be true or false"),
+        ({"serving_export": "no"}, "serving_export must be true or false"),
     ],
 )
 def test_bad_training_parameters_are_refused_with_a_reason(params, message):
@@ -47,9 +48,29 @@ def test_bad_training_parameters_are_refused_with_a_reason(params, message):
         training_parameters_clean(params)
 
 
-def test_the_int8_serving_copy_can_be_switched_off_per_run():
-    assert training_parameters_clean({"serving_int8": False})["serving_int8"] is False
-    assert "serving_int8" not in training_parameters_clean({})  # mlcore's default: tried
+@pytest.mark.parametrize("switch", ["serving_int8", "serving_export"])
+def test_the_serving_copies_can_be_switched_off_per_run(switch):
+    assert training_parameters_clean({switch: False})[switch] is False
+    assert switch not in training_parameters_clean({})  # mlcore's default: made and tried
+
+
+def test_installation_defaults_apply_and_a_runs_own_parameters_win(settings):
+    settings.STEELQC_TRAINING_DEFAULTS = {"input_size": 128, "head_epochs": 60, "finetune": "off"}
+    assert training_parameters_clean({"head_epochs": 5}) == {
+        "backbone": settings.STEELQC_BACKBONE, "weights": "imagenet", "finetune": "off", "detection": "auto",
+        "input_size": 128, "head_epochs": 5}
+
+
+def test_a_bad_installation_default_is_named_by_the_start_up_check_and_refused_at_start(settings, no_queue):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.STEELQC_TRAINING_DEFAULTS = {"input_size": 4}
+    with pytest.raises(SystemCheckError, match=r"inspections.E001.*STEELQC_TRAINING_DEFAULTS: input_size must be between"):
+        call_command("check")
+    with pytest.raises(ApplicationError, match="input_size must be between") as error:
+        training_run_start(requested_by=None)
+    assert error.value.code == "invalid_parameter" and not TrainingRun.objects.exists()
 
 
 def test_defaults_fill_in_for_missing_parameters(settings):
@@ -77,7 +98,9 @@ def test_snapshot_freezes_the_labels_and_splits_of_the_moment(no_queue, tiny_ima
 
 def test_a_worse_candidate_is_not_promoted_and_the_reasons_name_the_classes(no_queue, tiny_images, tiny_model_dirs, tmp_path):
     champion = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    worse = model_version_register(model_dir=train_tiny_model(tmp_path / "swapped", seed=3, swap_labels=True))
+    # The gate reads the candidate's metrics and runs it on the test split: no serving copy needed.
+    worse = model_version_register(model_dir=train_tiny_model(tmp_path / "swapped", seed=3, swap_labels=True,
+                                                              serving_export=False))
     decision = gate_and_promote(candidate=worse, snapshot=_snapshot_freeze())
     assert decision["passed"] is False and decision["promoted"] is False
     assert any("accuracy" in reason for reason in decision["reasons"])
