@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, default=None, help="backbone input size in pixels (default 192)")
     train.add_argument("--views", type=int, default=None, help="augmented views per training image")
     train.add_argument("--time-budget", type=float, default=None, help="seconds; fine-tuning stops past it")
+    train.add_argument("--serving", default="auto", choices=("auto", "fp32", "off"),
+                       help="serving copies: auto (the verified fp32 TFLite copy, and the int8 copy when it passes its "
+                            "check), fp32 (that copy only), off (none: the Keras model serves)")
     train.add_argument("--annotations", default=None, metavar="ADIR",
                        help="defect boxes for the images: VOC XML (NEU-DET naming too) or YOLO text; with enough "
                             "boxed images the run also trains the detection head")
@@ -147,7 +150,8 @@ def _train(args) -> int:
         backbone=args.backbone, weights=None if args.weights == "none" else "imagenet",
         resnet50_weights=os.environ.get("STEELQC_RESNET50_WEIGHTS") or None,
         cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None,
-        seed=args.seed, finetune=args.finetune, **overrides)
+        seed=args.seed, finetune=args.finetune, serving_export=args.serving != "off",
+        serving_int8=args.serving == "auto", **overrides)
 
     def report(fraction: float, info: dict) -> None:
         epoch = f" epoch {info['epoch']}" if info.get("epoch") else ""

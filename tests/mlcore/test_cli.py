@@ -24,7 +24,7 @@ def cli_model(tiny_dataset, tiny_tools, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "model"
     run = mlcore("train", "--data", tiny_dataset, "--out", out, "--backbone", "efficientnet_lite0",
                  "--input-size", tiny_tools.input_size, "--epochs", 20, "--views", 1, "--no-finetune",
-                 "--json", "--quiet", env={"STEELQC_CACHE_DIR": str(tiny_tools.cache_dir)})
+                 "--serving", "fp32", "--json", "--quiet", env={"STEELQC_CACHE_DIR": str(tiny_tools.cache_dir)})
     return out, run
 
 
@@ -36,6 +36,7 @@ def test_train_exits_zero_and_prints_one_json_summary(cli_model, tiny_tools):
     assert 0.0 <= summary["accuracy"] <= 1.0 and summary["finetuned"] is False
     config = json.loads((out / "config.json").read_text())
     assert config["backbone"]["weight_source"]["kind"] == "imagenet"
+    assert config["serving"]["runtime"] == "tflite" and "int8" not in config["serving"]  # --serving fp32
     images = config["training"]["images"]
     assert sum(images.values()) == 30 and images["train"] == 21 and min(images.values()) >= 3
 
