@@ -261,9 +261,11 @@ def boxed_model(tmp_path_factory) -> tuple[Path, list]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory) -> tuple[Path, Path]:
-    """Two different small trained artefacts (for promotion and hot-swap tests)."""
+    """Two different small trained artefacts (for promotion and hot-swap tests): the first served
+    by its verified TFLite copy, the second by Keras (trained without the copy), so the worker
+    tests meet both runtimes and a swap between them."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return train_tiny_model(root / "first", seed=1), train_tiny_model(root / "second", seed=2)
+    return train_tiny_model(root / "first", seed=1), train_tiny_model(root / "second", seed=2, serving_export=False)
 
 
 def wait_for(condition, *, timeout: float = 120, interval: float = 0.1):
