@@ -511,11 +511,18 @@ def markdown(results: dict) -> str:
     lines += ["", f"Indexes of `inspections_inspectionimage` ({labels[-1]}): " + ", ".join(
         f"{name.replace('inspections_inspectionimage_', '')} {_mib(size)}" for name, size in image_indexes.items()) + "."]
     lines += ["", "Reads, as the application issues them (ms in the database: the sum of `EXPLAIN ANALYZE`'s execution "
-              "time over the read's statements); the plan is the slowest statement's, from the last run:", "",
+              "time over the read's statements); the plan is the slowest statement's, from the last run that made the "
+              "read:", "",
               "| read | " + " | ".join(f"ms, {label}" for label in labels) + " | plan (slowest statement, last run) |",
               "|---|" + "---:|" * len(labels) + "---|"]
-    for read in last["reads"]:
-        cells = [_ms(next((r for r in runs[label]["reads"] if r["name"] == read["name"]), None)) for label in labels]
+    # Every read any run made, in the order of the run that made the most; the plan from the last run that made it.
+    fullest = max(runs.values(), key=lambda run: len(run["reads"]))["reads"]
+    names = [r["name"] for r in fullest] + [r["name"] for run in runs.values() for r in run["reads"]
+                                            if r["name"] not in {f["name"] for f in fullest}]
+    for name in dict.fromkeys(names):
+        found = {label: next((r for r in runs[label]["reads"] if r["name"] == name), None) for label in labels}
+        read = next(r for r in reversed(list(found.values())) if r is not None)
+        cells = [_ms(found[label]) for label in labels]
         slowest = _slowest(read)
         shape = " / ".join(line.strip() for line in slowest["shape"][:5]) if slowest else ""
         lines.append(f"| {read['what']} | " + " | ".join(cells) + f" | {shape} |")
@@ -598,6 +605,11 @@ def main() -> None:
         "sizes": table_sizes(),
         "reads": reads,
     }
+    for read in reads:  # the full plan of the slowest statement only: the rest keep their shape and figures
+        slowest = _slowest(read)
+        for statement in read["statements"]:
+            if statement is not slowest:
+                statement.pop("plan", None)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
     results["runs"][args.label or f"{loaded['predictions']:,} predictions"] = run
     RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")

@@ -60,6 +60,12 @@ UNREVIEWED = ~Q(label_source=LabelSource.REVIEW) | Q(suspect_suggestion__isnull=
 REVIEW_QUEUE_WAITING = Q(excluded=False) & UNREVIEWED
 # The queue's third key: unlabelled images before labelled ones.
 UNLABELLED_FIRST = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
+# The review queue's order (inspections.selectors.image_list_for_review says why), and the order of
+# its partial index below: the two must be the same expressions for the index to serve the query.
+REVIEW_QUEUE_ORDER = (
+    F("needs_attention").desc(nulls_last=True), F("latest_margin").asc(nulls_last=True), UNLABELLED_FIRST.asc(),
+    F("created_at").asc(), F("id").asc(),
+)
 
 
 def image_upload_to(instance: InspectionImage, filename: str) -> str:
@@ -148,16 +154,16 @@ class InspectionImage(models.Model):
             models.Index(fields=["label", "split"]),
             # The retention sweep: a source's oldest images first (migration 0018 builds it concurrently).
             models.Index(fields=["source", "created_at"], name="image_source_created_at"),
+            # The queue's "reviewed so far" count, read from this index alone.
+            models.Index(fields=["id"], condition=Q(label_source=LabelSource.REVIEW), name="image_reviewed"),
             # Finds the images to re-point when a prediction is deleted.
             models.Index(fields=["latest_prediction"], name="image_latest_prediction",
                          condition=Q(latest_prediction__isnull=False)),
-            # The review queue in its order (inspections.selectors.REVIEW_QUEUE_ORDER), holding only the
+            # The review queue in its order (REVIEW_QUEUE_ORDER), holding only the
             # images that wait for a person: page 1 reads 50 entries, the counts read this index alone.
             # PostgreSQL only (migration 0021 builds it concurrently; SQLite has no NULLS LAST in indexes).
             models.Index(
-                F("needs_attention").desc(nulls_last=True), F("latest_margin").asc(nulls_last=True),
-                UNLABELLED_FIRST, F("created_at").asc(), F("id").asc(),
-                condition=REVIEW_QUEUE_WAITING, include=["label", "suspect_suggestion", "latest_prediction"],
+                *REVIEW_QUEUE_ORDER, condition=REVIEW_QUEUE_WAITING, include=["label", "suspect_suggestion", "latest_prediction"],
                 name="image_review_queue",
             ),
         ]

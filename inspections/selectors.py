@@ -14,7 +14,7 @@ from django.utils import timezone
 from inspections import prediction_events
 from inspections.models import (
     BoxAction, DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion,
-    ModelVersionStatus, Prediction, Review, TrainingRun, UNLABELLED_FIRST, UNREVIEWED,
+    ModelVersionStatus, Prediction, REVIEW_QUEUE_ORDER, Review, TrainingRun, UNLABELLED_FIRST, UNREVIEWED,
 )
 from mlcore.artefact import REASON_SUSPECT_LABEL
 
@@ -214,15 +214,15 @@ def training_run_detail(*, run_id: int) -> TrainingRun | None:
 
 # --- Review queue (the browser workspace) -----------------------------------------------------
 
-# The queue's order, key by key: (column or expression, ascending, nulls last). The partial index
-# image_review_queue (inspections.models) holds the waiting images in exactly this order.
-_QUEUE_KEYS = (
-    ("needs_attention", False, True),
-    ("latest_margin", True, True),
-    ("unlabelled_first", True, False),
-    ("created_at", True, False),
-    ("id", True, False),
-)
+def _queue_key(order) -> tuple[str, bool, bool]:
+    """(name, ascending, nullable) of one key of REVIEW_QUEUE_ORDER; the expression key is
+    annotated as ``unlabelled_first`` where the keyset reads need it by name."""
+    if isinstance(order.expression, F):
+        return order.expression.name, not order.descending, InspectionImage._meta.get_field(order.expression.name).null
+    return "unlabelled_first", not order.descending, False
+
+
+_QUEUE_KEYS = tuple(_queue_key(order) for order in REVIEW_QUEUE_ORDER)
 
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
@@ -232,8 +232,7 @@ def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
 
 
 def _queue_order() -> list:
-    return [F("needs_attention").desc(nulls_last=True), F("latest_margin").asc(nulls_last=True), UNLABELLED_FIRST,
-            F("created_at").asc(), F("id").asc()]
+    return list(REVIEW_QUEUE_ORDER)
 
 
 def image_list_for_review(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
@@ -257,8 +256,8 @@ def review_queue_counts(*, filters: dict | None = None) -> dict:
     """What is left to review under ``filters`` (whatever their ``reviewed`` value says).
 
     Exact counts. Without filters they are one index-only scan of ``image_review_queue`` (its
-    entries are the waiting images and it carries the columns counted): about 1 s per 10 million
-    waiting images on a 2-core machine (docs/benchmarks.md, bench-tables).
+    entries are the waiting images and it carries the columns counted) and one of ``image_reviewed``:
+    about 2 s for 8 million waiting images on a 2-core machine (docs/benchmarks.md, bench-tables).
     """
     left = _review_queue_base({**(filters or {}), "reviewed": "unreviewed"})
     counts = left.order_by().aggregate(

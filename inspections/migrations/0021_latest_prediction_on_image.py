@@ -129,10 +129,14 @@ class Migration(migrations.Migration):
         migrations.RunPython(latest_prediction_fill, migrations.RunPython.noop, elidable=True),
         AddIndexConcurrentlyOnPostgres(
             model_name="inspectionimage",
+            index=models.Index(condition=models.Q(("label_source", "review")), fields=["id"], name="image_reviewed"),
+        ),
+        AddIndexConcurrentlyOnPostgres(
+            model_name="inspectionimage",
             index=models.Index(condition=models.Q(("latest_prediction__isnull", False)), fields=["latest_prediction"], name="image_latest_prediction"),
         ),
         AddIndexConcurrentlyOnPostgres(
             model_name="inspectionimage",
-            index=models.Index(models.OrderBy(models.F("needs_attention"), descending=True, nulls_last=True), models.OrderBy(models.F("latest_margin"), nulls_last=True), models.Case(models.When(label__isnull=True, then=models.Value(0)), default=models.Value(1), output_field=models.IntegerField()), models.OrderBy(models.F("created_at")), models.OrderBy(models.F("id")), condition=models.Q(("excluded", False), models.Q(models.Q(("label_source", "review"), _negated=True), ("suspect_suggestion__isnull", False), _connector="OR")), include=("label", "suspect_suggestion", "latest_prediction"), name="image_review_queue"),
+            index=models.Index(models.OrderBy(models.F("needs_attention"), descending=True, nulls_last=True), models.OrderBy(models.F("latest_margin"), nulls_last=True), models.OrderBy(models.Case(models.When(label__isnull=True, then=models.Value(0)), default=models.Value(1), output_field=models.IntegerField())), models.OrderBy(models.F("created_at")), models.OrderBy(models.F("id")), condition=models.Q(("excluded", False), models.Q(models.Q(("label_source", "review"), _negated=True), ("suspect_suggestion__isnull", False), _connector="OR")), include=("label", "suspect_suggestion", "latest_prediction"), name="image_review_queue"),
         ),
     ]
