@@ -218,7 +218,8 @@ def _queue_key(order) -> tuple[str, bool, bool]:
     """(name, ascending, nullable) of one key of REVIEW_QUEUE_ORDER; the expression key is
     annotated as ``unlabelled_first`` where the keyset reads need it by name."""
     if isinstance(order.expression, F):
-        return order.expression.name, not order.descending, InspectionImage._meta.get_field(order.expression.name).null
+        name = order.expression.name
+        return name, not order.descending, InspectionImage._meta.get_field(name).null
     return "unlabelled_first", not order.descending, False
 
 
@@ -227,7 +228,8 @@ _QUEUE_KEYS = tuple(_queue_key(order) for order in REVIEW_QUEUE_ORDER)
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
     # An excluded image is not an inspection image: it never waits for a decision.
-    images = InspectionImage.objects.select_related("label", "suspect_suggestion", "latest_label").filter(excluded=False)
+    images = (InspectionImage.objects.select_related("label", "suspect_suggestion", "latest_label")
+              .filter(excluded=False))
     return _images_filtered(images, {**filters, "reviewed": filters.get("reviewed") or "unreviewed"})
 
 
@@ -311,8 +313,8 @@ def _ranges(key: tuple, *, after: bool) -> list[Q]:
         for (name, _, _), value in zip(_QUEUE_KEYS[:depth], key[:depth]):
             equal &= Q(**{f"{name}__isnull": True}) if value is None else Q(**{name: value})
         name, ascending, nullable = _QUEUE_KEYS[depth]
-        ranges += [equal & beyond for beyond in _beyond(name, key[depth], ascending=ascending, nullable=nullable,
-                                                        after=after)]
+        beyond = _beyond(name, key[depth], ascending=ascending, nullable=nullable, after=after)
+        ranges += [equal & condition for condition in beyond]
     return ranges
 
 
@@ -322,7 +324,8 @@ def _beyond(name: str, value, *, ascending: bool, nullable: bool, after: bool) -
     if after:
         if value is None:
             return []
-        return [Q(**{f"{name}__{'gt' if ascending else 'lt'}": value})] + ([Q(**{f"{name}__isnull": True})] if nullable else [])
+        nulls = [Q(**{f"{name}__isnull": True})] if nullable else []
+        return [Q(**{f"{name}__{'gt' if ascending else 'lt'}": value})] + nulls
     if value is None:
         return [Q(**{f"{name}__isnull": False})]
     return [Q(**{f"{name}__{'lt' if ascending else 'gt'}": value})]
