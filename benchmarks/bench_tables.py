@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = os.environ.get("STEELQC_BENCH_TABLES_DB", "steelqc_bench_h4")
+BENCH_DB = os.environ.get("STEELQC_BENCH_TABLES_DB") or os.environ.get("STEELQC_BENCH_DB") or "steelqc_bench_h4"
 os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"
 os.environ["DATABASE_CONN_MAX_AGE"] = "0"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "steelqc.settings.local")
@@ -189,11 +189,27 @@ def load(*, predictions: int, now: datetime) -> dict:
                 {"start": start, "now": now})
         timings["reviews_and_line_minutes_s"] = time.perf_counter() - began
 
-        conn.execute("SET session_replication_role = origin")
+        on_images = [sql for sql in dropped if sql.startswith("ALTER TABLE inspections_inspectionimage ")
+                     or " ON public.inspections_inspectionimage " in sql]
         began = time.perf_counter()
         for statement in dropped:
-            conn.execute(statement)
+            if statement not in on_images:
+                conn.execute(statement)
         timings["indexes_s"] = time.perf_counter() - began
+        # The latest prediction's facts, by migration 0021's statements, before the image table's own
+        # indexes are back (the fill rewrites every image row); VACUUM FULL gives the table back its
+        # loaded size, as if the rows had been written with the facts.
+        began = time.perf_counter()
+        latest_prediction_fill(conn, images)
+        timings["latest_prediction_fill_s"] = time.perf_counter() - began
+        conn.execute("SET session_replication_role = origin")
+        began = time.perf_counter()
+        conn.execute("VACUUM FULL inspections_inspectionimage")
+        timings["vacuum_full_images_s"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for statement in on_images:
+            conn.execute(statement)
+        timings["image_indexes_s"] = time.perf_counter() - began
         conn.execute("DROP TABLE bench_pool")
         for table in ("inspections_inspectionimage", "inspections_prediction", "inspections_review"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
@@ -202,6 +218,19 @@ def load(*, predictions: int, now: datetime) -> dict:
         timings["vacuum_analyze_s"] = time.perf_counter() - began
     return {"images": images, "predictions": _count("inspections_prediction"), "timings": timings,
             "versions": {"v1": v1, "v2": v2, "v3_active": v3}, "start": start.isoformat(), "now": now.isoformat()}
+
+
+def latest_prediction_fill(conn, images: int) -> None:
+    """The latest prediction's facts on each image, by migration 0021's own statements and batches
+    (prediction_image_latest, which they walk, is back by now)."""
+    import importlib
+
+    migration = importlib.import_module("inspections.migrations.0021_latest_prediction_on_image")
+    for low in range(1, images + 1, migration.BATCH):
+        conn.execute(migration.FILL_SQL, [low, low + migration.BATCH])
+        conn.execute(migration.SUSPECT_SQL, [low, low + migration.BATCH])
+        if (low - 1) % 1_000_000 == 0:
+            log(f"latest prediction on images {low:,}/{images:,}")
 
 
 def _prediction_insert(*, which: str, at: str, where: str, lo: int, hi: int, flagged: str, class_ids: str,
@@ -340,13 +369,21 @@ def scenarios(*, versions: dict, now: datetime) -> list[tuple[str, str, object]]
     admin_order = admin.site._registry[Prediction].ordering or Prediction._meta.ordering
     queue = {"reviewed": "unreviewed"}
     waiting = InspectionImage.objects.filter(label_source="").order_by("-id").values_list("id", flat=True).first()
+    queued = selectors.image_list_for_review(filters=queue).values_list("id", flat=True)
+    head = queued[10]  # near the top: the position is counted exactly
+    tail = queued.reverse()[0]  # the last image of the queue: the position is past the window
 
     def page(queryset):
         return list(Paginator(queryset, 50).get_page(1).object_list)
 
+    def queue_page(filters):  # as inspections.pages.review.review_queue reads it
+        paginator = Paginator(selectors.image_list_for_review(filters=filters), 50)
+        paginator.count = selectors.review_queue_counts(filters=filters)["left"]
+        return list(paginator.get_page(1).object_list)
+
     return [
-        ("queue_page", "review queue page 1 (/review/, 50 a page: count + page)",
-         lambda: page(selectors.image_list_for_review(filters=queue))),
+        ("queue_page", "review queue page 1 (/review/, 50 a page: the counts, which also size the pager, + page)",
+         lambda: queue_page(queue)),
         ("queue_counts", "review queue counts (/review/counts/, the dashboard's backlog)",
          lambda: selectors.review_queue_counts(filters=queue)),
         ("queue_reason_foreign", "review queue filtered by reason foreign",
@@ -357,6 +394,16 @@ def scenarios(*, versions: dict, now: datetime) -> list[tuple[str, str, object]]
          lambda: page(selectors.image_list_for_review(filters={**queue, "predicted_label": "crazing"}))),
         ("queue_neighbours", "previous/next of one image in the queue (review page)",
          lambda: selectors.review_queue_neighbours(image_id=waiting, filters=queue)),
+        ("queue_neighbours_head", "previous/next and position of the 11th image of the queue",
+         lambda: selectors.review_queue_neighbours(image_id=head, filters=queue)),
+        ("queue_neighbours_tail", "previous/next of the queue's last image",
+         lambda: selectors.review_queue_neighbours(image_id=tail, filters=queue)),
+        ("queue_needs_review", "review queue filtered by needs review (the flagged images)",
+         lambda: page(selectors.image_list_for_review(filters={**queue, "needs_review": True}))),
+        ("images_predicted_label", "GET images/?predicted_label=crazing page 1",
+         lambda: page(selectors.image_list(filters={"predicted_label": "crazing"}))),
+        ("images_model_version", "GET images/?model_version=v2 page 1 (an older version: images of days 10-22)",
+         lambda: page(selectors.image_list(filters={"model_version": versions["v2"]}))),
         ("images_page", "GET images/ page 1 (newest first, latest prediction prefetched)",
          lambda: page(selectors.image_list())),
         ("images_needs_review", "GET images/?needs_review=true page 1",
@@ -460,15 +507,36 @@ def markdown(results: dict) -> str:
         lines += ["", f"Indexes of `inspections_prediction` ({label}): " + ", ".join(
             f"{name.replace('inspections_prediction_', '')} {_mib(size)}"
             for name, size in runs[label]["sizes"]["inspections_prediction"]["indexes"].items()) + "."]
+    image_indexes = last["sizes"]["inspections_inspectionimage"]["indexes"]
+    lines += ["", f"Indexes of `inspections_inspectionimage` ({labels[-1]}): " + ", ".join(
+        f"{name.replace('inspections_inspectionimage_', '')} {_mib(size)}" for name, size in image_indexes.items()) + "."]
     lines += ["", "Reads, as the application issues them (ms in the database: the sum of `EXPLAIN ANALYZE`'s execution "
-              "time over the read's statements); the plan is the slowest statement's, from the last run:", "",
+              "time over the read's statements); the plan is the slowest statement's, from the last run that made the "
+              "read:", "",
               "| read | " + " | ".join(f"ms, {label}" for label in labels) + " | plan (slowest statement, last run) |",
               "|---|" + "---:|" * len(labels) + "---|"]
-    for read in last["reads"]:
-        cells = [_ms(next((r for r in runs[label]["reads"] if r["name"] == read["name"]), None)) for label in labels]
+    # Every read any run made, in the order of the run that made the most; the plan from the last run that made it.
+    fullest = max(runs.values(), key=lambda run: len(run["reads"]))["reads"]
+    names = [r["name"] for r in fullest] + [r["name"] for run in runs.values() for r in run["reads"]
+                                            if r["name"] not in {f["name"] for f in fullest}]
+    for name in dict.fromkeys(names):
+        found = {label: next((r for r in runs[label]["reads"] if r["name"] == name), None) for label in labels}
+        read = next(r for r in reversed(list(found.values())) if r is not None)
+        cells = [_ms(found[label]) for label in labels]
         slowest = _slowest(read)
         shape = " / ".join(line.strip() for line in slowest["shape"][:5]) if slowest else ""
         lines.append(f"| {read['what']} | " + " | ".join(cells) + f" | {shape} |")
+    lines += ["", f"Plans of the review queue's reads ({labels[-1]}; every statement, `EXPLAIN (ANALYZE, BUFFERS)`: "
+              "node, rows, loops; ms and shared blocks hit/read):", ""]
+    for read in last["reads"]:
+        if not read["name"].startswith("queue_"):
+            continue
+        lines += [f"- {read['what']} ({_ms(read)} ms):", "", "  ```"]
+        for statement in read["statements"]:
+            lines.append(f"  -- {statement.get('ms', '?')} ms, blocks {statement.get('shared_hit')}/"
+                         f"{statement.get('shared_read')}")
+            lines += ["  " + line for line in statement["shape"][:8]]
+        lines += ["  ```", ""]
     return "\n".join(lines + ["", NOTES.strip(), ""])
 
 
@@ -509,9 +577,14 @@ def main() -> None:
         migrate_s = time.perf_counter() - began
         log(f"migrated in {migrate_s:.1f} s")
         with bench_connection() as conn:
+            # What autovacuum does after a migration that rewrote most image rows (its threshold is
+            # 20 % of a table): index-only scans need the visibility map back.
+            began = time.perf_counter()
+            conn.execute("VACUUM ANALYZE inspections_inspectionimage")
+            vacuum_s = time.perf_counter() - began
             conn.execute("ANALYZE")
             loaded = conn.execute("SELECT facts FROM bench_loaded").fetchone()[0]
-        loaded["timings"] = {**loaded["timings"], "migrate_on_loaded_s": migrate_s}
+        loaded["timings"] = {**loaded["timings"], "migrate_on_loaded_s": migrate_s, "vacuum_images_after_s": vacuum_s}
     now = datetime.fromisoformat(loaded["now"])
     log(f"loaded: {loaded['predictions']:,} predictions, {loaded['images']:,} images; reading")
     reads = run_reads(versions=loaded["versions"], now=now, timeout_s=args.timeout, only=args.only)
@@ -532,6 +605,11 @@ def main() -> None:
         "sizes": table_sizes(),
         "reads": reads,
     }
+    for read in reads:  # the full plan of the slowest statement only: the rest keep their shape and figures
+        slowest = _slowest(read)
+        for statement in read["statements"]:
+            if statement is not slowest:
+                statement.pop("plan", None)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
     results["runs"][args.label or f"{loaded['predictions']:,} predictions"] = run
     RESULTS.write_text(json.dumps(results, indent=1, default=str) + "\n")

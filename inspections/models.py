@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 
 CLASS_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 NO_DEFECT_CLASS = "no_defect"  # the class of defect-free surfaces; created by migration 0007
@@ -52,6 +52,20 @@ class LabelSource(models.TextChoices):
     NONE = ""
     IMPORT = "import", "dataset import"
     REVIEW = "review", "human review"
+
+
+# An image waits for a person until a person decided its label; a suspect label waits again. An
+# excluded image never waits. (The review queue's set; its partial index below holds just these.)
+UNREVIEWED = ~Q(label_source=LabelSource.REVIEW) | Q(suspect_suggestion__isnull=False)
+REVIEW_QUEUE_WAITING = Q(excluded=False) & UNREVIEWED
+# The queue's third key: unlabelled images before labelled ones.
+UNLABELLED_FIRST = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
+# The review queue's order (inspections.selectors.image_list_for_review says why), and the order of
+# its partial index below: the two must be the same expressions for the index to serve the query.
+REVIEW_QUEUE_ORDER = (
+    F("needs_attention").desc(nulls_last=True), F("latest_margin").asc(nulls_last=True), UNLABELLED_FIRST.asc(),
+    F("created_at").asc(), F("id").asc(),
+)
 
 
 def image_upload_to(instance: InspectionImage, filename: str) -> str:
@@ -102,6 +116,29 @@ class InspectionImage(models.Model):
     boxes_version = models.PositiveIntegerField(
         default=0, help_text="Bumped on every change of the image's defect boxes; clients send it back (409 if stale).",
     )
+    # The latest prediction's facts (newest created_at, then id), kept on the image so the review
+    # queue and the prediction filters are index reads, not a subquery per image. Written only by
+    # inspections.services.latest_prediction, in the transaction that changes what they follow.
+    latest_prediction = models.ForeignKey(
+        "Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        editable=False, help_text="The image's latest prediction (the one users see).",
+    )
+    latest_needs_review = models.BooleanField(null=True, blank=True, editable=False)
+    latest_margin = models.FloatField(null=True, blank=True, editable=False)
+    latest_label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        editable=False, help_text="The latest prediction's class.",
+    )
+    latest_model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        editable=False, help_text="The version that made the latest prediction.",
+    )
+    latest_review_reasons = models.JSONField(null=True, blank=True, editable=False)
+    needs_attention = models.BooleanField(
+        null=True, blank=True, editable=False,
+        help_text="The queue's first key: the label is suspect, else the latest prediction's needs_review "
+                  "(null: neither a suspect label nor a prediction).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -117,6 +154,18 @@ class InspectionImage(models.Model):
             models.Index(fields=["label", "split"]),
             # The retention sweep: a source's oldest images first (migration 0018 builds it concurrently).
             models.Index(fields=["source", "created_at"], name="image_source_created_at"),
+            # The queue's "reviewed so far" count, read from this index alone.
+            models.Index(fields=["id"], condition=Q(label_source=LabelSource.REVIEW), name="image_reviewed"),
+            # Finds the images to re-point when a prediction is deleted.
+            models.Index(fields=["latest_prediction"], name="image_latest_prediction",
+                         condition=Q(latest_prediction__isnull=False)),
+            # The review queue in its order (REVIEW_QUEUE_ORDER), holding only the
+            # images that wait for a person: page 1 reads 50 entries, the counts read this index alone.
+            # PostgreSQL only (migration 0021 builds it concurrently; SQLite has no NULLS LAST in indexes).
+            models.Index(
+                *REVIEW_QUEUE_ORDER, condition=REVIEW_QUEUE_WAITING, include=["label", "suspect_suggestion", "latest_prediction"],
+                name="image_review_queue",
+            ),
         ]
 
     def __str__(self) -> str:

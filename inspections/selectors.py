@@ -6,18 +6,15 @@ import math
 from datetime import timedelta
 
 from django.core.files.storage import default_storage
-from django.db.models import (
-    Avg, Case, Count, Exists, F, IntegerField, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When,
-)
-from django.db.models import BooleanField, TextField
+from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast, TruncDay, TruncHour
-from django.db.models.lookups import Contains, Exact
+from django.db.models.lookups import Contains
 from django.utils import timezone
 
 from inspections import prediction_events
 from inspections.models import (
     BoxAction, DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, LabelSource, ModelVersion,
-    ModelVersionStatus, Prediction, Review, TrainingRun,
+    ModelVersionStatus, Prediction, REVIEW_QUEUE_ORDER, Review, TrainingRun, UNLABELLED_FIRST, UNREVIEWED,
 )
 from mlcore.artefact import REASON_SUSPECT_LABEL
 
@@ -50,11 +47,6 @@ def _latest_predictions_prefetch() -> Prefetch:
     )
 
 
-def _latest_prediction_field(field: str) -> Subquery:
-    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
-    return Subquery(latest.values(field)[:1])
-
-
 def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
     """Images, newest first, with the latest prediction prefetched, under ``filters`` (see
     ``_images_filtered``: the same filters, with the same meaning, as the review queue's)."""
@@ -85,13 +77,15 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
     # A suspect label waits for a person even when a person set it: it counts as not reviewed.
     suspect = Q(suspect_suggestion__isnull=False)
     if reviewed == "unreviewed":
-        images = images.filter(~Q(label_source=LabelSource.REVIEW) | suspect)
+        images = images.filter(UNREVIEWED)
     elif reviewed == "reviewed":
         images = images.filter(Q(label_source=LabelSource.REVIEW) & ~suspect)
-    latest = {"model_version": "model_version_id", "predicted_label": "label__name", "needs_review": "needs_review"}
+    # The latest prediction's facts are kept on the image (services.latest_prediction).
+    latest = {"model_version": "latest_model_version_id", "predicted_label": "latest_label__name",
+              "needs_review": "latest_needs_review"}
     for key, field in latest.items():
         if given(key):
-            images = images.filter(Exact(_latest_prediction_field(field), filters[key]))
+            images = images.filter(**{field: filters[key]})
     if given("review_reason"):
         if filters["review_reason"] == REASON_SUSPECT_LABEL:
             images = images.filter(suspect)
@@ -107,8 +101,7 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
 def _has_review_reason(code: str):
     """The latest prediction lists ``code`` among its review reasons. Matched on the JSON text
     (``"code"`` with its quotes), which works the same on PostgreSQL and SQLite."""
-    reasons = Cast(_latest_prediction_field("review_reasons"), TextField())
-    return Contains(reasons, f'"{code}"')
+    return Contains(Cast("latest_review_reasons", TextField()), f'"{code}"')
 
 
 def image_detail(*, image_id: int) -> InspectionImage | None:
@@ -221,61 +214,60 @@ def training_run_detail(*, run_id: int) -> TrainingRun | None:
 
 # --- Review queue (the browser workspace) -----------------------------------------------------
 
-def _with_latest_prediction(images: QuerySet[InspectionImage]) -> QuerySet[InspectionImage]:
-    """Annotate each image with its latest prediction's facts, computed in the database."""
-    return images.annotate(
-        latest_prediction_id=_latest_prediction_field("id"),
-        latest_needs_review=_latest_prediction_field("needs_review"),
-        latest_margin=_latest_prediction_field("margin"),
-        latest_confidence=_latest_prediction_field("confidence"),
-        latest_label=_latest_prediction_field("label__name"),
-        latest_model_version=_latest_prediction_field("model_version_id"),
-        latest_review_reasons=_latest_prediction_field("review_reasons"),
-    )
+def _queue_key(order) -> tuple[str, bool, bool]:
+    """(name, ascending, nullable) of one key of REVIEW_QUEUE_ORDER; the expression key is
+    annotated as ``unlabelled_first`` where the keyset reads need it by name."""
+    if isinstance(order.expression, F):
+        name = order.expression.name
+        return name, not order.descending, InspectionImage._meta.get_field(name).null
+    return "unlabelled_first", not order.descending, False
+
+
+_QUEUE_KEYS = tuple(_queue_key(order) for order in REVIEW_QUEUE_ORDER)
 
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
     # An excluded image is not an inspection image: it never waits for a decision.
-    images = _with_latest_prediction(
-        InspectionImage.objects.select_related("label", "suspect_suggestion").filter(excluded=False))
+    images = (InspectionImage.objects.select_related("label", "suspect_suggestion", "latest_label")
+              .filter(excluded=False))
     return _images_filtered(images, {**filters, "reviewed": filters.get("reviewed") or "unreviewed"})
+
+
+def _queue_order() -> list:
+    return list(REVIEW_QUEUE_ORDER)
 
 
 def image_list_for_review(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
     """The review queue, in the order a human should look at the images.
 
-    First the images whose latest prediction asked for review (``needs_review``), then the most
-    uncertain ones (smallest margin between the two most probable classes), then unlabelled
-    before labelled, oldest first. Images without a prediction come after every predicted one.
+    First the images whose latest prediction asked for review (``needs_review``) or whose label
+    is suspect, then the most uncertain ones (smallest margin between the two most probable
+    classes), then unlabelled before labelled, oldest first. Images without a prediction come
+    after every predicted one. The keys are columns of the image (``needs_attention``,
+    ``latest_margin``: services.latest_prediction keeps them), so page 1 of the waiting images
+    is a read of the partial index ``image_review_queue``.
 
     ``filters``: those of ``image_list`` (``_images_filtered``); ``reviewed`` defaults to
     ``unreviewed`` here.
     """
-    unlabelled_first = Case(When(label__isnull=True, then=Value(0)), default=Value(1), output_field=IntegerField())
-    return _review_queue_base(filters or {}).order_by(
-        _needs_attention().desc(nulls_last=True),
-        F("latest_margin").asc(nulls_last=True),
-        unlabelled_first,
-        "created_at",
-        "id",
-    )
-
-
-def _needs_attention() -> Case:
-    """The latest prediction asked for review, or the image's label is suspect."""
-    return Case(When(suspect_suggestion__isnull=False, then=Value(True)), default=F("latest_needs_review"),
-                output_field=BooleanField())
+    return (_review_queue_base(filters or {}).annotate(latest_confidence=F("latest_prediction__confidence"))
+            .order_by(*_queue_order()))
 
 
 def review_queue_counts(*, filters: dict | None = None) -> dict:
-    """What is left to review under ``filters`` (whatever their ``reviewed`` value says)."""
+    """What is left to review under ``filters`` (whatever their ``reviewed`` value says).
+
+    Exact counts. Without filters they are one index-only scan of ``image_review_queue`` (its
+    entries are the waiting images and it carries the columns counted) and one of ``image_reviewed``:
+    about 2 s for 8 million waiting images on a 2-core machine (docs/benchmarks.md, bench-tables).
+    """
     left = _review_queue_base({**(filters or {}), "reviewed": "unreviewed"})
-    counts = left.aggregate(
+    counts = left.order_by().aggregate(
         left=Count("id"),
-        needs_review=Count("id", filter=Q(latest_needs_review=True) | Q(suspect_suggestion__isnull=False)),
+        needs_review=Count("id", filter=Q(needs_attention=True)),
         suspect_label=Count("id", filter=Q(suspect_suggestion__isnull=False)),
         unlabelled=Count("id", filter=Q(label__isnull=True)),
-        without_prediction=Count("id", filter=Q(latest_prediction_id__isnull=True)),
+        without_prediction=Count("id", filter=Q(latest_prediction__isnull=True)),
     )
     counts["reviewed"] = InspectionImage.objects.filter(label_source=LabelSource.REVIEW).count()
     return counts
@@ -285,14 +277,58 @@ def review_queue_neighbours(*, image_id: int, filters: dict | None = None, windo
     """The images before and after ``image_id`` in the queue, and its 1-based position.
 
     When the image is not (or no longer) in the queue, ``next`` is the queue's first image.
-    Only the first ``window`` queue entries are looked at.
+    Keyset reads: each neighbour is the first entry of one range of the queue's index next to the
+    image's key (a handful of one-row index reads, wherever the image is); the position counts
+    the entries before it, up to ``window`` (beyond that it is None).
     """
-    ids = list(image_list_for_review(filters=filters).values_list("id", flat=True)[:window])
-    if image_id in ids:
-        at = ids.index(image_id)
-        return {"previous": ids[at - 1] if at > 0 else None, "next": ids[at + 1] if at + 1 < len(ids) else None,
-                "position": at + 1}
-    return {"previous": None, "next": next((i for i in ids if i != image_id), None), "position": None}
+    queue = _review_queue_base(filters or {}).annotate(unlabelled_first=UNLABELLED_FIRST)
+    key = queue.filter(pk=image_id).values_list(*(name for name, _, _ in _QUEUE_KEYS)).first()
+    if key is None:
+        return {"previous": None, "next": _first(queue, reverse=False), "position": None}
+    following = next((found for rng in _ranges(key, after=True)
+                      if (found := _first(queue.filter(rng), reverse=False)) is not None), None)
+    preceding = next((found for rng in _ranges(key, after=False)
+                      if (found := _first(queue.filter(rng), reverse=True)) is not None), None)
+    before = 0
+    for rng in _ranges(key, after=False):
+        if before >= window:
+            break
+        before += queue.filter(rng).order_by()[: window - before].count()
+    return {"previous": preceding, "next": following, "position": before + 1 if before < window else None}
+
+
+def _first(queryset: QuerySet[InspectionImage], *, reverse: bool) -> int | None:
+    ordered = queryset.order_by(*_queue_order())
+    return (ordered.reverse() if reverse else ordered).values_list("id", flat=True).first()
+
+
+def _ranges(key: tuple, *, after: bool) -> list[Q]:
+    """The queue entries after (or before) ``key``, as ranges of the queue's index, nearest first:
+    equal on the first n keys and beyond on key n+1, for n from the last key down to 0. Each range
+    is one index condition (a column comparison, IS NULL or IS NOT NULL), so its first entry is a
+    one-row read."""
+    ranges = []
+    for depth in range(len(_QUEUE_KEYS) - 1, -1, -1):
+        equal = Q()
+        for (name, _, _), value in zip(_QUEUE_KEYS[:depth], key[:depth]):
+            equal &= Q(**{f"{name}__isnull": True}) if value is None else Q(**{name: value})
+        name, ascending, nullable = _QUEUE_KEYS[depth]
+        beyond = _beyond(name, key[depth], ascending=ascending, nullable=nullable, after=after)
+        ranges += [equal & condition for condition in beyond]
+    return ranges
+
+
+def _beyond(name: str, value, *, ascending: bool, nullable: bool, after: bool) -> list[Q]:
+    """Conditions for the values of one key strictly after (or before) ``value`` in queue order,
+    nearest first. Nulls sort last whatever the direction."""
+    if after:
+        if value is None:
+            return []
+        nulls = [Q(**{f"{name}__isnull": True})] if nullable else []
+        return [Q(**{f"{name}__{'gt' if ascending else 'lt'}": value})] + nulls
+    if value is None:
+        return [Q(**{f"{name}__isnull": False})]
+    return [Q(**{f"{name}__{'lt' if ascending else 'gt'}": value})]
 
 
 def review_queue_sources() -> list[str]:

@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, TrainingRun
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 
 def image_bytes(*, seed: int = 0, size: tuple[int, int] = (32, 32), fmt: str = "PNG", mode: str = "L") -> bytes:
@@ -104,6 +105,13 @@ class PredictionFactory(factory.django.DjangoModelFactory):
     needs_review = False
     ood_score = 0.1
     latency_ms = 12.5
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # As the services that write predictions do: the image follows its latest prediction.
+        prediction = super()._create(model_class, *args, **kwargs)
+        images_latest_prediction_refresh(image_ids=[prediction.image_id])
+        return prediction
 
 
 class TrainingRunFactory(factory.django.DjangoModelFactory):

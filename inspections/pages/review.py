@@ -37,14 +37,18 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None)
     filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
     query = filter_query(request.GET)
-    page = Paginator(selectors.image_list_for_review(filters=filters), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = selectors.review_queue_counts(filters=filters)
+    paginator = Paginator(selectors.image_list_for_review(filters=filters), QUEUE_PAGE_SIZE)
+    if (filters.get("reviewed") or "unreviewed") == "unreviewed":
+        paginator.count = counts["left"]  # the same images: counted once, not twice
+    page = paginator.get_page(request.GET.get("page"))
     images = list(page.object_list)
     for image in images:
         image.review_url = _with_query(reverse("inspections:review-image", args=[image.pk]), query)
     return render(request, "inspections/review_queue.html", {
         "form": form,
         "images": images,
-        "counts": selectors.review_queue_counts(filters=filters),
+        "counts": counts,
         "query": query,
         "page": page,
         "start_url": images[0].review_url if images else None,

@@ -24,6 +24,7 @@ from inspections.prediction_events import images_done_announce
 from inspections.queueing import inference_enqueue
 from inspections.services.classes import defect_classes_ensure
 from inspections.services.classifiers import classifier_for_version, image_pixels
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 from inspections.services.similarity import embedding_bytes
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
             ],
             ignore_conflicts=True,
         )
+        images_latest_prediction_refresh(image_ids=[i.id for i in decodable])
         InspectionImage.objects.filter(id__in=[i.id for i in decodable]).update(status=ImageStatus.PREDICTED)
         if failed:
             InspectionImage.objects.filter(id__in=failed).update(status=ImageStatus.FAILED)

@@ -35,6 +35,7 @@ from inspections.prediction_events import SubscriptionBroken, events_client, ima
 from inspections.queueing import classify_enqueue
 from inspections.services.classifiers import pixels_from_bytes
 from inspections.services.images import image_upload, upload_display_name
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 from inspections.services.line_stats import Seen, line_minute_record
 from inspections.services.retention import is_kept, retention_decide
 
@@ -203,6 +204,7 @@ def _keep(*, content: bytes, filename: str, source: str, external_id: str, user,
                 review_reasons=list(result.review_reasons), margin=_margin(result.probabilities, result.confidence),
                 boxes=list(result.boxes), embedding=embedding_bytes(feature),
             )], ignore_conflicts=True)
+            images_latest_prediction_refresh(image_ids=[image.pk])
             InspectionImage.objects.filter(pk=image.pk, status=ImageStatus.PENDING).update(status=ImageStatus.PREDICTED)
         images_done_announce(image_ids=[image.pk])
     except Exception:

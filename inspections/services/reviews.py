@@ -9,6 +9,7 @@ from inspections import roles
 from inspections.errors import ApplicationError
 from inspections.models import DefectClass, InspectionImage, LabelSource, Prediction, Review, ReviewDecision, Split
 from inspections.services.classes import defect_class_name_normalise
+from inspections.services.latest_prediction import needs_attention_value
 from inspections.services.splits import splits_assign_unassigned
 
 
@@ -30,7 +31,7 @@ def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected
         locked.excluded, locked.exclusion_reason = False, ""
         _settle_suspicion(locked, label)
         _save_decided(locked, "label", "label_source", "excluded", "exclusion_reason", "suspect_suggestion",
-                      "suspect_score", "suspect_cleared_label")
+                      "suspect_score", "suspect_cleared_label", "needs_attention")
         if locked.split == Split.UNASSIGNED:
             splits_assign_unassigned()
     image.refresh_from_db(fields=["label", "label_source", "label_version", "split", "excluded", "exclusion_reason",
@@ -81,6 +82,7 @@ def _settle_suspicion(locked: InspectionImage, label: DefectClass) -> None:
     elif locked.suspect_cleared_label_id != label.pk:
         locked.suspect_cleared_label = None
     locked.suspect_suggestion, locked.suspect_score = None, None
+    locked.needs_attention = needs_attention_value(suspect=False, latest_needs_review=locked.latest_needs_review)
 
 
 def _check_role(reviewer) -> None:

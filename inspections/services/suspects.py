@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from inspections.models import DefectClass, InspectionImage
+from inspections.services.latest_prediction import NEEDS_ATTENTION_WHEN_NOT_SUSPECT, needs_attention_value
 from mlcore.artefact import SUSPECTS_FILE
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def suspect_labels_flag(*, image_ids: list[int], flagged: list[dict]) -> int:
     many images were flagged.
     """
     InspectionImage.objects.filter(id__in=image_ids, suspect_suggestion__isnull=False).update(
-        suspect_suggestion=None, suspect_score=None)
+        suspect_suggestion=None, suspect_score=None, needs_attention=NEEDS_ATTENTION_WHEN_NOT_SUSPECT)
     classes = {c.name: c.pk for c in DefectClass.objects.filter(name__in={e["suggested_label"] for e in flagged})}
     count = 0
     for entry in flagged:
@@ -51,7 +52,8 @@ def suspect_labels_flag(*, image_ids: list[int], flagged: list[dict]) -> int:
         count += (
             InspectionImage.objects.filter(pk=entry["image_id"], label__name=entry["label"], excluded=False)
             .exclude(Q(suspect_cleared_label__isnull=False) & Q(suspect_cleared_label=F("label")))
-            .update(suspect_suggestion_id=suggestion, suspect_score=float(entry["score"]))
+            .update(suspect_suggestion_id=suggestion, suspect_score=float(entry["score"]),
+                    needs_attention=needs_attention_value(suspect=True, latest_needs_review=None))
         )
     logger.info("suspect labels: %d of %d flagged images sent to review", count, len(flagged))
     return count

@@ -10,6 +10,7 @@ from django_celery_beat.models import CrontabSchedule
 
 from inspections.models import DefectClass, ImageStatus, Prediction
 from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 from .conftest import log_in
 
@@ -38,6 +39,7 @@ def _predicted_image():
     DefectClass.objects.get_or_create(name="inclusion")
     Prediction.objects.create(image=image, model_version=version, label=crazing, confidence=0.7, margin=0.4,
                               probabilities={"crazing": 0.7, "inclusion": 0.3}, needs_review=True, ood_score=0.2)
+    images_latest_prediction_refresh(image_ids=[image.pk])
     return image, version
 
 

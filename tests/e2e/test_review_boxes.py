@@ -18,6 +18,7 @@ from inspections.models import (
 from inspections.services.boxes import boxes_change
 from tests.conftest import wait_for
 from tests.factories import InspectionImageFactory, ModelVersionFactory, image_bytes
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 from .conftest import log_in, screenshot
 
@@ -43,6 +44,7 @@ def _image(boxes=FOUND):
     Prediction.objects.create(image=image, model_version=version, label=classes["scratches"], confidence=0.8,
                               margin=0.6, probabilities={"scratches": 0.8, "crazing": 0.2}, needs_review=True,
                               ood_score=0.2, boxes=boxes)
+    images_latest_prediction_refresh(image_ids=[image.pk])
     return image, version
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from inspections.models import DefectClass, ImageStatus, InspectionImage, Prediction, Review
 from tests.factories import InspectionImageFactory, ModelVersionFactory
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 from .conftest import log_in, screenshot
 
@@ -43,6 +44,7 @@ def _predicted(version, probabilities: dict[str, float], *, needs_review: bool =
         confidence=ranked[0], probabilities=probabilities, needs_review=needs_review, ood_score=0.3,
         margin=ranked[0] - ranked[1],
     )
+    images_latest_prediction_refresh(image_ids=[image.pk])
     return image
 
 

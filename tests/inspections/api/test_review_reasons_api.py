@@ -8,6 +8,7 @@ import pytest
 from inspections.models import DefectClass, Prediction
 from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 from tests.inspections.api.conftest import assert_error, client_for
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +60,7 @@ def test_review_reason_filter_looks_at_the_latest_prediction_only():
     Prediction.objects.create(image=image, model_version=ModelVersionFactory(), confidence=0.99,
                               label=DefectClass.objects.get(name="crazing"), probabilities={"crazing": 0.99},
                               needs_review=False, ood_score=0.1, review_reasons=[])
+    images_latest_prediction_refresh(image_ids=[image.pk])
     assert _ids(client_for("viewer").get("/api/v1/images/?review_reason=foreign")) == set()
 
 

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from inspections.models import DefectClass, ImageStatus, Prediction
 from inspections.roles import ROLES
 from tests.factories import InspectionImageFactory, ModelVersionFactory, UserFactory
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def predicted_image(db):
             confidence=ranked[0], probabilities=probabilities, needs_review=needs_review, ood_score=0.2,
             margin=ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0),
         )
+        images_latest_prediction_refresh(image_ids=[image.pk])
         return image
 
     return make

@@ -7,6 +7,7 @@ from inspections import selectors
 from inspections.models import DefectClass
 from inspections.services.reviews import review_submit
 from tests.factories import InspectionImageFactory, ModelVersionFactory
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,7 @@ def test_the_latest_prediction_decides_the_place(predicted_image):
     Prediction.objects.create(image=image, model_version=newer, label=DefectClass.objects.get(name="inclusion"),
                               confidence=0.51, probabilities={"crazing": 0.49, "inclusion": 0.51},
                               needs_review=False, ood_score=0.1, margin=0.02)
+    images_latest_prediction_refresh(image_ids=[image.pk])
     assert _queue_ids() == [image.pk, other.pk]
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from inspections.models import Prediction
+from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +21,7 @@ def qa_client(role_user) -> Client:
 def _with_reasons(predicted_image, probabilities, reasons):
     image = predicted_image(probabilities, needs_review=bool(reasons))
     Prediction.objects.filter(image=image).update(review_reasons=reasons, ood_score=2.5 if "foreign" in reasons else 0.2)
+    images_latest_prediction_refresh(image_ids=[image.pk])
     return image
 
 
