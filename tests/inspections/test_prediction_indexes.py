@@ -13,7 +13,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from inspections.models import Prediction
-from inspections.selectors import _latest_prediction_field, image_latest_prediction
+from inspections.selectors import image_latest_prediction
 from inspections.services import similarity
 from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 
@@ -68,10 +68,14 @@ def test_the_latest_prediction_of_an_image_is_read_from_the_index_without_sortin
     assert image_latest_prediction(image=image).model_version == predictions["new"]
 
 
-def test_the_queue_annotation_probes_the_latest_index_per_image(predictions):
+def test_the_latest_prediction_refresh_probes_the_latest_index_per_image(predictions):
+    """The lookup images_latest_prediction_refresh writes onto each image (the queue's columns)."""
+    from django.db.models import OuterRef, Subquery
+
     from inspections.models import InspectionImage
 
-    annotated = InspectionImage.objects.annotate(latest=_latest_prediction_field("needs_review")).order_by()
+    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
+    annotated = InspectionImage.objects.annotate(latest=Subquery(latest.values("needs_review")[:1])).order_by()
     plan = _plan(annotated)
     assert "prediction_image_latest" in plan
     assert "Sort" not in plan
