@@ -42,6 +42,25 @@ def pytest_sessionstart(session) -> None:
     _require_services()
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every transactional test without serialized_rollback runs with all apps available.
+
+    Django then creates the migrations' rows (content types, permissions) when such a test starts
+    and leaves them out of the flush after it, so every transactional test meets the same tables
+    whatever ran before: the serialized_rollback ones load their saved rows into empty tables
+    instead of failing on rows a plain test's flush re-created (which made them depend on order).
+    """
+    from django.apps import apps
+
+    every_app = [config.name for config in apps.get_app_configs()]
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None or not marker.kwargs.get("transaction") or marker.kwargs.get("serialized_rollback") \
+                or marker.kwargs.get("available_apps") is not None:
+            continue
+        item.add_marker(pytest.mark.django_db(**{**marker.kwargs, "available_apps": every_app}), append=False)
+
+
 @pytest.fixture(scope="session")
 def session_media_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")

@@ -27,9 +27,9 @@ from tests.factories import TrainingRunFactory, UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Transactional: pg_dump reads from its own connection, so the rows must be committed. No
-# serialized_rollback: after a transactional test without it the content types are already back,
-# and loading the serialized ones again fails on their unique key.
+# Transactional: pg_dump reads from its own connection, so the rows must be committed. Without
+# serialized_rollback the suite runs it with every app available (tests/conftest.py), so the
+# content types and permissions it dumps are created when it starts.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Run in a separate process configured for the empty database and media folder: the restore

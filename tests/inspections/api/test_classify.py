@@ -182,9 +182,9 @@ def test_without_an_active_model_the_answer_is_409_at_once(no_queue):
 
 # --- against a real worker ------------------------------------------------------------------
 
-# serialized_rollback as the other transactional tests of this folder (test_upload, test_wait): a
-# transactional test without it, run before theirs, leaves the content types that their set-up
-# then fails to load again. They move off it together.
+# serialized_rollback as the other transactional tests of this folder (test_upload, test_wait). Plain
+# transactional tests run with every app available (tests/conftest.py), so none leaves rows behind
+# that this set-up would load twice, whatever the order.
 WORKER_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
