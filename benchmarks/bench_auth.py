@@ -102,9 +102,9 @@ def run(args) -> dict:
     from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
+    from inspections.access.services.api_tokens import api_token_create
     from inspections.api.authentication import ApiTokenAuthentication
     from inspections.models import ApiToken
-    from inspections.services.api_tokens import api_token_create
 
     for scope in list(api_settings.DEFAULT_THROTTLE_RATES):
         api_settings.DEFAULT_THROTTLE_RATES[scope] = None

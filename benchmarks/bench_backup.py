@@ -38,7 +38,7 @@ import sys, django
 django.setup()
 import inspections.queueing
 inspections.queueing._send = lambda *args, **kwargs: None  # no broker: only the stored rows and files matter
-from inspections.services.images import image_upload
+from inspections.catalog.services.images import image_upload
 from tests.factories import image_bytes
 for i in range(int(sys.argv[1])):
     image_upload(content=image_bytes(seed=i, size=(200, 200), fmt="BMP"), filename=f"{i}.bmp", uploaded_by=None)

@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,11 +151,16 @@ def measure(*, delete: int, now: datetime) -> dict:
     from django.conf import settings
     from django.db import connection
 
+    from inspections.line.services.retention_sweep import (
+        Scope,
+        _unneeded,
+        expired_candidates,
+        retention_next_run,
+        retention_report,
+        retention_sweep,
+    )
     from inspections.models import InspectionImage, PendingFileDeletion, Prediction
     from inspections.pages.retention import NEXT_RUN_PREVIEW_LIMIT
-    from inspections.services.retention_sweep import (
-        Scope, _unneeded, expired_candidates, retention_next_run, retention_report, retention_sweep,
-    )
 
     results: dict = {"keep_days": settings.STEELQC_RETENTION_KEEP_DAYS}
     batch = settings.STEELQC_RETENTION_SWEEP_BATCH

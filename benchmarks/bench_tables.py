@@ -33,8 +33,8 @@ import os
 import platform
 import sys
 import time
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,21 +355,21 @@ def _shape(node: dict, depth: int = 0) -> list[str]:
 
 def scenarios(*, versions: dict, now: datetime) -> list[tuple[str, str, object]]:
     """(name, what the application does, a callable doing it with the real code)."""
+    from django.contrib import admin
     from django.core.paginator import Paginator
     from django.db.models import Count, Max
 
-    from inspections import selectors
+    from inspections.line.services import drift
+    from inspections.line.services.stats import line_stats
     from inspections.models import InspectionImage, ModelVersion, Prediction
-    from inspections.services import drift, similarity
-    from inspections.services.line_stats import line_stats
-
-    from django.contrib import admin
+    from inspections.review import selectors as review_selectors
+    from inspections.review.services import similarity
 
     active = ModelVersion.objects.get(pk=versions["v3_active"])
     admin_order = admin.site._registry[Prediction].ordering or Prediction._meta.ordering
     queue = {"reviewed": "unreviewed"}
     waiting = InspectionImage.objects.filter(label_source="").order_by("-id").values_list("id", flat=True).first()
-    queued = selectors.image_list_for_review(filters=queue).values_list("id", flat=True)
+    queued = review_selectors.image_list_for_review(filters=queue).values_list("id", flat=True)
     head = queued[10]  # near the top: the position is counted exactly
     tail = queued.reverse()[0]  # the last image of the queue: the position is past the window
 
@@ -377,43 +377,43 @@ def scenarios(*, versions: dict, now: datetime) -> list[tuple[str, str, object]]
         return list(Paginator(queryset, 50).get_page(1).object_list)
 
     def queue_page(filters):  # as inspections.pages.review.review_queue reads it
-        paginator = Paginator(selectors.image_list_for_review(filters=filters), 50)
-        paginator.count = selectors.review_queue_counts(filters=filters)["left"]
+        paginator = Paginator(review_selectors.image_list_for_review(filters=filters), 50)
+        paginator.count = review_selectors.review_queue_counts(filters=filters)["left"]
         return list(paginator.get_page(1).object_list)
 
     return [
         ("queue_page", "review queue page 1 (/review/, 50 a page: the counts, which also size the pager, + page)",
          lambda: queue_page(queue)),
         ("queue_counts", "review queue counts (/review/counts/, the dashboard's backlog)",
-         lambda: selectors.review_queue_counts(filters=queue)),
+         lambda: review_selectors.review_queue_counts(filters=queue)),
         ("queue_reason_foreign", "review queue filtered by reason foreign",
-         lambda: page(selectors.image_list_for_review(filters={**queue, "review_reason": "foreign"}))),
+         lambda: page(review_selectors.image_list_for_review(filters={**queue, "review_reason": "foreign"}))),
         ("queue_source", "review queue filtered by source line2-top",
-         lambda: page(selectors.image_list_for_review(filters={**queue, "source": "line2-top"}))),
+         lambda: page(review_selectors.image_list_for_review(filters={**queue, "source": "line2-top"}))),
         ("queue_predicted_label", "review queue filtered by predicted class crazing",
-         lambda: page(selectors.image_list_for_review(filters={**queue, "predicted_label": "crazing"}))),
+         lambda: page(review_selectors.image_list_for_review(filters={**queue, "predicted_label": "crazing"}))),
         ("queue_neighbours", "previous/next of one image in the queue (review page)",
-         lambda: selectors.review_queue_neighbours(image_id=waiting, filters=queue)),
+         lambda: review_selectors.review_queue_neighbours(image_id=waiting, filters=queue)),
         ("queue_neighbours_head", "previous/next and position of the 11th image of the queue",
-         lambda: selectors.review_queue_neighbours(image_id=head, filters=queue)),
+         lambda: review_selectors.review_queue_neighbours(image_id=head, filters=queue)),
         ("queue_neighbours_tail", "previous/next of the queue's last image",
-         lambda: selectors.review_queue_neighbours(image_id=tail, filters=queue)),
+         lambda: review_selectors.review_queue_neighbours(image_id=tail, filters=queue)),
         ("queue_needs_review", "review queue filtered by needs review (the flagged images)",
-         lambda: page(selectors.image_list_for_review(filters={**queue, "needs_review": True}))),
+         lambda: page(review_selectors.image_list_for_review(filters={**queue, "needs_review": True}))),
         ("images_predicted_label", "GET images/?predicted_label=crazing page 1",
-         lambda: page(selectors.image_list(filters={"predicted_label": "crazing"}))),
+         lambda: page(review_selectors.image_list(filters={"predicted_label": "crazing"}))),
         ("images_model_version", "GET images/?model_version=v2 page 1 (an older version: images of days 10-22)",
-         lambda: page(selectors.image_list(filters={"model_version": versions["v2"]}))),
+         lambda: page(review_selectors.image_list(filters={"model_version": versions["v2"]}))),
         ("images_page", "GET images/ page 1 (newest first, latest prediction prefetched)",
-         lambda: page(selectors.image_list())),
+         lambda: page(review_selectors.image_list())),
         ("images_needs_review", "GET images/?needs_review=true page 1",
-         lambda: page(selectors.image_list(filters={"needs_review": True}))),
+         lambda: page(review_selectors.image_list(filters={"needs_review": True}))),
         ("images_review_reason", "GET images/?review_reason=foreign page 1",
-         lambda: page(selectors.image_list(filters={"review_reason": "foreign"}))),
+         lambda: page(review_selectors.image_list(filters={"review_reason": "foreign"}))),
         ("image_predictions", "GET images/{id}/ (the image, its predictions, its reviews)",
-         lambda: selectors.image_latest_prediction(image=selectors.image_detail(image_id=waiting))),
+         lambda: review_selectors.image_latest_prediction(image=review_selectors.image_detail(image_id=waiting))),
         ("prediction_trend", "dashboard prediction trend (30 days)",
-         lambda: selectors.prediction_trend(days=30, now=now)),
+         lambda: review_selectors.prediction_trend(days=30, now=now)),
         ("drift_report", "drift report (14 days, per day and source; dashboard and drift/)",
          lambda: drift.drift_report(days=14, now=now)),
         ("drift_window", "drift alert check: per-source figures over the last 24 h (periodic job)",

@@ -7,7 +7,9 @@ class InspectionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The auth audit trail's signal receivers (inspections/auth_audit.py).
-        from inspections import auth_audit, checks  # noqa: F401 -- checks registers the settings checks
+        # The auth audit trail's signal receivers (inspections/access/audit.py); importing checks
+        # registers the settings checks.
+        from inspections import checks  # noqa: F401
+        from inspections.access import audit as auth_audit
 
         auth_audit.connect_library_signals()

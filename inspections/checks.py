@@ -10,7 +10,7 @@ from django.core import checks
 def training_defaults_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """STEELQC_TRAINING_DEFAULTS must be parameters a training run accepts."""
     from inspections.errors import ApplicationError
-    from inspections.services.training import training_parameters_clean
+    from inspections.registry.services.training import training_parameters_clean
 
     try:
         training_parameters_clean({})

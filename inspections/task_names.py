@@ -21,3 +21,10 @@ CHECK_DRIFT = "worker.tasks.drift.check_drift"
 APPLY_RETENTION = "worker.tasks.retention.apply_retention"
 ROLLUP_LINE_STATS = "worker.tasks.line.rollup_line_stats"
 HEALTH_PING = "worker.tasks.health.ping"
+
+# The events a webhook receiver is told about (each body's ``event``), named by the services
+# that raise them and by the webhook sender (inspections.ops.services.webhooks).
+PROMOTION_EVENT = "model_version.promoted"
+DRIFT_ALERT_EVENT = "drift.alert"
+DRIFT_RESOLVED_EVENT = "drift.resolved"
+DRIFT_EVENTS = (DRIFT_ALERT_EVENT, DRIFT_RESOLVED_EVENT)

@@ -11,7 +11,7 @@ the file states it, or why it cannot be read, and the two users apply their own 
 For a training run (``attach_annotations``) boxes come back as ``(label, x0, y0, x1, y1)``
 fractions of width and height, origin top-left (the convention everywhere in steelqc), clamped
 into the image; a box that is inverted, empty, not a number or names an unknown id is skipped and
-counted. The web import (``inspections.services.box_import``) refuses a box that reaches outside
+counted. The web import (``inspections.catalog.services.box_import``) refuses a box that reaches outside
 the image and reports each refusal with its reason.
 """
 

@@ -5,7 +5,7 @@ from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from inspections.health import health_report
+from inspections.ops.health import health_report
 
 
 @never_cache

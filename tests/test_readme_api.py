@@ -13,10 +13,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from inspections.access.services.api_tokens import api_token_create
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.models import DefectClass, InspectionImage, TrainingRun
-from inspections.services.api_tokens import api_token_create
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.model_versions import model_version_promote
+from inspections.registry.services.model_versions import model_version_promote
 from tests.conftest import tiny_dataset
 from tests.factories import ModelVersionFactory, UserFactory, image_bytes
 
@@ -64,7 +64,7 @@ def _upload(name: str) -> SimpleUploadedFile:
 
 
 def test_each_documented_request_succeeds_with_the_documented_role(monkeypatch, no_queue, tmp_path):
-    monkeypatch.setattr("inspections.selectors.prediction_wait", lambda **kwargs: None)  # no worker here
+    monkeypatch.setattr("inspections.review.prediction_events.prediction_wait", lambda **kwargs: None)  # no worker here
     text = README.read_text()
     roles = dict(TOKEN_LINE.findall(text))
     assert roles, "the README makes no token per role"

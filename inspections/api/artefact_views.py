@@ -10,13 +10,26 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from inspections.services.dataset_export import (
-    dataset_export_file_name, dataset_export_filters_clean, dataset_export_stream, dataset_snapshot_stream,
+from inspections.ops.services.dataset_export import (
+    dataset_export_file_name,
+    dataset_export_filters_clean,
+    dataset_export_stream,
+    dataset_snapshot_stream,
 )
-from inspections.services.model_artefacts import model_artefact_list, model_artefact_open
+from inspections.registry.services.artefacts import (
+    model_artefact_list,
+    model_artefact_open,
+)
 
 from .permissions import ArtefactDownloadRole, ModelAdminRole
-from .views import COMMON_ERRORS, ERROR, ApiView, _model_version_or_404, _training_run_or_404, _ImageBytesRenderer
+from .views import (
+    COMMON_ERRORS,
+    ERROR,
+    ApiView,
+    _ImageBytesRenderer,
+    _model_version_or_404,
+    _training_run_or_404,
+)
 
 ARTEFACT = inline_serializer("ModelArtefact", {
     "name": serializers.CharField(),

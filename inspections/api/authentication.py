@@ -6,8 +6,11 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
-from inspections.auth_audit import client_address
-from inspections.services.api_tokens import ApiTokenRefused, api_token_authenticate
+from inspections.access.audit import client_address
+from inspections.access.services.api_tokens import (
+    ApiTokenRefused,
+    api_token_authenticate,
+)
 
 
 class ApiTokenAuthentication(TokenAuthentication):

@@ -8,9 +8,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from inspections import selectors
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.services.boxes import box_payload
+from inspections.review.services.boxes import MAX_CHANGES, boxes_change, predicted_boxes
 from inspections.errors import ApplicationError
-from inspections.services.boxes import MAX_CHANGES, box_payload, boxes_change, predicted_boxes
 
 from .parsers import BoundedJSONParser
 from .permissions import LabelRole, ReadRole
@@ -66,12 +67,12 @@ HISTORY = OpenApiParameter("history", OpenApiTypes.BOOL, required=False,
 def _history(image) -> list[dict]:
     return [{"box": c.box_id, "action": c.action, "before": c.before, "after": c.after,
              "changed_by": c.changed_by.username, "changed_at": c.changed_at, "boxes_version": c.boxes_version}
-            for c in selectors.box_history_for_image(image=image)[:HISTORY_LIMIT]]
+            for c in catalog_selectors.box_history_for_image(image=image)[:HISTORY_LIMIT]]
 
 
 def boxes_body(image, *, history: bool = False) -> dict:
     body = {"image": image.pk, "width": image.width, "height": image.height, "boxes_version": image.boxes_version,
-            "boxes": [box_payload(box, image) for box in selectors.box_list_for_image(image=image)],
+            "boxes": [box_payload(box, image) for box in catalog_selectors.box_list_for_image(image=image)],
             "predicted": predicted_boxes(image=image)}
     if history:
         body["history"] = _history(image)

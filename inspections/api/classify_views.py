@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
@@ -13,14 +14,23 @@ from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from inspections import prediction_events
-from inspections.errors import ApplicationError, error_body
-from inspections.services.image_validation import image_facts_from_bytes
-from inspections.services.images import MAX_EXTERNAL_ID_LENGTH, MAX_SOURCE_LENGTH, upload_display_name
-from inspections.services.line_classify import ClassifyFile, classify_request
-from inspections.services.line_stats import (
-    RESOLUTIONS, bucket_start, kept_days, line_resolution_for, line_stats, resolution_covers,
+from inspections.catalog.services.image_validation import image_facts_from_bytes
+from inspections.catalog.services.images import (
+    MAX_EXTERNAL_ID_LENGTH,
+    MAX_SOURCE_LENGTH,
+    upload_display_name,
 )
+from inspections.errors import ApplicationError, error_body
+from inspections.line.services.classify import ClassifyFile, classify_request
+from inspections.line.services.stats import (
+    RESOLUTIONS,
+    bucket_start,
+    kept_days,
+    line_resolution_for,
+    line_stats,
+    resolution_covers,
+)
+from inspections.review import prediction_events
 
 from . import serializers as s
 from .parsers import BoundedFormParser, UploadSizeLimitHandler

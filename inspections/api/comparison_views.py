@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from inspections.services.version_comparison import comparison_answer
+from inspections.registry.services.version_comparison import comparison_answer
 
 from .views import COMMON_ERRORS, ERROR, ApiView, _model_version_or_404
 

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from inspections.services.drift import MAX_DAYS, drift_report
+from inspections.line.services.drift import MAX_DAYS, drift_report
 
 from .views import COMMON_ERRORS, ERROR, ApiView
 

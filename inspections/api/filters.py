@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inspections.models import DefectClass, ImageStatus, ModelVersion, Split
+from inspections.catalog.models import DefectClass, ImageStatus, Split
+from inspections.registry.models import ModelVersion
 from mlcore.artefact import REVIEW_REASONS
 
 

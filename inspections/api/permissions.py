@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from inspections import roles
-from inspections.models import ApiToken, ApiTokenScope
+from inspections.access import roles
+from inspections.access.models import ApiToken, ApiTokenScope
+
 
 class _RoleCheck(BasePermission):
     check = staticmethod(roles.can_read)

@@ -9,10 +9,13 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inspections import selectors
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.models import DefectClass, InspectionImage
 from inspections.errors import ApplicationError
-from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, Review, TrainingRun
-from inspections.review_reasons import image_review_reasons, prediction_explanation
+from inspections.registry.models import ModelVersion, TrainingRun
+from inspections.review import selectors as review_selectors
+from inspections.review.models import Prediction, Review
+from inspections.review.reasons import image_review_reasons, prediction_explanation
 
 
 def _username(user) -> str | None:
@@ -86,7 +89,7 @@ class ImageOutput(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_review_reasons(self, image: InspectionImage) -> list[str]:
-        return image_review_reasons(image, selectors.image_latest_prediction(image=image))
+        return image_review_reasons(image, review_selectors.image_latest_prediction(image=image))
 
     @extend_schema_field(serializers.DictField(allow_null=True))
     def get_suspect_label(self, image: InspectionImage) -> dict | None:
@@ -102,7 +105,7 @@ class ImageOutput(serializers.ModelSerializer):
 
     @extend_schema_field(PredictionOutput(allow_null=True))
     def get_prediction(self, image: InspectionImage) -> dict | None:
-        prediction = selectors.image_latest_prediction(image=image)
+        prediction = review_selectors.image_latest_prediction(image=image)
         return PredictionOutput(prediction).data if prediction else None
 
     def _absolute(self, path: str) -> str:
@@ -119,13 +122,13 @@ class ImageDetailOutput(ImageOutput):
         fields = [*ImageOutput.Meta.fields, "reviews", "boxes_version", "box_count"]
 
     def get_box_count(self, image: InspectionImage) -> int:
-        return selectors.box_list_for_image(image=image).count()
+        return catalog_selectors.box_list_for_image(image=image).count()
 
     @extend_schema_field(ReviewOutput(many=True))
     def get_reviews(self, image: InspectionImage) -> list:
         reviews = getattr(image, "reviews_latest_first", None)
         if reviews is None:
-            reviews = selectors.review_list_for_image(image=image)
+            reviews = review_selectors.review_list_for_image(image=image)
         return ReviewOutput(reviews, many=True).data
 
 

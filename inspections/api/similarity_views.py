@@ -9,16 +9,15 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from inspections import selectors
 from inspections.errors import ApplicationError, error_body
-from inspections.services.bulk_reviews import reviews_bulk_submit
-from inspections.services.similarity import novelty_groups, similar_images
+from inspections.review import selectors as review_selectors
+from inspections.review.services.bulk_reviews import reviews_bulk_submit
+from inspections.review.services.similarity import novelty_groups, similar_images
 
 from . import serializers as s
 from .parsers import BoundedJSONParser
 from .permissions import LabelRole
 from .views import COMMON_ERRORS, ERROR, ApiView, _image_or_404
-
 
 # --- Shapes ------------------------------------------------------------------------------------
 
@@ -114,7 +113,7 @@ class ImageSimilar(ApiView):
         query.is_valid(raise_exception=True)
         image = _image_or_404(image_id)
         version, found = similar_images(image_id=image.pk, limit=query.validated_data["limit"])
-        images = selectors.image_list().in_bulk([other for other, _ in found])
+        images = review_selectors.image_list().in_bulk([other for other, _ in found])
         results = [{"distance": distance, "image": images[other]} for other, distance in found if other in images]
         body = {"image": image.pk, "model_version": version.pk, "results": results}
         return Response(SimilarImagesOutput(body, context=self.get_serializer_context()).data)

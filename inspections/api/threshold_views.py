@@ -9,7 +9,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from inspections.errors import ApplicationError
-from inspections.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
+from inspections.registry.services.thresholds import (
+    threshold_history,
+    version_thresholds,
+    version_thresholds_set,
+)
 
 from .parsers import BoundedJSONParser
 from .permissions import ModelAdminRole, ReadRole

@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from inspections.models import InspectionImage
+from inspections.catalog.models import InspectionImage
 
 _TIMESTAMP = serializers.DateTimeField()  # ISO 8601 in the current time zone, as every API timestamp
 

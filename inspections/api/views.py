@@ -11,7 +11,12 @@ import time
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
@@ -19,14 +24,27 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from inspections import prediction_events, selectors
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.services.classes import defect_class_create
+from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError, error_body
 from inspections.queueing import inference_enqueue
-from inspections.services.classes import defect_class_create
-from inspections.services.images import image_upload
-from inspections.services.model_versions import model_version_promote, model_version_rollback
-from inspections.services.reviews import review_exclude, review_include, review_submit
-from inspections.services.training import training_run_cancel, training_run_start
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_rollback,
+)
+from inspections.registry.services.training import (
+    training_run_cancel,
+    training_run_start,
+)
+from inspections.review import prediction_events
+from inspections.review import selectors as review_selectors
+from inspections.review.services.reviews import (
+    review_exclude,
+    review_include,
+    review_submit,
+)
 
 from . import serializers as s
 from .filters import ImageFilters
@@ -72,7 +90,7 @@ class ImageListCreate(ApiView):
     def get(self, request):
         filters = ImageFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(selectors.image_list(filters=filters.validated_data))
+        page = self.paginate_queryset(review_selectors.image_list(filters=filters.validated_data))
         return self.get_paginated_response(self.output(s.ImageOutput, page, many=True))
 
     @extend_schema(
@@ -168,12 +186,12 @@ class ImageListCreate(ApiView):
         image_ids = [r.image.pk for r in results]
         remaining = deadline - time.monotonic()
         if remaining > 0:
-            selectors.prediction_wait(image_ids=image_ids, timeout_s=remaining)
+            prediction_events.prediction_wait(image_ids=image_ids, timeout_s=remaining)
         elif all(r.created for r in results):
             for result in results:
                 result.image.predictions_latest_first = []
             return {r.image.pk: r.image for r in results}
-        return {image.pk: image for image in selectors.image_list().filter(pk__in=image_ids)}
+        return {image.pk: image for image in review_selectors.image_list().filter(pk__in=image_ids)}
 
 
 class ImageDetail(ApiView):
@@ -190,7 +208,7 @@ class ImageReviews(ApiView):
                                                                   **COMMON_ERRORS})
     def get(self, request, image_id: int):
         image = _image_or_404(image_id)
-        page = self.paginate_queryset(selectors.review_list_for_image(image=image))
+        page = self.paginate_queryset(review_selectors.review_list_for_image(image=image))
         return self.get_paginated_response(self.output(s.ReviewOutput, page, many=True))
 
     @extend_schema(
@@ -218,7 +236,7 @@ class ImageReviews(ApiView):
             review = review_submit(image=image, label_name=decision["label"], reviewer=request.user,
                                    expected_version=decision["expected_version"])
         body = {"review": self.output(s.ReviewOutput, review),
-                "image": self.output(s.ImageDetailOutput, selectors.image_detail(image_id=image.pk))}
+                "image": self.output(s.ImageDetailOutput, review_selectors.image_detail(image_id=image.pk))}
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -256,7 +274,7 @@ class ImageFile(ApiView):
 
 
 def _image_or_404(image_id: int):
-    image = selectors.image_detail(image_id=image_id)
+    image = review_selectors.image_detail(image_id=image_id)
     if image is None:
         raise NotFound(f"No image with id {image_id}.")
     return image
@@ -272,7 +290,7 @@ class DefectClassListCreate(ApiView):
 
     @extend_schema(operation_id="classes_list", responses={200: s.DefectClassOutput(many=True), **COMMON_ERRORS})
     def get(self, request):
-        return Response(self.output(s.DefectClassOutput, selectors.defect_class_list(), many=True))
+        return Response(self.output(s.DefectClassOutput, catalog_selectors.defect_class_list(), many=True))
 
     @extend_schema(operation_id="classes_create", request=s.DefectClassInput,
                    responses={201: s.DefectClassOutput, 400: ERROR, 409: ERROR, **COMMON_ERRORS})
@@ -288,7 +306,7 @@ class DefectClassListCreate(ApiView):
 class ModelVersionList(ApiView):
     @extend_schema(operation_id="model_versions_list", responses={200: s.ModelVersionOutput(many=True), **COMMON_ERRORS})
     def get(self, request):
-        page = self.paginate_queryset(selectors.model_version_list())
+        page = self.paginate_queryset(registry_selectors.model_version_list())
         return self.get_paginated_response(self.output(s.ModelVersionOutput, page, many=True))
 
 
@@ -333,7 +351,7 @@ class ModelVersionRollback(ApiView):
 
 
 def _model_version_or_404(version_id: int):
-    version = selectors.model_version_list().filter(pk=version_id).first()
+    version = registry_selectors.model_version_list().filter(pk=version_id).first()
     if version is None:
         raise NotFound(f"No model version with id {version_id}.")
     return version
@@ -348,7 +366,7 @@ class TrainingRunListCreate(ApiView):
 
     @extend_schema(operation_id="training_runs_list", responses={200: s.TrainingRunOutput(many=True), **COMMON_ERRORS})
     def get(self, request):
-        page = self.paginate_queryset(selectors.training_run_list())
+        page = self.paginate_queryset(registry_selectors.training_run_list())
         return self.get_paginated_response(self.output(s.TrainingRunOutput, page, many=True))
 
     @extend_schema(
@@ -388,7 +406,7 @@ class TrainingRunCancel(ApiView):
 
 
 def _training_run_or_404(run_id: int):
-    run = selectors.training_run_list().filter(pk=run_id).first()
+    run = registry_selectors.training_run_list().filter(pk=run_id).first()
     if run is None:
         raise NotFound(f"No training run with id {run_id}.")
     return run

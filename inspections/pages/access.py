@@ -7,7 +7,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
-from inspections import roles
+from inspections.access import roles
 
 
 def can_review_queue(user) -> bool:

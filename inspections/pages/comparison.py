@@ -10,9 +10,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from inspections import roles, selectors
+from inspections.access import roles
 from inspections.errors import ApplicationError
-from inspections.services.version_comparison import comparison_answer
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.services.version_comparison import comparison_answer
 
 from .access import role_required
 
@@ -26,7 +27,7 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 
 
 def _version(version_id: int):
-    version = selectors.model_version_detail(version_id=version_id)
+    version = registry_selectors.model_version_detail(version_id=version_id)
     if version is None:
         raise Http404(f"No model version with id {version_id}.")
     return version
@@ -59,10 +60,10 @@ def model_version_compare(request: HttpRequest) -> HttpResponse:
     first_id, second_id = _int_param(request, "a"), _int_param(request, "b")
     if "a" not in request.GET and second_id is not None:
         # "Compare with active" links name only the other version.
-        active = selectors.active_model_version()
+        active = registry_selectors.active_model_version()
         first_id = active.pk if active else None
     page = _int_param(request, "page") or 1
-    context = {"versions": selectors.model_version_list(), "a": first_id, "b": second_id}
+    context = {"versions": registry_selectors.model_version_list(), "a": first_id, "b": second_id}
     if first_id is None or second_id is None:
         context["error"] = ("No version is active to compare with." if "a" not in request.GET and second_id is not None
                             else "Choose two versions to compare (a and b).")

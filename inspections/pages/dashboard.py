@@ -11,9 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from inspections import selectors
-from inspections.services.drift import drift_report
-from inspections.services.line_stats import HISTOGRAM_BINS, line_source_totals
+from inspections.catalog import selectors as catalog_selectors
+from inspections.line.services.drift import drift_report
+from inspections.line.services.stats import HISTOGRAM_BINS, line_source_totals
+from inspections.registry import selectors as registry_selectors
+from inspections.review import selectors as review_selectors
 from mlcore.artefact import CONFUSION_PLOT_FILE
 
 from .access import can_see_dashboard, role_required
@@ -36,7 +38,7 @@ def _model_metrics(version) -> dict | None:
         "per_class": [(name, per_class.get(name, {})) for name in classes],
         "matrix_rows": [(name, row) for name, row in zip(classes, matrix)],
         "classes": classes,
-        "has_plot": selectors.model_version_file(version=version, file_name=CONFUSION_PLOT_FILE) is not None,
+        "has_plot": registry_selectors.model_version_file(version=version, file_name=CONFUSION_PLOT_FILE) is not None,
         "plot_url": reverse("inspections:model-confusion-matrix", args=[version.pk]),
     }
 
@@ -112,9 +114,9 @@ def _line(now: datetime) -> list[dict]:
 @require_GET
 @dashboard_role
 def dashboard(request: HttpRequest) -> HttpResponse:
-    hourly = selectors.reviews_per_hour(hours=24)
-    trend = selectors.prediction_trend(days=30)
-    version = selectors.active_model_version()
+    hourly = review_selectors.reviews_per_hour(hours=24)
+    trend = review_selectors.prediction_trend(days=30)
+    version = registry_selectors.active_model_version()
     trend_chart = None
     if trend:
         trend_chart = line_chart(
@@ -124,8 +126,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             title="Share of predictions needing review, and mean confidence, over time",
         )
     return render(request, "inspections/dashboard.html", {
-        "summary": selectors.dataset_summary(),
-        "backlog": selectors.review_queue_counts(filters={}),
+        "summary": catalog_selectors.dataset_summary(),
+        "backlog": review_selectors.review_queue_counts(filters={}),
         "reviews_last_24h": sum(n for _, n in hourly),
         "throughput_chart": bar_chart(times=[t for t, _ in hourly], counts=[n for _, n in hourly], unit="hour",
                                       title="Review decisions per hour, last 24 hours"),

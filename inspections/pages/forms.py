@@ -8,9 +8,10 @@ from datetime import datetime, time
 from django import forms
 from django.utils import timezone
 
-from inspections import selectors
-from inspections.models import Split
-from inspections.review_reasons import REASON_TITLES
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.models import Split
+from inspections.registry import selectors as registry_selectors
+from inspections.review.reasons import REASON_TITLES
 from mlcore.artefact import AUTO_BACKBONE, BACKBONE_CHOICES
 
 REVIEWED_CHOICES = [("unreviewed", "not yet reviewed"), ("reviewed", "reviewed"), ("all", "all")]
@@ -31,10 +32,10 @@ class QueueFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["predicted_label"].choices = [("", "any")] + [
-            (c.name, c.name) for c in selectors.defect_class_list()
+            (c.name, c.name) for c in catalog_selectors.defect_class_list()
         ]
         self.fields["model_version"].choices = [("", "any")] + [
-            (str(v.pk), f"{v.name} ({v.status})") for v in selectors.model_version_list()
+            (str(v.pk), f"{v.name} ({v.status})") for v in registry_selectors.model_version_list()
         ]
 
     def clean(self):

@@ -15,8 +15,12 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from inspections.models import InspectionImage, ModelVersion
-from inspections.services.classifiers import classifier_for_version, image_pixels
+from inspections.catalog.models import InspectionImage
+from inspections.registry.models import ModelVersion
+from inspections.registry.services.classifiers import (
+    classifier_for_version,
+    image_pixels,
+)
 
 OVERLAY_CACHE_SIZE = 128
 OVERLAY_MAX_ALPHA = 0.6

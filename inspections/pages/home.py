@@ -6,7 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from inspections import roles, selectors
+from inspections.access import roles
+from inspections.catalog import selectors as catalog_selectors
 
 from .access import role_required
 
@@ -14,4 +15,4 @@ from .access import role_required
 @require_GET
 @role_required(roles.can_read, "Your account has no steelqc role yet; ask an administrator for one.")
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "inspections/home.html", {"summary": selectors.dataset_summary()})
+    return render(request, "inspections/home.html", {"summary": catalog_selectors.dataset_summary()})

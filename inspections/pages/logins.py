@@ -9,9 +9,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inspections import roles, selectors
-from inspections.auth_audit import client_address
-from inspections.services.auth_events import login_lockout_clear
+from inspections.access import roles
+from inspections.access import selectors as access_selectors
+from inspections.access.audit import client_address
+from inspections.access.services.auth_events import login_lockout_clear
 
 from .access import role_required
 
@@ -21,7 +22,7 @@ unlock_role = role_required(roles.can_manage_models, "Unlocking logins needs the
 def login_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     """429 with a page saying the login is locked, until when, and who can lift it sooner."""
     username = str((credentials or {}).get("username") or request.POST.get("username", ""))
-    retry_at = selectors.login_lockout_retry_at(username=username, ip_address=client_address(request))
+    retry_at = access_selectors.login_lockout_retry_at(username=username, ip_address=client_address(request))
     return render(request, "registration/locked_out.html", {
         "username": username, "retry_at": retry_at, "failure_limit": settings.AXES_FAILURE_LIMIT,
     }, status=429)
@@ -30,7 +31,7 @@ def login_locked_out(request: HttpRequest, original_response=None, credentials=N
 @require_GET
 @unlock_role
 def login_lockout_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "registration/lockouts.html", {"lockouts": selectors.login_lockout_list()})
+    return render(request, "registration/lockouts.html", {"lockouts": access_selectors.login_lockout_list()})
 
 
 @require_POST

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from django.utils.functional import SimpleLazyObject
 
-from inspections import selectors
-from inspections.models import IN_PROGRESS_STATUSES, TrainingRun
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.models import IN_PROGRESS_STATUSES, TrainingRun
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,9 @@ class ModelState:
 
 
 def model_state_now() -> ModelState:
-    if selectors.active_model_version() is not None:
+    if registry_selectors.active_model_version() is not None:
         return ModelState(has_active_model=True, run=None)
-    return ModelState(has_active_model=False, run=selectors.training_run_list().first())
+    return ModelState(has_active_model=False, run=registry_selectors.training_run_list().first())
 
 
 def model_state(request) -> dict:

@@ -9,9 +9,11 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from inspections import roles, selectors
-from inspections.models import NO_DEFECT_CLASS
-from inspections.services.similarity import novelty_groups
+from inspections.access import roles
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.models import NO_DEFECT_CLASS
+from inspections.registry import selectors as registry_selectors
+from inspections.review.services.similarity import novelty_groups
 
 from .review import queue_role
 
@@ -22,13 +24,13 @@ GROUPS_PER_PAGE = 20
 @never_cache
 @queue_role
 def novelty_group_list(request: HttpRequest) -> HttpResponse:
-    active = selectors.active_model_version()
+    active = registry_selectors.active_model_version()
     groups = novelty_groups(version=active) if active else []
     page = Paginator(groups, GROUPS_PER_PAGE).get_page(request.GET.get("page"))
     for group in page.object_list:
         group.members = ",".join(f"{m['id']}:{m['label_version']}" for m in group.images)
         group.more = group.size - len(group.representatives)
-    classes = list(selectors.defect_class_list().filter(active=True))
+    classes = list(catalog_selectors.defect_class_list().filter(active=True))
     classes.sort(key=lambda c: (c.name != NO_DEFECT_CLASS, c.name))
     return render(request, "inspections/novelty_groups.html", {
         "active_version": active,

@@ -10,14 +10,22 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inspections import roles, selectors
-from inspections.backbones import backbone_availability, backbone_choices
+from inspections.access import roles
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.models import Split
 from inspections.errors import ApplicationError
-from inspections.models import ModelVersionStatus
-from inspections.models import Split
-from inspections.services.model_artefacts import model_artefact_list
-from inspections.services.model_versions import model_version_promote, model_version_rollback
-from inspections.services.training import training_run_cancel, training_run_start
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.backbones import backbone_availability, backbone_choices
+from inspections.registry.models import ModelVersionStatus
+from inspections.registry.services.artefacts import model_artefact_list
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_rollback,
+)
+from inspections.registry.services.training import (
+    training_run_cancel,
+    training_run_start,
+)
 from mlcore.artefact import PLOT_FILES
 
 from .access import role_required
@@ -29,14 +37,14 @@ model_admin_role = role_required(roles.can_manage_models, "Managing models and t
 
 
 def _version_or_404(version_id: int):
-    version = selectors.model_version_detail(version_id=version_id)
+    version = registry_selectors.model_version_detail(version_id=version_id)
     if version is None:
         raise Http404(f"No model version with id {version_id}.")
     return version
 
 
 def _run_or_404(run_id: int):
-    run = selectors.training_run_detail(run_id=run_id)
+    run = registry_selectors.training_run_detail(run_id=run_id)
     if run is None:
         raise Http404(f"No training run with id {run_id}.")
     return run
@@ -47,7 +55,7 @@ def _run_or_404(run_id: int):
 @require_GET
 @read_role
 def model_version_list(request: HttpRequest) -> HttpResponse:
-    versions = list(selectors.model_version_list())
+    versions = list(registry_selectors.model_version_list())
     active = next((v for v in versions if v.status == ModelVersionStatus.ACTIVE), None)
     # What model_version_rollback would re-activate: the most recently promoted retired version.
     earlier = sorted((v for v in versions if v.status == ModelVersionStatus.RETIRED and v.promoted_at),
@@ -56,7 +64,7 @@ def model_version_list(request: HttpRequest) -> HttpResponse:
         "versions": versions, "active": active, "rollback_target": earlier[0] if active and earlier else None,
         "can_manage": roles.can_manage_models(request.user), "promote_form": PromoteForm(auto_id=False),
         # The dataset export's choices (GET api dataset-export/): the splits and the classes.
-        "export_splits": [Split.TRAIN, Split.VAL, Split.TEST], "export_classes": selectors.defect_class_list(),
+        "export_splits": [Split.TRAIN, Split.VAL, Split.TEST], "export_classes": catalog_selectors.defect_class_list(),
     })
 
 
@@ -85,7 +93,7 @@ def model_version_plot(request: HttpRequest, version_id: int, plot: str) -> File
     version = _version_or_404(version_id)
     if plot not in PLOT_FILES:
         raise Http404("No such plot.")
-    name = selectors.model_version_file(version=version, file_name=PLOT_FILES[plot])
+    name = registry_selectors.model_version_file(version=version, file_name=PLOT_FILES[plot])
     if name is None:
         raise Http404("This version has no such plot.")
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
@@ -136,7 +144,7 @@ def training_run_list(request: HttpRequest) -> HttpResponse:
     can_manage = roles.can_manage_models(request.user)
     start_form, unavailable = _start_form() if can_manage else (None, [])
     return render(request, "registry/training_runs.html", {
-        "runs": selectors.training_run_list()[:50], "can_manage": can_manage,
+        "runs": registry_selectors.training_run_list()[:50], "can_manage": can_manage,
         "start_form": start_form, "unavailable_backbones": unavailable,
     })
 

@@ -14,13 +14,21 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from inspections import roles, selectors
+from inspections.access import roles
 from inspections.errors import ApplicationError
-from inspections.services.line_stats import line_stats
-from inspections.services.retention import (
-    retention_keep_days_set, retention_policy_delete, retention_policy_set, settings_default_policy,
+from inspections.line import selectors as line_selectors
+from inspections.line.services.retention import (
+    retention_keep_days_set,
+    retention_policy_delete,
+    retention_policy_set,
+    settings_default_policy,
 )
-from inspections.services.retention_sweep import pending_file_deletions_count, retention_next_run, retention_runs_recent
+from inspections.line.services.retention_sweep import (
+    pending_file_deletions_count,
+    retention_next_run,
+    retention_runs_recent,
+)
+from inspections.line.services.stats import line_stats
 
 from .access import role_required
 
@@ -59,7 +67,7 @@ def retention_policies(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Saved the retention policy for {policy.source or 'the default'}.")
             return redirect("inspections:retention")
     return render(request, "inspections/retention.html", {
-        "policies": selectors.retention_policy_list(),
+        "policies": line_selectors.retention_policy_list(),
         "settings_default": settings_default_policy(),
         "last_hour": _last_hour_per_source(),
         "settings_keep_days": settings.STEELQC_RETENTION_KEEP_DAYS,

@@ -9,11 +9,18 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from inspections import roles, selectors
+from inspections.access import roles
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.models import NO_DEFECT_CLASS
 from inspections.errors import ApplicationError
-from inspections.models import NO_DEFECT_CLASS
-from inspections.review_reasons import image_explanation
-from inspections.services.reviews import review_exclude, review_include, review_submit
+from inspections.registry import selectors as registry_selectors
+from inspections.review import selectors as review_selectors
+from inspections.review.reasons import image_explanation
+from inspections.review.services.reviews import (
+    review_exclude,
+    review_include,
+    review_submit,
+)
 
 from .access import can_review_queue, role_required
 from .forms import QueueFilterForm, ReviewDecisionForm, filter_query
@@ -37,8 +44,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None)
     filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
     query = filter_query(request.GET)
-    counts = selectors.review_queue_counts(filters=filters)
-    paginator = Paginator(selectors.image_list_for_review(filters=filters), QUEUE_PAGE_SIZE)
+    counts = review_selectors.review_queue_counts(filters=filters)
+    paginator = Paginator(review_selectors.image_list_for_review(filters=filters), QUEUE_PAGE_SIZE)
     if (filters.get("reviewed") or "unreviewed") == "unreviewed":
         paginator.count = counts["left"]  # the same images: counted once, not twice
     page = paginator.get_page(request.GET.get("page"))
@@ -60,17 +67,17 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 def review_queue_counts(request: HttpRequest) -> JsonResponse:
     form = QueueFilterForm(request.GET or None)
     filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
-    return JsonResponse(selectors.review_queue_counts(filters=filters))
+    return JsonResponse(review_selectors.review_queue_counts(filters=filters))
 
 
 def _review_context(request: HttpRequest, image, *, conflict: dict | None = None) -> dict:
     form = QueueFilterForm(request.GET or None)
     filters = form.selector_filters() if form.is_bound else {"reviewed": "unreviewed"}
     query = filter_query(request.GET)
-    prediction = selectors.image_latest_prediction(image=image)
-    neighbours = selectors.review_queue_neighbours(image_id=image.pk, filters=filters)
-    active = selectors.active_model_version()
-    classes = list(selectors.defect_class_list().filter(active=True))
+    prediction = review_selectors.image_latest_prediction(image=image)
+    neighbours = review_selectors.review_queue_neighbours(image_id=image.pk, filters=filters)
+    active = registry_selectors.active_model_version()
+    classes = list(catalog_selectors.defect_class_list().filter(active=True))
     no_defect = [c for c in classes if c.name == NO_DEFECT_CLASS]
     classes = no_defect + [c for c in classes if c.name != NO_DEFECT_CLASS]
     keys = iter(CLASS_KEYS)
@@ -88,8 +95,8 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
         "classes": classes,
         "last_key": next((c.key for c in reversed(classes) if c.key and c.key != NO_DEFECT_KEY), ""),
         "has_no_defect": bool(no_defect),
-        "history": getattr(image, "reviews_latest_first", None) or selectors.review_list_for_image(image=image),
-        "counts": selectors.review_queue_counts(filters=filters),
+        "history": getattr(image, "reviews_latest_first", None) or review_selectors.review_list_for_image(image=image),
+        "counts": review_selectors.review_queue_counts(filters=filters),
         "position": neighbours["position"],
         "next_url": _with_query(reverse("inspections:review-image", args=[next_image]), query) if next_image else None,
         "next_file_url": reverse("inspections:api:image-file", args=[next_image]) if next_image else None,
@@ -110,7 +117,7 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
 @never_cache
 @queue_role
 def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
-    image = selectors.image_detail(image_id=image_id)
+    image = review_selectors.image_detail(image_id=image_id)
     if image is None:
         raise Http404(f"No image with id {image_id}.")
     return render(request, "inspections/review_image.html", _review_context(request, image))
@@ -120,7 +127,7 @@ def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @label_role
 def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     """The form fallback of the review view (the page's script posts to the API instead)."""
-    image = selectors.image_detail(image_id=image_id)
+    image = review_selectors.image_detail(image_id=image_id)
     if image is None:
         raise Http404(f"No image with id {image_id}.")
     form = ReviewDecisionForm(request.POST)
@@ -136,7 +143,7 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
             review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
                           expected_version=decision.get("expected_version"))
     except ApplicationError as error:
-        fresh = selectors.image_detail(image_id=image_id)
+        fresh = review_selectors.image_detail(image_id=image_id)
         context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})
         return render(request, "inspections/review_image.html", context, status=error.status_code)
     return redirect(decision.get("next") or reverse("inspections:review-queue"))
@@ -147,15 +154,15 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
 def image_heatmap(request: HttpRequest, image_id: int) -> HttpResponse:
     from .heatmaps import heatmap_png
 
-    image = selectors.image_detail(image_id=image_id)
-    version = selectors.active_model_version()
+    image = review_selectors.image_detail(image_id=image_id)
+    version = registry_selectors.active_model_version()
     if image is None or version is None:
         raise Http404("No such image, or no active model version to explain.")
     class_name = request.GET.get("class") or None
     if class_name is None:
         # The class this version predicted; with a prediction from another version, the
         # active model's own top class (heatmap_png's default).
-        prediction = selectors.image_latest_prediction(image=image)
+        prediction = review_selectors.image_latest_prediction(image=image)
         if prediction and prediction.model_version_id == version.pk:
             class_name = prediction.label.name
     response = HttpResponse(heatmap_png(image=image, version=version, class_name=class_name),

@@ -13,9 +13,14 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
-from inspections import roles, selectors
+from inspections.access import roles
 from inspections.errors import ApplicationError
-from inspections.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.services.thresholds import (
+    threshold_history,
+    version_thresholds,
+    version_thresholds_set,
+)
 
 from .access import role_required
 from .charts import HEIGHT, LEFT, RIGHT, TOP, WIDTH, _axes, _y
@@ -66,7 +71,7 @@ def thresholds_context(request: HttpRequest, version) -> dict:
 @require_POST
 @model_admin_role
 def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = selectors.model_version_detail(version_id=version_id)
+    version = registry_selectors.model_version_detail(version_id=version_id)
     if version is None:
         raise Http404(f"No model version with id {version_id}.")
     values: dict[str, object] = {}

@@ -12,10 +12,15 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from inspections import roles, selectors
-from inspections.auth_audit import client_address
-from inspections.models import ApiTokenScope
-from inspections.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke
+from inspections.access import roles
+from inspections.access import selectors as access_selectors
+from inspections.access.audit import client_address
+from inspections.access.models import ApiTokenScope
+from inspections.access.services.api_tokens import (
+    ApiTokenError,
+    api_token_create,
+    api_token_revoke,
+)
 
 from .access import role_required
 
@@ -26,7 +31,7 @@ MAX_EXPIRY_DAYS = 3650
 
 def _page(request: HttpRequest, *, form: dict, issued=None, error: str = "", status: int = 200) -> HttpResponse:
     return render(request, "registration/api_tokens.html", {
-        "tokens": selectors.api_token_list(), "scopes": ApiTokenScope.choices, "form": form,
+        "tokens": access_selectors.api_token_list(), "scopes": ApiTokenScope.choices, "form": form,
         "issued": issued, "error": error,
     }, status=status)
 
@@ -39,7 +44,7 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _page(request, form={"scope": ApiTokenScope.READ})
     form = {key: request.POST.get(key, "").strip() for key in ("username", "name", "scope", "expires_days")}
-    owner = selectors.user_by_username(form["username"])
+    owner = access_selectors.user_by_username(form["username"])
     if owner is None:
         return _page(request, form=form, error=f"No user {form['username']!r}.", status=400)
     expires_at = None
@@ -59,7 +64,7 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @token_role
 def api_token_revoke_page(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = selectors.api_token_get(token_id=token_id)
+    token = access_selectors.api_token_get(token_id=token_id)
     if token is None:
         raise Http404("No such API token.")
     if api_token_revoke(token=token, actor=request.user, ip_address=client_address(request)):

@@ -12,11 +12,20 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from inspections import roles, selectors
+from inspections.access import roles
+from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.services.image_validation import (
+    ACCEPTED_FORMAT_NAMES,
+    upload_accept_attribute,
+)
+from inspections.catalog.services.images import MAX_SOURCE_LENGTH
+from inspections.catalog.services.zip_upload import (
+    ZIP_MAX_BYTES,
+    ZIP_MAX_MEMBERS,
+    zip_upload,
+    zip_upload_counts,
+)
 from inspections.errors import ApplicationError, error_body
-from inspections.services.images import MAX_SOURCE_LENGTH
-from inspections.services.image_validation import ACCEPTED_FORMAT_NAMES, upload_accept_attribute
-from inspections.services.zip_upload import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, zip_upload, zip_upload_counts
 
 from .access import role_required
 
@@ -29,7 +38,7 @@ upload_role = role_required(roles.can_upload, "Uploading needs the role qa, ml_a
 def _upload_context() -> dict:
     return {
         "api_images_url": reverse("inspections:api:image-list"),
-        "classes": selectors.defect_class_list().filter(active=True),
+        "classes": catalog_selectors.defect_class_list().filter(active=True),
         "accepted_formats": ACCEPTED_FORMAT_NAMES,
         "image_accept": upload_accept_attribute(),
         "max_file_bytes": settings.STEELQC_MAX_UPLOAD_BYTES,

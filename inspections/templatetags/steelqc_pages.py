@@ -21,6 +21,6 @@ def percent(value, digits: int = 1) -> str:
 @register.filter
 def reason_title(code: str) -> str:
     """A review-reason code as its badge shows it."""
-    from inspections.review_reasons import REASON_TITLES
+    from inspections.review.reasons import REASON_TITLES
 
     return REASON_TITLES.get(code, code)

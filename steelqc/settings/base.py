@@ -50,7 +50,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "inspections.auth_audit.AuthAuditMiddleware",
+    "inspections.access.audit.AuthAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a refused login into the lockout page.
@@ -127,7 +127,7 @@ AXES_DISABLE_ACCESS_LOG = True
 # Behind N reverse proxies the client address is the N-th from the right of X-Forwarded-For
 # (0: the socket's address); lockouts and the audit trail use the same address.
 STEELQC_TRUSTED_PROXY_COUNT = env_int("STEELQC_TRUSTED_PROXY_COUNT", 0, minimum=0)
-AXES_CLIENT_IP_CALLABLE = "inspections.auth_audit.client_address"
+AXES_CLIENT_IP_CALLABLE = "inspections.access.audit.client_address"
 
 # --- Security headers (steelqc/security_headers.py) ------------------------------------------
 # Strict by default: scripts, styles, images and requests only from this origin, no inline code,

@@ -89,7 +89,7 @@ def private_redis():
 @pytest.fixture
 def chaos_stack(private_redis, session_media_root, tmp_path, django_db_blocker):
     """gunicorn + one worker (with beat running the sweeper every few seconds) on a private Redis."""
-    from inspections.services.schedules import periodic_tasks_ensure
+    from inspections.ops.services.schedules import periodic_tasks_ensure
 
     with django_db_blocker.unblock():
         periodic_tasks_ensure(intervals={"STEELQC_SWEEP_INTERVAL_S": 5})

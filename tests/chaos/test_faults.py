@@ -8,15 +8,27 @@ import pytest
 from django.db import connection
 
 from benchmarks.api_client import ApiClient
+from inspections.access.services.api_tokens import api_token_create
+from inspections.catalog.services.dataset_import import dataset_import_folder
+from inspections.catalog.services.images import image_upload
 from inspections.models import (
-    ImageStatus, InspectionImage, ModelVersion, ModelVersionStatus, Prediction, TrainingRun, TrainingRunStatus,
+    ImageStatus,
+    InspectionImage,
+    ModelVersion,
+    ModelVersionStatus,
+    Prediction,
+    TrainingRun,
+    TrainingRunStatus,
 )
-from inspections.services.api_tokens import api_token_create
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.images import image_upload
-from inspections.services.inference import pending_images_requeue
-from inspections.services.model_versions import model_version_promote, model_version_register
-from inspections.services.training import training_run_start, training_runs_fail_stale
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.registry.services.training import (
+    training_run_start,
+    training_runs_fail_stale,
+)
+from inspections.review.services.inference import pending_images_requeue
 from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset, wait_for
 from tests.factories import UserFactory, image_bytes
 

@@ -64,7 +64,7 @@ def page(chromium, live_server):
 def users(transactional_db):
     from django.contrib.auth.models import Group
 
-    from inspections.roles import ROLES
+    from inspections.access.roles import ROLES
     from tests.factories import UserFactory
 
     for name in ROLES:  # in case an earlier transactional test flushed what the migrations made

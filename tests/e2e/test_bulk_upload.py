@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
+from inspections.catalog.services.image_validation import NOT_AN_IMAGE
 from inspections.models import InspectionImage
-from inspections.services.image_validation import NOT_AN_IMAGE
 from tests.factories import image_bytes
 
 from .conftest import log_in, screenshot

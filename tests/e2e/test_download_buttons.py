@@ -23,7 +23,7 @@ def _download(page, selector: str) -> bytes:
 
 
 def test_an_ml_admin_downloads_a_versions_files_from_its_page(page, users, tiny_model_dirs):
-    from inspections.services.model_versions import model_version_register
+    from inspections.registry.services.model_versions import model_version_register
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
     users("ml_admin", "ml-mira")
@@ -35,7 +35,7 @@ def test_an_ml_admin_downloads_a_versions_files_from_its_page(page, users, tiny_
 
 
 def test_a_viewer_sees_no_download_buttons(page, users, tiny_model_dirs):
-    from inspections.services.model_versions import model_version_register
+    from inspections.registry.services.model_versions import model_version_register
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
     users("viewer", "viewer-vic")
@@ -46,7 +46,7 @@ def test_a_viewer_sees_no_download_buttons(page, users, tiny_model_dirs):
 
 
 def test_an_ml_admin_exports_one_class_from_the_models_page(page, users, tmp_path):
-    from inspections.services.dataset_import import dataset_import_folder
+    from inspections.catalog.services.dataset_import import dataset_import_folder
     from tests.factories import image_bytes
 
     for c, label in enumerate(("crazing", "inclusion")):

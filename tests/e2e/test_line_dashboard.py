@@ -10,7 +10,7 @@ import pytest
 from django.apps import apps
 from django.utils import timezone
 
-from inspections.services.line_stats import Seen, line_minute_record
+from inspections.line.services.stats import Seen, line_minute_record
 from tests.factories import ModelVersionFactory
 
 from .conftest import log_in, screenshot

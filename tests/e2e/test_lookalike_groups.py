@@ -26,7 +26,7 @@ def _png(array) -> bytes:
 
 
 def _predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
-    from inspections.services.images import image_upload
+    from inspections.catalog.services.images import image_upload
 
     image = image_upload(content=content, filename=name, uploaded_by=None).image
     return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)
@@ -34,7 +34,10 @@ def _predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
 
 @pytest.fixture
 def active_model(tiny_model_dirs):
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     return model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
 

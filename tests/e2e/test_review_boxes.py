@@ -11,14 +11,23 @@ import re
 import pytest
 from django.apps import apps
 
+from inspections.review.services.boxes import boxes_change
 from inspections.models import (
-    BoxSource, DefectBox, DefectBoxChange, DefectClass, ImageStatus, InspectionImage, ModelVersionStatus, Prediction,
+    BoxSource,
+    DefectBox,
+    DefectBoxChange,
+    DefectClass,
+    ImageStatus,
+    InspectionImage,
+    ModelVersionStatus,
+    Prediction,
     Review,
 )
-from inspections.services.boxes import boxes_change
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
 from tests.conftest import wait_for
 from tests.factories import InspectionImageFactory, ModelVersionFactory, image_bytes
-from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 from .conftest import log_in, screenshot
 

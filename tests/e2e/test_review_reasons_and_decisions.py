@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspections.models import NO_DEFECT_CLASS, DefectClass, InspectionImage, Prediction, Review
+from inspections.models import (
+    NO_DEFECT_CLASS,
+    DefectClass,
+    InspectionImage,
+    Prediction,
+    Review,
+)
 from tests.conftest import _tiny_texture, wait_for
 
 from .conftest import log_in, screenshot
@@ -26,7 +32,7 @@ def _png(array) -> bytes:
 
 
 def _uploaded_and_predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
-    from inspections.services.images import image_upload
+    from inspections.catalog.services.images import image_upload
 
     image = image_upload(content=content, filename=name, uploaded_by=None).image
     return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)
@@ -40,7 +46,10 @@ def test_a_foreign_photo_says_why_gets_no_defect_with_0_and_an_image_is_excluded
         page, users, celery_worker, tiny_model_dirs):
     from skimage import data
 
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     users("qa", "qa-ines")
     # The migration makes no_defect; a transactional test earlier in a full run may have flushed

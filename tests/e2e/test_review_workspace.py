@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspections.models import DefectClass, ImageStatus, InspectionImage, Prediction, Review
+from inspections.models import (
+    DefectClass,
+    ImageStatus,
+    InspectionImage,
+    Prediction,
+    Review,
+)
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
 from tests.factories import InspectionImageFactory, ModelVersionFactory
-from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 from .conftest import log_in, screenshot
 
@@ -53,7 +61,10 @@ def _queue_order(page) -> list[int]:
 
 
 def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatmap(page, users, tiny_model_dirs):
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     qa = users("qa", "qa-anna")
     _classes("crazing", "inclusion", "patches")
@@ -130,7 +141,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
 
 
 def test_a_concurrent_decision_is_shown_instead_of_overwritten(page, users):
-    from inspections.services.reviews import review_submit
+    from inspections.review.services.reviews import review_submit
 
     users("qa", "qa-ben")
     other = users("qa", "qa-cleo")

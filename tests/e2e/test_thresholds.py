@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 def test_an_ml_admin_changes_a_threshold_and_sees_it_in_the_history(page, users, tiny_model_dirs):
     from inspections.models import DecisionThresholdChange, ModelVersion
-    from inspections.services.model_versions import model_version_register
+    from inspections.registry.services.model_versions import model_version_register
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
     users("ml_admin", "ml-tess")
@@ -41,7 +41,7 @@ def test_an_ml_admin_changes_a_threshold_and_sees_it_in_the_history(page, users,
 
 def test_a_bad_value_is_refused_and_a_viewer_cannot_edit(page, users, tiny_model_dirs):
     from inspections.models import DecisionThresholdChange
-    from inspections.services.model_versions import model_version_register
+    from inspections.registry.services.model_versions import model_version_register
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
     users("ml_admin", "ml-ugo")

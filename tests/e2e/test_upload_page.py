@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inspections.catalog.services.image_validation import NOT_AN_IMAGE
 from inspections.models import ImageStatus, InspectionImage
-from inspections.services.image_validation import NOT_AN_IMAGE
 from tests.conftest import _tiny_texture
 
 from .conftest import log_in, screenshot
@@ -25,7 +25,10 @@ def _stripes_png() -> bytes:
 
 
 def test_a_chosen_file_is_classified_and_its_probability_bars_are_drawn(page, users, celery_worker, tiny_model_dirs):
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     users("qa", "qa-uma")
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))

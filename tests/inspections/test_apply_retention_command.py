@@ -12,8 +12,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionRun
-from inspections.services.retention import retention_keep_days_set
+from inspections.line.services.retention import retention_keep_days_set
+from inspections.models import (
+    DefectClass,
+    ImageStatus,
+    InspectionImage,
+    LabelSource,
+    RetentionRun,
+)
 from tests.factories import InspectionImageFactory, PredictionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -92,7 +92,7 @@ def test_the_token_command_records_creation_and_rotation():
 
 
 def test_a_token_revoked_on_the_page_records_the_admin_and_address(client):
-    from inspections.services.api_tokens import api_token_create
+    from inspections.access.services.api_tokens import api_token_create
 
     owner = UserFactory(roles=["integrator"])
     token = api_token_create(user=owner, name="plc").token

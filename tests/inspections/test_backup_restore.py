@@ -18,11 +18,18 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, InspectionImage, ModelVersion, Review
-from inspections.services.backup import MANIFEST_FILE, STORAGE_FOLDER
-from inspections.services.images import image_upload
-from inspections.services.model_versions import model_version_register
-from inspections.services.reviews import review_submit
+from inspections.catalog.services.images import image_upload
+from inspections.models import (
+    DatasetSnapshot,
+    DatasetSnapshotItem,
+    DefectClass,
+    InspectionImage,
+    ModelVersion,
+    Review,
+)
+from inspections.ops.services.backup import MANIFEST_FILE, STORAGE_FOLDER
+from inspections.registry.services.model_versions import model_version_register
+from inspections.review.services.reviews import review_submit
 from tests.factories import TrainingRunFactory, UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -15,15 +15,26 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
-from inspections import selectors
+from inspections.catalog.services.images import image_upload
+from inspections.catalog.services.suspects import suspect_labels_flag
 from inspections.models import DefectClass, InspectionImage, LabelSource, Prediction
-from inspections.services.images import image_upload
-from inspections.services.inference import predictions_create
-from inspections.services.latest_prediction import images_latest_prediction_refresh
-from inspections.services.model_versions import model_version_promote, model_version_register
-from inspections.services.reviews import review_submit
-from inspections.services.suspects import suspect_labels_flag
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.review import selectors as review_selectors
+from inspections.review.services.inference import predictions_create
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
+from inspections.review.services.reviews import review_submit
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    UserFactory,
+    image_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +129,7 @@ def test_a_suspect_image_without_a_prediction_needs_attention():
     suspect_labels_flag(image_ids=[image.pk], flagged=[
         {"image_id": image.pk, "label": "crazing", "suggested_label": "inclusion", "score": 0.8, "issue": True}])
     assert _facts(image.pk) == dict.fromkeys(FACTS) | {"needs_attention": True}
-    assert selectors.review_queue_counts()["without_prediction"] == 1
+    assert review_selectors.review_queue_counts()["without_prediction"] == 1
 
 
 def test_a_decision_on_a_suspect_label_clears_its_attention_and_keeps_the_prediction_facts():
@@ -131,7 +142,7 @@ def test_a_decision_on_a_suspect_label_clears_its_attention_and_keeps_the_predic
     review_submit(image=image, label_name="crazing", reviewer=qa)
     assert _facts(image.pk)["needs_attention"] is True  # the prediction itself asked for review
     assert _facts(image.pk) == _expected(image.pk)
-    assert image.pk not in set(selectors.image_list_for_review().values_list("id", flat=True))
+    assert image.pk not in set(review_selectors.image_list_for_review().values_list("id", flat=True))
 
 
 def test_a_deleted_latest_prediction_is_replaced_by_the_one_before_it():
@@ -196,28 +207,28 @@ def _documented_order() -> list[int]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_queue_keeps_its_documented_order_and_every_neighbour_agrees(seed):
     _random_queue(seed)
-    queue = list(selectors.image_list_for_review().values_list("id", flat=True))
+    queue = list(review_selectors.image_list_for_review().values_list("id", flat=True))
     assert queue == _documented_order()
     for at, image_id in enumerate(queue):
-        assert selectors.review_queue_neighbours(image_id=image_id) == {
+        assert review_selectors.review_queue_neighbours(image_id=image_id) == {
             "previous": queue[at - 1] if at else None, "next": queue[at + 1] if at + 1 < len(queue) else None,
             "position": at + 1}
 
 
 def test_neighbours_count_the_position_up_to_the_window_and_start_over_outside_the_queue():
     _random_queue(3)
-    queue = list(selectors.image_list_for_review().values_list("id", flat=True))
-    assert selectors.review_queue_neighbours(image_id=queue[5], window=5)["position"] is None
-    assert selectors.review_queue_neighbours(image_id=queue[4], window=5)["position"] == 5
+    queue = list(review_selectors.image_list_for_review().values_list("id", flat=True))
+    assert review_selectors.review_queue_neighbours(image_id=queue[5], window=5)["position"] is None
+    assert review_selectors.review_queue_neighbours(image_id=queue[4], window=5)["position"] == 5
     reviewed = InspectionImage.objects.filter(label_source=LabelSource.REVIEW, suspect_suggestion__isnull=True).first()
-    assert selectors.review_queue_neighbours(image_id=reviewed.pk) == {"previous": None, "next": queue[0],
+    assert review_selectors.review_queue_neighbours(image_id=reviewed.pk) == {"previous": None, "next": queue[0],
                                                                        "position": None}
 
 
 def test_the_counts_agree_with_the_queue():
     _random_queue(4)
-    queue = list(selectors.image_list_for_review())
-    counts = selectors.review_queue_counts()
+    queue = list(review_selectors.image_list_for_review())
+    counts = review_selectors.review_queue_counts()
     assert counts["left"] == len(queue)
     assert counts["needs_review"] == sum(1 for image in queue if image.needs_attention)
     assert counts["suspect_label"] == sum(1 for image in queue if image.suspect_suggestion_id)

@@ -13,9 +13,13 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from inspections.models import Prediction
-from inspections.selectors import image_latest_prediction
-from inspections.services import similarity
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
+from inspections.review.selectors import image_latest_prediction
+from inspections.review.services import similarity
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,12 @@ import pytest
 
 from inspections import queueing
 from inspections.models import DefectClass, LabelSource
-from inspections.services.model_versions import model_version_promote
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
+from inspections.registry.services.model_versions import model_version_promote
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+)
 
 
 class FakeApp:
@@ -72,7 +76,7 @@ def test_a_broker_failure_reports_how_many_were_queued(monkeypatch, settings):
 @pytest.mark.django_db
 def test_promotion_can_repredict_exactly_the_images_waiting_for_a_person(monkeypatch, django_capture_on_commit_callbacks):
     sent = []
-    monkeypatch.setattr("inspections.services.model_versions.inference_enqueue", lambda *, image_ids: sent.append(image_ids))
+    monkeypatch.setattr("inspections.registry.services.model_versions.inference_enqueue", lambda *, image_ids: sent.append(image_ids))
     old = ModelVersionFactory()
     crazing = DefectClass.objects.get_or_create(name="crazing")[0]
     waiting = InspectionImageFactory(status="predicted")

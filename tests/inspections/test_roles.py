@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 
-from inspections import roles
+from inspections.access import roles
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

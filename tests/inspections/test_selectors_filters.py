@@ -3,16 +3,20 @@ means the same in both."""
 
 import pytest
 
-from inspections import selectors
 from inspections.models import DefectClass, LabelSource
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
+from inspections.review import selectors as review_selectors
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def _both(filters: dict) -> tuple[set[int], set[int]]:
-    listed = set(selectors.image_list(filters=filters).values_list("id", flat=True))
-    queued = set(selectors.image_list_for_review(filters={"reviewed": "all", **filters}).values_list("id", flat=True))
+    listed = set(review_selectors.image_list(filters=filters).values_list("id", flat=True))
+    queued = set(review_selectors.image_list_for_review(filters={"reviewed": "all", **filters}).values_list("id", flat=True))
     return listed, queued
 
 
@@ -47,6 +51,6 @@ def test_reviewed_and_label_mean_the_same_in_both():
     imported = InspectionImageFactory(label=crazing, label_source=LabelSource.IMPORT)
     unlabelled = InspectionImageFactory()
     assert _both({"reviewed": "reviewed"})[0] == {reviewed.pk}
-    assert selectors.image_list(filters={"reviewed": "unreviewed"}).filter(pk=reviewed.pk).count() == 0
+    assert review_selectors.image_list(filters={"reviewed": "unreviewed"}).filter(pk=reviewed.pk).count() == 0
     assert _both({"label": ""}) == ({unlabelled.pk}, {unlabelled.pk})
     assert _both({"label": "crazing"}) == ({reviewed.pk, imported.pk}, {reviewed.pk, imported.pk})

@@ -3,9 +3,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.models import ModelVersionStatus, TrainingRun, TrainingRunStatus
-from inspections.selectors import model_version_file
-from inspections.services.dataset_import import dataset_import_folder
+from inspections.registry.selectors import model_version_file
 from mlcore.artefact import MODEL_FILE, SERVING_FILE
 from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
 from tests.factories import ModelVersionFactory

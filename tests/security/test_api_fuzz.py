@@ -12,18 +12,22 @@ from collections import Counter
 
 import pytest
 import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
-from inspections.services.api_tokens import api_token_create
+from inspections.access.services.api_tokens import api_token_create
 from tests.factories import (
-    DefectClassFactory, InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory,
+    DefectClassFactory,
+    InspectionImageFactory,
+    ModelVersionFactory,
+    TrainingRunFactory,
+    UserFactory,
 )
 
 FUZZ_EXAMPLES = 20

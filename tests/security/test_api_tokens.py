@@ -13,10 +13,13 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from inspections.models import ApiToken, AuthEvent, AuthEventKind
-from inspections.services.api_tokens import (
-    LAST_USE_RESOLUTION, ApiTokenError, api_token_create, api_token_revoke,
+from inspections.access.services.api_tokens import (
+    LAST_USE_RESOLUTION,
+    ApiTokenError,
+    api_token_create,
+    api_token_revoke,
 )
+from inspections.models import ApiToken, AuthEvent, AuthEventKind
 from tests.factories import UserFactory
 from tests.inspections.api.conftest import assert_error
 
@@ -265,7 +268,7 @@ def _authenticate(secret: str):
 
 
 def test_token_owner_and_roles_come_from_one_statement(django_assert_num_queries):
-    from inspections import roles
+    from inspections.access import roles
 
     issued = api_token_create(user=UserFactory(roles=[roles.QA, roles.INTEGRATOR]), name="camera")
     _authenticate(issued.secret)  # the first use is written
@@ -290,7 +293,7 @@ def test_the_token_and_owner_read_are_the_rows_the_orm_reads():
 
 
 def test_an_owner_without_role_groups_has_no_roles_and_a_prefix_twin_does_not_match():
-    from inspections import roles
+    from inspections.access import roles
 
     issued = api_token_create(user=UserFactory(), name="no role")
     twin = api_token_create(user=UserFactory(roles=[roles.ML_ADMIN]), name="twin")

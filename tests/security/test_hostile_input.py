@@ -16,7 +16,7 @@ import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
 
-from inspections.services.api_tokens import api_token_create
+from inspections.access.services.api_tokens import api_token_create
 from tests.factories import InspectionImageFactory, ModelVersionFactory, UserFactory
 from tests.inspections.api.conftest import assert_error
 from tests.security import images as im

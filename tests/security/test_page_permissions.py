@@ -4,11 +4,10 @@ something gets 403; the API has its own matrix in tests/inspections/api/test_per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import io
 import uuid
 import zipfile
+from dataclasses import dataclass
 
 import pytest
 from django.contrib.messages import constants as message_levels
@@ -16,8 +15,19 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inspections.models import DefectClass, ModelVersionStatus, TrainingRun, TrainingRunStatus
-from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory, image_bytes
+from inspections.models import (
+    DefectClass,
+    ModelVersionStatus,
+    TrainingRun,
+    TrainingRunStatus,
+)
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    TrainingRunFactory,
+    UserFactory,
+    image_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,14 +121,17 @@ def _labelled_image() -> dict:
 
 
 def _image_and_active_model(request) -> dict:
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     model_version_promote(version=model_version_register(model_dir=request.getfixturevalue("tiny_model_dirs")[0]))
     return _labelled_image()
 
 
 def _trainable_images(request) -> dict:
-    from inspections.services.dataset_import import dataset_import_folder
+    from inspections.catalog.services.dataset_import import dataset_import_folder
     from tests.conftest import tiny_dataset
 
     folder = request.getfixturevalue("tmp_path") / "data"
@@ -128,7 +141,7 @@ def _trainable_images(request) -> dict:
 
 
 def _two_versions_promoted_in_turn() -> dict:
-    from inspections.services.model_versions import model_version_promote
+    from inspections.registry.services.model_versions import model_version_promote
 
     model_version_promote(version=ModelVersionFactory())
     model_version_promote(version=ModelVersionFactory())
@@ -136,7 +149,7 @@ def _two_versions_promoted_in_turn() -> dict:
 
 
 def _api_token() -> int:
-    from inspections.services.api_tokens import api_token_create
+    from inspections.access.services.api_tokens import api_token_create
 
     return api_token_create(user=UserFactory(roles=["integrator"]), name="permissions").token.pk
 

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 from celery.signals import after_task_publish
-
-from tests.conftest import wait_for
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from inspections.services.api_tokens import api_token_create
+from inspections.access.services.api_tokens import api_token_create
 from steelqc.observability import (
     REQUEST_ID_HEADER,
     JsonFormatter,
@@ -25,6 +23,7 @@ from steelqc.observability import (
     request_id_get,
     request_id_set,
 )
+from tests.conftest import wait_for
 from tests.factories import UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent

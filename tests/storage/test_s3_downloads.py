@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from inspections.services.images import image_upload
-from inspections.services.model_versions import model_version_register
-from inspections.services.reviews import review_submit
+from inspections.catalog.services.images import image_upload
+from inspections.registry.services.model_versions import model_version_register
+from inspections.review.services.reviews import review_submit
 from mlcore.artefact import MODEL_FILE
 from tests.factories import UserFactory, image_bytes
 from tests.inspections.api.conftest import client_for

@@ -15,13 +15,13 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from inspections.access.services.api_tokens import api_token_create
+from inspections.catalog.services.images import image_upload
+from inspections.catalog.services.stored_files import local_copies
 from inspections.errors import ApplicationError
 from inspections.models import InspectionImage
-from inspections.services.api_tokens import api_token_create
-from inspections.services.artefacts import artefact_local_dir
-from inspections.services.images import image_upload
-from inspections.services.model_versions import model_version_register
-from inspections.services.stored_files import local_copies
+from inspections.registry.services.artefact_storage import artefact_local_dir
+from inspections.registry.services.model_versions import model_version_register
 from tests.factories import UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -122,7 +122,7 @@ def test_a_worker_process_downloads_and_loads_artefacts_another_process_stored(s
         "import json, sys, django\n"
         "django.setup()\n"
         "from django.core.files.storage import default_storage\n"
-        "from inspections.services.artefacts import artefact_local_dir\n"
+        "from inspections.registry.services.artefact_storage import artefact_local_dir\n"
         "from mlcore.inference import Classifier\n"
         "local = artefact_local_dir(prefix=sys.argv[1])\n"
         "result = Classifier.load(local).predict_files([sys.argv[2]])[0]\n"

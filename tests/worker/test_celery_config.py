@@ -42,7 +42,7 @@ def test_inference_task_acks_late_and_requeues_when_its_worker_dies(settings):
 
 
 def test_every_periodic_job_names_a_registered_task():
-    from inspections.services.schedules import PERIODIC_JOBS
+    from inspections.ops.services.schedules import PERIODIC_JOBS
 
     app.loader.import_default_modules()  # what a worker does with CELERY_IMPORTS at start
     assert {job.task for job in PERIODIC_JOBS} <= set(app.tasks)

@@ -11,11 +11,16 @@ import sys
 
 import pytest
 
-from inspections.models import InspectionImage, TrainingRun, TrainingRunStatus, TrainingRunTrigger
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.reviews import review_submit
-from inspections.services.schedules import periodic_tasks_ensure
-from inspections.services.training import training_run_cancel
+from inspections.catalog.services.dataset_import import dataset_import_folder
+from inspections.models import (
+    InspectionImage,
+    TrainingRun,
+    TrainingRunStatus,
+    TrainingRunTrigger,
+)
+from inspections.ops.services.schedules import periodic_tasks_ensure
+from inspections.registry.services.training import training_run_cancel
+from inspections.review.services.reviews import review_submit
 from tests.conftest import ROOT, _worker_env, tiny_dataset, wait_for
 from tests.factories import UserFactory
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from inspections.models import ModelVersionStatus
-from inspections.services.model_versions import model_version_promote
+from inspections.registry.services.model_versions import model_version_promote
 from tests.factories import ModelVersionFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -11,15 +11,27 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from inspections import task_names
-from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionPolicy, RetentionRun
-from inspections.services.schedules import periodic_tasks_ensure
+from inspections.models import (
+    DefectClass,
+    ImageStatus,
+    InspectionImage,
+    LabelSource,
+    RetentionPolicy,
+    RetentionRun,
+)
+from inspections.ops.services.schedules import periodic_tasks_ensure
 from steelqc.celery import app
 from tests.conftest import wait_for
 from tests.factories import InspectionImageFactory, PredictionFactory
 
 
 def test_the_task_is_registered_with_its_time_limits():
-    from worker.tasks.retention import SOFT_TIME_LIMIT_S, TIME_BUDGET_S, TIME_LIMIT_S, apply_retention
+    from worker.tasks.retention import (
+        SOFT_TIME_LIMIT_S,
+        TIME_BUDGET_S,
+        TIME_LIMIT_S,
+        apply_retention,
+    )
 
     app.loader.import_default_modules()
     task = app.tasks[task_names.APPLY_RETENTION]

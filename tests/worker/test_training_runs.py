@@ -4,10 +4,21 @@ import time
 
 import pytest
 
-from inspections.models import ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.model_versions import model_version_promote, model_version_register
-from inspections.services.training import training_run_cancel, training_run_start
+from inspections.catalog.services.dataset_import import dataset_import_folder
+from inspections.models import (
+    ModelVersion,
+    ModelVersionStatus,
+    TrainingRun,
+    TrainingRunStatus,
+)
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.registry.services.training import (
+    training_run_cancel,
+    training_run_start,
+)
 from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inspections import task_names
-from inspections.services.line_classify import classify_run
+from inspections.line.services.classify import classify_run
 
 
 @shared_task(

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from inspections import task_names
-from inspections.services.drift import drift_alerts_check
+from inspections.line.services.drift import drift_alerts_check
 
 
 @shared_task(name=task_names.CHECK_DRIFT, time_limit=120, soft_time_limit=100, ignore_result=True)

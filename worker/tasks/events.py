@@ -5,7 +5,11 @@ import logging
 from celery import shared_task
 
 from inspections import task_names
-from inspections.services.events import WebhookDeliveryError, drift_webhook_send, promotion_webhook_send
+from inspections.ops.services.webhooks import (
+    WebhookDeliveryError,
+    drift_webhook_send,
+    promotion_webhook_send,
+)
 
 logger = logging.getLogger(__name__)
 

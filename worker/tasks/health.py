@@ -5,7 +5,7 @@ import socket
 from celery import shared_task
 
 from inspections import task_names
-from inspections.selectors import database_ping
+from inspections.ops.selectors import database_ping
 
 
 @shared_task(name=task_names.HEALTH_PING, time_limit=30, soft_time_limit=20, ignore_result=False)

@@ -4,8 +4,11 @@ from celery import shared_task
 from django.conf import settings
 
 from inspections import task_names
-from inspections.services.inference import pending_images_requeue, predictions_create
-from inspections.services.version_comparison import version_comparison_compute
+from inspections.registry.services.version_comparison import version_comparison_compute
+from inspections.review.services.inference import (
+    pending_images_requeue,
+    predictions_create,
+)
 
 
 @shared_task(

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from inspections import task_names
-from inspections.services.line_rollup import line_stats_rollup
+from inspections.line.services.rollup import line_stats_rollup
 
 
 @shared_task(name=task_names.ROLLUP_LINE_STATS, time_limit=600, soft_time_limit=540, ignore_result=True)

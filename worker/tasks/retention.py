@@ -6,8 +6,8 @@ from celery import shared_task
 
 from inspections import task_names
 from inspections.errors import ApplicationError
+from inspections.line.services.retention_sweep import retention_sweep
 from inspections.models import RetentionTrigger
-from inspections.services.retention_sweep import retention_sweep
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,11 @@ from celery import shared_task
 from django.conf import settings
 
 from inspections import task_names
-from inspections.services.continuous_learning import training_run_start_if_due
-from inspections.services.training import training_run_execute, training_runs_fail_stale
+from inspections.review.services.continuous_learning import training_run_start_if_due
+from inspections.registry.services.training import (
+    training_run_execute,
+    training_runs_fail_stale,
+)
 
 
 @shared_task(

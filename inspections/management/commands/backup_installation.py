@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from inspections.errors import ApplicationError
-from inspections.services.backup import backup_create, main_counts
+from inspections.ops.services.backup import backup_create, main_counts
 
 
 class Command(BaseCommand):

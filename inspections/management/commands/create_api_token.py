@@ -11,9 +11,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from inspections.models import ApiTokenScope
-from inspections.roles import ROLES
-from inspections.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke_all
+from inspections.access.models import ApiTokenScope
+from inspections.access.roles import ROLES
+from inspections.access.services.api_tokens import (
+    ApiTokenError,
+    api_token_create,
+    api_token_revoke_all,
+)
 
 
 class Command(BaseCommand):

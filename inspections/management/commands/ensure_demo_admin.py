@@ -3,8 +3,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 
+from inspections.access.roles import ML_ADMIN
 from inspections.management.local import LOCAL_URL
-from inspections.roles import ML_ADMIN
 
 
 class Command(BaseCommand):

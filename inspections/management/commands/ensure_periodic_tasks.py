@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inspections.services.schedules import PERIODIC_JOBS, periodic_tasks_ensure
+from inspections.ops.services.schedules import PERIODIC_JOBS, periodic_tasks_ensure
 
 
 class Command(BaseCommand):

@@ -2,11 +2,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inspections import selectors
-from inspections.errors import ApplicationError
-from inspections.services.dataset_export import (
-    dataset_export_filters_clean, dataset_export_stream, dataset_snapshot_stream,
+from inspections.ops.services.dataset_export import (
+    dataset_export_filters_clean,
+    dataset_export_stream,
+    dataset_snapshot_stream,
 )
+from inspections.errors import ApplicationError
+from inspections.registry import selectors as registry_selectors
 
 
 class Command(BaseCommand):
@@ -27,7 +29,7 @@ class Command(BaseCommand):
             if snapshot is not None:
                 if split or label:
                     raise CommandError("--snapshot exports the run's whole snapshot; drop --split and --label.")
-                run = selectors.training_run_detail(run_id=snapshot)
+                run = registry_selectors.training_run_detail(run_id=snapshot)
                 if run is None:
                     raise CommandError(f"No training run with id {snapshot}.")
                 chunks = dataset_snapshot_stream(run=run)

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from inspections.services.similarity import prediction_descriptors_fill
+from inspections.review.services.similarity import prediction_descriptors_fill
 
 
 class Command(BaseCommand):

@@ -2,10 +2,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inspections.catalog.models import InspectionImage
+from inspections.catalog.services.box_import import REASONS, BoxSources
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.errors import ApplicationError
-from inspections.models import InspectionImage
-from inspections.services.box_import import REASONS, BoxSources
-from inspections.services.dataset_import import dataset_import_folder
 
 
 class Command(BaseCommand):

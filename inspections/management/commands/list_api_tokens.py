@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from inspections import selectors
+from inspections.access import selectors as access_selectors
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Include revoked and expired tokens.")
 
     def handle(self, *args, username: str | None, all: bool, **options):
-        tokens = selectors.api_token_list(username=username, include_dead=all)
+        tokens = access_selectors.api_token_list(username=username, include_dead=all)
         if not tokens:
             self.stderr.write("No tokens.")
         for token in tokens:

@@ -4,12 +4,20 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
-from inspections.management.local import LOCAL_URL
 from inspections.errors import ApplicationError
-from inspections.models import (
-    IN_PROGRESS_STATUSES, ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus, TrainingRunTrigger,
+from inspections.management.local import LOCAL_URL
+from inspections.registry.models import (
+    IN_PROGRESS_STATUSES,
+    ModelVersion,
+    ModelVersionStatus,
+    TrainingRun,
+    TrainingRunStatus,
+    TrainingRunTrigger,
 )
-from inspections.services.training import training_run_execute, training_run_start
+from inspections.registry.services.training import (
+    training_run_execute,
+    training_run_start,
+)
 
 
 def _parameter(text: str) -> tuple[str, object]:

@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from inspections.services.api_tokens import api_token_create
+from inspections.access.services.api_tokens import api_token_create
 from tests.factories import UserFactory
 
 ROLES = ("viewer", "integrator", "qa", "ml_admin")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inspections.models import DefectClass, ModelVersion, TrainingRun
-from inspections.services.model_versions import model_version_promote
+from inspections.registry.services.model_versions import model_version_promote
 from tests.factories import ModelVersionFactory, TrainingRunFactory
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -109,7 +109,7 @@ def test_a_second_training_run_is_refused_while_one_is_running():
 def test_starting_training_freezes_the_labelled_images_and_queues_the_run(no_queue, tmp_path,
                                                                           django_capture_on_commit_callbacks):
     from inspections import task_names
-    from inspections.services.dataset_import import dataset_import_folder
+    from inspections.catalog.services.dataset_import import dataset_import_folder
     from tests.conftest import tiny_dataset
 
     tiny_dataset(tmp_path / "data", per_class=10)

@@ -16,16 +16,25 @@ from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 
-from inspections import prediction_events
+from inspections.line.services.classify import BYTES_PREFIX
+from inspections.line.services.retention import sampled
 from inspections.models import InspectionImage, LineMinute, Prediction, RetentionPolicy
-from inspections.services.line_classify import BYTES_PREFIX
-from inspections.services.model_versions import model_version_promote, model_version_register
-from inspections.services.retention import sampled
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.review import prediction_events
 from tests.conftest import tiny_dataset, wait_for
 from tests.factories import ModelVersionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 from tests.security.test_hostile_input import (
-    ACCEPTED_UPLOADS, BOUNDARY, INTERNALS, REFUSED_UPLOADS, multipart, post_files, row_counts,
+    ACCEPTED_UPLOADS,
+    BOUNDARY,
+    INTERNALS,
+    REFUSED_UPLOADS,
+    multipart,
+    post_files,
+    row_counts,
 )
 
 URL = "/api/v1/classify/"
@@ -121,7 +130,7 @@ class TestInput:
         def refused(channels):
             raise prediction_events.SubscriptionBroken("connection refused")
 
-        monkeypatch.setattr("inspections.services.line_classify.subscribed", refused)
+        monkeypatch.setattr("inspections.line.services.classify.subscribed", refused)
         before = _stored_bytes()
         response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=8))))
         assert_error(response, 503, "queue_unavailable")

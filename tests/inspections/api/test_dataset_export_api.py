@@ -13,15 +13,25 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
-from inspections.models import (
-    DatasetSnapshotItem, InspectionImage, Prediction, Review, Split, TrainingRun,
+from inspections.ops.services.dataset_export import CHUNK_BYTES, COCO_FILE
+from inspections.catalog.services.dataset_import import dataset_import_folder
+from inspections.catalog.services.dataset_manifest import (
+    FIELDS,
+    MANIFEST_CSV,
+    MANIFEST_JSON,
+    SNAPSHOT_FILE,
 )
-from inspections.services.dataset_export import CHUNK_BYTES, COCO_FILE
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.images import image_upload
-from inspections.services.dataset_manifest import FIELDS, MANIFEST_CSV, MANIFEST_JSON, SNAPSHOT_FILE
-from inspections.services.reviews import review_exclude, review_submit
-from inspections.services.training import training_run_start
+from inspections.catalog.services.images import image_upload
+from inspections.models import (
+    DatasetSnapshotItem,
+    InspectionImage,
+    Prediction,
+    Review,
+    Split,
+    TrainingRun,
+)
+from inspections.registry.services.training import training_run_start
+from inspections.review.services.reviews import review_exclude, review_submit
 from tests.factories import TrainingRunFactory, UserFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 

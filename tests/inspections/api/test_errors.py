@@ -7,8 +7,8 @@ import logging
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inspections import selectors
 from inspections.models import InspectionImage
+from inspections.review import selectors as review_selectors
 from tests.factories import InspectionImageFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -100,7 +100,7 @@ def test_unhandled_error_is_500_json_and_logged(monkeypatch, caplog):
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(selectors, "image_list", broken)
+    monkeypatch.setattr(review_selectors, "image_list", broken)
     with caplog.at_level(logging.ERROR, logger="inspections.api"):
         response = client_for("viewer").get("/api/v1/images/")
     error = assert_error(response, 500, "server_error")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from inspections import selectors
 from inspections.models import DefectClass, InspectionImage, Review
-from inspections.services.training import training_run_start
+from inspections.registry.services.training import training_run_start
+from inspections.review import selectors as review_selectors
 from tests.factories import InspectionImageFactory, PredictionFactory
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -31,7 +31,7 @@ def _labelled(name="crazing", **fields):
 
 
 def _queue_ids() -> set[int]:
-    return set(selectors.image_list_for_review().values_list("id", flat=True))
+    return set(review_selectors.image_list_for_review().values_list("id", flat=True))
 
 
 def test_no_defect_is_a_class_from_the_migrations_and_a_label_like_any_other(qa):

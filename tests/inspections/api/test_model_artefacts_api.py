@@ -13,13 +13,22 @@ import zipfile
 import pytest
 from django.core.files.storage import default_storage
 
-from inspections.services import model_artefacts
-from inspections.services.images import image_upload
-from inspections.services.inference import predictions_create
-from inspections.services.model_artefacts import SAVED_MODEL_ZIP
-from inspections.services.model_versions import model_version_promote, model_version_register
+from inspections.catalog.services.images import image_upload
+from inspections.registry.services import artefacts as model_artefacts
+from inspections.registry.services.artefacts import SAVED_MODEL_ZIP
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.review.services.inference import predictions_create
 from mlcore.artefact import (
-    CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE, SERVING_FILE, SUSPECTS_FILE,
+    CLASSES_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    OOD_FILE,
+    SERVING_FILE,
+    SUSPECTS_FILE,
 )
 from tests.conftest import ROOT, tiny_dataset
 from tests.inspections.api.conftest import assert_error, client_for

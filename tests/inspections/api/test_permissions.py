@@ -9,13 +9,23 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, ModelVersion, Review
-from inspections.services.model_versions import model_version_promote
-from inspections.services.similarity import embedding_bytes
-from tests.factories import (
-    InspectionImageFactory, ModelVersionFactory, PredictionFactory, TrainingRunFactory, image_bytes,
+from inspections.models import (
+    DatasetSnapshot,
+    DatasetSnapshotItem,
+    DefectClass,
+    ModelVersion,
+    Review,
 )
+from inspections.registry.services.model_versions import model_version_promote
+from inspections.review.services.similarity import embedding_bytes
 from mlcore.artefact import CLASSES_FILE
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    TrainingRunFactory,
+    image_bytes,
+)
 from tests.inspections.api.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db
@@ -196,9 +206,9 @@ def test_forbidden_promotion_changes_nothing(world):
 
 
 def test_user_without_any_role_reads_nothing():
-    from inspections.services.api_tokens import api_token_create
     from rest_framework.test import APIClient
 
+    from inspections.access.services.api_tokens import api_token_create
     from tests.factories import UserFactory
 
     client = APIClient()

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 
 from inspections.models import InspectionImage
-from inspections.prediction_events import images_done_announce
+from inspections.review.prediction_events import images_done_announce
 from tests.factories import ModelVersionFactory, PredictionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -181,7 +181,10 @@ def test_wait_gives_up_after_the_time_asked_for():
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_upload_with_wait_gets_the_real_workers_prediction(celery_worker, tiny_model_dirs):
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     response = _post(client_for("integrator"), [_file("strip.png", image_bytes(seed=60, size=(40, 40)))],

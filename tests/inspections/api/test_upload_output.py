@@ -9,8 +9,14 @@ from rest_framework.test import APIRequestFactory
 
 from inspections.api.serializers import ImageOutput
 from inspections.api.upload_output import new_image_output
-from inspections.services.images import image_upload
-from tests.factories import DefectClassFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
+from inspections.catalog.services.images import image_upload
+from tests.factories import (
+    DefectClassFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    UserFactory,
+    image_bytes,
+)
 from tests.inspections.api.conftest import client_for
 
 pytestmark = pytest.mark.django_db

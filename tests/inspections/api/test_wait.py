@@ -11,10 +11,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from inspections import prediction_events, selectors
+from inspections.review import selectors as review_selectors
 from inspections.models import InspectionImage, Prediction
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, image_bytes
+from inspections.review import prediction_events
 from tests.conftest import wait_for
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    image_bytes,
+)
 from tests.inspections.api.conftest import assert_error, client_for
 
 WAITING = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -50,7 +56,7 @@ def test_wait_wakes_on_the_announcement_and_reads_the_database_once():
     helper = _predict_later(images, delay_s=0.8)
     started = time.monotonic()
     with CaptureQueriesContext(connection) as queries:
-        finished = selectors.prediction_wait(image_ids=images, timeout_s=20)
+        finished = prediction_events.prediction_wait(image_ids=images, timeout_s=20)
     elapsed = time.monotonic() - started
     helper.join(5)
     assert finished == set(images)
@@ -63,7 +69,7 @@ def test_wait_honours_its_deadline_without_polling():
     image = InspectionImageFactory().pk
     started = time.monotonic()
     with CaptureQueriesContext(connection) as queries:
-        finished = selectors.prediction_wait(image_ids=[image], timeout_s=0.7)
+        finished = prediction_events.prediction_wait(image_ids=[image], timeout_s=0.7)
     elapsed = time.monotonic() - started
     assert finished == set()
     assert len(queries) == 1
@@ -78,20 +84,20 @@ def test_a_missed_announcement_ends_the_wait_at_its_deadline():
     helper = _predict_later([image], delay_s=0.3, announce=False)
     started = time.monotonic()
     with CaptureQueriesContext(connection) as queries:
-        finished = selectors.prediction_wait(image_ids=[image], timeout_s=1.5)
+        finished = prediction_events.prediction_wait(image_ids=[image], timeout_s=1.5)
     elapsed = time.monotonic() - started
     helper.join(5)
     assert finished == set()
     assert len(queries) == 1
     assert 1.5 <= elapsed < 5
-    assert selectors.images_finished(image_ids=[image]) == {image}
+    assert review_selectors.images_finished(image_ids=[image]) == {image}
 
 
 @WAITING
 def test_failed_images_count_as_finished():
     image = InspectionImageFactory(status="failed").pk
     with CaptureQueriesContext(connection) as queries:
-        assert selectors.prediction_wait(image_ids=[image], timeout_s=5) == {image}
+        assert prediction_events.prediction_wait(image_ids=[image], timeout_s=5) == {image}
     assert len(queries) == 1
 
 
@@ -101,7 +107,7 @@ def test_without_redis_waiting_falls_back_to_a_slow_poll(settings):
     image = InspectionImageFactory().pk
     helper = _predict_later([image], delay_s=0.8, announce=False)
     with CaptureQueriesContext(connection) as queries:
-        finished = selectors.prediction_wait(image_ids=[image], timeout_s=10)
+        finished = prediction_events.prediction_wait(image_ids=[image], timeout_s=10)
     helper.join(5)
     assert finished == {image}
     # One look every FALLBACK_POLL_S (0.5 s), not every few milliseconds.
@@ -132,15 +138,18 @@ def test_waiters_beyond_the_bound_get_503_and_nothing_is_stored(settings):
 @pytest.mark.worker
 @WAITING
 def test_the_real_worker_wakes_the_waiting_upload(celery_worker, tiny_model_dirs, monkeypatch):
-    from inspections.services.model_versions import model_version_promote, model_version_register
+    from inspections.registry.services.model_versions import (
+        model_version_promote,
+        model_version_register,
+    )
 
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     # The worker loads TensorFlow and the model on its first batch (slow on a busy machine): warm it.
     _post(client_for("integrator"), image_bytes(seed=75, size=(40, 40)), "")
     wait_for(lambda: Prediction.objects.exists(), timeout=300)
     looks = []
-    real = selectors.images_finished
-    monkeypatch.setattr(selectors, "images_finished", lambda **kw: looks.append(kw) or real(**kw))
+    real = review_selectors.images_finished
+    monkeypatch.setattr(prediction_events, "images_finished", lambda **kw: looks.append(kw) or real(**kw))
     started = time.monotonic()
     response = _post(client_for("integrator"), image_bytes(seed=74, size=(40, 40)), "?wait=30")
     elapsed = time.monotonic() - started

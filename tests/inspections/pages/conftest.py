@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
+from inspections.access.roles import ROLES
 from inspections.models import DefectClass, ImageStatus, Prediction
-from inspections.roles import ROLES
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
 from tests.factories import InspectionImageFactory, ModelVersionFactory, UserFactory
-from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
+from inspections.catalog.services import zip_upload
 from inspections.models import InspectionImage
-from inspections.services import zip_upload
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from inspections.models import ModelVersionStatus
-from inspections.services.reviews import review_submit
+from inspections.review.services.reviews import review_submit
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db

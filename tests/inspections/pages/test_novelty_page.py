@@ -8,9 +8,14 @@ import re
 import numpy as np
 import pytest
 
-from inspections.services.model_versions import model_version_promote
-from inspections.services.similarity import embedding_bytes
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory
+from inspections.registry.services.model_versions import model_version_promote
+from inspections.review.services.similarity import embedding_bytes
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

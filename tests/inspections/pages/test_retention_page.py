@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from inspections.line.services.stats import Seen, line_minute_record
 from inspections.models import RetentionPolicy
-from inspections.services.line_stats import Seen, line_minute_record
 
 pytestmark = pytest.mark.django_db
 

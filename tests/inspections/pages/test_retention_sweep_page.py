@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from inspections.line.services.retention_sweep import retention_sweep
 from inspections.models import ImageStatus, InspectionImage, RetentionPolicy
-from inspections.services.retention_sweep import retention_sweep
 from tests.factories import InspectionImageFactory, PredictionFactory
 
 pytestmark = pytest.mark.django_db

@@ -3,17 +3,19 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from inspections import selectors
 from inspections.models import DefectClass
-from inspections.services.reviews import review_submit
+from inspections.review import selectors as review_selectors
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
+from inspections.review.services.reviews import review_submit
 from tests.factories import InspectionImageFactory, ModelVersionFactory
-from inspections.services.latest_prediction import images_latest_prediction_refresh
 
 pytestmark = pytest.mark.django_db
 
 
 def _queue_ids(filters=None) -> list[int]:
-    return list(selectors.image_list_for_review(filters=filters).values_list("id", flat=True))
+    return list(review_selectors.image_list_for_review(filters=filters).values_list("id", flat=True))
 
 
 def test_needs_review_first_then_smallest_margin_then_unlabelled(predicted_image):
@@ -48,10 +50,10 @@ def test_the_latest_prediction_decides_the_place(predicted_image):
 def test_a_decision_takes_the_image_out_of_the_queue_and_the_counts(predicted_image, role_user):
     first = predicted_image({"crazing": 0.5, "inclusion": 0.5}, needs_review=True)
     predicted_image({"crazing": 0.9, "inclusion": 0.1})
-    before = selectors.review_queue_counts()
+    before = review_selectors.review_queue_counts()
     assert (before["left"], before["needs_review"], before["reviewed"]) == (2, 1, 0)
     review_submit(image=first, label_name="inclusion", reviewer=role_user("qa"), expected_version=0)
-    after = selectors.review_queue_counts()
+    after = review_selectors.review_queue_counts()
     assert (after["left"], after["needs_review"], after["reviewed"]) == (1, 0, 1)
     assert first.pk not in _queue_ids()
     assert _queue_ids({"reviewed": "reviewed"}) == [first.pk]

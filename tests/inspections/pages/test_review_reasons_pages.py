@@ -6,7 +6,9 @@ import pytest
 from django.test import Client
 
 from inspections.models import Prediction
-from inspections.services.latest_prediction import images_latest_prediction_refresh
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
 
 pytestmark = pytest.mark.django_db
 

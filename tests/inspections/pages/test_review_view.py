@@ -1,7 +1,7 @@
 import pytest
 
 from inspections.models import DefectClass, Review
-from inspections.services.reviews import review_submit
+from inspections.review.services.reviews import review_submit
 
 pytestmark = pytest.mark.django_db
 

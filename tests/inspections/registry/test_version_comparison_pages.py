@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from inspections.models import ModelVersionStatus
-from inspections.services.model_versions import model_version_promote
+from inspections.registry.services.model_versions import model_version_promote
 from tests.factories import ModelVersionFactory, UserFactory
 from tests.inspections.api.test_version_comparison_api import _run_queued, versions  # noqa: F401 (fixture)
 

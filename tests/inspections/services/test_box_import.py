@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from inspections.catalog.services.box_import import BoxSources
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.models import DefectBox, DefectClass, InspectionImage
-from inspections.services.box_import import BoxSources
-from inspections.services.dataset_import import dataset_import_folder
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db

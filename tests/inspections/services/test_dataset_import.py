@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.errors import ApplicationError
 from inspections.models import InspectionImage, LabelSource, Split
-from inspections.services.dataset_import import dataset_import_folder
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db

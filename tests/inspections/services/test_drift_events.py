@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
+from inspections.line.services.drift import drift_alerts_check
 from inspections.models import DefectClass, DriftAlert, ModelVersionStatus, Prediction
-from inspections.services.drift import drift_alerts_check
-from inspections.services.events import WebhookDeliveryError, drift_webhook_send
+from inspections.ops.services.webhooks import WebhookDeliveryError, drift_webhook_send
 from tests.conftest import wait_for
 from tests.factories import InspectionImageFactory, ModelVersionFactory
 

@@ -3,9 +3,9 @@ import io
 import pytest
 from PIL import Image
 
+from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError
 from inspections.models import ImageStatus, InspectionImage
-from inspections.services.images import image_upload
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ def _files(media_root):
 
 def test_upload_stores_a_pending_image_and_queues_inference_after_commit(django_capture_on_commit_callbacks, monkeypatch):
     sent = []
-    monkeypatch.setattr("inspections.services.images.inference_enqueue", lambda *, image_ids: sent.append(image_ids))
+    monkeypatch.setattr("inspections.catalog.services.images.inference_enqueue", lambda *, image_ids: sent.append(image_ids))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = image_upload(content=image_bytes(seed=1), filename="line4/cam2/frame.png", uploaded_by=None,
                               source="line-4", external_id="coil-77")

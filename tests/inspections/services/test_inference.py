@@ -2,10 +2,13 @@
 
 import pytest
 
+from inspections.catalog.services.images import image_upload
 from inspections.models import ImageStatus, InspectionImage, Prediction
-from inspections.services.images import image_upload
-from inspections.services.inference import predictions_create
-from inspections.services.model_versions import model_version_promote, model_version_register
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.review.services.inference import predictions_create
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +66,8 @@ def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(
     import numpy as np
 
     from inspections.pages.heatmaps import heatmap_png
-    from inspections.services import classifiers, inference
+    from inspections.registry.services import classifiers
+    from inspections.review.services import inference
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
     model_version_promote(version=version)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection, connections, transaction
@@ -16,10 +17,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from inspections import task_names
+from inspections.line.services.rollup import line_stats_rollup
+from inspections.line.services.stats import (
+    Seen,
+    bucket_start,
+    line_minute_record,
+    line_stats,
+)
 from inspections.models import LineMinute, LineResolution
-from inspections.services.line_rollup import line_stats_rollup
-from inspections.services.line_stats import Seen, bucket_start, line_minute_record, line_stats
-from inspections.services.schedules import PERIODIC_JOBS
+from inspections.ops.services.schedules import PERIODIC_JOBS
 from tests.factories import ModelVersionFactory
 from tests.inspections.api.conftest import assert_error, client_for
 

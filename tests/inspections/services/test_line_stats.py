@@ -4,14 +4,20 @@ concurrent workers; GET line-stats/ reads them."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connections
 from django.utils import timezone
 
+from inspections.line.services.stats import (
+    Seen,
+    confidence_bin,
+    line_minute_record,
+    line_stats,
+)
 from inspections.models import LineMinute
-from inspections.services.line_stats import Seen, confidence_bin, line_minute_record, line_stats
 from tests.factories import ModelVersionFactory
 from tests.inspections.api.conftest import assert_error, client_for
 

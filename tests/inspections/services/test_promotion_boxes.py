@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from inspections.models import BoxSource, DefectBox
-from inspections.services.promotion import _test_boxes
+from inspections.registry.services.promotion import _test_boxes
 from tests.factories import DefectClassFactory, InspectionImageFactory
 
 pytestmark = pytest.mark.django_db

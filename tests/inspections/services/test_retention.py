@@ -6,17 +6,25 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connections
 
 from inspections.errors import ApplicationError
-from inspections.models import RetentionPolicy
-from inspections.services.retention import (
-    KEPT_FLAGGED, KEPT_SAMPLED, NOT_SAMPLED, OVER_CAP, Policy, retention_decide, retention_policy_for,
-    retention_policy_set, sampled,
+from inspections.line.services.retention import (
+    KEPT_FLAGGED,
+    KEPT_SAMPLED,
+    NOT_SAMPLED,
+    OVER_CAP,
+    Policy,
+    retention_decide,
+    retention_policy_for,
+    retention_policy_set,
+    sampled,
 )
+from inspections.models import RetentionPolicy
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

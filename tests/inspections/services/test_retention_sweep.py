@@ -12,19 +12,52 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError
+from inspections.line.services.retention import retention_keep_days_set
+from inspections.line.services.retention_sweep import (
+    KEPT_BOXED,
+    KEPT_LABELLED,
+    KEPT_NOT_PREDICTED,
+    KEPT_OPEN_REVIEW,
+    KEPT_REVIEWED,
+    KEPT_SNAPSHOT,
+    KEPT_SPLIT,
+    RETENTION_SWEEP_LOCK,
+    Scope,
+    _unneeded,
+    expired_candidates,
+    retention_next_run,
+    retention_sweep,
+)
 from inspections.models import (
-    BoxSource, DatasetSnapshot, DatasetSnapshotItem, DefectBox, DefectBoxChange, DefectClass, ImageStatus,
-    InspectionImage, LabelSource, PendingFileDeletion, Prediction, RetentionPolicy, RetentionRun, Split,
+    BoxSource,
+    DatasetSnapshot,
+    DatasetSnapshotItem,
+    DefectBox,
+    DefectBoxChange,
+    DefectClass,
+    ImageStatus,
+    InspectionImage,
+    LabelSource,
+    PendingFileDeletion,
+    Prediction,
+    RetentionPolicy,
+    RetentionRun,
+    Split,
 )
-from inspections.services.images import image_upload
-from inspections.services.retention import retention_keep_days_set
-from inspections.services.retention_sweep import (
-    KEPT_BOXED, KEPT_LABELLED, KEPT_NOT_PREDICTED, KEPT_OPEN_REVIEW, KEPT_REVIEWED, KEPT_SNAPSHOT, KEPT_SPLIT,
-    RETENTION_SWEEP_LOCK, Scope, _unneeded, expired_candidates, retention_next_run, retention_sweep,
+from inspections.review.services.reviews import (
+    review_exclude,
+    review_include,
+    review_submit,
 )
-from inspections.services.reviews import review_exclude, review_include, review_submit
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    UserFactory,
+    image_bytes,
+)
 
 # Transactional: the sweep commits batch by batch and deletes files after each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,7 +207,7 @@ def test_images_not_predicted_wait_for_inference_or_a_person(status):
 def test_a_review_after_the_sweep_selected_the_image_keeps_it(monkeypatch):
     """The candidates are checked again once locked: a label committed in between wins."""
     image = _image(days_old=400)
-    from inspections.services import retention_sweep as sweep_module
+    from inspections.line.services import retention_sweep as sweep_module
 
     real = sweep_module.expired_candidates
 

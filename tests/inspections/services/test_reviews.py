@@ -6,7 +6,7 @@ import pytest
 
 from inspections.errors import ApplicationError
 from inspections.models import DefectClass, InspectionImage, Review
-from inspections.services.reviews import review_submit
+from inspections.review.services.reviews import review_submit
 from tests.factories import InspectionImageFactory, PredictionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from inspections.services.schedules import PERIODIC_JOBS, periodic_tasks_ensure
+from inspections.ops.services.schedules import PERIODIC_JOBS, periodic_tasks_ensure
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,13 @@ from django.core.files.storage import default_storage
 
 from inspections.errors import ApplicationError
 from inspections.models import DefectClass, Prediction
-from inspections.services import similarity
-from inspections.services.model_versions import model_version_promote
-from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
+from inspections.registry.services.model_versions import model_version_promote
+from inspections.review.services import similarity
+from tests.factories import (
+    InspectionImageFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +43,13 @@ def active():
 
 
 def test_inference_stores_each_images_descriptor_as_the_model_computes_it(no_queue, tiny_model_dirs):
-    from inspections.services.classifiers import classifier_for_version, image_pixels
-    from inspections.services.images import image_upload
-    from inspections.services.inference import predictions_create
-    from inspections.services.model_versions import model_version_register
+    from inspections.catalog.services.images import image_upload
+    from inspections.registry.services.classifiers import (
+        classifier_for_version,
+        image_pixels,
+    )
+    from inspections.registry.services.model_versions import model_version_register
+    from inspections.review.services.inference import predictions_create
     from tests.factories import image_bytes
 
     version = model_version_register(model_dir=tiny_model_dirs[0])
@@ -170,9 +177,9 @@ def test_two_kinds_a_radius_and_a_half_apart_are_not_joined():
 def test_predictions_made_before_descriptors_were_kept_get_theirs_filled(no_queue, tiny_model_dirs):
     from django.core.management import call_command
 
-    from inspections.services.images import image_upload
-    from inspections.services.inference import predictions_create
-    from inspections.services.model_versions import model_version_register
+    from inspections.catalog.services.images import image_upload
+    from inspections.registry.services.model_versions import model_version_register
+    from inspections.review.services.inference import predictions_create
     from tests.factories import image_bytes
 
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from inspections import selectors
+from inspections.catalog.services.suspects import suspect_labels_flag, suspects_read
 from inspections.models import DefectClass, InspectionImage, TrainingRunStatus
-from inspections.services.reviews import review_submit
-from inspections.services.suspects import suspect_labels_flag, suspects_read
+from inspections.review import selectors as review_selectors
+from inspections.review.services.reviews import review_submit
 from tests.factories import InspectionImageFactory, UserFactory
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -32,7 +32,7 @@ def _flag(image, label="crazing", suggested="inclusion", score=0.9):
 
 
 def _queue_ids(filters=None):
-    return list(selectors.image_list_for_review(filters=filters).values_list("id", flat=True))
+    return list(review_selectors.image_list_for_review(filters=filters).values_list("id", flat=True))
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_flagged_human_label_goes_back_to_the_queue_first_with_its_reason(qa):
     assert _flag(image) == 1
     assert _queue_ids()[0] == image.pk and other.pk in _queue_ids()
     assert _queue_ids({"review_reason": "suspect_label"}) == [image.pk]
-    assert selectors.review_queue_counts()["suspect_label"] == 1
+    assert review_selectors.review_queue_counts()["suspect_label"] == 1
 
 
 def test_the_api_shows_the_reason_and_the_suggestion():
@@ -127,8 +127,11 @@ def test_an_unknown_reason_code_in_the_queue_filter_is_ignored_by_the_form(clien
 
 def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp_path):
     """Stripes labelled inclusion among the spots: the run's confident learning disputes them."""
-    from inspections.services.dataset_import import dataset_import_folder
-    from inspections.services.training import training_run_execute, training_run_start
+    from inspections.catalog.services.dataset_import import dataset_import_folder
+    from inspections.registry.services.training import (
+        training_run_execute,
+        training_run_start,
+    )
     from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
 
     rows = tiny_dataset(tmp_path / "data", seed=11, per_class=30)
@@ -150,5 +153,5 @@ def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp
     # Confident learning is an estimate: it may miss one, but what it flags must be the wrong ones.
     assert flagged and set(flagged) <= in_training, (flagged, in_training, run.log)
     assert set(flagged.values()) == {"crazing"}
-    assert set(selectors.image_list_for_review(filters={"review_reason": "suspect_label"}).values_list("id", flat=True)) == set(flagged)
+    assert set(review_selectors.image_list_for_review(filters={"review_reason": "suspect_label"}).values_list("id", flat=True)) == set(flagged)
     assert "suspect label(s) sent to review" in run.log

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inspections.catalog.services.images import image_upload
 from inspections.models import Prediction
-from inspections.services.images import image_upload
-from inspections.services.model_versions import model_version_promote, model_version_register
-from inspections.services.thresholds import version_thresholds_set
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+)
+from inspections.registry.services.thresholds import version_thresholds_set
 from mlcore.artefact import REASON_LOW_CONFIDENCE
 from tests.conftest import TINY_MODEL_CLASSES, _tiny_texture, wait_for
 

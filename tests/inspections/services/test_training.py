@@ -7,14 +7,27 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.errors import ApplicationError
-from inspections.models import ModelVersion, ModelVersionStatus, Review, TrainingRun, TrainingRunStatus
-from inspections.services.continuous_learning import training_run_start_if_due
-from inspections.services.dataset_import import dataset_import_folder
-from inspections.services.model_versions import model_version_promote, model_version_register, model_version_rollback
-from inspections.services.promotion import gate_and_promote
-from inspections.services.training import (
-    _snapshot_freeze, training_parameters_clean, training_run_start, training_runs_fail_stale,
+from inspections.models import (
+    ModelVersion,
+    ModelVersionStatus,
+    Review,
+    TrainingRun,
+    TrainingRunStatus,
+)
+from inspections.review.services.continuous_learning import training_run_start_if_due
+from inspections.registry.services.model_versions import (
+    model_version_promote,
+    model_version_register,
+    model_version_rollback,
+)
+from inspections.registry.services.promotion import gate_and_promote
+from inspections.registry.services.training import (
+    _snapshot_freeze,
+    training_parameters_clean,
+    training_run_start,
+    training_runs_fail_stale,
 )
 from tests.conftest import tiny_dataset, train_tiny_model
 from tests.factories import UserFactory

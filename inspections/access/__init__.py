@@ -1,0 +1,1 @@
+"""Who may do what: role groups, API tokens, the authentication audit trail."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from inspections.catalog.models import DefectClass
+from inspections.errors import ApplicationError
+
+
+def defect_class_name_normalise(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
+@transaction.atomic
+def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
+    """Return the classes named, creating the missing ones (class names are data)."""
+    wanted = {defect_class_name_normalise(name) for name in names}
+    found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
+    for name in sorted(wanted - found.keys()):
+        defect_class = DefectClass(name=name)
+        try:
+            defect_class.full_clean()
+        except ValidationError as error:
+            raise ApplicationError(
+                f"{name!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
+            ) from None
+        defect_class.save()
+        found[name] = defect_class
+    return found
+
+
+def defect_class_create(*, name: str, description: str = "") -> DefectClass:
+    """Add a defect class. Names are normalised (trimmed, lower case, spaces to '_')."""
+    normalised = defect_class_name_normalise(name or "")
+    defect_class = DefectClass(name=normalised, description=(description or "").strip())
+    try:
+        defect_class.full_clean(validate_unique=False)
+    except ValidationError as error:
+        raise ApplicationError(
+            f"{normalised!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
+        ) from None
+    try:
+        with transaction.atomic():
+            defect_class.save()
+    except IntegrityError:
+        # The unique name decides, also between two requests racing for the same name.
+        raise ApplicationError(
+            f"A class named {normalised!r} already exists.", code="already_exists", status_code=409,
+            details={"name": [f"{normalised!r} already exists."]},
+        ) from None
+    return defect_class

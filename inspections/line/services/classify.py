@@ -1,0 +1,222 @@
+"""``classify/``: predict line images without storing them first; keep only what the retention
+policy keeps.
+
+The web process validates the files exactly as uploads are validated, puts each file's bytes
+under a short-lived Redis key (TTL: the request's deadline plus ``BYTES_GRACE_S``) and queues one
+message holding only the keys (``docs/benchmarks.md``: smaller broker messages than carrying the
+bytes base64-encoded in JSON). It has subscribed to the request's answer channel *before*
+queueing, so the answer cannot slip past it, and sleeps until the answer or its deadline.
+
+The worker takes (and deletes) the bytes, predicts the batch with the serving model, asks the
+retention policy, stores the kept images exactly as an upload would (file, ``InspectionImage``,
+``Prediction``; status predicted, so the review queue has them), adds the batch to the line
+counts, and publishes the answer. An image that is not kept leaves nothing but the counts.
+
+A request past its deadline answers 504; the message is not withdrawn, so if a worker finishes
+it later the images the policy keeps are kept and counted as usual. A worker killed mid-request
+loses that request (at most once: the client's 504 tells it to send again) -- never a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+
+from inspections.catalog.models import ImageStatus, InspectionImage
+from inspections.catalog.services.images import image_upload, upload_display_name
+from inspections.errors import ApplicationError, error_body
+from inspections.line.services.retention import is_kept, retention_decide
+from inspections.line.services.stats import Seen, line_minute_record
+from inspections.queueing import classify_enqueue
+from inspections.registry.models import ModelVersion, ModelVersionStatus
+from inspections.registry.services.classifiers import pixels_from_bytes
+from inspections.review.models import Prediction
+from inspections.review.prediction_events import (
+    SubscriptionBroken,
+    events_client,
+    images_done_announce,
+    subscribed,
+)
+from inspections.review.services.latest_prediction import (
+    images_latest_prediction_refresh,
+)
+
+logger = logging.getLogger(__name__)
+
+BYTES_PREFIX = "steelqc:classify-bytes:"
+ANSWER_PREFIX = "steelqc:classify-answer:"
+BYTES_GRACE_S = 60
+
+
+@dataclass(frozen=True)
+class ClassifyFile:
+    filename: str
+    content: bytes
+    sha256: str
+
+
+def _names(request_id: str) -> tuple[str, str]:
+    base = f"{connection.settings_dict['NAME']}:{request_id}"
+    return BYTES_PREFIX + base + ":", ANSWER_PREFIX + base
+
+
+def classify_request(*, files: list[ClassifyFile], source: str, external_id: str, uploaded_by,
+                     timeout_s: float) -> list[dict] | None:
+    """Queue ``files`` for classification and wait for the answer: one result per file in order,
+    or None when ``timeout_s`` passed first."""
+    deadline = time.monotonic() + timeout_s
+    client = events_client()
+    if client is None:
+        raise ApplicationError("classify/ needs Redis (STEELQC_EVENTS_REDIS_URL); use images/ on this installation.",
+                               code="classify_unavailable", status_code=503)
+    if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
+        # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
+        raise ApplicationError("No model version is active; nothing can be classified yet.",
+                               code="no_active_model", status_code=409)
+    request_id = uuid.uuid4().hex
+    key_prefix, answer_channel = _names(request_id)
+    keys = [f"{key_prefix}{index}" for index in range(len(files))]
+    with ExitStack() as stack:
+        try:
+            answers = stack.enter_context(subscribed([answer_channel]))
+            pipe = client.pipeline(transaction=False)
+            for key, item in zip(keys, files):
+                pipe.set(key, item.content, ex=int(timeout_s) + BYTES_GRACE_S)
+            pipe.execute()
+        except Exception:
+            logger.warning("classify: Redis refused the request", exc_info=True)
+            raise ApplicationError("The inference queue is not reachable; retry shortly.",
+                                   code="queue_unavailable", status_code=503) from None
+        queued = classify_enqueue(
+            request_id=request_id, reply_to=answer_channel, source=source, external_id=external_id,
+            uploaded_by_id=uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None,
+            items=[{"key": key, "filename": item.filename, "sha256": item.sha256} for key, item in zip(keys, files)],
+        )
+        if not queued:
+            try:
+                client.delete(*keys)
+            except Exception:  # they expire with their TTL anyway
+                logger.warning("classify: the unqueued request's images could not be removed", exc_info=True)
+            raise ApplicationError("The inference queue is not reachable; retry shortly.",
+                                   code="queue_unavailable", status_code=503)
+        try:
+            message = answers.next_message(deadline=deadline)
+        except SubscriptionBroken:
+            logger.warning("classify: the answer channel broke off", exc_info=True)
+            return None
+        return None if message is None else json.loads(message[1])["results"]
+
+
+def _error(filename: str, code: str, message: str) -> dict:
+    return {"filename": filename, "error": error_body(code, message)["error"]}
+
+
+def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: str = "", external_id: str = "",
+                 uploaded_by_id: int | None = None) -> int:
+    """The worker's part: predict, apply the retention policy, store what is kept, count, answer.
+    Returns how many images were kept."""
+    from inspections.review.services.inference import active_model
+
+    client = events_client()
+    if client is None:
+        logger.error("classify request %s: no Redis to read the images from", request_id)
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for item in items:
+        pipe.get(item["key"])
+    pipe.delete(*[item["key"] for item in items])
+    contents = pipe.execute()[:len(items)]
+    results: list[dict | None] = [None] * len(items)
+    arrays, ready = [], []
+    for index, (item, content) in enumerate(zip(items, contents)):
+        if content is None:
+            results[index] = _error(item["filename"], "classify_expired", "The image expired before a worker took it.")
+            continue
+        try:
+            arrays.append(pixels_from_bytes(content))
+            ready.append((index, item, content))
+        except Exception as error:  # validated in the web process; a decoder may still disagree
+            logger.warning("classify %s: %s does not decode: %s", request_id, item["filename"], error)
+            results[index] = _error(item["filename"], "undecodable_image", "The image cannot be decoded.")
+    kept = 0
+    loaded = active_model() if arrays else None
+    if arrays and loaded is None:
+        for index, item, _ in ready:
+            results[index] = _error(item["filename"], "no_active_model", "No model version is active.")
+    elif arrays:
+        version, model = loaded
+        thresholds = ModelVersion.objects.filter(pk=version.pk).values_list("decision_thresholds", flat=True).first()
+        started = time.perf_counter()
+        predicted, features = model.classifier.predict_with_features(arrays, class_thresholds=thresholds)
+        latency_ms = (time.perf_counter() - started) * 1000 / len(arrays)
+        decisions = retention_decide(source=source, items=[(item["sha256"], list(result.review_reasons))
+                                                           for (_, item, _), result in zip(ready, predicted)])
+        user = get_user_model().objects.filter(pk=uploaded_by_id).first() if uploaded_by_id else None
+        seen = []
+        for (index, item, content), result, feature, decision in zip(ready, predicted, features, decisions):
+            image_id = None
+            if is_kept(decision):
+                image_id = _keep(content=content, filename=item["filename"], source=source, external_id=external_id,
+                                 user=user, version=version, model=model, result=result, feature=feature,
+                                 latency_ms=latency_ms)
+                kept += image_id is not None
+            confidence = min(max(float(result.confidence), 0.0), 1.0)
+            results[index] = {
+                "filename": item["filename"],
+                "prediction": {
+                    "label": result.label, "confidence": confidence,
+                    "probabilities": {k: float(v) for k, v in result.probabilities.items()},
+                    "needs_review": bool(result.needs_review), "review_reasons": list(result.review_reasons),
+                    "ood_score": float(result.ood_score), "boxes": list(result.boxes), "latency_ms": latency_ms,
+                    "model_version": version.pk, "model_version_number": version.number,
+                },
+                "kept": image_id is not None, "image_id": image_id,
+            }
+            seen.append(Seen(label=result.label, confidence=confidence, review_reasons=tuple(result.review_reasons),
+                             kept=image_id is not None, latency_ms=latency_ms))
+        try:
+            line_minute_record(source=source, model_version_id=version.pk, rows=seen)
+        except Exception:  # the answer matters more than the counts
+            logger.exception("classify %s: the line counts could not be written", request_id)
+    try:
+        client.publish(reply_to, json.dumps({"request_id": request_id, "results": results}))
+    except Exception:
+        logger.warning("classify %s: the answer could not be published", request_id, exc_info=True)
+    return kept
+
+
+def _keep(*, content: bytes, filename: str, source: str, external_id: str, user, version, model, result, feature,
+          latency_ms: float) -> int | None:
+    """Store one kept image as an upload would, with this prediction; its id (None if it failed)."""
+    from inspections.review.services.inference import _margin
+    from inspections.review.services.similarity import embedding_bytes
+
+    try:
+        image = image_upload(content=content, filename=upload_display_name(filename), uploaded_by=user,
+                             source=source, external_id=external_id, enqueue=False).image
+    except Exception:
+        logger.exception("classify: a kept image (%s) could not be stored", filename)
+        return None
+    try:
+        with transaction.atomic():
+            Prediction.objects.bulk_create([Prediction(
+                image=image, model_version=version, label=model.classes[result.label],
+                confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
+                needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
+                review_reasons=list(result.review_reasons), margin=_margin(result.probabilities, result.confidence),
+                boxes=list(result.boxes), embedding=embedding_bytes(feature),
+            )], ignore_conflicts=True)
+            images_latest_prediction_refresh(image_ids=[image.pk])
+            InspectionImage.objects.filter(pk=image.pk, status=ImageStatus.PENDING).update(status=ImageStatus.PREDICTED)
+        images_done_announce(image_ids=[image.pk])
+    except Exception:
+        # Kept, without its prediction yet: it stays pending and the sweeper queues it for inference.
+        logger.exception("classify: the prediction of kept image %s could not be written", image.pk)
+    return image.pk

@@ -1,0 +1,1 @@
+"""Running the installation: health, database reachability."""

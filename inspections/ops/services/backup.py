@@ -1,0 +1,413 @@
+"""Backup and restore of an installation: the database in its own tools' format plus every stored
+file the database refers to, with a manifest (name, size, sha256 of each file) checked both ways.
+
+Taken while the platform runs. On PostgreSQL the dump, the table counts and the list of files
+come from one snapshot (``pg_export_snapshot`` shared with ``pg_dump --snapshot``). Stored files
+are only ever added under new names (images are content-addressed, model artefacts are written
+once under a new prefix), so every file that snapshot refers to is still there when the files
+are copied after it; files stored meanwhile belong to rows the dump does not hold and are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+
+# The PostgreSQL client tools run with a fixed argument list; connection settings go in the environment.
+import subprocess  # nosec B404
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from django.apps import apps
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+import mlcore
+import steelqc
+from inspections.catalog.models import InspectionImage
+from inspections.errors import ApplicationError
+from inspections.registry.models import DatasetSnapshot, ModelVersion, TrainingRun
+from inspections.registry.services.artefacts import ON_DEMAND
+from inspections.review.models import Review
+
+MANIFEST_FILE = "manifest.json"
+STORAGE_FOLDER = "storage"
+POSTGRES_DUMP_FILE = "database.dump"
+SQLITE_FILE = "database.sqlite3"
+FORMAT_VERSION = 1
+# The tables a person checks first; the manifest counts every table.
+MAIN_TABLES = {
+    "images": InspectionImage, "reviews": Review, "model versions": ModelVersion,
+    "training runs": TrainingRun, "dataset snapshots": DatasetSnapshot,
+}
+_CHUNK = 1 << 20
+
+Rows = Callable[[str], list[tuple]]
+
+
+@dataclass
+class BackupReport:
+    path: Path
+    manifest: dict
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestoreReport:
+    manifest: dict
+    files_written: int = 0
+    files_present: int = 0
+
+
+def main_counts(manifest: dict) -> dict[str, int]:
+    """The main tables' row counts recorded in ``manifest``, by their plain names."""
+    return {name: manifest["counts"].get(model._meta.label, 0) for name, model in MAIN_TABLES.items()}
+
+
+# --- backup ---------------------------------------------------------------------------------
+
+def backup_create(*, out_dir: Path, allow_missing: bool = False) -> BackupReport:
+    """Write a backup into ``out_dir`` (new or empty): database, stored files, ``manifest.json``.
+
+    A stored file the database refers to but storage lacks fails the backup (the names are listed
+    in the error), unless ``allow_missing``: then the manifest lists them under ``missing``.
+    The backup appears under ``out_dir`` only when complete.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ApplicationError(f"{out_dir} exists and is not an empty folder; back up into a new one.",
+                               code="backup_exists")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # left over by an interrupted backup
+    partial.mkdir(parents=True)
+    try:
+        database, contents = _database_backup(partial)
+        files, missing = _files_copy(names=contents["files"], folder=partial / STORAGE_FOLDER)
+        if missing and not allow_missing:
+            raise ApplicationError(
+                f"{len(missing)} stored file(s) the database refers to are missing from storage: "
+                + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+                + ". Pass --allow-missing to back up without them.",
+                code="files_missing", details={"missing": missing},
+            )
+        manifest = {
+            "format": FORMAT_VERSION,
+            "created_at": timezone.now().isoformat(),
+            "steelqc_version": steelqc.__version__,
+            "mlcore_version": mlcore.__version__,
+            "database": database,
+            "migrations": contents["migrations"],
+            "counts": contents["counts"],
+            "files": files,
+            "missing": missing,
+        }
+        (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+        if out_dir.exists():
+            out_dir.rmdir()
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return BackupReport(path=out_dir, manifest=manifest, missing=missing)
+
+
+def _database_backup(folder: Path) -> tuple[dict, dict]:
+    vendor = connection.vendor
+    if vendor == "postgresql":
+        path = folder / POSTGRES_DUMP_FILE
+        contents = _postgres_dump(path)
+    elif vendor == "sqlite":
+        path = folder / SQLITE_FILE
+        contents = _sqlite_copy(path)
+    else:
+        raise ApplicationError(f"Backups support PostgreSQL and SQLite, not {vendor}.", code="unsupported_database")
+    return {"engine": vendor, "file": path.name, "size": path.stat().st_size, "sha256": _file_digest(path)}, contents
+
+
+def _postgres_dump(path: Path) -> dict:
+    if connection.in_atomic_block:
+        raise ApplicationError("A backup cannot run inside a database transaction.", code="in_transaction")
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # The dump and everything this transaction reads see the same snapshot.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+        _run_tool(["pg_dump", "--format=custom", f"--snapshot={snapshot}", f"--file={path}"])
+        return _contents(_django_rows)
+
+
+def _sqlite_copy(path: Path) -> dict:
+    # The online backup API copies a consistent state; counts and files are read from that copy.
+    with closing(sqlite3.connect(connection.settings_dict["NAME"])) as source, closing(sqlite3.connect(path)) as copy:
+        source.backup(copy)
+        return _contents(lambda sql: copy.execute(sql).fetchall())
+
+
+def _django_rows(sql: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def _backed_up_models() -> list[type[models.Model]]:
+    return [model for model in apps.get_models() if model._meta.managed and not model._meta.proxy]
+
+
+def _select(columns: str, table: str) -> str:
+    """A SELECT of quoted column and table names taken from the models, never from input."""
+    return f"SELECT {columns} FROM {connection.ops.quote_name(table)}"  # nosec B608 - names from the models only
+
+
+def _table_counts(rows: Rows) -> dict[str, int]:
+    return {model._meta.label: rows(_select("COUNT(*)", model._meta.db_table))[0][0] for model in _backed_up_models()}
+
+
+def _contents(rows: Rows) -> dict:
+    """Counts, latest migrations and stored file names, as the database read through ``rows`` has them."""
+    quote = connection.ops.quote_name
+    names: set[str] = set()
+    for model in _backed_up_models():
+        for model_field in model._meta.concrete_fields:
+            if isinstance(model_field, models.FileField):
+                names.update(name for (name,) in rows(_select(quote(model_field.column), model._meta.db_table)) if name)
+    prefixes = [prefix for (prefix,) in rows(_select(quote("artifact_path"), ModelVersion._meta.db_table)) if prefix]
+    for prefix in prefixes:
+        # Files made on a first download (the SavedModel zip) are left out: one may be half
+        # written while it is listed, and it is made again when next asked for.
+        listed = [name for name in _storage_listing(prefix.rstrip("/")) if PurePosixPath(name).name not in ON_DEMAND]
+        # An artefact prefix with no files is reported like a missing file.
+        names.update(listed or [f"{prefix.rstrip('/')}/"])
+    latest: dict[str, str] = {}
+    for app, name in rows(_select(f"{quote('app')}, {quote('name')}", "django_migrations")):
+        latest[app] = max(latest.get(app, name), name)
+    return {"counts": _table_counts(rows), "files": sorted(names), "migrations": dict(sorted(latest.items()))}
+
+
+def _storage_listing(prefix: str) -> list[str]:
+    try:
+        directories, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return []
+    names = [f"{prefix}/{name}" for name in files]
+    for directory in directories:
+        names.extend(_storage_listing(f"{prefix}/{directory}"))
+    return names
+
+
+def _files_copy(*, names: list[str], folder: Path) -> tuple[list[dict], list[str]]:
+    files: list[dict] = []
+    missing: list[str] = []
+    for name in names:
+        if name.endswith("/") or not default_storage.exists(name):
+            missing.append(name)
+            continue
+        target = folder / _safe_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hasher = hashlib.sha256()
+        with default_storage.open(name, "rb") as source, target.open("wb") as sink:
+            for chunk in iter(lambda: source.read(_CHUNK), b""):
+                hasher.update(chunk)
+                sink.write(chunk)
+        files.append({"name": name, "size": target.stat().st_size, "sha256": hasher.hexdigest()})
+    return files, missing
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+def backup_verify(*, backup_dir: Path) -> dict:
+    """The manifest of the backup in ``backup_dir`` once every file matches its size and sha256.
+
+    A missing or changed file raises ``backup_damaged`` naming every such file.
+    """
+    backup_dir = Path(backup_dir)
+    manifest = _manifest_read(backup_dir)
+    problems = []
+    database = manifest["database"]
+    problems += _file_problems(backup_dir / _safe_name(database["file"]), database, shown=database["file"])
+    for entry in manifest["files"]:
+        path = backup_dir / STORAGE_FOLDER / _safe_name(entry["name"])
+        problems += _file_problems(path, entry, shown=f"{STORAGE_FOLDER}/{entry['name']}")
+    if problems:
+        raise ApplicationError(
+            f"The backup in {backup_dir} is damaged; {len(problems)} file(s) do not match the manifest:\n  "
+            + "\n  ".join(problems),
+            code="backup_damaged", details={"problems": problems},
+        )
+    return manifest
+
+
+def _manifest_read(backup_dir: Path) -> dict:
+    try:
+        manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise ApplicationError(f"{backup_dir} holds no readable {MANIFEST_FILE} ({error}).",
+                               code="not_a_backup") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise ApplicationError(f"{backup_dir / MANIFEST_FILE} is not a backup manifest of format {FORMAT_VERSION}.",
+                               code="not_a_backup")
+    return manifest
+
+
+def _file_problems(path: Path, entry: dict, *, shown: str) -> list[str]:
+    if not path.is_file():
+        return [f"{shown}: missing"]
+    if path.stat().st_size != entry["size"]:
+        return [f"{shown}: {path.stat().st_size} bytes, the manifest says {entry['size']}"]
+    if _file_digest(path) != entry["sha256"]:
+        return [f"{shown}: sha256 differs from the manifest"]
+    return []
+
+
+def _safe_name(name: str) -> PurePosixPath:
+    """``name`` as a relative path that stays inside its folder (manifests are read from disk)."""
+    path = PurePosixPath(name)
+    if not name or "\\" in name or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts):
+        raise ApplicationError(f"The backup lists an unsafe file name: {name!r}.", code="not_a_backup")
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _stored_digest(name: str) -> str:
+    hasher = hashlib.sha256()
+    with default_storage.open(name, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+# --- restore --------------------------------------------------------------------------------
+
+def backup_restore(*, backup_dir: Path, force: bool = False) -> RestoreReport:
+    """Restore the backup in ``backup_dir`` into the configured database and storage.
+
+    The backup is verified first; the files go back before the database, so every file the
+    restored rows refer to is there once they are. A database that already has tables, or a
+    stored file with the same name and other bytes, is refused unless ``force``. Afterwards the
+    table counts are checked against the manifest and ``migrate`` brings an older schema up to date.
+    """
+    backup_dir = Path(backup_dir)
+    manifest = backup_verify(backup_dir=backup_dir)
+    if manifest["database"]["engine"] != connection.vendor:
+        raise ApplicationError(f"The backup holds a {manifest['database']['engine']} database; the configured "
+                               f"one is {connection.vendor}.", code="wrong_database")
+    tables = connection.introspection.table_names()
+    if tables and not force:
+        raise ApplicationError(
+            f"The database {connection.settings_dict['NAME']} is not empty ({len(tables)} tables); restore into an "
+            "empty database, or pass --force to replace what the backup holds.", code="database_not_empty",
+        )
+    report = backup_files_restore(backup_dir=backup_dir, manifest=manifest, force=force)
+    _database_restore(backup_dir / _safe_name(manifest["database"]["file"]))
+    found_counts = {label: _restored_count(label) for label in manifest["counts"]}
+    differing = {label: (count, found_counts[label]) for label, count in manifest["counts"].items()
+                 if found_counts[label] not in (None, count)}
+    if differing:
+        raise ApplicationError(
+            "The restored database's row counts differ from the manifest: "
+            + ", ".join(f"{label} {found} instead of {count}" for label, (count, found) in differing.items()),
+            code="restore_incomplete",
+        )
+    call_command("migrate", interactive=False, verbosity=0)
+    return report
+
+
+def backup_files_restore(*, backup_dir: Path, manifest: dict, force: bool = False) -> RestoreReport:
+    """Copy the backup's files into the configured storage and check each one's sha256 there."""
+    folder = Path(backup_dir) / STORAGE_FOLDER
+    report = RestoreReport(manifest=manifest)
+    pending, conflicts = [], []
+    for entry in manifest["files"]:
+        name = entry["name"]
+        if not default_storage.exists(name):
+            pending.append(entry)
+        elif _stored_digest(name) == entry["sha256"]:
+            report.files_present += 1
+        else:
+            conflicts.append(name)
+    if conflicts and not force:
+        raise ApplicationError(
+            f"Storage already holds {len(conflicts)} file(s) with other bytes under the backup's names: "
+            + ", ".join(conflicts[:20]) + ". Pass --force to replace them.",
+            code="storage_conflict", details={"conflicts": conflicts},
+        )
+    replaced = set(conflicts)
+    for name in replaced:
+        default_storage.delete(name)
+    pending += [entry for entry in manifest["files"] if entry["name"] in replaced]
+    damaged = []
+    for entry in pending:
+        with (folder / _safe_name(entry["name"])).open("rb") as handle:
+            saved = default_storage.save(entry["name"], File(handle))
+        if saved != entry["name"]:
+            default_storage.delete(saved)
+            raise ApplicationError(f"Storage stored {entry['name']} as {saved}; nothing may be renamed.",
+                                   code="storage_conflict")
+        if _stored_digest(saved) != entry["sha256"]:
+            damaged.append(saved)
+        report.files_written += 1
+    if damaged:
+        raise ApplicationError(f"Storage returned other bytes than written for: {', '.join(damaged)}.",
+                               code="storage_damaged", details={"damaged": damaged})
+    return report
+
+
+def _database_restore(path: Path) -> None:
+    connection.close()
+    if connection.vendor == "postgresql":
+        _run_tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+                   "--exit-on-error", f"--dbname={connection.settings_dict['NAME']}", str(path)])
+    else:
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(connection.settings_dict["NAME"])) as target:
+            source.backup(target)
+
+
+def _restored_count(label: str) -> int | None:
+    try:
+        model = apps.get_model(label)
+    except LookupError:
+        return None  # a table this version no longer has
+    with connection.cursor() as cursor:
+        cursor.execute(_select("COUNT(*)", model._meta.db_table))
+        return cursor.fetchone()[0]
+
+
+# --- the PostgreSQL client tools ------------------------------------------------------------
+
+def _postgres_environment() -> dict[str, str]:
+    """The connection settings as libpq variables: the password never appears on a command line."""
+    settings_dict = connection.settings_dict
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    for key, variable in (("HOST", "PGHOST"), ("PORT", "PGPORT"), ("USER", "PGUSER"),
+                          ("PASSWORD", "PGPASSWORD"), ("NAME", "PGDATABASE")):
+        if settings_dict.get(key):
+            environment[variable] = str(settings_dict[key])
+    if (settings_dict.get("OPTIONS") or {}).get("sslmode"):
+        environment["PGSSLMODE"] = settings_dict["OPTIONS"]["sslmode"]
+    return environment
+
+
+def _run_tool(command: list[str]) -> None:
+    try:
+        # A fixed tool name and arguments built here, no shell.
+        result = subprocess.run(command, env=_postgres_environment(), capture_output=True, text=True)  # nosec B603
+    except FileNotFoundError:
+        raise ApplicationError(f"{command[0]} is not installed: install the PostgreSQL client tools of the "
+                               "server's major version.", code="tool_missing") from None
+    if result.returncode != 0:
+        raise ApplicationError(f"{command[0]} failed: {result.stderr.strip()[-2000:]}", code="tool_failed")

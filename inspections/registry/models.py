@@ -1,0 +1,188 @@
+"""Model versions and how they come to be: training runs, dataset snapshots, the promotion: models (fields and constraints; services do the writing)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from inspections.catalog.models import DefectClass, InspectionImage, Split
+
+
+class ModelVersionStatus(models.TextChoices):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class Retirement(models.TextChoices):
+    NONE = ""
+    REPLACED = "replaced", "replaced"
+    ROLLED_BACK = "rolled_back", "rolled back"
+
+
+class ModelVersion(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    status = models.CharField(
+        max_length=16, choices=ModelVersionStatus.choices, default=ModelVersionStatus.CANDIDATE, db_index=True
+    )
+    artifact_path = models.CharField(max_length=500, help_text="Location of the artefact directory in storage.")
+    backbone = models.CharField(max_length=64)
+    weight_source = models.JSONField(default=dict, help_text="kind, file name and sha256 of the pretrained weights.")
+    classes = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who made it active last (by hand, or the person whose training run the gate promoted).",
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who ended its last time as the active version.",
+    )
+    retirement = models.CharField(max_length=16, choices=Retirement.choices, blank=True, default=Retirement.NONE)
+    decision_thresholds = models.JSONField(
+        default=dict, blank=True,
+        help_text="Class name -> confidence threshold set by an ML admin (below it a prediction of that class "
+                  "goes to review); classes not named use the version's default.",
+    )
+    thresholds_revision = models.PositiveIntegerField(
+        default=0, help_text="Bumped on every change of decision_thresholds; clients send it back in If-Match.",
+    )
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status=ModelVersionStatus.ACTIVE), name="one_active_model_version"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ModelVersionStatus.values), name="model_version_status_valid"),
+            models.CheckConstraint(condition=Q(retirement__in=Retirement.values), name="model_version_retirement_valid"),
+        ]
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number}"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.backbone}, {self.status})"
+
+
+class DecisionThresholdChange(models.Model):
+    """One change of one class's decision threshold on one version: append-only history."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="threshold_changes")
+    class_name = models.CharField(max_length=100)
+    old_threshold = models.FloatField()
+    new_threshold = models.FloatField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    note = models.CharField(max_length=500, blank=True)
+    revision = models.PositiveIntegerField(help_text="The version's thresholds_revision this change produced.")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(new_threshold__gte=0) & Q(new_threshold__lte=1), name="threshold_change_new_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.class_name} {self.old_threshold:g} -> {self.new_threshold:g} on model {self.model_version_id}"
+
+
+class DatasetSnapshot(models.Model):
+    """The exact (image, label, split) triples one training run used, frozen before it starts."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    image_count = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, help_text="label -> split -> count")
+    checksum = models.CharField(max_length=64, help_text="sha256 over the sorted triples.")
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk} ({self.image_count} images)"
+
+
+class DatasetSnapshotItem(models.Model):
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="+")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    split = models.CharField(max_length=16, choices=Split.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "image"], name="snapshot_image_once"),
+            models.CheckConstraint(
+                condition=Q(split__in=[Split.TRAIN, Split.VAL, Split.TEST]), name="snapshot_item_split_assigned"
+            ),
+        ]
+
+
+class TrainingRunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+IN_PROGRESS_STATUSES = (TrainingRunStatus.QUEUED, TrainingRunStatus.RUNNING)
+
+
+class TrainingRunTrigger(models.TextChoices):
+    MANUAL = "manual", "a person"
+    SCHEDULE = "schedule", "the continuous-learning schedule"
+    COMMAND = "command", "the command line"
+
+
+class TrainingRun(models.Model):
+    status = models.CharField(
+        max_length=16, choices=TrainingRunStatus.choices, default=TrainingRunStatus.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    phase = models.CharField(max_length=64, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(max_length=16, choices=TrainingRunTrigger.choices, default=TrainingRunTrigger.MANUAL)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker running it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, help_text="When the cancellation was asked for.")
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
+    )
+    gate_decision = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="training_run_progress_0_1"),
+            models.CheckConstraint(condition=Q(status__in=TrainingRunStatus.values), name="training_run_status_valid"),
+            models.CheckConstraint(condition=Q(trigger__in=TrainingRunTrigger.values), name="training_run_trigger_valid"),
+            # Training runs one at a time: the database refuses a second queued or running run.
+            models.UniqueConstraint(
+                models.Value(1), condition=Q(status__in=IN_PROGRESS_STATUSES), name="one_training_run_in_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"

@@ -1,0 +1,138 @@
+"""The model registry: register a trained artefact, promote it, roll back. Exactly one active."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from inspections.catalog.models import ImageStatus, InspectionImage, LabelSource
+from inspections.catalog.services.classes import defect_classes_ensure
+from inspections.errors import ApplicationError
+from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
+from inspections.queueing import inference_enqueue, promotion_event_enqueue
+from inspections.registry.models import ModelVersion, ModelVersionStatus, Retirement
+from inspections.registry.services.artefact_storage import (
+    artefact_delete,
+    artefact_store,
+)
+from mlcore.artefact import (  # plain JSON: no TensorFlow here
+    CLASSES_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+)
+
+
+def _read_artefact_facts(model_dir: Path) -> tuple[list[str], dict, dict]:
+    try:
+        classes = json.loads((model_dir / CLASSES_FILE).read_text())
+        config = json.loads((model_dir / CONFIG_FILE).read_text())
+        metrics_path = model_dir / METRICS_FILE
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise ApplicationError(f"{model_dir} is not a model artefact folder ({error}).", code="invalid_artefact") from None
+    return classes, config, metrics
+
+
+def model_version_register(*, model_dir: Path, created_by=None, notes: str = "") -> ModelVersion:
+    """Store a trained artefact folder and record it as a candidate version."""
+    model_dir = Path(model_dir)
+    classes, config, metrics = _read_artefact_facts(model_dir)
+    defect_classes_ensure(names=classes)
+    for attempt in range(5):
+        number = (ModelVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+        try:
+            return _register_as(number=number, model_dir=model_dir, classes=classes, config=config,
+                                metrics=metrics, created_by=created_by, notes=notes)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _register_as(*, number: int, model_dir: Path, classes, config, metrics, created_by, notes) -> ModelVersion:
+    # The unique version number is taken first; a concurrent registration that took it too
+    # fails here before any file is written, and tries the next number.
+    prefix = f"models/v{number}-{timezone.now():%Y%m%d%H%M%S%f}"
+    names: list[str] = []
+    try:
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                number=number, artifact_path=prefix, backbone=config["backbone"]["name"],
+                weight_source=config["backbone"]["weight_source"], classes=classes, metrics=metrics,
+                created_by=created_by, notes=notes,
+            )
+            names = artefact_store(local_dir=model_dir, prefix=prefix)
+    except BaseException:
+        artefact_delete(names=names)
+        raise
+    return version
+
+
+def _acting_user(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def model_version_promote(*, version: ModelVersion, actor=None, repredict_review_queue: bool = False,
+                          retirement: str = Retirement.REPLACED) -> ModelVersion:
+    """Make ``version`` the one active version; the previous one is retired. Atomic.
+
+    ``actor`` (a user, or None for the system) is recorded as who promoted ``version`` and who
+    retired the previous one, with ``retirement`` saying why it went.
+
+    After commit: images still waiting for a prediction are queued for the new version, the
+    promotion webhook (if configured) is sent, and with ``repredict_review_queue`` the images
+    waiting for a human get a fresh prediction from the new version.
+    """
+    actor, now = _acting_user(actor), timezone.now()
+    with transaction.atomic():
+        lock_for_transaction(MODEL_REGISTRY_LOCK)
+        locked = list(ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).order_by())
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status == ModelVersionStatus.ACTIVE:
+            return version
+        for current in locked:
+            current.status = ModelVersionStatus.RETIRED
+            current.retired_at, current.retired_by, current.retirement = now, actor, retirement
+            current.save(update_fields=["status", "retired_at", "retired_by", "retirement"])
+        version.status = ModelVersionStatus.ACTIVE
+        version.promoted_at, version.promoted_by = now, actor
+        version.retired_at, version.retired_by, version.retirement = None, None, Retirement.NONE
+        version.save(update_fields=["status", "promoted_at", "promoted_by", "retired_at", "retired_by", "retirement"])
+        transaction.on_commit(_queue_pending_images)
+        transaction.on_commit(lambda: promotion_event_enqueue(version_id=version.pk))
+        if repredict_review_queue:
+            transaction.on_commit(_queue_review_queue)
+    return version
+
+
+def model_version_rollback(*, actor=None) -> ModelVersion:
+    """Re-activate the version that was active before the current one; ``actor`` is recorded
+    as who rolled back (the current version's ``retired_by``, ``retirement`` "rolled_back")."""
+    with transaction.atomic():
+        lock_for_transaction(MODEL_REGISTRY_LOCK)
+        current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
+        previous = (
+            ModelVersion.objects.filter(status=ModelVersionStatus.RETIRED, promoted_at__isnull=False)
+            .exclude(pk=getattr(current, "pk", None))
+            .order_by("-promoted_at")
+            .first()
+        )
+        if previous is None:
+            raise ApplicationError("There is no earlier active version to roll back to.", code="no_previous_version", status_code=409)
+        return model_version_promote(version=previous, actor=actor, retirement=Retirement.ROLLED_BACK)
+
+
+def _queue_pending_images() -> None:
+    inference_enqueue(image_ids=list(
+        InspectionImage.objects.filter(status=ImageStatus.PENDING).order_by("id").values_list("id", flat=True)
+    ))
+
+
+def _queue_review_queue() -> None:
+    """Images whose latest prediction asked for review and that no person has labelled yet."""
+    waiting = InspectionImage.objects.filter(latest_needs_review=True).exclude(label_source=LabelSource.REVIEW)
+    inference_enqueue(image_ids=list(waiting.order_by("id").values_list("id", flat=True)))

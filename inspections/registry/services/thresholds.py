@@ -1,0 +1,160 @@
+"""Per-class decision thresholds of a model version: what they are, where they came from, how
+they were chosen (the validation curve) and who changed them.
+
+A version's thresholds live on the version row (``decision_thresholds``, class -> value; a
+class not named uses its default), so the inference worker, which reads the active version's
+row for every batch, judges the next image by a change without a restart. Every change is one
+``DecisionThresholdChange`` row per class (old -> new, who, when, note); that table is only
+ever appended to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from inspections.catalog.models import Split
+from inspections.errors import ApplicationError
+from inspections.registry.models import DecisionThresholdChange, ModelVersion
+from mlcore.artefact import CONFIG_FILE, DEFAULT_CONFIDENCE_THRESHOLD
+from mlcore.thresholds import threshold_curves
+
+NOTE_MAX_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class ClassThreshold:
+    name: str
+    threshold: float
+    default: float
+    curve: dict | None  # mlcore.thresholds.threshold_curves' entry for the class
+
+
+@dataclass(frozen=True)
+class VersionThresholds:
+    version: ModelVersion
+    revision: int
+    global_threshold: float
+    curve_source: str | None  # "training" (validation split at training time), "predictions", None: no curve
+    curve_images: int
+    classes: list[ClassThreshold]
+
+
+def version_global_threshold(*, version: ModelVersion) -> float:
+    """The confidence threshold the artefact was trained with (its config.json), the fallback
+    for every class the version does not set."""
+    name = f"{version.artifact_path}/{CONFIG_FILE}"
+    try:
+        with default_storage.open(name, "rb") as handle:
+            review = json.load(handle).get("review") or {}
+        return float(review.get("confidence_threshold", DEFAULT_CONFIDENCE_THRESHOLD))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return DEFAULT_CONFIDENCE_THRESHOLD
+
+
+def version_default_thresholds(*, version: ModelVersion, global_threshold: float) -> dict[str, float]:
+    """Per class, the value a version starts with: what training recorded, else the global one."""
+    recorded = ((version.metrics or {}).get("thresholds") or {}).get("defaults") or {}
+    return {name: float(recorded.get(name, global_threshold)) for name in version.classes}
+
+
+def _curves_from_predictions(version: ModelVersion) -> tuple[dict | None, int]:
+    """For versions trained before curves were recorded: the curve from this version's stored
+    predictions of labelled validation images, when there are any."""
+    rows = list(
+        version.predictions.filter(image__split=Split.VAL, image__label__isnull=False,
+                                  image__excluded=False)
+        .values_list("probabilities", "image__label__name")
+    )
+    index = {name: i for i, name in enumerate(version.classes)}
+    usable = [(probabilities, label) for probabilities, label in rows if label in index]
+    if not usable:
+        return None, 0
+    matrix = [[float(probabilities.get(name, 0.0)) for name in version.classes] for probabilities, _ in usable]
+    return threshold_curves(matrix, [index[label] for _, label in usable], classes=version.classes), len(usable)
+
+
+def version_thresholds(*, version: ModelVersion) -> VersionThresholds:
+    """Every class of ``version`` with its current and default threshold and its curve."""
+    global_threshold = version_global_threshold(version=version)
+    defaults = version_default_thresholds(version=version, global_threshold=global_threshold)
+    recorded = (version.metrics or {}).get("thresholds") or {}
+    curves, source, images = recorded.get("curves"), "training", int(recorded.get("images") or 0)
+    if not curves:
+        curves, images = _curves_from_predictions(version)
+        source = "predictions" if curves else None
+    current = version.decision_thresholds or {}
+    return VersionThresholds(
+        version=version, revision=version.thresholds_revision, global_threshold=global_threshold,
+        curve_source=source, curve_images=images,
+        classes=[ClassThreshold(name=name, threshold=float(current.get(name, defaults[name])), default=defaults[name],
+                                curve=(curves or {}).get(name)) for name in version.classes],
+    )
+
+
+def threshold_history(*, version: ModelVersion):
+    return DecisionThresholdChange.objects.filter(model_version=version).select_related("changed_by")
+
+
+def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], str]:
+    if not isinstance(thresholds, dict) or not thresholds:
+        raise ApplicationError("Send \"thresholds\": an object of class name -> threshold with at least one class.",
+                               code="invalid_thresholds", details={"thresholds": ["Must be a non-empty object."]})
+    problems: dict[str, str] = {}
+    cleaned: dict[str, float] = {}
+    for name, value in thresholds.items():
+        if name not in version.classes:
+            problems[name] = f"{version.name} has no class {name!r} (its classes: {', '.join(version.classes)})."
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems[name] = "The threshold must be a number from 0 to 1."
+        elif not 0.0 <= value <= 1.0:
+            problems[name] = f"The threshold must be from 0 to 1, got {value}."
+        else:
+            cleaned[name] = float(value)
+    if problems:
+        raise ApplicationError("Some thresholds cannot be used: " + " ".join(f"{k}: {v}" for k, v in problems.items()),
+                               code="invalid_thresholds", details=problems)
+    if note is None:
+        note = ""
+    if not isinstance(note, str) or len(note) > NOTE_MAX_LENGTH:
+        raise ApplicationError(f"The note must be text of at most {NOTE_MAX_LENGTH} characters.",
+                               code="invalid_note", details={"note": ["Too long or not text."]})
+    return cleaned, note.strip()
+
+
+def version_thresholds_set(*, version: ModelVersion, thresholds, note: str = "", actor=None,
+                           expected_revision: int | None = None) -> ModelVersion:
+    """Set the named classes' thresholds (others keep theirs), one audit row per changed class.
+
+    All or nothing: any bad class or value changes nothing. ``expected_revision`` (from the
+    client's If-Match) guards against overwriting a change the caller has not seen (412).
+    """
+    cleaned, note = _clean(version, thresholds, note)
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if expected_revision is not None and expected_revision != locked.thresholds_revision:
+            raise ApplicationError(
+                f"The thresholds of {locked.name} changed meanwhile (revision {locked.thresholds_revision}, "
+                f"you sent {expected_revision}); load them again.", code="thresholds_changed", status_code=412,
+                details={"revision": locked.thresholds_revision})
+        defaults = version_default_thresholds(version=locked, global_threshold=version_global_threshold(version=locked))
+        current = dict(locked.decision_thresholds or {})
+        changed = {name: value for name, value in cleaned.items() if current.get(name, defaults[name]) != value}
+        if changed:
+            revision = locked.thresholds_revision + 1
+            DecisionThresholdChange.objects.bulk_create([
+                DecisionThresholdChange(model_version=locked, class_name=name,
+                                        old_threshold=float(current.get(name, defaults[name])), new_threshold=value,
+                                        changed_by=user, note=note, revision=revision)
+                for name, value in sorted(changed.items())
+            ])
+            current.update(changed)
+            locked.decision_thresholds = current
+            locked.thresholds_revision = revision
+            locked.save(update_fields=["decision_thresholds", "thresholds_revision"])
+    return locked

@@ -1,0 +1,301 @@
+"""Training runs: start (freeze the data), execute (train, register, gate, promote), cancel.
+
+One run at a time: the database refuses a second queued/running run. A run trains on the
+dataset snapshot frozen when it was requested, so later labels never leak into it, and a
+crash marks the run failed without touching the active model version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import time
+import traceback
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from inspections.catalog.models import NO_DEFECT_CLASS, InspectionImage, Split
+from inspections.catalog.selectors import box_tuples_for_images
+from inspections.catalog.services.stored_files import local_copies
+from inspections.catalog.services.suspects import suspect_labels_flag, suspects_read
+from inspections.errors import ApplicationError
+from inspections.queueing import training_run_enqueue
+from inspections.registry.models import (
+    IN_PROGRESS_STATUSES,
+    DatasetSnapshot,
+    DatasetSnapshotItem,
+    TrainingRun,
+    TrainingRunStatus,
+    TrainingRunTrigger,
+)
+from inspections.registry.services.model_versions import model_version_register
+from inspections.registry.services.promotion import gate_and_promote
+from mlcore.artefact import BACKBONE_CHOICES
+
+logger = logging.getLogger(__name__)
+
+PARAMETER_RULES = {
+    # name: (type, minimum, maximum) — what a user may set; the rest are mlcore's defaults.
+    "head_epochs": (int, 1, 1000),
+    "head_patience": (int, 1, 1000),
+    "finetune_epochs": (int, 0, 100),
+    "finetune_blocks": (int, 1, 20),
+    "augmented_views": (int, 0, 16),
+    "batch_size": (int, 1, 256),
+    "input_size": (int, 32, 512),
+    "seed": (int, 0, 2**31 - 1),
+    "time_budget_s": (float, 10, 24 * 3600),
+    "confidence_threshold": (float, 0.0, 1.0),
+    "detection_min_images": (int, 1, 1_000_000),
+    "detection_epochs": (int, 1, 500),
+}
+# On/off parameters: the verified TFLite copy, and the int8 copy tried beside it.
+SWITCHES = ("serving_export", "serving_int8")
+
+
+def training_parameters_clean(params: dict | None) -> dict:
+    """The run's parameters over ``STEELQC_TRAINING_DEFAULTS``, checked; refused with
+    ``invalid_parameter`` (400) naming the first bad one."""
+    params = {**settings.STEELQC_TRAINING_DEFAULTS, **(params or {})}
+    cleaned: dict = {"backbone": params.pop("backbone", settings.STEELQC_BACKBONE)}
+    if cleaned["backbone"] not in BACKBONE_CHOICES:
+        raise ApplicationError(f"backbone must be one of {', '.join(BACKBONE_CHOICES)}.", code="invalid_parameter",
+                               details={"backbone": cleaned["backbone"]})
+    weights = params.pop("weights", "imagenet")
+    if weights not in ("imagenet", "none"):
+        raise ApplicationError("weights must be 'imagenet' or 'none'.", code="invalid_parameter")
+    cleaned["weights"] = weights
+    finetune = params.pop("finetune", "auto")
+    if finetune not in ("auto", "on", "off"):
+        raise ApplicationError("finetune must be 'auto', 'on' or 'off'.", code="invalid_parameter")
+    cleaned["finetune"] = finetune
+    detection = params.pop("detection", "auto")
+    if detection not in ("auto", "on", "off"):
+        raise ApplicationError("detection must be 'auto', 'on' or 'off'.", code="invalid_parameter")
+    cleaned["detection"] = detection
+    for name in SWITCHES:  # the serving copies (made and tried by default; see mlcore.serving)
+        if name in params:
+            if not isinstance(params[name], bool):
+                raise ApplicationError(f"{name} must be true or false.", code="invalid_parameter")
+            cleaned[name] = params.pop(name)
+    for name, value in params.items():
+        if name not in PARAMETER_RULES:
+            raise ApplicationError(f"Unknown training parameter {name!r}.", code="invalid_parameter",
+                                   details={"allowed": sorted([*PARAMETER_RULES, *SWITCHES, "backbone", "weights",
+                                                               "finetune", "detection"])})
+        kind, low, high = PARAMETER_RULES[name]
+        try:
+            number = kind(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ApplicationError(f"{name} must be a number.", code="invalid_parameter") from None
+        if isinstance(value, bool) or not low <= number <= high:  # NaN fails this too
+            raise ApplicationError(f"{name} must be between {low} and {high}.", code="invalid_parameter")
+        cleaned[name] = number
+    return cleaned
+
+
+def _snapshot_freeze() -> DatasetSnapshot:
+    rows = list(
+        InspectionImage.objects.filter(label__isnull=False, label__active=True, excluded=False)
+        .exclude(split=Split.UNASSIGNED)
+        .order_by("id")
+        .values_list("id", "sha256", "label_id", "label__name", "split")
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    digest = hashlib.sha256()
+    for _, sha, _, label, split in rows:
+        counts[label][split] += 1
+        digest.update(f"{sha}:{label}:{split}\n".encode())
+    snapshot = DatasetSnapshot.objects.create(
+        image_count=len(rows), counts={k: dict(v) for k, v in counts.items()}, checksum=digest.hexdigest()
+    )
+    DatasetSnapshotItem.objects.bulk_create(
+        [DatasetSnapshotItem(snapshot=snapshot, image_id=i, label_id=l, split=s) for i, _, l, _, s in rows],
+        batch_size=2000,
+    )
+    return snapshot
+
+
+def _check_snapshot_trainable(snapshot: DatasetSnapshot) -> None:
+    classes = {label: splits for label, splits in snapshot.counts.items() if splits.get("train")}
+    if len(classes) < 2:
+        raise ApplicationError("Training needs labelled training images of at least two classes.", code="not_enough_data",
+                               details={"counts": snapshot.counts})
+    if not any(splits.get("val") for splits in snapshot.counts.values()):
+        raise ApplicationError("Training needs labelled validation images.", code="not_enough_data",
+                               details={"counts": snapshot.counts})
+
+
+def training_run_start(*, requested_by, params: dict | None = None, trigger: str = TrainingRunTrigger.MANUAL,
+                       enqueue: bool = True) -> TrainingRun:
+    """Freeze the labelled data and queue a run. Refused (409) while another run is queued or running.
+
+    ``enqueue=False`` leaves the run for the caller to execute in-process (command line ``--wait``).
+    """
+    cleaned = training_parameters_clean(params)
+    try:
+        with transaction.atomic():
+            if TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).exists():
+                raise IntegrityError("a run is in progress")
+            snapshot = _snapshot_freeze()
+            _check_snapshot_trainable(snapshot)
+            run = TrainingRun.objects.create(
+                status=TrainingRunStatus.QUEUED, parameters=cleaned, trigger=trigger,
+                requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+                snapshot=snapshot,
+            )
+            if enqueue:
+                transaction.on_commit(lambda: _queue(run.id))
+    except IntegrityError:
+        current = TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).first()
+        raise ApplicationError(
+            "A training run is already queued or running; one runs at a time. Cancel it or wait for it to finish.",
+            code="training_in_progress", status_code=409, details={"run": getattr(current, "id", None)},
+        ) from None
+    return run
+
+
+def _queue(run_id: int) -> None:
+    if not training_run_enqueue(run_id=run_id):
+        _finish(run_id, status=TrainingRunStatus.FAILED, error="The training queue could not be reached.")
+
+
+def training_run_cancel(*, run: TrainingRun, actor=None) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next progress report.
+    ``actor`` is recorded as who cancelled it, with the time it was asked."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in IN_PROGRESS_STATUSES:
+            raise ApplicationError(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.",
+                                   code="not_cancellable", status_code=409)
+        run.cancel_requested = True
+        run.cancelled_at = timezone.now()
+        run.cancelled_by = actor if getattr(actor, "is_authenticated", False) else None
+        if run.status == TrainingRunStatus.QUEUED:
+            run.status = TrainingRunStatus.CANCELLED
+            run.finished_at = run.cancelled_at
+        run.save(update_fields=["cancel_requested", "cancelled_at", "cancelled_by", "status", "finished_at"])
+    return run
+
+
+def _finish(run_id: int, *, status: str, error: str = "", **fields) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(status=status, error=error, finished_at=timezone.now(), **fields)
+
+
+class _RunReporter:
+    """Writes progress, log lines and a heartbeat to the run row, at most about once a second."""
+
+    def __init__(self, run_id: int, interval_s: float = 1.0):
+        self.run_id = run_id
+        self.interval_s = interval_s
+        self.last_write = 0.0
+        self.last_phase = ""
+        self.cancel_requested = False
+
+    def log(self, line: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        TrainingRun.objects.filter(pk=self.run_id).update(
+            log=Concat(F("log"), Value(f"{stamp} {line}\n")), heartbeat_at=timezone.now()
+        )
+
+    def progress(self, fraction: float, info: dict) -> None:
+        phase = str(info.get("phase") or "")
+        now = time.monotonic()
+        if phase == self.last_phase and now - self.last_write < self.interval_s:
+            return
+        if phase != self.last_phase:
+            self.log(f"phase {phase}")
+        self.last_phase, self.last_write = phase, now
+        epoch = info.get("epoch")
+        TrainingRun.objects.filter(pk=self.run_id).update(
+            progress=min(max(float(fraction), 0.0), 0.99), phase=f"{phase} epoch {epoch}" if epoch else phase,
+            heartbeat_at=timezone.now(),
+        )
+        self.cancel_requested = TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+
+    def should_cancel(self) -> bool:
+        return self.cancel_requested
+
+
+def _train_config(params: dict):
+    from mlcore.training import TrainConfig
+
+    values = {k: v for k, v in params.items() if k not in ("weights",)}
+    return TrainConfig(
+        **values,
+        weights=None if params.get("weights") == "none" else "imagenet",
+        resnet50_weights=settings.STEELQC_RESNET50_WEIGHTS or None,
+        cache_dir=settings.STEELQC_CACHE_DIR,
+    )
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun | None:
+    """Run a queued training run to its end. Safe to call twice: only a queued run starts."""
+    started = TrainingRun.objects.filter(pk=run_id, status=TrainingRunStatus.QUEUED).update(
+        status=TrainingRunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), progress=0.0
+    )
+    if not started:
+        logger.info("training run %s is not queued; nothing to do", run_id)
+        return None
+    run = TrainingRun.objects.select_related("snapshot", "requested_by").get(pk=run_id)
+    reporter = _RunReporter(run_id)
+    try:
+        _execute(run, reporter)
+    except Exception as error:
+        from mlcore.training import TrainingCancelled
+
+        if isinstance(error, TrainingCancelled):
+            _finish(run_id, status=TrainingRunStatus.CANCELLED)
+            reporter.log("cancelled")
+        else:
+            logger.exception("training run %s failed", run_id)
+            _finish(run_id, status=TrainingRunStatus.FAILED,
+                    error=f"{type(error).__name__}: {error}\n\n{traceback.format_exc()[-4000:]}")
+            reporter.log(f"failed: {type(error).__name__}: {error}")
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
+    from mlcore.io import Sample
+    from mlcore.training import train
+
+    items = list(run.snapshot.items.select_related("image", "label").order_by("id"))
+    reporter.log(f"training on snapshot {run.snapshot_id}: {len(items)} images, parameters {run.parameters}")
+    with tempfile.TemporaryDirectory(prefix=f"steelqc-run-{run.pk}-") as workdir:
+        paths = local_copies(names=[item.image.file.name for item in items], folder=Path(workdir) / "images")
+        # What the detection head trains on: a frame labelled no_defect without boxes is a known-empty
+        # frame; any other frame without boxes is left out of detection training.
+        boxes = box_tuples_for_images(image_ids=[item.image_id for item in items])
+        samples = [Sample(path=str(paths[item.image.file.name]), label=item.label.name, split=item.split,
+                          boxes=boxes.get(item.image_id, () if item.label.name == NO_DEFECT_CLASS else None))
+                   for item in items]
+        out_dir = Path(workdir) / "model"
+        result = train(_train_config(run.parameters), samples, out_dir=out_dir,
+                       progress=reporter.progress, should_cancel=reporter.should_cancel)
+        reporter.log(f"trained: test accuracy {result.metrics.get('accuracy', 0):.4f}")
+        version = model_version_register(model_dir=out_dir, created_by=run.requested_by, notes=f"training run {run.pk}")
+        suspects = suspects_read(model_dir=out_dir, image_ids_by_path={
+            str(paths[item.image.file.name]): item.image_id for item in items})
+    TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase="gate")
+    decision = gate_and_promote(candidate=version, snapshot=run.snapshot, actor=run.requested_by)
+    reporter.log("promoted" if decision["promoted"] else "kept as candidate: " + "; ".join(decision["reasons"]))
+    _finish(run.pk, status=TrainingRunStatus.SUCCEEDED, gate_decision=decision, progress=1.0, phase="done")
+    flagged = suspect_labels_flag(image_ids=[item.image_id for item in items], flagged=suspects)
+    reporter.log(f"{flagged} suspect label(s) sent to review")
+
+
+def training_runs_fail_stale(*, older_than_s: float) -> int:
+    """Mark running runs whose worker stopped reporting (killed, machine lost) as failed."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    return TrainingRun.objects.filter(status=TrainingRunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=TrainingRunStatus.FAILED, finished_at=timezone.now(),
+        error=f"The worker running this training stopped reporting for more than {int(older_than_s)} s.",
+    )

@@ -1,0 +1,97 @@
+"""Predictions and the people who answer them: inference, the image's latest prediction,: models (fields and constraints; services do the writing)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from inspections.catalog.models import DefectClass, InspectionImage
+from inspections.registry.models import ModelVersion
+
+
+class Prediction(models.Model):
+    # No index of its own: prediction_image_latest (image, newest first) serves every lookup by image.
+    image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="predictions", db_index=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
+    confidence = models.FloatField()
+    probabilities = models.JSONField(help_text="Class name -> probability, for every class of the model.")
+    needs_review = models.BooleanField(db_index=True)
+    margin = models.FloatField(
+        null=True, blank=True, db_index=True,
+        help_text="Top class probability minus the runner-up's: small means the model hesitated.",
+    )
+    ood_score = models.FloatField()
+    review_reasons = models.JSONField(
+        default=list, blank=True,
+        help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
+    )
+    latency_ms = models.FloatField(null=True, blank=True)
+    boxes = models.JSONField(
+        default=list, blank=True,
+        help_text="Defect boxes the model found, best first: [{label, box: [x0, y0, x1, y1] as fractions "
+                  "of width and height, score}]; empty when the version has no detection head.",
+    )
+    embedding = models.BinaryField(
+        null=True, blank=True, editable=False,
+        help_text="The image's descriptor from this model (float16, little-endian): what look-alike search compares.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_image_and_version"),
+            models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_0_1"),
+        ]
+        # Sized for a billion rows (make bench-tables, docs/benchmarks.md): the latest prediction of an
+        # image is one index probe; look-alike search finds a version's descriptors without reading
+        # the table. Time windows on created_at use a BRIN index (rows arrive in time order), made on
+        # PostgreSQL by migration 0020 and so not listed here.
+        indexes = [
+            models.Index(fields=["image", "-created_at", "-id"], name="prediction_image_latest"),
+            models.Index(fields=["model_version", "id"], condition=Q(embedding__isnull=False),
+                         name="prediction_embedded_by_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.confidence:.2f} for image {self.image_id} by model {self.model_version_id}"
+
+
+class ReviewDecision(models.TextChoices):
+    LABEL = "label", "labelled"
+    EXCLUDE = "exclude", "excluded"
+    INCLUDE = "include", "included again"
+
+
+class Review(models.Model):
+    """An append-only record of one human decision: a label, or excluding the image (or undoing that)."""
+
+    image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=ReviewDecision.choices, default=ReviewDecision.LABEL)
+    label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The class decided; empty for exclude/include decisions.",
+    )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it was excluded.")
+    previous_label = models.ForeignKey(DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(decision__in=ReviewDecision.values), name="review_decision_valid"),
+            models.CheckConstraint(
+                condition=Q(decision=ReviewDecision.LABEL, label__isnull=False)
+                | (~Q(decision=ReviewDecision.LABEL) & Q(label__isnull=True)),
+                name="review_label_only_for_label_decisions",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.decision != ReviewDecision.LABEL:
+            return f"{self.reviewer} {self.get_decision_display()} image {self.image_id}"
+        return f"{self.reviewer} labelled image {self.image_id} as {self.label} ({self.previous_label} before)"

@@ -1,0 +1,146 @@
+"""Human decisions on an image, each one an append-only Review row: a label (the image's label
+follows it), excluding the image as "not an inspection image", or including it again."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from inspections.access import roles
+from inspections.catalog.attention import needs_attention_value
+from inspections.catalog.models import DefectClass, InspectionImage, LabelSource, Split
+from inspections.catalog.services.classes import defect_class_name_normalise
+from inspections.catalog.services.splits import splits_assign_unassigned
+from inspections.errors import ApplicationError
+from inspections.review.models import Prediction, Review, ReviewDecision
+
+
+def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected_version: int | None = None) -> Review:
+    """Record ``reviewer``'s decision that ``image`` shows ``label_name``.
+
+    Every decision (a confirmation too) bumps ``image.label_version``. A reviewer who sends back
+    the version they saw (``expected_version``) gets a 409 when someone else decided in between,
+    with the current state in the error's details, instead of silently overwriting it. Labelling
+    an excluded image includes it again: a class is an answer only an inspection image has.
+    """
+    _check_role(reviewer)
+    label = _active_class(label_name)
+    with transaction.atomic():
+        locked = _locked(image, expected_version)
+        review = _record(locked, reviewer, decision=ReviewDecision.LABEL, label=label)
+        locked.label = label
+        locked.label_source = LabelSource.REVIEW
+        locked.excluded, locked.exclusion_reason = False, ""
+        _settle_suspicion(locked, label)
+        _save_decided(locked, "label", "label_source", "excluded", "exclusion_reason", "suspect_suggestion",
+                      "suspect_score", "suspect_cleared_label", "needs_attention")
+        if locked.split == Split.UNASSIGNED:
+            splits_assign_unassigned()
+    image.refresh_from_db(fields=["label", "label_source", "label_version", "split", "excluded", "exclusion_reason",
+                                  "suspect_suggestion", "suspect_score", "suspect_cleared_label"])
+    return review
+
+
+def review_exclude(*, image: InspectionImage, reviewer, reason: str, expected_version: int | None = None) -> Review:
+    """Mark ``image`` as not an inspection image (camera fault, wrong material, test shot): it
+    leaves the review queue and every later training or evaluation snapshot; its label and
+    history stay. Undone by ``review_include`` or by labelling it."""
+    _check_role(reviewer)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("Say why the image is excluded.", code="invalid", details={"reason": ["required"]})
+    with transaction.atomic():
+        locked = _locked(image, expected_version)
+        if locked.excluded:
+            raise ApplicationError(f"Image {locked.pk} is already excluded.", code="already_excluded",
+                                   status_code=409, details=_state(locked))
+        review = _record(locked, reviewer, decision=ReviewDecision.EXCLUDE, reason=reason)
+        locked.excluded, locked.exclusion_reason = True, reason
+        _save_decided(locked, "excluded", "exclusion_reason")
+    image.refresh_from_db(fields=["label_version", "excluded", "exclusion_reason"])
+    return review
+
+
+def review_include(*, image: InspectionImage, reviewer, expected_version: int | None = None) -> Review:
+    """Undo an exclusion: the image is an inspection image again, with the label it had."""
+    _check_role(reviewer)
+    with transaction.atomic():
+        locked = _locked(image, expected_version)
+        if not locked.excluded:
+            raise ApplicationError(f"Image {locked.pk} is not excluded.", code="not_excluded", status_code=409,
+                                   details=_state(locked))
+        review = _record(locked, reviewer, decision=ReviewDecision.INCLUDE)
+        locked.excluded, locked.exclusion_reason = False, ""
+        _save_decided(locked, "excluded", "exclusion_reason")
+    image.refresh_from_db(fields=["label_version", "excluded", "exclusion_reason"])
+    return review
+
+
+def _settle_suspicion(locked: InspectionImage, label: DefectClass) -> None:
+    """A decision on a suspect label settles it: the label decided is not flagged again until the
+    image's label changes (a later decision for another label forgets it)."""
+    if locked.suspect_suggestion_id is not None:
+        locked.suspect_cleared_label = label
+    elif locked.suspect_cleared_label_id != label.pk:
+        locked.suspect_cleared_label = None
+    locked.suspect_suggestion, locked.suspect_score = None, None
+    locked.needs_attention = needs_attention_value(suspect=False, latest_needs_review=locked.latest_needs_review)
+
+
+def _check_role(reviewer) -> None:
+    if not roles.can_label(reviewer):
+        raise ApplicationError("Reviewing needs the role qa or ml_admin.", code="permission_denied", status_code=403)
+
+
+def _state(image: InspectionImage) -> dict:
+    return {
+        "image": image.pk,
+        "label": image.label.name if image.label else None,
+        "label_source": image.label_source,
+        "label_version": image.label_version,
+        "excluded": image.excluded,
+    }
+
+
+def _locked(image: InspectionImage, expected_version: int | None) -> InspectionImage:
+    locked = InspectionImage.objects.select_for_update(of=("self",)).select_related("label").get(pk=image.pk)
+    if expected_version is not None and expected_version != locked.label_version:
+        raise ApplicationError(
+            f"The image's label changed since version {expected_version}; it is now at version "
+            f"{locked.label_version}. Reload and decide again.",
+            code="conflict",
+            status_code=409,
+            details={**_state(locked), "expected_version": expected_version},
+        )
+    return locked
+
+
+def _record(locked: InspectionImage, reviewer, *, decision: str, label: DefectClass | None = None,
+            reason: str = "") -> Review:
+    return Review.objects.create(
+        image=locked,
+        decision=decision,
+        label=label,
+        reason=reason,
+        previous_label=locked.label,
+        reviewer=reviewer,
+        prediction=Prediction.objects.filter(image=locked).order_by("-created_at", "-id").first(),
+    )
+
+
+def _save_decided(locked: InspectionImage, *fields: str) -> None:
+    locked.label_version += 1
+    locked.save(update_fields=[*fields, "label_version"])
+
+
+def _active_class(name: str) -> DefectClass:
+    normalised = defect_class_name_normalise(name or "")
+    defect_class = DefectClass.objects.filter(name=normalised).first()
+    if defect_class is None or not defect_class.active:
+        known = list(DefectClass.objects.filter(active=True).order_by("name").values_list("name", flat=True))
+        state = "inactive" if defect_class else "unknown"
+        raise ApplicationError(
+            f"{name!r} is not an active defect class.",
+            code="unknown_class",
+            details={"label": [f"{state} class"], "classes": known},
+        )
+    return defect_class

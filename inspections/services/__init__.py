@@ -1,1 +1,0 @@
-"""Writes. Each function validates, writes inside a transaction and raises ApplicationError."""
