@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from kombu import Exchange, Queue
 
+from mlcore.gate import GateRule
 from steelqc.observability import logging_config
 
 from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
@@ -346,14 +347,28 @@ STEELQC_RETRAIN_MIN_NEW_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_LABELS", 50, m
 STEELQC_RETRAIN_CHECK_INTERVAL_S = env_int("STEELQC_RETRAIN_CHECK_INTERVAL_S", 3600, minimum=10)
 # A running run whose worker has not reported for this long is marked failed.
 STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, minimum=30)
-# Promotion gate: candidate accuracy >= active - tolerance and no class recall drops more.
-STEELQC_GATE_ACCURACY_TOLERANCE = env_float("STEELQC_GATE_ACCURACY_TOLERANCE", 0.005)
-STEELQC_GATE_RECALL_TOLERANCE = env_float("STEELQC_GATE_RECALL_TOLERANCE", 0.02)
-STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", 1, minimum=1)
-# A class's recall drop of this many of its test images is forgiven even when above the tolerance.
-STEELQC_GATE_RECALL_TOLERANCE_IMAGES = env_int("STEELQC_GATE_RECALL_TOLERANCE_IMAGES", 1, minimum=0)
-# When the active version finds defect boxes: the candidate's mAP@0.5 may be at most this much lower.
-STEELQC_GATE_MAP50_TOLERANCE = env_float("STEELQC_GATE_MAP50_TOLERANCE", 0.02)
+# Promotion gate (mlcore.gate.GateRule says what each value means; its defaults are these
+# settings' defaults): STEELQC_GATE_<FIELD> for every field of the rule, checked at start-up.
+_GATE_DEFAULTS = GateRule()
+STEELQC_GATE_ALPHA = env_float("STEELQC_GATE_ALPHA", _GATE_DEFAULTS.alpha)
+STEELQC_GATE_CLASS_ALPHA = env_float("STEELQC_GATE_CLASS_ALPHA", _GATE_DEFAULTS.class_alpha)
+STEELQC_GATE_PRACTICAL_MARGIN = env_float("STEELQC_GATE_PRACTICAL_MARGIN", _GATE_DEFAULTS.practical_margin)
+STEELQC_GATE_CLASS_PRACTICAL_MARGIN = env_float("STEELQC_GATE_CLASS_PRACTICAL_MARGIN",
+                                                _GATE_DEFAULTS.class_practical_margin)
+STEELQC_GATE_RECALL_FLOOR = env_float("STEELQC_GATE_RECALL_FLOOR", _GATE_DEFAULTS.recall_floor)
+STEELQC_GATE_MAX_RECALL_DROP = env_float("STEELQC_GATE_MAX_RECALL_DROP", _GATE_DEFAULTS.max_recall_drop)
+STEELQC_GATE_MAX_RECALL_DROP_IMAGES = env_int("STEELQC_GATE_MAX_RECALL_DROP_IMAGES",
+                                              _GATE_DEFAULTS.max_recall_drop_images, minimum=0)
+STEELQC_GATE_MIN_TEST_IMAGES = env_int("STEELQC_GATE_MIN_TEST_IMAGES", _GATE_DEFAULTS.min_test_images, minimum=1)
+STEELQC_GATE_MIN_CLASS_TEST_IMAGES = env_int("STEELQC_GATE_MIN_CLASS_TEST_IMAGES",
+                                             _GATE_DEFAULTS.min_class_test_images, minimum=0)
+STEELQC_GATE_MAP50_TOLERANCE = env_float("STEELQC_GATE_MAP50_TOLERANCE", _GATE_DEFAULTS.map50_tolerance)
+try:
+    GateRule(**{name: globals()[f"STEELQC_GATE_{name.upper()}"] for name in GateRule.__dataclass_fields__})
+except ValueError as error:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_GATE_*: {error}") from error
 # Drift: a source is in drift alert while the share of its images flagged foreign by the active
 # model over the last STEELQC_DRIFT_WINDOW_HOURS is above STEELQC_DRIFT_FOREIGN_SHARE (with at least
 # STEELQC_DRIFT_MIN_IMAGES images); checked every STEELQC_DRIFT_CHECK_INTERVAL_S, events go to the

@@ -62,18 +62,19 @@ def _test_boxes(items) -> tuple[list[int], list[list[tuple]], list[tuple[int, in
     return rows, truth, sizes
 
 
+def gate_rule():
+    """The promotion gate's rule from the settings (``STEELQC_GATE_<FIELD>`` for each field)."""
+    from mlcore.gate import GateRule
+
+    return GateRule(**{name: getattr(settings, f"STEELQC_GATE_{name.upper()}") for name in GateRule.__dataclass_fields__})
+
+
 def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, actor=None) -> dict:
     """Evaluate, decide, promote if passed; returns the decision (also stored on the candidate)."""
-    from mlcore.gate import GateRule, decide
+    from mlcore.gate import decide
 
     items = list(snapshot.items.filter(split=Split.TEST).select_related("image", "label").order_by("id"))
-    rule = GateRule(
-        accuracy_tolerance=settings.STEELQC_GATE_ACCURACY_TOLERANCE,
-        recall_tolerance=settings.STEELQC_GATE_RECALL_TOLERANCE,
-        min_test_images=settings.STEELQC_GATE_MIN_TEST_IMAGES,
-        recall_tolerance_images=settings.STEELQC_GATE_RECALL_TOLERANCE_IMAGES,
-        map50_tolerance=settings.STEELQC_GATE_MAP50_TOLERANCE,
-    )
+    rule = gate_rule()
     champion = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exclude(pk=candidate.pk).first()
     labels = [item.label.name for item in items]
     with tempfile.TemporaryDirectory(prefix="steelqc-gate-") as folder:
