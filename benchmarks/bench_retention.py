@@ -151,6 +151,7 @@ def measure(*, delete: int, now: datetime) -> dict:
     from django.conf import settings
     from django.db import connection
 
+    from inspections.line.pages.retention import NEXT_RUN_PREVIEW_LIMIT
     from inspections.line.services.retention_sweep import (
         Scope,
         _unneeded,
@@ -160,7 +161,6 @@ def measure(*, delete: int, now: datetime) -> dict:
         retention_sweep,
     )
     from inspections.models import InspectionImage, PendingFileDeletion, Prediction
-    from inspections.pages.retention import NEXT_RUN_PREVIEW_LIMIT
 
     results: dict = {"keep_days": settings.STEELQC_RETENTION_KEEP_DAYS}
     batch = settings.STEELQC_RETENTION_SWEEP_BATCH

@@ -376,7 +376,7 @@ def scenarios(*, versions: dict, now: datetime) -> list[tuple[str, str, object]]
     def page(queryset):
         return list(Paginator(queryset, 50).get_page(1).object_list)
 
-    def queue_page(filters):  # as inspections.pages.review.review_queue reads it
+    def queue_page(filters):  # as inspections.review.pages.review.review_queue reads it
         paginator = Paginator(review_selectors.image_list_for_review(filters=filters), 50)
         paginator.count = review_selectors.review_queue_counts(filters=filters)["left"]
         return list(paginator.get_page(1).object_list)

@@ -5,18 +5,21 @@ from .models import (
     AuthEvent,
     DatasetSnapshot,
     DatasetSnapshotItem,
+    DecisionThresholdChange,
+    DefectBox,
+    DefectBoxChange,
     DefectClass,
+    DriftAlert,
     InspectionImage,
+    LineMinute,
     ModelVersion,
+    PendingFileDeletion,
     Prediction,
+    RetentionPolicy,
+    RetentionRun,
     Review,
     TrainingRun,
 )
-from .models import DecisionThresholdChange
-from .models import DriftAlert
-from .models import DefectBox, DefectBoxChange
-from .models import LineMinute, RetentionPolicy
-from .models import PendingFileDeletion, RetentionRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,7 +1,10 @@
 from django.urls import include, path
 
-from .pages import dashboard, home, novelty, registry, review, uploads
-from .pages import retention
+from inspections.catalog.pages import uploads
+from inspections.line.pages import retention
+from inspections.ops.pages import dashboard, home
+from inspections.registry.pages import versions as registry
+from inspections.review.pages import novelty, review
 
 app_name = "inspections"
 

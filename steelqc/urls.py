@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from inspections.pages import logins, tokens
+from inspections.access.pages import logins, tokens
 from steelqc.views import favicon, healthz
 
 urlpatterns = [
@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/lockouts/unlock/", logins.login_lockout_unlock, name="login-lockout-unlock"),
     path("accounts/api-tokens/", tokens.api_token_page, name="api-tokens"),
     path("accounts/api-tokens/<int:token_id>/revoke/", tokens.api_token_revoke_page, name="api-token-revoke"),
-    path("", include("inspections.pages.registry_urls")),
+    path("", include("inspections.registry.urls")),
     path("", include("inspections.urls")),
 ]
 if settings.DEBUG:

@@ -56,8 +56,82 @@ def test_importing_mlcore_root_does_not_load_tensorflow():
 
 PAGE_VIEW_MODULES_ELSEWHERE = {"django.contrib.auth.views", "django.views.static", "steelqc.views"}
 
+# The domains of the inspections app, lowest first. A domain's core (its models, services,
+# selectors and the other modules beside them) imports only its own domain, the domains below it
+# and the shared kernel (inspections/*.py: errors, locks, queueing, task_names, ...). Its edge
+# (api/, pages/, urls.py: what answers HTTP) may compose any domain's services and selectors.
+DOMAINS = ("access", "catalog", "registry", "review", "line", "ops")
+EDGE_PARTS = {"api", "pages", "urls.py"}
+KERNEL = {"errors", "locks", "queueing", "task_names", "models"}
 
-def test_every_page_view_lives_in_inspections_pages():
+
+def _domain_imports() -> list[tuple[str, str, str, bool]]:
+    """(file, its domain, imported domain, whether the file is edge) for every cross-domain import."""
+    found = []
+    for path in (ROOT / "inspections").rglob("*.py"):
+        parts = path.relative_to(ROOT / "inspections").parts
+        if parts[0] not in DOMAINS:
+            continue
+        edge = len(parts) > 1 and parts[1] in EDGE_PARTS
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            modules = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            for module in modules:
+                names = module.split(".")
+                if names[0] == "inspections" and len(names) > 1 and names[1] in DOMAINS and names[1] != parts[0]:
+                    found.append((str(path.relative_to(ROOT)), parts[0], names[1], edge))
+                    break
+    return found
+
+
+def test_each_domains_core_imports_only_the_domains_below_it():
+    rank = {name: index for index, name in enumerate(DOMAINS)}
+    upward = sorted(f"{path} imports inspections.{imported}" for path, domain, imported, edge in _domain_imports()
+                    if not edge and rank[imported] > rank[domain])
+    assert upward == []
+
+
+def test_the_contract_sees_the_imports_it_allows():
+    # The check above reads real imports: the review domain builds on the catalog and the registry.
+    seen = {(domain, imported) for _, domain, imported, edge in _domain_imports() if not edge}
+    assert {("review", "catalog"), ("review", "registry"), ("registry", "catalog")} <= seen
+
+
+def test_domain_code_imports_models_from_their_domain_not_the_aggregate():
+    # inspections.models re-exports every domain's models for Django; inside a domain the import
+    # names the domain, so the contract above sees it.
+    offenders = []
+    for domain in DOMAINS:
+        for path in (ROOT / "inspections" / domain).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module == "inspections.models":
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_the_kernel_imports_no_domain():
+    offenders = []
+    for path in (ROOT / "inspections").glob("*.py"):
+        if path.stem not in KERNEL:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[:2][-1] in DOMAINS:
+                if path.stem != "models":
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_services_are_packages_per_domain_not_one_flat_folder():
+    assert not (ROOT / "inspections" / "services").exists()
+    assert not (ROOT / "inspections" / "selectors.py").exists()
+    for domain in DOMAINS:
+        assert (ROOT / "inspections" / domain / "__init__.py").is_file(), domain
+
+
+def test_every_page_view_lives_in_a_domains_pages():
     from django.urls import URLPattern, URLResolver, get_resolver
 
     def views(patterns):
@@ -68,16 +142,19 @@ def test_every_page_view_lives_in_inspections_pages():
             elif isinstance(pattern, URLPattern):
                 yield pattern.name, pattern.callback
 
+    def in_pages(module: str) -> bool:
+        names = module.split(".")
+        return len(names) > 3 and names[0] == "inspections" and names[1] in DOMAINS and names[2] == "pages"
+
     misplaced = {name: view.__module__ for name, view in views(get_resolver().url_patterns)
-                 if not view.__module__.startswith("inspections.pages.")
-                 and view.__module__ not in PAGE_VIEW_MODULES_ELSEWHERE}
+                 if not in_pages(view.__module__) and view.__module__ not in PAGE_VIEW_MODULES_ELSEWHERE}
     assert misplaced == {}
     assert not (ROOT / "inspections" / "views.py").exists()
 
 
 def test_pages_read_through_selectors_not_the_orm():
     offenders = []
-    for path in (ROOT / "inspections" / "pages").rglob("*.py"):
+    for path in [*(ROOT / "inspections").glob("*/pages/*.py"), *(ROOT / "inspections" / "pages").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Attribute) and node.attr == "objects":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")

@@ -4,13 +4,36 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
-from . import artefact_views, comparison_views, similarity_views, views
-from . import box_views
-from . import classify_views
-from . import drift_views
-from . import threshold_views
-from .exceptions import api_not_found
-from .permissions import ReadRole
+from inspections.api.exceptions import api_not_found
+from inspections.api.permissions import ReadRole
+from inspections.catalog.api.images import (
+    DefectClassListCreate,
+    ImageDetail,
+    ImageFile,
+    ImageListCreate,
+)
+from inspections.line.api import classify as classify_views
+from inspections.line.api import drift as drift_views
+from inspections.ops.api.export import DatasetExport
+from inspections.registry.api import comparison as comparison_views
+from inspections.registry.api import thresholds as threshold_views
+from inspections.registry.api.artefacts import (
+    ModelVersionArtefactFile,
+    ModelVersionArtefactList,
+    TrainingRunSnapshot,
+)
+from inspections.registry.api.versions import (
+    ModelVersionDetail,
+    ModelVersionList,
+    ModelVersionPromote,
+    ModelVersionRollback,
+    TrainingRunCancel,
+    TrainingRunDetail,
+    TrainingRunListCreate,
+)
+from inspections.review.api import boxes as box_views
+from inspections.review.api import similarity as similarity_views
+from inspections.review.api.reviews import ImageReviews
 
 app_name = "api"
 
@@ -24,10 +47,10 @@ class SwaggerUI(SpectacularSwaggerSplitView):
 
 
 urlpatterns = [
-    path("images/", views.ImageListCreate.as_view(), name="image-list"),
-    path("images/<int:image_id>/", views.ImageDetail.as_view(), name="image-detail"),
-    path("images/<int:image_id>/reviews/", views.ImageReviews.as_view(), name="image-reviews"),
-    path("images/<int:image_id>/file/", views.ImageFile.as_view(), name="image-file"),
+    path("images/", ImageListCreate.as_view(), name="image-list"),
+    path("images/<int:image_id>/", ImageDetail.as_view(), name="image-detail"),
+    path("images/<int:image_id>/reviews/", ImageReviews.as_view(), name="image-reviews"),
+    path("images/<int:image_id>/file/", ImageFile.as_view(), name="image-file"),
     path("images/<int:image_id>/boxes/", box_views.ImageBoxes.as_view(), name="image-boxes"),
     path("images/<int:image_id>/similar/", similarity_views.ImageSimilar.as_view(), name="image-similar"),
     path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
@@ -35,25 +58,25 @@ urlpatterns = [
     path("drift/", drift_views.Drift.as_view(), name="drift"),
     path("classify/", classify_views.Classify.as_view(), name="classify"),
     path("line-stats/", classify_views.LineStats.as_view(), name="line-stats"),
-    path("classes/", views.DefectClassListCreate.as_view(), name="class-list"),
-    path("model-versions/", views.ModelVersionList.as_view(), name="model-version-list"),
-    path("model-versions/rollback/", views.ModelVersionRollback.as_view(), name="model-version-rollback"),
-    path("model-versions/<int:version_id>/", views.ModelVersionDetail.as_view(), name="model-version-detail"),
-    path("model-versions/<int:version_id>/promote/", views.ModelVersionPromote.as_view(), name="model-version-promote"),
+    path("classes/", DefectClassListCreate.as_view(), name="class-list"),
+    path("model-versions/", ModelVersionList.as_view(), name="model-version-list"),
+    path("model-versions/rollback/", ModelVersionRollback.as_view(), name="model-version-rollback"),
+    path("model-versions/<int:version_id>/", ModelVersionDetail.as_view(), name="model-version-detail"),
+    path("model-versions/<int:version_id>/promote/", ModelVersionPromote.as_view(), name="model-version-promote"),
     path("model-versions/<int:version_id>/compare/<int:other_id>/", comparison_views.ModelVersionCompare.as_view(),
          name="model-version-compare"),
     path("model-versions/<int:version_id>/thresholds/", threshold_views.ModelVersionThresholds.as_view(),
          name="model-version-thresholds"),
-    path("model-versions/<int:version_id>/artefacts/", artefact_views.ModelVersionArtefactList.as_view(),
+    path("model-versions/<int:version_id>/artefacts/", ModelVersionArtefactList.as_view(),
          name="model-version-artefacts"),
-    path("model-versions/<int:version_id>/artefacts/<str:name>/", artefact_views.ModelVersionArtefactFile.as_view(),
+    path("model-versions/<int:version_id>/artefacts/<str:name>/", ModelVersionArtefactFile.as_view(),
          name="model-version-artefact"),
-    path("training-runs/", views.TrainingRunListCreate.as_view(), name="training-run-list"),
-    path("training-runs/<int:run_id>/", views.TrainingRunDetail.as_view(), name="training-run-detail"),
-    path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancel.as_view(), name="training-run-cancel"),
-    path("training-runs/<int:run_id>/snapshot/", artefact_views.TrainingRunSnapshot.as_view(),
+    path("training-runs/", TrainingRunListCreate.as_view(), name="training-run-list"),
+    path("training-runs/<int:run_id>/", TrainingRunDetail.as_view(), name="training-run-detail"),
+    path("training-runs/<int:run_id>/cancel/", TrainingRunCancel.as_view(), name="training-run-cancel"),
+    path("training-runs/<int:run_id>/snapshot/", TrainingRunSnapshot.as_view(),
          name="training-run-snapshot"),
-    path("dataset-export/", artefact_views.DatasetExport.as_view(), name="dataset-export"),
+    path("dataset-export/", DatasetExport.as_view(), name="dataset-export"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[ReadRole]), name="schema"),
     path("docs/", SwaggerUI.as_view(url_name="inspections:api:schema"), name="docs"),
     re_path(r"^.*$", api_not_found),

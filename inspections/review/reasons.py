@@ -8,7 +8,11 @@ The sentences are built here once and shown by the review view, the upload page 
 from __future__ import annotations
 
 from mlcore.artefact import (
-    REASON_BLANK_FRAME, REASON_FOREIGN, REASON_LOW_CONFIDENCE, REASON_SUSPECT_LABEL, REVIEW_REASONS,
+    REASON_BLANK_FRAME,
+    REASON_FOREIGN,
+    REASON_LOW_CONFIDENCE,
+    REASON_SUSPECT_LABEL,
+    REVIEW_REASONS,
 )
 
 REASON_TITLES = {

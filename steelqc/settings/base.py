@@ -72,7 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "inspections.pages.model_state.model_state",
+                "inspections.registry.pages.model_state.model_state",
             ],
         },
     },
@@ -122,7 +122,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Tries while locked do not push the retry time back, so the time the page names stays true.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "inspections.pages.logins.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "inspections.access.pages.logins.login_locked_out"
 # Logins and failures are recorded once, in the auth audit trail (inspections.AuthEvent).
 AXES_DISABLE_ACCESS_LOG = True
 # Behind N reverse proxies the client address is the N-th from the right of X-Forwarded-For

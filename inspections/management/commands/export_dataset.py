@@ -2,12 +2,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inspections.errors import ApplicationError
 from inspections.ops.services.dataset_export import (
     dataset_export_filters_clean,
     dataset_export_stream,
     dataset_snapshot_stream,
 )
-from inspections.errors import ApplicationError
 from inspections.registry import selectors as registry_selectors
 
 

@@ -7,9 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIRequestFactory
 
-from inspections.api.serializers import ImageOutput
-from inspections.api.upload_output import new_image_output
+from inspections.catalog.api.upload_output import new_image_output
 from inspections.catalog.services.images import image_upload
+from inspections.review.api.serializers import ImageOutput
 from tests.factories import (
     DefectClassFactory,
     ModelVersionFactory,

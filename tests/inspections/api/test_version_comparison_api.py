@@ -2,7 +2,9 @@
 
 The second version is the first's artefact with its class list reversed: the same network, every
 prediction named the other way round, so the two disagree on every image. The worker's part
-(``version_comparison_compute``) runs in-process on the message that would have been queued.
+(``version_comparison_compute``) runs in-process on the message that would have been queued;
+the message is sent after the comparison's row commits, so requests go through ``get``, which
+runs a request's after-commit callbacks as its commit would.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def _two_versions(tiny_model_dirs, tmp_path):
     return first, second
 
 
+@pytest.fixture
+def get(django_capture_on_commit_callbacks):
+    def get(client, url):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.get(url)
+    return get
+
+
 def _url(a: int, b: int, query: str = "") -> str:
     return f"/api/v1/model-versions/{a}/compare/{b}/{query}"
 
@@ -69,19 +79,19 @@ def _run_queued(no_queue) -> str:
     return version_comparison_compute(**kwargs)
 
 
-def test_computes_once_then_answers_side_by_side_in_either_order(versions, no_queue):
+def test_computes_once_then_answers_side_by_side_in_either_order(versions, no_queue, get):
     first, second = versions
     client = client_for("viewer")
-    pending = client.get(_url(first.pk, second.pk))
+    pending = get(client, _url(first.pk, second.pk))
     assert pending.status_code == 202
     body = pending.json()
     assert body["status"] == "computing"
     assert body["image_set"]["test_split_images"] == 4 and body["image_set"]["newer_labelled_images"] == 16
     # Asking again while it computes queues nothing more.
-    client.get(_url(first.pk, second.pk))
+    get(client, _url(first.pk, second.pk))
     assert _run_queued(no_queue) == "ready"
 
-    body = client.get(_url(first.pk, second.pk, "?page_size=5")).json()
+    body = get(client, _url(first.pk, second.pk, "?page_size=5")).json()
     assert body["status"] == "ready" and body["first"]["id"] == first.pk and body["second"]["id"] == second.pk
     assert body["image_set"]["total"] == 20 and body["image_set"]["training_run"] is not None
     assert body["classes"] == first.classes
@@ -103,20 +113,20 @@ def test_computes_once_then_answers_side_by_side_in_either_order(versions, no_qu
     assert one["review_url"].endswith(f"/review/{one['image']}/")
 
     # The other order reuses the stored predictions: nothing queued, the deltas turn round.
-    swapped = client.get(_url(second.pk, first.pk)).json()
+    swapped = get(client, _url(second.pk, first.pk)).json()
     assert no_queue == []
     assert swapped["accuracy"]["delta"] == pytest.approx(-body["accuracy"]["delta"])
     assert swapped["confusion_matrices"]["first"] == matrices["second"]
 
 
-def test_a_new_label_means_a_new_computation(versions, no_queue, tmp_path):
+def test_a_new_label_means_a_new_computation(versions, no_queue, tmp_path, get):
     first, second = versions
     client = client_for("qa")
-    client.get(_url(first.pk, second.pk))
-    fingerprint = client.get(_url(first.pk, second.pk)).json()["image_set"]["fingerprint"]
+    get(client, _url(first.pk, second.pk))
+    fingerprint = get(client, _url(first.pk, second.pk)).json()["image_set"]["fingerprint"]
     tiny_dataset(tmp_path / "more", seed=8, per_class=1)
     dataset_import_folder(root=tmp_path / "more")
-    response = client.get(_url(first.pk, second.pk))
+    response = get(client, _url(first.pk, second.pk))
     assert response.status_code == 202
     assert response.json()["image_set"]["newer_labelled_images"] == 18
     assert response.json()["image_set"]["fingerprint"] != fingerprint
@@ -125,13 +135,13 @@ def test_a_new_label_means_a_new_computation(versions, no_queue, tmp_path):
     assert version_comparison_compute(**stale[0][1]) == "stale"
 
 
-def test_a_version_whose_artefact_is_broken_answers_failed(no_queue):
+def test_a_version_whose_artefact_is_broken_answers_failed(no_queue, get):
     first, second = ModelVersionFactory(), ModelVersionFactory()  # no files in storage
     InspectionImageFactory(label=DefectClass.objects.get(name="crazing"), label_source="import")
     tiny_first = client_for("ml_admin")
-    assert tiny_first.get(_url(first.pk, second.pk)).status_code == 202
+    assert get(tiny_first, _url(first.pk, second.pk)).status_code == 202
     assert _run_queued(no_queue) == "failed"
-    body = tiny_first.get(_url(first.pk, second.pk)).json()
+    body = get(tiny_first, _url(first.pk, second.pk)).json()
     assert body["status"] == "failed" and "model folder not found" in body["error"]
     assert body["image_set"]["newer_labelled_images"] == 1
 
@@ -147,17 +157,18 @@ def test_anonymous_is_refused():
     assert_error(client_for(None).get(_url(first.pk, second.pk)), 401)
 
 
-def test_bad_input_in_the_error_shape(no_queue):
+def test_bad_input_in_the_error_shape(no_queue, get):
     first, second = ModelVersionFactory(), ModelVersionFactory()
     client = client_for("viewer")
-    assert "987654" in assert_error(client.get(_url(first.pk, 987654)), 404, "not_found")["message"]
-    assert_error(client.get(_url(987654, second.pk)), 404, "not_found")
-    assert_error(client.get(_url(first.pk, first.pk)), 400, "same_version")
-    assert_error(client.get(_url(first.pk, second.pk, "?page_size=100000")), 400)
-    assert_error(client.get(_url(first.pk, second.pk, "?page=0")), 400)
+    assert "987654" in assert_error(get(client, _url(first.pk, 987654)), 404, "not_found")["message"]
+    assert_error(get(client, _url(987654, second.pk)), 404, "not_found")
+    assert_error(get(client, _url(first.pk, first.pk)), 400, "same_version")
+    assert_error(get(client, _url(first.pk, second.pk, "?page_size=100000")), 400)
+    assert_error(get(client, _url(first.pk, second.pk, "?page=0")), 400)
     assert no_queue == []
 
 
+@pytest.mark.django_db(transaction=True)  # the message is tried at the request's own commit, as in production
 def test_an_unreachable_broker_is_a_503_and_nothing_is_left_waiting(monkeypatch):
     def refuse(name, *, kwargs, queue):
         raise ConnectionError("broker down")

@@ -114,7 +114,7 @@ def test_margin_migration_fills_missing_margins(predicted_image):
 
 
 def test_the_queue_page_pages_through_every_image_keeping_the_filters(client, predicted_image, role_user):
-    from inspections.pages.review import QUEUE_PAGE_SIZE
+    from inspections.review.pages.review import QUEUE_PAGE_SIZE
 
     images = [predicted_image({"crazing": 0.5 + i / 1000, "inclusion": 0.5 - i / 1000}, source="line-7")
               for i in range(QUEUE_PAGE_SIZE + 5)]

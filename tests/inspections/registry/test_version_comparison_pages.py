@@ -17,10 +17,12 @@ def _login(client, role="viewer"):
     client.force_login(UserFactory(roles=[role]))
 
 
-def test_page_says_computing_then_draws_both_versions_side_by_side(client, versions, no_queue):
+def test_page_says_computing_then_draws_both_versions_side_by_side(client, versions, no_queue,
+                                                                  django_capture_on_commit_callbacks):
     first, second = versions
     _login(client)
-    page = client.get(URL, {"a": first.pk, "b": second.pk}).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the message goes at the request's commit
+        page = client.get(URL, {"a": first.pk, "b": second.pk}).content.decode()
     assert 'data-status="computing"' in page and "computing…" in page and "js/compare.js" in page
     assert "4 of the frozen test split" in page and "16 labelled since" in page
     assert _run_queued(no_queue) == "ready"

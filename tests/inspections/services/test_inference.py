@@ -65,8 +65,8 @@ def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(
                                                                               monkeypatch):
     import numpy as np
 
-    from inspections.pages.heatmaps import heatmap_png
     from inspections.registry.services import classifiers
+    from inspections.review.pages.heatmaps import heatmap_png
     from inspections.review.services import inference
 
     version = model_version_register(model_dir=tiny_model_dirs[0])

@@ -1,0 +1,73 @@
+"""How the API shows images, uploads and classes, and what it accepts for them."""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from rest_framework import serializers
+
+from inspections.catalog.models import DefectClass
+from inspections.review.api.serializers import (
+    ImageOutput,
+)
+
+
+class UploadErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class UploadResultOutput(serializers.Serializer):
+    """One file of a multi-file upload: ``image`` when it was accepted, ``error`` when refused."""
+
+    filename = serializers.CharField()
+    created = serializers.BooleanField(required=False, help_text="false when the same bytes were already there")
+    image = ImageOutput(required=False)
+    error = UploadErrorOutput(required=False)
+
+
+class MultiUploadOutput(serializers.Serializer):
+    results = UploadResultOutput(many=True)
+
+
+class DefectClassOutput(serializers.ModelSerializer):
+    class Meta:
+        model = DefectClass
+        fields = ["id", "name", "description", "active", "created_at"]
+
+
+# --- Inputs ----------------------------------------------------------------------------------
+
+class UploadQuery(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False, default=0, min_value=0,
+        help_text="Seconds to wait for the prediction before answering (0 to STEELQC_API_MAX_WAIT_SECONDS).",
+    )
+
+    def validate_wait(self, value: float) -> float:
+        limit = settings.STEELQC_API_MAX_WAIT_SECONDS
+        if not math.isfinite(value) or value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
+        return value
+
+
+class UploadInput(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        min_length=1, help_text="One or more image files (repeat the field for several).",
+    )
+    source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate_file(self, files: list) -> list:
+        limit = settings.STEELQC_API_MAX_FILES_PER_REQUEST
+        if len(files) > limit:
+            raise serializers.ValidationError(f"At most {limit} files per request; this one has {len(files)}.")
+        return files
+
+
+class DefectClassInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True, default="")

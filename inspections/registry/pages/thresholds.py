@@ -1,0 +1,100 @@
+"""The version page's "Decision thresholds" editor: per class the threshold, its validation curve
+(an SVG drawn here, the chosen point marked) and, below, the change history. Saving posts a
+plain form (ml_admin only, checked here); ``static/js/thresholds.js`` only moves the marker
+while a value is typed."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_POST
+
+from inspections.access import roles
+from inspections.errors import ApplicationError
+from inspections.pages.access import role_required
+from inspections.pages.charts import HEIGHT, LEFT, RIGHT, TOP, WIDTH, _axes, _y
+from inspections.registry import selectors as registry_selectors
+from inspections.registry.services.thresholds import (
+    threshold_history,
+    version_thresholds,
+    version_thresholds_set,
+)
+
+FIELD_PREFIX = "threshold-"
+HISTORY_ROWS = 50
+
+model_admin_role = role_required(roles.can_manage_models, "Changing decision thresholds needs the role ml_admin.")
+
+
+def _x(threshold: float) -> float:
+    return LEFT + (WIDTH - LEFT - RIGHT) * threshold
+
+
+def curve_chart(*, name: str, curve: dict, threshold: float) -> SafeString:
+    """Precision of the auto-accepted predictions and the share auto-accepted, against the
+    threshold (x 0..1, y 0..100 %), with a vertical marker at ``threshold``."""
+    title = f"{name}: precision and share auto-accepted against the threshold"
+    parts = [f'<svg class="chart threshold-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-label="{escape(title)}" data-left="{LEFT}" data-span="{WIDTH - LEFT - RIGHT}">',
+             f"<title>{escape(title)}</title>", *_axes("100%")]
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(f'<text class="tick" x="{_x(tick):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{tick:g}</text>')
+    for key, label, css in (("precision", "precision", "series-precision"),
+                            ("auto_accept", "auto-accepted", "series-accept")):
+        points = [(t, v) for t, v in zip(curve["thresholds"], curve[key]) if v is not None]
+        if points:
+            line = " ".join(f"{_x(t):.1f},{_y(v, 1.0):.1f}" for t, v in points)
+            parts.append(f'<polyline class="{css}" fill="none" points="{line}"><title>{label}</title></polyline>')
+    parts.append(f'<line class="threshold-marker" x1="{_x(threshold):.1f}" y1="{TOP}" x2="{_x(threshold):.1f}" '
+                 f'y2="{HEIGHT - 26}"><title>chosen threshold {threshold:g}</title></line>')
+    parts.append("</svg>")
+    # Safe: every interpolated string above is escape()d; the rest are formatted numbers.
+    return mark_safe("".join(parts))  # nosec B308 B703
+
+
+def thresholds_context(request: HttpRequest, version) -> dict:
+    """What ``registry/_thresholds.html`` needs, for the version page."""
+    state = version_thresholds(version=version)
+    rows = [{"name": c.name, "field": FIELD_PREFIX + c.name, "threshold": c.threshold, "default": c.default,
+             "chart": curve_chart(name=c.name, curve=c.curve, threshold=c.threshold) if c.curve else None}
+            for c in state.classes]
+    return {"thresholds": state, "threshold_rows": rows,
+            "threshold_history": list(threshold_history(version=version)[:HISTORY_ROWS]),
+            "can_edit_thresholds": roles.can_manage_models(request.user)}
+
+
+@require_POST
+@model_admin_role
+def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = registry_selectors.model_version_detail(version_id=version_id)
+    if version is None:
+        raise Http404(f"No model version with id {version_id}.")
+    values: dict[str, object] = {}
+    for name in version.classes:
+        text = request.POST.get(FIELD_PREFIX + name, "").strip()
+        if text:
+            try:
+                values[name] = float(text)
+            except ValueError:
+                values[name] = text  # the service names it as not a number
+    try:
+        revision = int(request.POST.get("revision", ""))
+    except ValueError:
+        revision = None
+    try:
+        before = version.thresholds_revision
+        version = version_thresholds_set(version=version, thresholds=values, note=request.POST.get("note", ""),
+                                         actor=request.user, expected_revision=revision)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        if version.thresholds_revision == before:
+            messages.info(request, "No threshold changed.")
+        else:
+            messages.success(request, f"Decision thresholds of {version.name} saved; the workers use them from their "
+                                      "next batch.")
+    return redirect(reverse("registry:model-version", args=[version_id]) + "#thresholds")

@@ -1,0 +1,72 @@
+"""A person's decision on an image: POST images/{id}/reviews/."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import (
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from inspections.api.base import COMMON_ERRORS, ERROR, ApiView, _image_or_404
+from inspections.api.parsers import (
+    BoundedFormParser,
+    BoundedJSONParser,
+)
+from inspections.api.permissions import (
+    LabelRole,
+    ReadRole,
+)
+from inspections.review import selectors as review_selectors
+from inspections.review.api.serializers import (
+    ImageDetailOutput,
+    ReviewCreatedOutput,
+    ReviewInput,
+    ReviewOutput,
+)
+from inspections.review.services.reviews import (
+    review_exclude,
+    review_include,
+    review_submit,
+)
+
+
+class ImageReviews(ApiView):
+    role_checks = {"GET": ReadRole, "POST": LabelRole}
+    parser_classes = [BoundedJSONParser, BoundedFormParser, MultiPartParser]
+
+    @extend_schema(operation_id="images_reviews_list", responses={200: ReviewOutput(many=True), 404: ERROR,
+                                                                  **COMMON_ERRORS})
+    def get(self, request, image_id: int):
+        image = _image_or_404(image_id)
+        page = self.paginate_queryset(review_selectors.review_list_for_image(image=image))
+        return self.get_paginated_response(self.output(ReviewOutput, page, many=True))
+
+    @extend_schema(
+        operation_id="images_reviews_create",
+        description="Confirm or correct the image's label (`{\"label\": NAME}`), exclude it as not an inspection "
+                    "image (`{\"exclude\": true, \"reason\": TEXT}`: it leaves the queue, training and evaluation) "
+                    "or undo that (`{\"exclude\": false}`). Each decision is one append-only review. "
+                    "`expected_version` (the `label_version` you saw) is required: a stale one gets a 409 with the "
+                    "current state instead of overwriting someone else's decision; without it the answer is 400 "
+                    "`expected_version_required` unless the body says `\"force\": true`.",
+        request=ReviewInput,
+        responses={201: ReviewCreatedOutput, 400: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request, image_id: int):
+        image = _image_or_404(image_id)
+        payload = ReviewInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        decision = payload.validated_data
+        if decision["exclude"] is True:
+            review = review_exclude(image=image, reviewer=request.user, reason=decision["reason"],
+                                    expected_version=decision["expected_version"])
+        elif decision["exclude"] is False:
+            review = review_include(image=image, reviewer=request.user, expected_version=decision["expected_version"])
+        else:
+            review = review_submit(image=image, label_name=decision["label"], reviewer=request.user,
+                                   expected_version=decision["expected_version"])
+        body = {"review": self.output(ReviewOutput, review),
+                "image": self.output(ImageDetailOutput, review_selectors.image_detail(image_id=image.pk))}
+        return Response(body, status=status.HTTP_201_CREATED)
