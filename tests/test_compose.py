@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 APP_SERVICES = {name: s for name, s in COMPOSE["services"].items() if s.get("image") == "steelqc:latest"}
 SETTINGS_SOURCE = "\n".join(p.read_text() for p in (ROOT / "steelqc" / "settings").glob("*.py"))
-README = (ROOT / "README.md").read_text()
+OPERATIONS_GUIDE = (ROOT / "docs" / "operations.md").read_text()
+CONFIGURATION_TABLE = OPERATIONS_GUIDE.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_every_production_role_is_in_the_stack():
@@ -50,7 +51,7 @@ def test_app_service_environment_variables_are_read_and_documented(name):
         if variable == "DJANGO_SETTINGS_MODULE":
             continue
         assert re.search(rf"\b{variable}\b", SETTINGS_SOURCE), f"{variable} is not read by the settings"
-        assert f"`{variable}`" in README, f"{variable} is not in the README's configuration table"
+        assert f"`{variable}`" in CONFIGURATION_TABLE, f"{variable} is not in docs/operations.md's configuration table"
 
 
 def test_env_example_variables_are_used_somewhere():

@@ -1,7 +1,7 @@
 """Hostile input through the REST API: every refusal is a 4xx in the one error shape, never a 5xx,
 and leaves no row and no stored file behind; every acceptance stores the image exactly once.
 
-The tables below are the record of what each kind of input gets (README "Hostile input").
+The tables below are the record of what each kind of input gets (docs/operations.md, "Hostile input").
 """
 
 from __future__ import annotations
