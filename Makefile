@@ -24,7 +24,7 @@ test: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
-## Refresh the README's screenshots (docs/screenshots) from the browser tests.
+## Refresh the guide's screenshots (docs/screenshots) from the browser tests.
 screenshots: $(STAMP)
 	@bash scripts/ensure-services.sh
 	STEELQC_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e -q

@@ -16,5 +16,5 @@ def training_defaults_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
         training_parameters_clean({})
     except ApplicationError as error:
         return [checks.Error(f"STEELQC_TRAINING_DEFAULTS: {error.message}", id="inspections.E001",
-                             hint="Use the names and ranges of the API's training parameters (README, Training).")]
+                             hint="Use the names and ranges of the API's training parameters (docs/api.md, training runs).")]
     return []

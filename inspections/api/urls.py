@@ -1,4 +1,4 @@
-"""/api/v1/ — see README "REST API" and the OpenAPI document at schema/ (Swagger UI at docs/)."""
+"""/api/v1/ — see docs/api.md and the OpenAPI document at schema/ (Swagger UI at docs/)."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView

@@ -20,7 +20,7 @@ CHROMIUM = Path(os.environ.get("STEELQC_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Test runs keep their screenshots as artefacts under var/; `make screenshots` refreshes the
-# ones the README shows (docs/screenshots) on purpose, so a test run never dirties the checkout.
+# ones the user guide shows (docs/screenshots) on purpose, so a test run never dirties the checkout.
 SCREENSHOTS = Path(os.environ.get("STEELQC_SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 VIEWPORT = {"width": 1366, "height": 768}
 

@@ -1,5 +1,5 @@
 """An image's defect boxes: read them with the boxes the active model version found (any role),
-change them in versioned all-or-nothing sets (qa, ml_admin). See README "Defect boxes"."""
+change them in versioned all-or-nothing sets (qa, ml_admin). See docs/api.md "Defect boxes"."""
 
 from __future__ import annotations
 
