@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the embedded installation (SQLite, local files, filesystem broker) with a worker.
+# `make run`: the embedded installation (SQLite, local files, filesystem broker) with an inference
+# worker and a training worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-steelqc.settings.local}"
@@ -24,14 +25,18 @@ pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-$PY -m celery -A steelqc worker -Q inference,training --concurrency 1 --beat --loglevel INFO \
+# Inference and training in separate worker processes, as in production: an upload (and its
+# ?wait) is predicted while a model trains. Beat runs inside the inference worker.
+$PY -m celery -A steelqc worker -Q inference --concurrency 1 -n inference@%h --beat --loglevel INFO \
   --schedule var/celerybeat-schedule &
+pids+=($!)
+$PY -m celery -A steelqc worker -Q training --concurrency 1 -n training@%h --loglevel INFO &
 pids+=($!)
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)
 echo "steelqc is serving on http://127.0.0.1:8000/ (log in at http://127.0.0.1:8000/accounts/login/; training: http://127.0.0.1:8000/training/). Ctrl-C stops it."
 
-# If either the worker or the web server stops, stop the other too rather than run half a system.
+# If a worker or the web server stops, stop the rest too rather than run half a system.
 wait -n "${pids[@]}"
 echo "A steelqc process stopped; shutting down the rest." >&2
 exit 1
