@@ -19,6 +19,7 @@ from inspections.registry.services.artefact_storage import (
     artefact_delete,
     artefact_store,
 )
+from inspections.registry.services.thresholds import thresholds_carry_forward
 from mlcore.artefact import (  # plain JSON: no TensorFlow here
     CLASSES_FILE,
     CONFIG_FILE,
@@ -81,7 +82,9 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
     """Make ``version`` the one active version; the previous one is retired. Atomic.
 
     ``actor`` (a user, or None for the system) is recorded as who promoted ``version`` and who
-    retired the previous one, with ``retirement`` saying why it went.
+    retired the previous one, with ``retirement`` saying why it went. When it replaces the previous
+    version, the thresholds a person set there carry forward for the classes both know
+    (``thresholds_carry_forward``).
 
     After commit: images still waiting for a prediction are queued for the new version, the
     promotion webhook (if configured) is sent, and with ``repredict_review_queue`` the images
@@ -102,6 +105,11 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
         version.promoted_at, version.promoted_by = now, actor
         version.retired_at, version.retired_by, version.retirement = None, None, Retirement.NONE
         version.save(update_fields=["status", "promoted_at", "promoted_by", "retired_at", "retired_by", "retirement"])
+        if retirement == Retirement.REPLACED:
+            # What an admin tuned on the version going out stays tuned (a rollback returns to the
+            # older version's own thresholds instead).
+            for current in locked:
+                thresholds_carry_forward(source=current, target=version, actor=actor)
         transaction.on_commit(_queue_pending_images)
         transaction.on_commit(lambda: promotion_event_enqueue(version_id=version.pk))
         if repredict_review_queue:

@@ -158,3 +158,28 @@ def version_thresholds_set(*, version: ModelVersion, thresholds, note: str = "",
             locked.thresholds_revision = revision
             locked.save(update_fields=["decision_thresholds", "thresholds_revision"])
     return locked
+
+
+def thresholds_carry_forward(*, source: ModelVersion, target: ModelVersion, actor=None) -> dict[str, float]:
+    """Give ``target`` the thresholds a person set on ``source`` for the classes both know, unless
+    ``target`` already has its own value for the class; one history row per class, noted
+    "carried from vN". Classes only ``target`` knows keep their defaults. Call inside the
+    transaction that promotes ``target`` (both rows locked). Returns what was carried."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    own = dict(target.decision_thresholds or {})
+    carried = {name: float(value) for name, value in (source.decision_thresholds or {}).items()
+               if name in set(target.classes) and name not in own}
+    if not carried:
+        return {}
+    defaults = version_default_thresholds(version=target, global_threshold=version_global_threshold(version=target))
+    revision = target.thresholds_revision + 1
+    DecisionThresholdChange.objects.bulk_create([
+        DecisionThresholdChange(model_version=target, class_name=name, old_threshold=float(defaults[name]),
+                                new_threshold=value, changed_by=user, note=f"carried from {source.name}",
+                                revision=revision)
+        for name, value in sorted(carried.items())
+    ])
+    target.decision_thresholds = {**own, **carried}
+    target.thresholds_revision = revision
+    target.save(update_fields=["decision_thresholds", "thresholds_revision"])
+    return carried
