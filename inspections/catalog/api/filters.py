@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass, ImageStatus, Split
 from inspections.registry.models import ModelVersion
 from mlcore.artefact import REVIEW_REASONS
@@ -18,8 +19,8 @@ class ImageFilters(serializers.Serializer):
                                              help_text="Id of the version that made the image's latest prediction.")
     created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
     created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
-    source = serializers.CharField(required=False, max_length=100)
-    external_id = serializers.CharField(required=False, max_length=200)
+    source = serializers.CharField(required=False, max_length=SOURCE_MAX_LENGTH)
+    external_id = serializers.CharField(required=False, max_length=EXTERNAL_ID_MAX_LENGTH)
     split = serializers.ChoiceField(choices=Split.values, required=False)
     excluded = serializers.BooleanField(required=False, help_text="A person excluded it (not an inspection image).")
     review_reason = serializers.ChoiceField(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -46,6 +45,7 @@ from inspections.catalog.api.serializers import (
     UploadQuery,
 )
 from inspections.catalog.api.upload_output import new_image_output
+from inspections.catalog.services import image_validation
 from inspections.catalog.services.classes import defect_class_create
 from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError, error_body
@@ -155,14 +155,9 @@ class ImageListCreate(ApiView):
         return new_image_output(image, request=self.request) or self.output(ImageOutput, image)
 
     def _upload(self, uploaded, *, source: str, external_id: str, enqueue: bool = True):
-        limit = settings.STEELQC_MAX_UPLOAD_BYTES
-        if uploaded.size > limit:
-            # Refused before the bytes are read into memory.
-            raise ApplicationError(f"The file is {uploaded.size} bytes; the limit is {limit}.",
-                                   code="file_too_large", status_code=413)
         return image_upload(
-            content=uploaded.read(), filename=uploaded.name or "", uploaded_by=self.request.user,
-            source=source, external_id=external_id, enqueue=enqueue,
+            content=image_validation.uploaded_file_read(uploaded), filename=uploaded.name or "",
+            uploaded_by=self.request.user, source=source, external_id=external_id, enqueue=enqueue,
         )
 
     @staticmethod

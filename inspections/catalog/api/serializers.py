@@ -7,6 +7,7 @@ import math
 from django.conf import settings
 from rest_framework import serializers
 
+from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass
 from inspections.review.api.serializers import (
     ImageOutput,
@@ -58,8 +59,8 @@ class UploadInput(serializers.Serializer):
         child=serializers.FileField(allow_empty_file=True, use_url=False),
         min_length=1, help_text="One or more image files (repeat the field for several).",
     )
-    source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    source = serializers.CharField(max_length=SOURCE_MAX_LENGTH, required=False, allow_blank=True, default="")
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_MAX_LENGTH, required=False, allow_blank=True, default="")
 
     def validate_file(self, files: list) -> list:
         limit = settings.STEELQC_API_MAX_FILES_PER_REQUEST

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -14,11 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inspections.access import roles
 from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.limits import SOURCE_MAX_LENGTH
+from inspections.catalog.services import image_validation
 from inspections.catalog.services.image_validation import (
     ACCEPTED_FORMAT_NAMES,
     upload_accept_attribute,
 )
-from inspections.catalog.services.images import MAX_SOURCE_LENGTH
 from inspections.catalog.services.zip_upload import (
     ZIP_MAX_BYTES,
     ZIP_MAX_MEMBERS,
@@ -40,8 +40,8 @@ def _upload_context() -> dict:
         "classes": catalog_selectors.defect_class_list().filter(active=True),
         "accepted_formats": ACCEPTED_FORMAT_NAMES,
         "image_accept": upload_accept_attribute(),
-        "max_file_bytes": settings.STEELQC_MAX_UPLOAD_BYTES,
-        "source_max_length": MAX_SOURCE_LENGTH,
+        "max_file_bytes": image_validation.upload_size_limit(),
+        "source_max_length": SOURCE_MAX_LENGTH,
     }
 
 

@@ -20,7 +20,7 @@ from inspections.catalog.models import (
     Split,
     image_upload_to,
 )
-from inspections.catalog.services import box_import
+from inspections.catalog.services import box_import, image_validation
 from inspections.catalog.services.box_import import BoxReport, BoxSources, ParsedBox
 from inspections.catalog.services.boxes import boxes_import
 from inspections.catalog.services.classes import (
@@ -28,10 +28,7 @@ from inspections.catalog.services.classes import (
     defect_classes_ensure,
 )
 from inspections.catalog.services.dataset_manifest import ManifestRow, manifest_read
-from inspections.catalog.services.image_validation import (
-    ImageFacts,
-    image_facts_from_bytes,
-)
+from inspections.catalog.services.image_validation import ImageFacts
 from inspections.catalog.services.splits import splits_assign_unassigned
 from inspections.errors import ApplicationError
 from mlcore.io import DatasetError, LabelledFile, scan_class_folders
@@ -97,7 +94,7 @@ def _read_candidates(root: Path, report: ImportReport, manifest: dict[str, Manif
             report.duplicates.append((_shown(path, root), _shown(first_seen[sha], root)))
             continue
         try:
-            facts = image_facts_from_bytes(data)
+            facts = image_validation.image_facts_from_bytes(data)
         except ApplicationError as error:
             report.refused.append((_shown(path, root), error.message))
             continue

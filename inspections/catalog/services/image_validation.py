@@ -1,4 +1,7 @@
-"""Checking image bytes before anything is stored: really decodes, bounded size and pixels."""
+"""The one upload validator: every way an image arrives (``images/``, the upload pages, a zip
+archive, ``classify/``, a dataset import) is checked here before anything is stored -- bounded
+size, really decodes, one frame, bounded pixels, an accepted format -- and its source and
+external id against the column lengths."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -54,16 +58,43 @@ class ImageFacts:
     size_bytes: int
 
 
+def upload_size_limit() -> int:
+    """The most bytes one image file may have, whichever way it arrives."""
+    return settings.STEELQC_MAX_UPLOAD_BYTES
+
+
+def upload_size_check(size: int) -> None:
+    """Refuse (413 ``file_too_large``) a file of ``size`` bytes over the limit."""
+    limit = upload_size_limit()
+    if size > limit:
+        raise ApplicationError(f"The file is {size} bytes; the limit is {limit}.", code="file_too_large",
+                               status_code=413)
+
+
+def uploaded_file_read(uploaded) -> bytes:
+    """The bytes of a multipart file (a Django ``UploadedFile``), refused on its size before they
+    are read into memory; the bytes still go through ``image_facts_from_bytes``."""
+    upload_size_check(uploaded.size)
+    return uploaded.read()
+
+
+def upload_fields_checked(*, source: str, external_id: str) -> tuple[str, str]:
+    """``source`` and ``external_id`` stripped, or ApplicationError ``field_too_long`` when either
+    is longer than its column."""
+    source, external_id = (source or "").strip(), (external_id or "").strip()
+    if len(source) > SOURCE_MAX_LENGTH or len(external_id) > EXTERNAL_ID_MAX_LENGTH:
+        raise ApplicationError(
+            f"source is limited to {SOURCE_MAX_LENGTH} and external_id to {EXTERNAL_ID_MAX_LENGTH} characters.",
+            code="field_too_long",
+        )
+    return source, external_id
+
+
 def image_facts_from_bytes(data: bytes) -> ImageFacts:
     """Decode ``data`` fully and describe it, or raise ApplicationError saying why not."""
     if not data:
         raise ApplicationError("The file is empty.", code="empty_file")
-    if len(data) > settings.STEELQC_MAX_UPLOAD_BYTES:
-        raise ApplicationError(
-            f"The file is {len(data)} bytes; the limit is {settings.STEELQC_MAX_UPLOAD_BYTES}.",
-            code="file_too_large",
-            status_code=413,
-        )
+    upload_size_check(len(data))
     try:
         with Image.open(io.BytesIO(data)) as image:
             facts = _describe(image, data)

@@ -14,12 +14,8 @@ from inspections.catalog.models import (
     Split,
     image_upload_to,
 )
-from inspections.catalog.services.image_validation import image_facts_from_bytes
-from inspections.errors import ApplicationError
+from inspections.catalog.services import image_validation
 from inspections.queueing import inference_enqueue
-
-MAX_SOURCE_LENGTH = 100
-MAX_EXTERNAL_ID_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -39,13 +35,8 @@ def image_upload(*, content: bytes, filename: str, uploaded_by, source: str = ""
     A new image (the usual case on a line) costs one INSERT: the unique sha256 finds a duplicate,
     whose stored copy is then removed again.
     """
-    source, external_id = (source or "").strip(), (external_id or "").strip()
-    if len(source) > MAX_SOURCE_LENGTH or len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-        raise ApplicationError(
-            f"source is limited to {MAX_SOURCE_LENGTH} and external_id to {MAX_EXTERNAL_ID_LENGTH} characters.",
-            code="field_too_long",
-        )
-    facts = image_facts_from_bytes(content)
+    source, external_id = image_validation.upload_fields_checked(source=source, external_id=external_id)
+    facts = image_validation.image_facts_from_bytes(content)
     image = InspectionImage(
         sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format, mode=facts.mode,
         size_bytes=facts.size_bytes, original_name=upload_display_name(filename), source=source, external_id=external_id,

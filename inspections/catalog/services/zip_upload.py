@@ -6,12 +6,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from inspections.catalog.services import image_validation
 from inspections.catalog.services.images import image_upload, upload_display_name
 from inspections.errors import ApplicationError
 
-# Limits of one archive. The per-member limit is STEELQC_MAX_UPLOAD_BYTES, as for single files.
+# Limits of one archive. A member is one image upload: image_validation's limits, as for single files.
 ZIP_MAX_BYTES = 512 * 1024 * 1024
 ZIP_MAX_MEMBERS = 5000
 ZIP_MAX_TOTAL_UNCOMPRESSED = 2 * 1024 * 1024 * 1024
@@ -74,16 +73,19 @@ def _member_upload(zip_file: zipfile.ZipFile, info: zipfile.ZipInfo, *, budget: 
         return MemberResult(name=info.filename, status="skipped", message="macOS metadata, not an image."), 0
     if info.flag_bits & 0x1:
         return MemberResult(name=name, status="refused", message="Encrypted; cannot be read."), 0
-    limit = min(settings.STEELQC_MAX_UPLOAD_BYTES, budget)
+    per_file = image_validation.upload_size_limit()
     try:
         with zip_file.open(info) as member:
-            content = member.read(limit + 1)  # never trust the declared size: read at most limit + 1
+            # Never trust the declared size: read at most one byte past what could be accepted.
+            content = member.read(min(per_file, budget) + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError):
         return MemberResult(name=name, status="refused", message="Damaged inside the archive; it could not be unpacked."), 0
-    if len(content) > limit:
-        why = (f"larger than the {settings.STEELQC_MAX_UPLOAD_BYTES}-byte limit per file"
-               if limit == settings.STEELQC_MAX_UPLOAD_BYTES else "over the archive's total size limit")
-        return MemberResult(name=name, status="refused", message=f"Not stored: {why}."), 0
+    # The read stopped early, so the member's real size is unknown: the message names the limit only.
+    if len(content) > per_file:
+        return MemberResult(name=name, status="refused",
+                            message=f"Not stored: larger than the {per_file}-byte limit per file."), 0
+    if len(content) > budget:
+        return MemberResult(name=name, status="refused", message="Not stored: over the archive's total size limit."), 0
     try:
         outcome = image_upload(content=content, filename=name, uploaded_by=uploaded_by, source=source)
     except ApplicationError as error:

@@ -18,12 +18,9 @@ from inspections.api.base import COMMON_ERRORS, ERROR, ApiView
 from inspections.api.parsers import BoundedFormParser, UploadSizeLimitHandler
 from inspections.api.permissions import ReadRole, UploadRole
 from inspections.catalog.api.serializers import UploadInput
-from inspections.catalog.services.image_validation import image_facts_from_bytes
-from inspections.catalog.services.images import (
-    MAX_EXTERNAL_ID_LENGTH,
-    MAX_SOURCE_LENGTH,
-    upload_display_name,
-)
+from inspections.catalog.limits import SOURCE_MAX_LENGTH
+from inspections.catalog.services import image_validation
+from inspections.catalog.services.images import upload_display_name
 from inspections.errors import ApplicationError, error_body
 from inspections.line.services.classify import ClassifyFile, classify_request
 from inspections.line.services.stats import (
@@ -120,12 +117,8 @@ class Classify(ApiView):
     def _post(self, request, *, timeout: float) -> Response:
         payload = UploadInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        source = payload.validated_data["source"].strip()
-        external_id = payload.validated_data["external_id"].strip()
-        if len(source) > MAX_SOURCE_LENGTH or len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-            raise ApplicationError(
-                f"source is limited to {MAX_SOURCE_LENGTH} and external_id to {MAX_EXTERNAL_ID_LENGTH} characters.",
-                code="field_too_long")
+        source, external_id = image_validation.upload_fields_checked(
+            source=payload.validated_data["source"], external_id=payload.validated_data["external_id"])
         accepted: list[ClassifyFile] = []
         results: list[dict | None] = []
         for uploaded in payload.validated_data["file"]:
@@ -154,12 +147,8 @@ class Classify(ApiView):
 
     @staticmethod
     def _validated(uploaded) -> ClassifyFile:
-        limit = settings.STEELQC_MAX_UPLOAD_BYTES
-        if uploaded.size > limit:
-            raise ApplicationError(f"The file is {uploaded.size} bytes; the limit is {limit}.",
-                                   code="file_too_large", status_code=413)
-        content = uploaded.read()
-        facts = image_facts_from_bytes(content)
+        content = image_validation.uploaded_file_read(uploaded)
+        facts = image_validation.image_facts_from_bytes(content)
         return ClassifyFile(filename=upload_display_name(uploaded.name or ""), content=content, sha256=facts.sha256)
 
 
@@ -167,7 +156,7 @@ LINE_STATS_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 
 class LineStatsQuery(serializers.Serializer):
-    source = serializers.CharField(required=False, max_length=100, allow_blank=True,
+    source = serializers.CharField(required=False, max_length=SOURCE_MAX_LENGTH, allow_blank=True,
                                    help_text="Only this source; all sources when left out.")
     since = serializers.DateTimeField(required=False, help_text="From this time (default: one hour ago), moved back "
                                                                 "to the start of its bucket; not in the future.")

@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from inspections.catalog import selectors as catalog_selectors
+from inspections.catalog.limits import SOURCE_MAX_LENGTH
 from inspections.catalog.models import Split
 from inspections.registry import selectors as registry_selectors
 from inspections.review.reasons import REASON_TITLES
@@ -20,7 +21,7 @@ FILTER_NAMES = ("predicted_label", "review_reason", "source", "created_after", "
 class QueueFilterForm(forms.Form):
     predicted_label = forms.ChoiceField(label="Predicted class", required=False)
     review_reason = forms.ChoiceField(label="Reason", required=False, choices=[("", "any"), *REASON_TITLES.items()])
-    source = forms.CharField(label="Source", required=False, max_length=100)
+    source = forms.CharField(label="Source", required=False, max_length=SOURCE_MAX_LENGTH)
     created_after = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_before = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     model_version = forms.ChoiceField(label="Model version", required=False)
