@@ -10,10 +10,9 @@ from inspections.ops.services.webhooks import (
     drift_webhook_send,
     promotion_webhook_send,
 )
+from worker.task_options import task_options
 
 logger = logging.getLogger(__name__)
-
-_WEBHOOK_TASK = {"bind": True, "max_retries": 6, "time_limit": 60, "soft_time_limit": 45, "ignore_result": True}
 
 
 def _deliver_or_retry(task, what: str, send) -> bool:
@@ -29,13 +28,13 @@ def _deliver_or_retry(task, what: str, send) -> bool:
         raise task.retry(countdown=delay, exc=error) from None
 
 
-@shared_task(name=task_names.SEND_PROMOTION_WEBHOOK, **_WEBHOOK_TASK)
+@shared_task(bind=True, **task_options(task_names.SEND_PROMOTION_WEBHOOK))
 def send_promotion_webhook(self, version_id: int, url: str) -> bool:
     return _deliver_or_retry(self, f"promotion webhook for version {version_id}",
                              lambda: promotion_webhook_send(version_id=version_id, url=url))
 
 
-@shared_task(name=task_names.SEND_DRIFT_WEBHOOK, **_WEBHOOK_TASK)
+@shared_task(bind=True, **task_options(task_names.SEND_DRIFT_WEBHOOK))
 def send_drift_webhook(self, alert_id: int, event: str, url: str) -> bool:
     return _deliver_or_retry(self, f"drift webhook ({event}) for alert {alert_id}",
                              lambda: drift_webhook_send(alert_id=alert_id, event=event, url=url))

@@ -6,8 +6,9 @@ from celery import shared_task
 
 from inspections import task_names
 from inspections.ops.selectors import database_ping
+from worker.task_options import task_options
 
 
-@shared_task(name=task_names.HEALTH_PING, time_limit=30, soft_time_limit=20, ignore_result=False)
+@shared_task(**task_options(task_names.HEALTH_PING))
 def ping() -> dict:
     return {"hostname": socket.gethostname(), "database": database_ping()}

@@ -4,8 +4,9 @@ from celery import shared_task
 
 from inspections import task_names
 from inspections.line.services.rollup import line_stats_rollup
+from worker.task_options import task_options
 
 
-@shared_task(name=task_names.ROLLUP_LINE_STATS, time_limit=600, soft_time_limit=540, ignore_result=True)
+@shared_task(**task_options(task_names.ROLLUP_LINE_STATS))
 def rollup_line_stats() -> list[dict]:
     return [step.as_dict() for step in line_stats_rollup()]

@@ -8,17 +8,15 @@ from inspections import task_names
 from inspections.errors import ApplicationError
 from inspections.line.services.retention_sweep import retention_sweep
 from inspections.models import RetentionTrigger
+from worker.task_options import TASK_OPTIONS, task_options
 
 logger = logging.getLogger(__name__)
 
-SOFT_TIME_LIMIT_S = 900
-TIME_LIMIT_S = 960
 # No new batch after this: a run ends cleanly (its audit row finished) well before the soft limit.
-TIME_BUDGET_S = SOFT_TIME_LIMIT_S - 120
+TIME_BUDGET_S = TASK_OPTIONS[task_names.APPLY_RETENTION]["soft_time_limit"] - 120
 
 
-@shared_task(name=task_names.APPLY_RETENTION, soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S,
-             ignore_result=True)
+@shared_task(**task_options(task_names.APPLY_RETENTION))
 def apply_retention() -> dict | None:
     try:
         run = retention_sweep(trigger=RetentionTrigger.SCHEDULE, time_budget_s=TIME_BUDGET_S)

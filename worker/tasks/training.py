@@ -9,27 +9,20 @@ from inspections.registry.services.training import (
     training_run_execute,
     training_runs_fail_stale,
 )
+from worker.task_options import task_options
 
 
-@shared_task(
-    name=task_names.RUN_TRAINING,
-    # Acknowledged on receipt: a run whose worker dies is marked failed by the stale-run check
-    # rather than silently started again from the beginning.
-    acks_late=False,
-    soft_time_limit=settings.STEELQC_TRAINING_SOFT_TIME_LIMIT,
-    time_limit=settings.STEELQC_TRAINING_TIME_LIMIT,
-    ignore_result=True,
-)
+@shared_task(**task_options(task_names.RUN_TRAINING))
 def run_training(run_id: int) -> None:
     training_run_execute(run_id=run_id)
 
 
-@shared_task(name=task_names.START_TRAINING_IF_DUE, time_limit=120, ignore_result=True)
+@shared_task(**task_options(task_names.START_TRAINING_IF_DUE))
 def start_training_if_due() -> int | None:
     run = training_run_start_if_due()
     return run.pk if run else None
 
 
-@shared_task(name=task_names.FAIL_STALE_TRAINING_RUNS, time_limit=60, ignore_result=True)
+@shared_task(**task_options(task_names.FAIL_STALE_TRAINING_RUNS))
 def fail_stale_training_runs() -> int:
     return training_runs_fail_stale(older_than_s=settings.STEELQC_TRAINING_STALE_AFTER_S)
