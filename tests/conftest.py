@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import SPLIT_CYCLE, TINY_MODEL_CLASSES, tiny_dataset
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_NEU = ROOT.parent / "shared" / "datasets" / "neu-cls"
 
@@ -167,33 +169,6 @@ def celery_worker(django_db_setup, django_db_blocker, session_media_root, tmp_pa
     worker.stop()
 
 
-TINY_MODEL_CLASSES = ("crazing", "inclusion")
-
-
-def _tiny_texture(label: str, rng):
-    import numpy as np
-
-    ys, xs = np.mgrid[0:32, 0:32]
-    base = 128 + 90 * np.sin(ys * rng.uniform(0.6, 0.9)) if label == "crazing" else 60 + 150 * (rng.random(ys.shape) > 0.9)
-    return np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)
-
-
-def tiny_dataset(root: Path, *, seed: int = 0, per_class: int = 10) -> list[tuple[Path, str, str]]:
-    """(path, label, split) of small learnable textures: stripes are crazing, spots inclusion."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    rows = []
-    for label in TINY_MODEL_CLASSES:
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            path = root / label / f"{seed}-{i}.png"
-            Image.fromarray(_tiny_texture(label, rng)).save(path)
-            rows.append((path, label, ("train", "train", "train", "val", "test")[i % 5]))
-    return rows
-
-
 # serving_int8 off: the int8 copy's own tests (tests/mlcore/test_serving_int8.py) decide it on
 # fixed images; whether it passes on a tiny model's six validation images is not what these test.
 TINY_TRAINING_PARAMS = dict(backbone="efficientnet_lite0", input_size=64, augmented_views=1, head_epochs=30,
@@ -263,8 +238,7 @@ def train_boxed_model(out_dir: Path, *, images: int = 50, seed: int = 3) -> tupl
         path = data / f"{i}.png"
         Image.fromarray(frame).save(path)
         label = max(boxes, key=lambda b: (b[3] - b[1]) * (b[4] - b[2]))[0]
-        samples.append(Sample(path=str(path), label=label, split=("train", "train", "train", "val", "test")[i % 5],
-                              boxes=tuple(boxes)))
+        samples.append(Sample(path=str(path), label=label, split=SPLIT_CYCLE[i % 5], boxes=tuple(boxes)))
     params = {**TINY_TRAINING_PARAMS, "suspect_folds": 0, "detection": "auto", "detection_min_images": 20,
               "detection_epochs": 30, "detection_learning_rate": 3e-3}
     train(TrainConfig(**params, seed=seed, weights="imagenet", cache_dir=settings.STEELQC_CACHE_DIR), samples,

@@ -29,7 +29,8 @@ from inspections.registry.services.training import (
     training_runs_fail_stale,
 )
 from inspections.review.services.inference import pending_images_requeue
-from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset, wait_for
+from tests.conftest import TINY_TRAINING_PARAMS, wait_for
+from tests.data import tiny_dataset
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

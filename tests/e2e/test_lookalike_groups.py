@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from inspections.models import DefectClass, InspectionImage, Prediction, Review
-from tests.conftest import _tiny_texture, wait_for
+from tests.conftest import wait_for
+from tests.data import tiny_model_surface
 
 from .conftest import log_in, screenshot
 
@@ -47,8 +48,8 @@ def test_the_review_view_shows_the_nearest_look_alikes_and_links_to_them(page, u
 
     users("qa", "qa-lena")
     rng = np.random.default_rng(11)
-    coil, _ = _predicted(_png(_tiny_texture("crazing", rng)), "coil.png")
-    twin, _ = _predicted(_png(_tiny_texture("crazing", rng)), "coil-twin.png")
+    coil, _ = _predicted(_png(tiny_model_surface("crazing", rng)), "coil.png")
+    twin, _ = _predicted(_png(tiny_model_surface("crazing", rng)), "coil-twin.png")
     photo, _ = _predicted(_png(data.astronaut()), "astronaut.png")
     assert Prediction.objects.filter(embedding__isnull=False).count() == 3
 
@@ -77,7 +78,7 @@ def test_a_group_of_foreign_images_is_named_as_a_new_class_at_once(page, users, 
         (data.astronaut(), "astronaut.png"), (data.coffee(), "coffee.png"), (data.chelsea(), "chelsea.png")]]
     for _, prediction in photos:
         assert "foreign" in prediction.review_reasons, prediction.review_reasons
-    coil, coil_prediction = _predicted(_png(_tiny_texture("patches", np.random.default_rng(4))), "coil.png")
+    coil, coil_prediction = _predicted(_png(tiny_model_surface("patches", np.random.default_rng(4))), "coil.png")
     assert "foreign" not in coil_prediction.review_reasons
 
     log_in(page, "qa-mira")

@@ -18,7 +18,8 @@ from inspections.models import (
     Prediction,
     Review,
 )
-from tests.conftest import _tiny_texture, wait_for
+from tests.conftest import wait_for
+from tests.data import tiny_model_surface
 
 from .conftest import log_in, screenshot
 
@@ -57,7 +58,7 @@ def test_a_foreign_photo_says_why_gets_no_defect_with_0_and_an_image_is_excluded
     DefectClass.objects.update_or_create(name=NO_DEFECT_CLASS, defaults={"active": True})
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     photo, photo_prediction = _uploaded_and_predicted(_png(data.astronaut()), "astronaut.png")
-    coil, coil_prediction = _uploaded_and_predicted(_png(_tiny_texture("crazing", np.random.default_rng(3))), "coil.png")
+    coil, coil_prediction = _uploaded_and_predicted(_png(tiny_model_surface("crazing", np.random.default_rng(3))), "coil.png")
     assert "foreign" in photo_prediction.review_reasons, photo_prediction.review_reasons
     assert "foreign" not in coil_prediction.review_reasons, coil_prediction.review_reasons
 

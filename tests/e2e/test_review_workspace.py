@@ -19,6 +19,7 @@ from inspections.models import (
 from inspections.review.services.latest_prediction import (
     images_latest_prediction_refresh,
 )
+from tests.data import tiny_model_surface
 from tests.factories import InspectionImageFactory, ModelVersionFactory
 
 from .conftest import log_in, screenshot
@@ -32,11 +33,9 @@ def _classes(*names: str) -> dict[str, DefectClass]:
 
 def _texture(kind: str, seed: int) -> bytes:
     """A 200x200 grayscale surface like NEU's: fine stripes (crazing-like) or sparse spots."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:200, 0:200]
-    base = 128 + 90 * np.sin(ys * rng.uniform(0.6, 0.9)) if kind == "stripes" else 60 + 150 * (rng.random(ys.shape) > 0.9)
+    pixels = tiny_model_surface("crazing" if kind == "stripes" else "inclusion", np.random.default_rng(seed), size=200)
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from inspections.catalog.services.image_validation import NOT_AN_IMAGE
 from inspections.models import ImageStatus, InspectionImage
-from tests.conftest import _tiny_texture
+from tests.data import tiny_model_surface
 
 from .conftest import log_in, screenshot
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serial
 
 def _stripes_png() -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(_tiny_texture("crazing", np.random.default_rng(5))).save(buffer, format="PNG")
+    Image.fromarray(tiny_model_surface("crazing", np.random.default_rng(5))).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.data import PATTERNS, SPLIT_CYCLE, SURFACE_SIZE, surface, write_class_folders
+
 
 # --- backbones: convert the packaged EfficientNet-Lite0 weights once per test session ---
 
@@ -19,8 +21,7 @@ def lite0_imagenet_classifier(lite0_weights_cache_dir):
 
 # --- engine: tiny synthetic folder-per-class data and one shared small trained model ---
 
-TINY_CLASSES = ("horizontal_stripes", "spots", "vertical_stripes")
-TINY_IMAGE_SIZE = 32
+TINY_CLASSES = PATTERNS  # each class is named for its pattern
 # Randomly initialised EfficientNet-Lite0 features vanish (~1e-13) through its BatchNorm
 # stack, which would make every learning and OOD check vacuous. The packaged ImageNet
 # weights are offline and convert once per session (~2 s), so the engine tests use them
@@ -28,31 +29,8 @@ TINY_IMAGE_SIZE = 32
 TINY_INPUT_SIZE = 64
 
 
-def tiny_surface(label: str, rng):
-    """A 32x32 uint8 grayscale texture whose pattern depends on ``label``."""
-    import numpy as np
-
-    ys, xs = np.mgrid[0:TINY_IMAGE_SIZE, 0:TINY_IMAGE_SIZE]
-    frequency = rng.uniform(0.6, 0.9)
-    if label == "horizontal_stripes":
-        base = 128 + 90 * np.sin(ys * frequency)
-    elif label == "vertical_stripes":
-        base = 128 + 90 * np.sin(xs * frequency)
-    else:
-        base = 60 + 150 * (rng.random(ys.shape) > 0.9)
-    return np.clip(base + rng.normal(0, 8, ys.shape), 0, 255).astype(np.uint8)
-
-
 def write_tiny_dataset(root, *, per_class: int = 10, seed: int = 0):
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for label in TINY_CLASSES:
-        folder = root / label
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            Image.fromarray(tiny_surface(label, rng)).save(folder / f"{label}_{i}.png")
+    write_class_folders(root, {label: label for label in TINY_CLASSES}, per_class=per_class, seed=seed)
     return root
 
 
@@ -60,8 +38,7 @@ def tiny_samples(root) -> list:
     """Every 5th file per class is val, the next test, the rest train."""
     from mlcore.io import Sample, scan_class_folders
 
-    splits = ("train", "train", "train", "val", "test")
-    return [Sample(path=f.path, label=f.label, split=splits[i % 5])
+    return [Sample(path=f.path, label=f.label, split=SPLIT_CYCLE[i % 5])
             for i, f in enumerate(scan_class_folders(root))]
 
 
@@ -107,6 +84,6 @@ def tiny_tools(lite0_weights_cache_dir):
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        classes=TINY_CLASSES, size=TINY_IMAGE_SIZE, input_size=TINY_INPUT_SIZE, surface=tiny_surface,
+        classes=TINY_CLASSES, size=SURFACE_SIZE, input_size=TINY_INPUT_SIZE, surface=surface,
         write_dataset=write_tiny_dataset, samples=tiny_samples, cache_dir=lite0_weights_cache_dir,
         config=partial(tiny_train_config, cache_dir=lite0_weights_cache_dir))

@@ -21,7 +21,8 @@ from inspections.models import (
 from inspections.ops.services.schedules import periodic_tasks_ensure
 from inspections.registry.services.training import training_run_cancel
 from inspections.review.services.reviews import review_submit
-from tests.conftest import ROOT, _worker_env, tiny_dataset, wait_for
+from tests.conftest import ROOT, _worker_env, wait_for
+from tests.data import tiny_dataset
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -19,7 +19,8 @@ from inspections.registry.services.training import (
     training_run_cancel,
     training_run_start,
 )
-from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
+from tests.conftest import TINY_TRAINING_PARAMS
+from tests.data import tiny_dataset
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 PARAMS = {**TINY_TRAINING_PARAMS, "weights": "imagenet"}

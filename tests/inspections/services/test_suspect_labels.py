@@ -132,7 +132,8 @@ def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp
         training_run_execute,
         training_run_start,
     )
-    from tests.conftest import TINY_TRAINING_PARAMS, tiny_dataset
+    from tests.conftest import TINY_TRAINING_PARAMS
+    from tests.data import tiny_dataset
 
     rows = tiny_dataset(tmp_path / "data", seed=11, per_class=30)
     stripes = [path for path, label, _ in rows if label == "crazing"]

@@ -14,7 +14,8 @@ from inspections.registry.services.model_versions import (
 )
 from inspections.registry.services.thresholds import version_thresholds_set
 from mlcore.artefact import REASON_LOW_CONFIDENCE
-from tests.conftest import TINY_MODEL_CLASSES, _tiny_texture, wait_for
+from tests.conftest import wait_for
+from tests.data import TINY_MODEL_CLASSES, tiny_model_surface
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def _upload_stripes(seed: int) -> Prediction:
     """A texture like the tiny model's crazing training images (it answers it confidently)."""
     buffer = io.BytesIO()
-    Image.fromarray(_tiny_texture("crazing", np.random.default_rng(seed))).save(buffer, format="PNG")
+    Image.fromarray(tiny_model_surface("crazing", np.random.default_rng(seed))).save(buffer, format="PNG")
     image = image_upload(content=buffer.getvalue(), filename=f"{seed}.png", uploaded_by=None).image
     return wait_for(lambda: Prediction.objects.filter(image=image).first())
 

@@ -29,7 +29,8 @@ from inspections.registry.services.training import (
     training_run_start,
     training_runs_fail_stale,
 )
-from tests.conftest import tiny_dataset, train_tiny_model
+from tests.conftest import train_tiny_model
+from tests.data import tiny_dataset
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
