@@ -36,6 +36,8 @@ from inspections.registry.models import (  # noqa: F401
     TrainingRun,
     TrainingRunStatus,
     TrainingRunTrigger,
+    VersionComparison,
+    VersionComparisonStatus,
 )
 from inspections.review.models import (  # noqa: F401
     Prediction,

@@ -186,3 +186,46 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
+
+
+class VersionComparisonStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class VersionComparison(models.Model):
+    """Two versions' predictions on one image set, computed by the inference worker: one row per
+    pair of versions, the older (lower number) first. A new image set (``fingerprint``) starts the
+    row over; the predictions are ~60 bytes per image, so they stay in the row."""
+
+    older = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    newer = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the image set the predictions are for.")
+    status = models.CharField(
+        max_length=16, choices=VersionComparisonStatus.choices, default=VersionComparisonStatus.QUEUED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its message was last sent; empty while none is out (broker down)."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    predictions = models.JSONField(
+        null=True, blank=True,
+        help_text="One row per image: id, true label, source, older's label and confidence, newer's label and confidence.",
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["older", "newer"], name="one_comparison_per_version_pair"),
+            models.CheckConstraint(condition=~Q(older=models.F("newer")), name="comparison_of_two_versions"),
+            models.CheckConstraint(
+                condition=Q(status__in=VersionComparisonStatus.values), name="version_comparison_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison of model {self.older_id} with {self.newer_id} ({self.status})"

@@ -19,7 +19,7 @@ from inspections.registry.models import (
     ModelVersion,
     ModelVersionStatus,
 )
-from inspections.registry.services.artefact_storage import artefact_local_dir
+from inspections.registry.services.classifiers import version_predict_files
 from inspections.registry.services.model_versions import model_version_promote
 
 logger = logging.getLogger(__name__)
@@ -28,15 +28,13 @@ logger = logging.getLogger(__name__)
 def _predict(version: ModelVersion, paths: list[Path]) -> tuple[list[str], list[list] | None]:
     """(predicted labels, predicted boxes per image or None without a detection head)."""
     from mlcore.detection import DetectedBox
-    from mlcore.inference import Classifier
 
-    classifier = Classifier.load(artefact_local_dir(prefix=version.artifact_path))
-    results = classifier.predict_files(paths)
+    predictions = version_predict_files(version=version, paths=paths)
     boxes = None
-    if classifier.detection_head is not None:
+    if predictions.detects_boxes:
         boxes = [[DetectedBox(label=b["label"], box=tuple(b["box"]), score=b["score"]) for b in r.boxes]
-                 for r in results]
-    return [result.label for result in results], boxes
+                 for r in predictions.results]
+    return [result.label for result in predictions.results], boxes
 
 
 def _map50(truth: list[list[tuple]], predicted: list[list] | None, sizes: list[tuple[int, int]]) -> float | None:

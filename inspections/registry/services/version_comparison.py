@@ -4,26 +4,24 @@ The images: the frozen test split of the newer version's training run, plus labe
 that neither version's training run saw (not in either snapshot; for a version registered
 without a run, images uploaded after it was registered), excluded images left out. Neither
 version stores per-image test predictions, so both versions' predictions are computed by an
-inference-queue task and kept as a JSON file in storage, keyed by the two versions and a
-fingerprint of the image set: a new label or a newly labelled image means a new computation.
+inference-queue task and kept in the pair's ``VersionComparison`` row with a fingerprint of the
+image set: a new label or a newly labelled image starts the row over.
 
 ``version_comparison`` answers at once with what is stored (``ready`` or ``failed``), or
-queues the computation and answers ``computing``. The metrics themselves are
+queues the computation (after its row is committed) and answers ``computing``; a failed one is
+queued again only when asked for by ``version_comparison_retry``. The metrics themselves are
 ``mlcore.comparison.compare`` over the stored predictions, in the order the caller asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -31,12 +29,17 @@ from inspections.catalog.models import InspectionImage, Split
 from inspections.catalog.services.stored_files import local_copies
 from inspections.errors import ApplicationError
 from inspections.queueing import version_comparison_enqueue
-from inspections.registry.models import DatasetSnapshot, ModelVersion, TrainingRun
-from inspections.registry.services.artefact_storage import artefact_local_dir
+from inspections.registry.models import (
+    DatasetSnapshot,
+    ModelVersion,
+    TrainingRun,
+    VersionComparison,
+    VersionComparisonStatus,
+)
+from inspections.registry.services.classifiers import version_predict_files
 
 logger = logging.getLogger(__name__)
 
-STORAGE_FOLDER = "comparisons"
 # A queued computation that has left no result after this long is queued again (worker lost).
 REQUEUE_AFTER_S = 30 * 60
 TEST_SPLIT, NEWER_LABELLED = "test", "newer"
@@ -101,22 +104,62 @@ def comparison_image_set(*, first: ModelVersion, second: ModelVersion) -> ImageS
     return ImageSet(images=images, training_run_id=run_id, fingerprint=digest.hexdigest())
 
 
-def _storage_name(older: ModelVersion, newer: ModelVersion, fingerprint: str, suffix: str) -> str:
-    return f"{STORAGE_FOLDER}/v{older.number}-v{newer.number}/{fingerprint}.{suffix}"
+def _api_status(comparison: VersionComparison) -> str:
+    return {VersionComparisonStatus.DONE: "ready", VersionComparisonStatus.FAILED: "failed"}.get(
+        comparison.status, "computing")
 
 
-def _read_json(name: str) -> dict | None:
-    try:
-        with default_storage.open(name, "rb") as handle:
-            return json.loads(handle.read())
-    except (FileNotFoundError, OSError, ValueError):
-        return None
+def _stored(comparison: VersionComparison) -> dict:
+    """The row as ``version_comparison`` answers it (the shape ``comparison_report`` reads)."""
+    stored = {"status": _api_status(comparison)}
+    if comparison.status == VersionComparisonStatus.DONE:
+        stored.update(older=comparison.older_id, newer=comparison.newer_id, images=comparison.predictions,
+                      computed_at=comparison.finished_at.isoformat())
+    elif comparison.status == VersionComparisonStatus.FAILED:
+        stored.update(error=comparison.error, computed_at=comparison.finished_at.isoformat())
+    return stored
 
 
-def _write_json(name: str, data: dict) -> None:
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    default_storage.save(name, ContentFile(json.dumps(data).encode()))
+def _needs_message(comparison: VersionComparison, now) -> bool:
+    """Whether a queued or running row has no live message: never sent (the broker was down), or
+    sent so long ago that its worker must be lost."""
+    if comparison.status not in (VersionComparisonStatus.QUEUED, VersionComparisonStatus.RUNNING):
+        return False
+    return comparison.queued_at is None or (now - comparison.queued_at).total_seconds() > REQUEUE_AFTER_S
+
+
+def _start_over(comparison: VersionComparison, *, fingerprint: str) -> None:
+    comparison.fingerprint = fingerprint
+    comparison.status = VersionComparisonStatus.QUEUED
+    comparison.predictions, comparison.error = None, ""
+    comparison.started_at = comparison.finished_at = None
+
+
+def _queue_after_commit(comparison: VersionComparison, *, now) -> list[bool]:
+    """Mark the row sent and send its message once the row is committed; returns a list that
+    holds whether the send worked once it has been tried. A send that fails empties
+    ``queued_at`` again, so the next request queues it (nothing is left waiting on nothing)."""
+    comparison.queued_at = now
+    comparison.save()
+    pk, older_id, newer_id, fingerprint = comparison.pk, comparison.older_id, comparison.newer_id, comparison.fingerprint
+    outcome: list[bool] = []
+
+    def send() -> None:
+        sent = version_comparison_enqueue(first_id=older_id, second_id=newer_id, fingerprint=fingerprint)
+        if not sent:
+            VersionComparison.objects.filter(pk=pk, fingerprint=fingerprint, queued_at=now).update(queued_at=None)
+        outcome.append(sent)
+
+    transaction.on_commit(send)
+    return outcome
+
+
+def _raise_if_not_queued(outcome: list[bool]) -> None:
+    # Outside a caller's transaction the message has been tried by now and a broker that is down
+    # is answered at once; inside one it is tried at the caller's commit.
+    if outcome == [False]:
+        raise ApplicationError("The comparison could not be queued; try again in a moment.",
+                               code="queue_unavailable", status_code=503)
 
 
 def version_comparison(*, first: ModelVersion, second: ModelVersion) -> tuple[dict, ImageSet]:
@@ -124,62 +167,102 @@ def version_comparison(*, first: ModelVersion, second: ModelVersion) -> tuple[di
 
     Returns (stored, image set); ``stored["status"]`` is ``ready`` (with ``images``: one row per
     image, the older version's prediction first), ``failed`` (with ``error``) or ``computing``.
+    Concurrent requests for one pair find one row (its unique key) and queue one message.
     """
     comparison_versions_check(first=first, second=second)
     image_set = comparison_image_set(first=first, second=second)
     older, newer = _ordered(first, second)
-    stored = _read_json(_storage_name(older, newer, image_set.fingerprint, "json"))
-    if stored is not None:
-        return stored, image_set
-    queued_name = _storage_name(older, newer, image_set.fingerprint, "queued")
-    queued = _read_json(queued_name)
-    if queued is None or time.time() - queued.get("at", 0) > REQUEUE_AFTER_S:
-        _write_json(queued_name, {"at": time.time()})
-        if not version_comparison_enqueue(first_id=older.pk, second_id=newer.pk, fingerprint=image_set.fingerprint):
-            default_storage.delete(queued_name)
-            raise ApplicationError("The comparison could not be queued; try again in a moment.",
-                                   code="queue_unavailable", status_code=503)
-    return {"status": "computing"}, image_set
+    now = timezone.now()
+    outcome: list[bool] = []
+    with transaction.atomic():
+        comparison, created = VersionComparison.objects.select_for_update().get_or_create(
+            older=older, newer=newer, defaults={"fingerprint": image_set.fingerprint})
+        if comparison.fingerprint != image_set.fingerprint:
+            _start_over(comparison, fingerprint=image_set.fingerprint)
+            created = True
+        if created or _needs_message(comparison, now):
+            outcome = _queue_after_commit(comparison, now=now)
+    _raise_if_not_queued(outcome)
+    return _stored(comparison), image_set
 
 
-def _predict(version: ModelVersion, paths: list[Path]) -> list[tuple[str, float]]:
-    from mlcore.inference import Classifier
+def version_comparison_retry(*, first: ModelVersion, second: ModelVersion) -> tuple[dict, ImageSet]:
+    """Queue a failed comparison again (after its artefact or images were fixed); the same answer
+    as ``version_comparison``. Refused while the comparison is not failed."""
+    comparison_versions_check(first=first, second=second)
+    image_set = comparison_image_set(first=first, second=second)
+    older, newer = _ordered(first, second)
+    with transaction.atomic():
+        comparison = VersionComparison.objects.select_for_update().filter(older=older, newer=newer).first()
+        if comparison is None or comparison.status != VersionComparisonStatus.FAILED:
+            raise ApplicationError(f"Only a failed comparison is asked for again; this one is "
+                                   f"{_api_status(comparison) if comparison else 'not asked for yet'}.",
+                                   code="comparison_not_failed", status_code=409)
+        _start_over(comparison, fingerprint=image_set.fingerprint)
+        outcome = _queue_after_commit(comparison, now=timezone.now())
+    _raise_if_not_queued(outcome)
+    return _stored(comparison), image_set
 
-    classifier = Classifier.load(artefact_local_dir(prefix=version.artifact_path))
-    return [(result.label, float(result.confidence)) for result in classifier.predict_files(paths)]
+
+def _claim(*, older: ModelVersion, newer: ModelVersion, fingerprint: str) -> str | None:
+    """Mark the row running for this message; otherwise why not: ``stale`` (the row was started
+    over for another image set) or ``duplicate`` (already answered)."""
+    with transaction.atomic():
+        comparison = (VersionComparison.objects.select_for_update()
+                      .filter(older=older, newer=newer, fingerprint=fingerprint).first())
+        if comparison is None:
+            return "stale"
+        if comparison.status in (VersionComparisonStatus.DONE, VersionComparisonStatus.FAILED):
+            return "duplicate"
+        comparison.status, comparison.started_at = VersionComparisonStatus.RUNNING, timezone.now()
+        comparison.save(update_fields=["status", "started_at"])
+    return None
+
+
+def _finish(*, older: ModelVersion, newer: ModelVersion, fingerprint: str, **fields) -> bool:
+    """Store the outcome unless the row was started over for another image set meanwhile."""
+    return bool(VersionComparison.objects.filter(
+        older=older, newer=newer, fingerprint=fingerprint, status=VersionComparisonStatus.RUNNING,
+    ).update(finished_at=timezone.now(), **fields))
+
+
+def _predictions(version: ModelVersion, paths: list[Path]) -> list[tuple[str, float]]:
+    results = version_predict_files(version=version, paths=paths).results
+    return [(result.label, float(result.confidence)) for result in results]
 
 
 def version_comparison_compute(*, first_id: int, second_id: int, fingerprint: str) -> str:
     """The worker's part: predict the image set with both versions and store the rows.
 
     Does nothing when the image set changed since it was queued (the next request queues the
-    new one). Returns the status stored (or ``stale``)."""
+    new one) or the message was already answered. Returns the status stored, ``stale`` or
+    ``duplicate``."""
     versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in=[first_id, second_id])}
     if len(versions) != 2:
+        logger.info("comparison of versions %s and %s: a version is gone", first_id, second_id)
         return "stale"
     older, newer = _ordered(versions[first_id], versions[second_id])
     image_set = comparison_image_set(first=older, second=newer)
     if image_set.fingerprint != fingerprint:
-        default_storage.delete(_storage_name(older, newer, fingerprint, "queued"))
         return "stale"
-    name = _storage_name(older, newer, fingerprint, "json")
+    if (refused := _claim(older=older, newer=newer, fingerprint=fingerprint)) is not None:
+        return refused
     try:
         with tempfile.TemporaryDirectory(prefix="steelqc-compare-") as folder:
             by_name = local_copies(names=[image.file_name for image in image_set.images], folder=Path(folder))
             paths = [by_name[image.file_name] for image in image_set.images]
-            older_predictions = _predict(older, paths) if paths else []
-            newer_predictions = _predict(newer, paths) if paths else []
+            older_predictions = _predictions(older, paths) if paths else []
+            newer_predictions = _predictions(newer, paths) if paths else []
     except Exception as error:  # a broken artefact or image: say so on the page instead of computing forever
         logger.exception("comparing v%s with v%s failed", older.number, newer.number)
-        _write_json(name, {"status": "failed", "error": f"{type(error).__name__}: {error}"[:500],
-                           "computed_at": timezone.now().isoformat()})
-        return "failed"
+        stored = _finish(older=older, newer=newer, fingerprint=fingerprint, status=VersionComparisonStatus.FAILED,
+                         error=f"{type(error).__name__}: {error}"[:500])
+        return "failed" if stored else "stale"
     rows = [[image.image_id, image.label, image.source, *older_p, *newer_p]
             for image, older_p, newer_p in zip(image_set.images, older_predictions, newer_predictions)]
-    _write_json(name, {"status": "ready", "computed_at": timezone.now().isoformat(),
-                       "older": older.pk, "newer": newer.pk, "images": rows})
-    default_storage.delete(_storage_name(older, newer, fingerprint, "queued"))
-    return "ready"
+    stored = _finish(older=older, newer=newer, fingerprint=fingerprint, status=VersionComparisonStatus.DONE,
+                     predictions=rows)
+    return "ready" if stored else "stale"
 
 
 def comparison_report(*, first: ModelVersion, second: ModelVersion, stored: dict) -> dict:
