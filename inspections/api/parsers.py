@@ -22,6 +22,8 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
 
+from inspections.catalog.services.image_validation import upload_size_limit
+
 
 def _read_bounded(stream) -> bytes:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -72,9 +74,9 @@ class UploadSizeLimitHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data, start):
         self.seen += len(raw_data)
-        return raw_data if self.seen <= settings.STEELQC_MAX_UPLOAD_BYTES else None
+        return raw_data if self.seen <= upload_size_limit() else None
 
     def file_complete(self, file_size):
-        if self.seen <= settings.STEELQC_MAX_UPLOAD_BYTES:
+        if self.seen <= upload_size_limit():
             return None  # the next handlers kept the bytes and make the file
         return _OversizeUpload(name=self.file_name, content_type=self.content_type, size=self.seen)

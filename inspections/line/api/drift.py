@@ -8,13 +8,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from inspections.api.base import COMMON_ERRORS, ERROR, ApiView
+from inspections.catalog.limits import SOURCE_MAX_LENGTH
 from inspections.line.services.drift import MAX_DAYS, drift_report
 
 
 class DriftQuery(serializers.Serializer):
     days = serializers.IntegerField(required=False, default=14, min_value=1, max_value=MAX_DAYS,
                                     help_text=f"How many days back, today included (1 to {MAX_DAYS}, default 14).")
-    source = serializers.CharField(required=False, max_length=100,
+    source = serializers.CharField(required=False, max_length=SOURCE_MAX_LENGTH,
                                    help_text="Only this source (the images' `source`); all sources when left out.")
 
 

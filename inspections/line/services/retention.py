@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from inspections.catalog.limits import SOURCE_MAX_LENGTH
 from inspections.errors import ApplicationError
 from inspections.line.models import RetentionPolicy
 
@@ -77,8 +78,8 @@ def retention_policy_for(*, source: str) -> Policy:
 def retention_policy_set(*, source: str, sample_rate, max_per_minute, max_per_day, actor) -> RetentionPolicy:
     """Create or change the policy of ``source`` (blank: the default); refuses values out of range."""
     source = (source or "").strip()
-    if len(source) > 100:
-        raise ApplicationError("source is limited to 100 characters.", code="field_too_long")
+    if len(source) > SOURCE_MAX_LENGTH:
+        raise ApplicationError(f"source is limited to {SOURCE_MAX_LENGTH} characters.", code="field_too_long")
     try:
         rate, per_minute, per_day = float(sample_rate), int(max_per_minute), int(max_per_day)
     except (TypeError, ValueError):
@@ -176,8 +177,8 @@ def retention_keep_days_set(*, source: str, keep_days, actor) -> RetentionPolicy
     """Set how long ``source``'s unneeded images are kept (days; blank or None: forever). A
     source without a policy row gets one with the default sampling (see ``retention_policy_set``)."""
     source = (source or "").strip()
-    if len(source) > 100:
-        raise ApplicationError("source is limited to 100 characters.", code="field_too_long")
+    if len(source) > SOURCE_MAX_LENGTH:
+        raise ApplicationError(f"source is limited to {SOURCE_MAX_LENGTH} characters.", code="field_too_long")
     text = "" if keep_days is None else str(keep_days).strip()
     if text == "":
         days = None
