@@ -65,7 +65,7 @@ class _OversizeUpload(UploadedFile):
 
 class UploadSizeLimitHandler(FileUploadHandler):
     """First in the chain: stops passing a file's bytes on once it is over
-    ``STEELQC_MAX_UPLOAD_BYTES`` (so nothing huge reaches memory or the temp folder), and
+    the upload size limit (``upload_size_limit``; so nothing huge reaches memory or the temp folder), and
     hands the view a stand-in with the real size, which the view refuses per file (413)."""
 
     def new_file(self, *args, **kwargs):
