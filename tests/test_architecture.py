@@ -159,3 +159,29 @@ def test_pages_read_through_selectors_not_the_orm():
             if isinstance(node, ast.Attribute) and node.attr == "objects":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_services_speak_no_http():
+    # Services raise the kinds of inspections.errors; the edge (inspections.api.exceptions) turns a
+    # kind into an HTTP status. No domain core module names a status code or an HTTP library.
+    offenders = []
+    for path in (ROOT / "inspections").rglob("*.py"):
+        parts = path.relative_to(ROOT / "inspections").parts
+        if parts[0] not in DOMAINS or (len(parts) > 1 and parts[1] in EDGE_PARTS):
+            continue
+        text = path.read_text()
+        for word in ("status_code", "rest_framework", "django.http", "HttpResponse"):
+            if word in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {word}")
+    assert offenders == []
+
+
+def test_each_kind_of_refusal_has_one_http_status_at_the_edge():
+    from inspections import errors
+    from inspections.api.exceptions import ERROR_STATUS, http_status
+
+    kinds = {value for value in vars(errors).values()
+             if isinstance(value, type) and issubclass(value, errors.ApplicationError) and value is not errors.ApplicationError}
+    assert kinds == {kind for kind, _ in ERROR_STATUS}
+    assert http_status(errors.ApplicationError("bad")) == 400
+    assert {http_status(kind("x")) for kind in kinds} == {403, 404, 409, 412, 413, 503}

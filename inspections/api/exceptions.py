@@ -14,14 +14,34 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from inspections.errors import ApplicationError, error_body
+from inspections.errors import (
+    ApplicationError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    StaleRevision,
+    TooLarge,
+    Unavailable,
+    error_body,
+)
 
 logger = logging.getLogger("inspections.api")
+
+# The HTTP status of each kind of refusal: decided here, at the edge, for the API and the pages'
+# JSON answers alike. A plain ApplicationError is a 400.
+ERROR_STATUS: tuple[tuple[type[ApplicationError], int], ...] = (
+    (NotFound, 404), (PermissionDenied, 403), (Conflict, 409), (StaleRevision, 412), (TooLarge, 413),
+    (Unavailable, 503),
+)
+
+
+def http_status(error: ApplicationError) -> int:
+    return next((status for kind, status in ERROR_STATUS if isinstance(error, kind)), 400)
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        return Response(error_body(exc.code, exc.message, exc.details), status=http_status(exc))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=_django_validation_detail(exc))
     elif isinstance(exc, Http404):

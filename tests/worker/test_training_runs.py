@@ -4,21 +4,11 @@ import time
 
 import pytest
 
+from inspections.api.exceptions import http_status
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.models import (
-    ModelVersion,
-    ModelVersionStatus,
-    TrainingRun,
-    TrainingRunStatus,
-)
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
-from inspections.registry.services.training import (
-    training_run_cancel,
-    training_run_start,
-)
+from inspections.models import ModelVersion, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
+from inspections.registry.services.training import training_run_cancel, training_run_start
 from tests.conftest import TINY_TRAINING_PARAMS
 from tests.data import tiny_dataset
 
@@ -105,7 +95,7 @@ def test_a_second_run_is_refused_while_one_is_in_progress(celery_worker, tmp_pat
     first = training_run_start(requested_by=None, params={**PARAMS, "head_epochs": 1000, "head_patience": 1000, "augmented_views": 6})
     with pytest.raises(ApplicationError) as error:
         training_run_start(requested_by=None, params=PARAMS)
-    assert (error.value.code, error.value.status_code) == ("training_in_progress", 409)
+    assert (error.value.code, http_status(error.value)) == ("training_in_progress", 409)
     training_run_cancel(run=first)
     wait_for_run(first, {TrainingRunStatus.CANCELLED})
 

@@ -12,19 +12,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from inspections.access import roles
+from inspections.api.exceptions import http_status
 from inspections.catalog import selectors as catalog_selectors
 from inspections.catalog.limits import SOURCE_MAX_LENGTH
 from inspections.catalog.services import image_validation
-from inspections.catalog.services.image_validation import (
-    ACCEPTED_FORMAT_NAMES,
-    upload_accept_attribute,
-)
-from inspections.catalog.services.zip_upload import (
-    ZIP_MAX_BYTES,
-    ZIP_MAX_MEMBERS,
-    zip_upload,
-    zip_upload_counts,
-)
+from inspections.catalog.services.image_validation import ACCEPTED_FORMAT_NAMES, upload_accept_attribute
+from inspections.catalog.services.zip_upload import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, zip_upload, zip_upload_counts
 from inspections.errors import ApplicationError, error_body
 from inspections.pages.access import role_required
 
@@ -74,7 +67,7 @@ def upload_zip(request: HttpRequest) -> JsonResponse:
     try:
         results = zip_upload(archive=archive, uploaded_by=request.user, source=(request.POST.get("source") or "").strip())
     except ApplicationError as error:
-        return JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
+        return JsonResponse(error_body(error.code, error.message, error.details), status=http_status(error))
     counts = zip_upload_counts(results)
     logger.info("zip upload by %s: %s", request.user, counts)
     return JsonResponse({"archive": archive.name, "counts": counts, "results": [

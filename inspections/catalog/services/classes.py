@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from inspections.catalog.models import DefectClass
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict
 
 
 def defect_class_name_normalise(name: str) -> str:
@@ -46,8 +46,8 @@ def defect_class_create(*, name: str, description: str = "") -> DefectClass:
             defect_class.save()
     except IntegrityError:
         # The unique name decides, also between two requests racing for the same name.
-        raise ApplicationError(
-            f"A class named {normalised!r} already exists.", code="already_exists", status_code=409,
+        raise Conflict(
+            f"A class named {normalised!r} already exists.", code="already_exists",
             details={"name": [f"{normalised!r} already exists."]},
         ) from None
     return defect_class

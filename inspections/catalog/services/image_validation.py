@@ -15,7 +15,7 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ def upload_size_check(size: int) -> None:
     """Refuse (413 ``file_too_large``) a file of ``size`` bytes over the limit."""
     limit = upload_size_limit()
     if size > limit:
-        raise ApplicationError(f"The file is {size} bytes; the limit is {limit}.", code="file_too_large",
-                               status_code=413)
+        raise TooLarge(f"The file is {size} bytes; the limit is {limit}.", code="file_too_large")
 
 
 def uploaded_file_read(uploaded) -> bytes:

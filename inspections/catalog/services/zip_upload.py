@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from inspections.catalog.services import image_validation
 from inspections.catalog.services.images import image_upload, upload_display_name
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, TooLarge
 
 # Limits of one archive. A member is one image upload: image_validation's limits, as for single files.
 ZIP_MAX_BYTES = 512 * 1024 * 1024
@@ -37,8 +37,8 @@ def zip_upload(*, archive, uploaded_by, source: str = "") -> list[MemberResult]:
     """
     size = getattr(archive, "size", None)
     if size is not None and size > ZIP_MAX_BYTES:
-        raise ApplicationError(f"The archive is {size} bytes; the limit is {ZIP_MAX_BYTES}.",
-                               code="zip_too_large", status_code=413)
+        raise TooLarge(f"The archive is {size} bytes; the limit is {ZIP_MAX_BYTES}.",
+                               code="zip_too_large")
     try:
         zip_file = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, EOFError):
@@ -46,13 +46,13 @@ def zip_upload(*, archive, uploaded_by, source: str = "") -> list[MemberResult]:
     with zip_file:
         members = [info for info in zip_file.infolist() if not info.is_dir()]
         if len(members) > ZIP_MAX_MEMBERS:
-            raise ApplicationError(f"The archive has {len(members)} files; at most {ZIP_MAX_MEMBERS} are accepted.",
-                                   code="zip_too_many_members", status_code=413)
+            raise TooLarge(f"The archive has {len(members)} files; at most {ZIP_MAX_MEMBERS} are accepted.",
+                                   code="zip_too_many_members")
         declared = sum(info.file_size for info in members)
         if declared > ZIP_MAX_TOTAL_UNCOMPRESSED:
-            raise ApplicationError(
+            raise TooLarge(
                 f"The archive unpacks to {declared} bytes; at most {ZIP_MAX_TOTAL_UNCOMPRESSED} are accepted.",
-                code="zip_too_large", status_code=413)
+                code="zip_too_large")
         budget = ZIP_MAX_TOTAL_UNCOMPRESSED
         results = []
         for info in members:

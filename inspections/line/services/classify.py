@@ -31,22 +31,15 @@ from django.db import connection, transaction
 
 from inspections.catalog.models import ImageStatus, InspectionImage
 from inspections.catalog.services.images import image_upload, upload_display_name
-from inspections.errors import ApplicationError, error_body
+from inspections.errors import Conflict, Unavailable, error_body
 from inspections.line.services.retention import is_kept, retention_decide
 from inspections.line.services.stats import Seen, line_minute_record
 from inspections.queueing import classify_enqueue
 from inspections.registry.models import ModelVersion, ModelVersionStatus
 from inspections.registry.services.classifiers import pixels_from_bytes
 from inspections.review.models import Prediction
-from inspections.review.prediction_events import (
-    SubscriptionBroken,
-    events_client,
-    images_done_announce,
-    subscribed,
-)
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.prediction_events import SubscriptionBroken, events_client, images_done_announce, subscribed
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +67,12 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
     deadline = time.monotonic() + timeout_s
     client = events_client()
     if client is None:
-        raise ApplicationError("classify/ needs Redis (STEELQC_EVENTS_REDIS_URL); use images/ on this installation.",
-                               code="classify_unavailable", status_code=503)
+        raise Unavailable("classify/ needs Redis (STEELQC_EVENTS_REDIS_URL); use images/ on this installation.",
+                               code="classify_unavailable")
     if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
         # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
-        raise ApplicationError("No model version is active; nothing can be classified yet.",
-                               code="no_active_model", status_code=409)
+        raise Conflict("No model version is active; nothing can be classified yet.",
+                               code="no_active_model")
     request_id = uuid.uuid4().hex
     key_prefix, answer_channel = _names(request_id)
     keys = [f"{key_prefix}{index}" for index in range(len(files))]
@@ -92,8 +85,8 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
             pipe.execute()
         except Exception:
             logger.warning("classify: Redis refused the request", exc_info=True)
-            raise ApplicationError("The inference queue is not reachable; retry shortly.",
-                                   code="queue_unavailable", status_code=503) from None
+            raise Unavailable("The inference queue is not reachable; retry shortly.",
+                                   code="queue_unavailable") from None
         queued = classify_enqueue(
             request_id=request_id, reply_to=answer_channel, source=source, external_id=external_id,
             uploaded_by_id=uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None,
@@ -104,8 +97,8 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
                 client.delete(*keys)
             except Exception:  # they expire with their TTL anyway
                 logger.warning("classify: the unqueued request's images could not be removed", exc_info=True)
-            raise ApplicationError("The inference queue is not reachable; retry shortly.",
-                                   code="queue_unavailable", status_code=503)
+            raise Unavailable("The inference queue is not reachable; retry shortly.",
+                                   code="queue_unavailable")
         try:
             message = answers.next_message(deadline=deadline)
         except SubscriptionBroken:

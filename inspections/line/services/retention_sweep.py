@@ -24,35 +24,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import (
-    Case,
-    CharField,
-    Count,
-    Exists,
-    OuterRef,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-    When,
-)
+from django.db.models import Case, CharField, Count, Exists, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
-from inspections.catalog.models import (
-    BoxSource,
-    DefectBox,
-    DefectBoxChange,
-    ImageStatus,
-    InspectionImage,
-    Split,
-)
-from inspections.errors import ApplicationError
-from inspections.line.models import (
-    PendingFileDeletion,
-    RetentionPolicy,
-    RetentionRun,
-    RetentionTrigger,
-)
+from inspections.catalog.models import BoxSource, DefectBox, DefectBoxChange, ImageStatus, InspectionImage, Split
+from inspections.errors import ApplicationError, Conflict
+from inspections.line.models import PendingFileDeletion, RetentionPolicy, RetentionRun, RetentionTrigger
 from inspections.registry.models import DatasetSnapshotItem
 from inspections.review.models import Prediction, Review
 
@@ -353,7 +330,7 @@ def retention_sweep(*, dry_run: bool = False, source: str | None = None, limit: 
         raise RuntimeError("retention_sweep commits batch by batch; call it outside transaction.atomic()")
     with _SweepLock() as held:
         if not held:
-            raise ApplicationError("Another retention run is in progress.", code="retention_running", status_code=409)
+            raise Conflict("Another retention run is in progress.", code="retention_running")
         return _recorded(RetentionRun(dry_run=False, trigger=trigger, source_filter=source, limit=limit),
                          lambda run: _sweep(run, source=source, limit=limit, now=now, time_budget_s=time_budget_s))
 

@@ -23,12 +23,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inspections.catalog.models import (
-    DefectBox,
-    DefectClass,
-    InspectionImage,
-    LabelSource,
-)
+from inspections.catalog.models import DefectBox, DefectClass, InspectionImage, LabelSource
 from inspections.catalog.services.dataset_manifest import (
     ASSIGNED_SPLITS,
     EXCLUDED_FOLDER,
@@ -37,7 +32,7 @@ from inspections.catalog.services.dataset_manifest import (
     MANIFEST_JSON,
     SNAPSHOT_FILE,
 )
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, NotFound
 from inspections.registry.models import TrainingRun
 from inspections.review.models import Review, ReviewDecision
 
@@ -217,7 +212,7 @@ def dataset_export_stream(*, filters: ExportFilters = ExportFilters(),
 def dataset_snapshot_stream(*, run: TrainingRun, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """The (image, label, split) triples ``run`` trained on, frozen when it was started."""
     if run.snapshot_id is None:
-        raise ApplicationError(f"Training run {run.pk} has no frozen snapshot.", code="not_found", status_code=404)
+        raise NotFound(f"Training run {run.pk} has no frozen snapshot.", code="not_found")
     snapshot = run.snapshot
     version = run.model_version
     facts = {

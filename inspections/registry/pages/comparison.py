@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from inspections.access import roles
+from inspections.api.exceptions import http_status
 from inspections.errors import ApplicationError
 from inspections.pages.access import role_required
 from inspections.registry import selectors as registry_selectors
@@ -74,7 +75,7 @@ def model_version_compare(request: HttpRequest) -> HttpResponse:
         body = comparison_answer(first=first, second=second, page=page, page_size=PAGE_SIZE)
     except ApplicationError as error:
         context["error"] = error.message
-        return render(request, "registry/model_version_compare.html", context, status=error.status_code)
+        return render(request, "registry/model_version_compare.html", context, status=http_status(error))
     if body["status"] == "ready":
         for row in body["per_class"]:
             row["css"] = {m: _signed(v) for m, v in (row["delta"] or {}).items()}

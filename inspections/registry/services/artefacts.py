@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from inspections.errors import ApplicationError
+from inspections.errors import NotFound
 from inspections.registry.models import ModelVersion
 from inspections.registry.services.artefact_storage import artefact_local_dir
 from mlcore.artefact import (
@@ -87,13 +87,13 @@ def model_artefact_open(*, version: ModelVersion, name: str):
     Unknown names and files this version does not have are 404 ``not_found``.
     """
     if name not in DOWNLOADABLE:
-        raise ApplicationError(f"No artefact called {name!r}; the names are {', '.join(DOWNLOADABLE)}.",
-                               code="not_found", status_code=404)
+        raise NotFound(f"No artefact called {name!r}; the names are {', '.join(DOWNLOADABLE)}.",
+                               code="not_found")
     storage_name = _storage_name(version, name)
     if not default_storage.exists(storage_name):
         source = ON_DEMAND.get(name)
         if source is None or not default_storage.exists(_storage_name(version, source)):
-            raise ApplicationError(f"{version.name} has no {name}.", code="not_found", status_code=404)
+            raise NotFound(f"{version.name} has no {name}.", code="not_found")
         storage_name = _saved_model_zip_store(version=version, storage_name=storage_name)
     artefact = ModelArtefact(name=name, size=default_storage.size(storage_name), sha256=_stored_digest(storage_name))
     return artefact, default_storage.open(storage_name, "rb")
@@ -101,9 +101,7 @@ def model_artefact_open(*, version: ModelVersion, name: str):
 
 def _saved_model_zip_store(*, version: ModelVersion, storage_name: str) -> str:
     """Export the SavedModel, zip it and store it beside the artefact; once per version."""
-    from mlcore.export import (
-        export_model,  # TensorFlow: only when a SavedModel is first asked for
-    )
+    from mlcore.export import export_model  # TensorFlow: only when a SavedModel is first asked for
 
     model_dir = artefact_local_dir(prefix=version.artifact_path)
     with tempfile.TemporaryDirectory(prefix="steelqc-savedmodel-") as scratch:

@@ -11,20 +11,13 @@ from django.utils import timezone
 
 from inspections.catalog.models import ImageStatus, InspectionImage, LabelSource
 from inspections.catalog.services.classes import defect_classes_ensure
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.queueing import inference_enqueue, promotion_event_enqueue
 from inspections.registry.models import ModelVersion, ModelVersionStatus, Retirement
-from inspections.registry.services.artefact_storage import (
-    artefact_delete,
-    artefact_store,
-)
+from inspections.registry.services.artefact_storage import artefact_delete, artefact_store
 from inspections.registry.services.thresholds import thresholds_carry_forward
-from mlcore.artefact import (  # plain JSON: no TensorFlow here
-    CLASSES_FILE,
-    CONFIG_FILE,
-    METRICS_FILE,
-)
+from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE  # plain JSON: no TensorFlow here
 
 
 def _read_artefact_facts(model_dir: Path) -> tuple[list[str], dict, dict]:
@@ -130,7 +123,7 @@ def model_version_rollback(*, actor=None) -> ModelVersion:
             .first()
         )
         if previous is None:
-            raise ApplicationError("There is no earlier active version to roll back to.", code="no_previous_version", status_code=409)
+            raise Conflict("There is no earlier active version to roll back to.", code="no_previous_version")
         return model_version_promote(version=previous, actor=actor, retirement=Retirement.ROLLED_BACK)
 
 

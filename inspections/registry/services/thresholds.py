@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inspections.catalog.models import Split
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, StaleRevision
 from inspections.registry.models import DecisionThresholdChange, ModelVersion
 from mlcore.artefact import CONFIG_FILE, DEFAULT_CONFIDENCE_THRESHOLD
 from mlcore.thresholds import threshold_curves
@@ -138,9 +138,9 @@ def version_thresholds_set(*, version: ModelVersion, thresholds, note: str = "",
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if expected_revision is not None and expected_revision != locked.thresholds_revision:
-            raise ApplicationError(
+            raise StaleRevision(
                 f"The thresholds of {locked.name} changed meanwhile (revision {locked.thresholds_revision}, "
-                f"you sent {expected_revision}); load them again.", code="thresholds_changed", status_code=412,
+                f"you sent {expected_revision}); load them again.", code="thresholds_changed",
                 details={"revision": locked.thresholds_revision})
         defaults = version_default_thresholds(version=locked, global_threshold=version_global_threshold(version=locked))
         current = dict(locked.decision_thresholds or {})

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from inspections.catalog.models import InspectionImage, Split
 from inspections.catalog.services.stored_files import local_copies
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict, Unavailable
 from inspections.queueing import version_comparison_enqueue
 from inspections.registry.models import (
     DatasetSnapshot,
@@ -158,8 +158,8 @@ def _raise_if_not_queued(outcome: list[bool]) -> None:
     # Outside a caller's transaction the message has been tried by now and a broker that is down
     # is answered at once; inside one it is tried at the caller's commit.
     if outcome == [False]:
-        raise ApplicationError("The comparison could not be queued; try again in a moment.",
-                               code="queue_unavailable", status_code=503)
+        raise Unavailable("The comparison could not be queued; try again in a moment.",
+                               code="queue_unavailable")
 
 
 def version_comparison(*, first: ModelVersion, second: ModelVersion) -> tuple[dict, ImageSet]:
@@ -195,9 +195,9 @@ def version_comparison_retry(*, first: ModelVersion, second: ModelVersion) -> tu
     with transaction.atomic():
         comparison = VersionComparison.objects.select_for_update().filter(older=older, newer=newer).first()
         if comparison is None or comparison.status != VersionComparisonStatus.FAILED:
-            raise ApplicationError(f"Only a failed comparison is asked for again; this one is "
+            raise Conflict(f"Only a failed comparison is asked for again; this one is "
                                    f"{_api_status(comparison) if comparison else 'not asked for yet'}.",
-                                   code="comparison_not_failed", status_code=409)
+                                   code="comparison_not_failed")
         _start_over(comparison, fingerprint=image_set.fingerprint)
         outcome = _queue_after_commit(comparison, now=timezone.now())
     _raise_if_not_queued(outcome)

@@ -10,23 +10,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from inspections.access import roles
+from inspections.api.exceptions import http_status
 from inspections.catalog import selectors as catalog_selectors
 from inspections.catalog.models import NO_DEFECT_CLASS
 from inspections.errors import ApplicationError
 from inspections.pages.access import can_review_queue, role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.review import selectors as review_selectors
-from inspections.review.pages.forms import (
-    QueueFilterForm,
-    ReviewDecisionForm,
-    filter_query,
-)
+from inspections.review.pages.forms import QueueFilterForm, ReviewDecisionForm, filter_query
 from inspections.review.reasons import image_explanation
-from inspections.review.services.reviews import (
-    review_exclude,
-    review_include,
-    review_submit,
-)
+from inspections.review.services.reviews import review_exclude, review_include, review_submit
 
 QUEUE_PAGE_SIZE = 50
 NO_DEFECT_KEY = "0"
@@ -148,7 +141,7 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     except ApplicationError as error:
         fresh = review_selectors.image_detail(image_id=image_id)
         context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})
-        return render(request, "inspections/review_image.html", context, status=error.status_code)
+        return render(request, "inspections/review_image.html", context, status=http_status(error))
     return redirect(decision.get("next") or reverse("inspections:review-queue"))
 
 

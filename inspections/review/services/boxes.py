@@ -17,14 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspections.access import roles
-from inspections.catalog.models import (
-    BoxAction,
-    BoxSource,
-    DefectBox,
-    DefectBoxChange,
-    DefectClass,
-    InspectionImage,
-)
+from inspections.catalog.models import BoxAction, BoxSource, DefectBox, DefectBoxChange, DefectClass, InspectionImage
 from inspections.catalog.services.boxes import (
     EDGE_TOLERANCE,
     MAX_BOXES_PER_IMAGE,
@@ -34,7 +27,7 @@ from inspections.catalog.services.boxes import (
     box_from_pixels,
 )
 from inspections.catalog.services.classes import defect_class_name_normalise
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict, PermissionDenied
 from inspections.review import selectors as review_selectors
 from inspections.review.models import Prediction
 
@@ -214,8 +207,7 @@ def boxes_change(*, image: InspectionImage, changes, expected_version, actor, un
     the boxes added, in the order of their changes.
     """
     if not roles.can_label(actor):
-        raise ApplicationError("Changing boxes needs the role qa or ml_admin.", code="permission_denied",
-                               status_code=403)
+        raise PermissionDenied("Changing boxes needs the role qa or ml_admin.", code="permission_denied")
     if isinstance(expected_version, bool) or not isinstance(expected_version, int) or expected_version < 0:
         raise ApplicationError("Send expected_version: the image's boxes_version you saw.",
                                code="expected_version_required", details={"expected_version": ["required"]})
@@ -227,9 +219,9 @@ def boxes_change(*, image: InspectionImage, changes, expected_version, actor, un
     with transaction.atomic():
         locked = InspectionImage.objects.select_for_update(of=("self",)).get(pk=image.pk)
         if locked.boxes_version != expected_version:
-            raise ApplicationError(
+            raise Conflict(
                 f"The image's boxes changed since version {expected_version}; they are now at version "
-                f"{locked.boxes_version}. Reload and change them again.", code="conflict", status_code=409,
+                f"{locked.boxes_version}. Reload and change them again.", code="conflict",
                 details={"image": locked.pk, "boxes_version": locked.boxes_version,
                          "expected_version": expected_version})
         version = locked.boxes_version + 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from inspections.catalog.models import InspectionImage
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, NotFound
 from inspections.review.models import Review
 from inspections.review.services.reviews import (
     _active_class,
@@ -47,8 +47,8 @@ def reviews_bulk_submit(*, items: list[tuple[int, int]], reviewer, label_name: s
     for image_id, expected_version in items:
         image = images.get(image_id)
         if image is None:
-            outcomes.append(BulkOutcome(image_id, error=ApplicationError(
-                f"No image with id {image_id}.", code="not_found", status_code=404)))
+            outcomes.append(BulkOutcome(image_id, error=NotFound(
+                f"No image with id {image_id}.", code="not_found")))
             continue
         try:
             if exclude is True:

@@ -10,7 +10,7 @@ from inspections.catalog.attention import needs_attention_value
 from inspections.catalog.models import DefectClass, InspectionImage, LabelSource, Split
 from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.catalog.services.splits import splits_assign_unassigned
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict, PermissionDenied
 from inspections.review.models import Prediction, Review, ReviewDecision
 
 
@@ -51,8 +51,7 @@ def review_exclude(*, image: InspectionImage, reviewer, reason: str, expected_ve
     with transaction.atomic():
         locked = _locked(image, expected_version)
         if locked.excluded:
-            raise ApplicationError(f"Image {locked.pk} is already excluded.", code="already_excluded",
-                                   status_code=409, details=_state(locked))
+            raise Conflict(f"Image {locked.pk} is already excluded.", code="already_excluded", details=_state(locked))
         review = _record(locked, reviewer, decision=ReviewDecision.EXCLUDE, reason=reason)
         locked.excluded, locked.exclusion_reason = True, reason
         _save_decided(locked, "excluded", "exclusion_reason")
@@ -66,7 +65,7 @@ def review_include(*, image: InspectionImage, reviewer, expected_version: int | 
     with transaction.atomic():
         locked = _locked(image, expected_version)
         if not locked.excluded:
-            raise ApplicationError(f"Image {locked.pk} is not excluded.", code="not_excluded", status_code=409,
+            raise Conflict(f"Image {locked.pk} is not excluded.", code="not_excluded",
                                    details=_state(locked))
         review = _record(locked, reviewer, decision=ReviewDecision.INCLUDE)
         locked.excluded, locked.exclusion_reason = False, ""
@@ -88,7 +87,7 @@ def _settle_suspicion(locked: InspectionImage, label: DefectClass) -> None:
 
 def _check_role(reviewer) -> None:
     if not roles.can_label(reviewer):
-        raise ApplicationError("Reviewing needs the role qa or ml_admin.", code="permission_denied", status_code=403)
+        raise PermissionDenied("Reviewing needs the role qa or ml_admin.", code="permission_denied")
 
 
 def _state(image: InspectionImage) -> dict:
@@ -104,11 +103,10 @@ def _state(image: InspectionImage) -> dict:
 def _locked(image: InspectionImage, expected_version: int | None) -> InspectionImage:
     locked = InspectionImage.objects.select_for_update(of=("self",)).select_related("label").get(pk=image.pk)
     if expected_version is not None and expected_version != locked.label_version:
-        raise ApplicationError(
+        raise Conflict(
             f"The image's label changed since version {expected_version}; it is now at version "
             f"{locked.label_version}. Reload and decide again.",
             code="conflict",
-            status_code=409,
             details={**_state(locked), "expected_version": expected_version},
         )
     return locked

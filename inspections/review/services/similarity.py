@@ -32,7 +32,7 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
 
 from inspections.catalog.models import LabelSource
-from inspections.errors import ApplicationError
+from inspections.errors import Conflict
 from inspections.registry.models import ModelVersion, ModelVersionStatus
 from inspections.review.models import Prediction
 from mlcore.artefact import CONFIG_FILE, REASON_FOREIGN
@@ -131,10 +131,7 @@ def prediction_descriptors_fill(*, batch_size: int = 32) -> int:
     """Store the descriptor on the active version's predictions written before descriptors were
     kept (a version predicts an image once, so they would otherwise stay out of the search and
     the groups). Returns how many were filled; images whose file no longer decodes are skipped."""
-    from inspections.registry.services.classifiers import (
-        classifier_for_version,
-        image_pixels,
-    )
+    from inspections.registry.services.classifiers import classifier_for_version, image_pixels
 
     version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
     if version is None:
@@ -163,8 +160,8 @@ def prediction_descriptors_fill(*, batch_size: int = 32) -> int:
 def _active_version() -> ModelVersion:
     version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
     if version is None:
-        raise ApplicationError("No model version is active: there are no predictions to compare.",
-                               code="no_active_model", status_code=409)
+        raise Conflict("No model version is active: there are no predictions to compare.",
+                               code="no_active_model")
     return version
 
 
@@ -176,9 +173,9 @@ def similar_images(*, image_id: int, limit: int) -> tuple[ModelVersion, list[tup
     version = _active_version()
     own = _embedded(version).filter(image_id=image_id).values_list("embedding", flat=True).first()
     if own is None:
-        raise ApplicationError(
+        raise Conflict(
             f"Image {image_id} has no prediction with a descriptor from the active model {version.name} yet.",
-            code="not_predicted", status_code=409, details={"image": image_id, "model_version": version.pk})
+            code="not_predicted", details={"image": image_id, "model_version": version.pk})
     index = embedding_index(version=version)
     if index.search is None:
         return version, []

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from inspections import task_names
+from inspections.api.exceptions import http_status
 from inspections.errors import ApplicationError
 from inspections.models import DefectClass, VersionComparison, VersionComparisonStatus
 from inspections.registry.services import version_comparison as service
@@ -122,7 +123,7 @@ def test_only_a_failed_comparison_can_be_asked_for_again(pair, ask, monkeypatch,
         _compute(messages)
     with pytest.raises(ApplicationError) as refused:
         ask(first, second, retry=True)
-    assert refused.value.code == "comparison_not_failed" and refused.value.status_code == 409
+    assert refused.value.code == "comparison_not_failed" and http_status(refused.value) == 409
 
 
 def test_a_message_lost_with_its_worker_is_sent_again_after_the_requeue_age(pair, ask, monkeypatch):

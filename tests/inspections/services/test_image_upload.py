@@ -3,6 +3,7 @@ import io
 import pytest
 from PIL import Image
 
+from inspections.api.exceptions import http_status
 from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError
 from inspections.models import ImageStatus, InspectionImage
@@ -77,7 +78,7 @@ def test_too_many_bytes_is_a_413(settings):
     settings.STEELQC_MAX_UPLOAD_BYTES = 100
     with pytest.raises(ApplicationError) as error:
         image_upload(content=image_bytes(seed=5), filename="x.png", uploaded_by=None)
-    assert (error.value.code, error.value.status_code) == ("file_too_large", 413)
+    assert (error.value.code, http_status(error.value)) == ("file_too_large", 413)
 
 
 def test_a_failed_row_write_removes_the_stored_file(media_root, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from inspections.api.exceptions import http_status
 from inspections.errors import ApplicationError
 from inspections.models import DefectClass, InspectionImage, Review
 from inspections.review.services.reviews import review_submit
@@ -57,7 +58,7 @@ def test_stale_expected_version_is_409_with_current_state_and_writes_nothing(qa)
     with pytest.raises(ApplicationError) as raised:
         review_submit(image=image, label_name="patches", reviewer=qa, expected_version=4)
     error = raised.value
-    assert (error.code, error.status_code) == ("conflict", 409)
+    assert (error.code, http_status(error)) == ("conflict", 409)
     assert error.details == {"image": image.pk, "label": "crazing", "label_source": "review", "label_version": 5,
                              "excluded": False, "expected_version": 4}
     assert not Review.objects.exists()
@@ -78,7 +79,7 @@ def test_unknown_or_inactive_class_is_400(qa, name):
     image = InspectionImageFactory()
     with pytest.raises(ApplicationError) as raised:
         review_submit(image=image, label_name=name, reviewer=qa)
-    assert (raised.value.code, raised.value.status_code) == ("unknown_class", 400)
+    assert (raised.value.code, http_status(raised.value)) == ("unknown_class", 400)
     assert "retired" not in raised.value.details["classes"] and "crazing" in raised.value.details["classes"]
     assert not Review.objects.exists()
 
@@ -112,6 +113,6 @@ def test_only_labelling_roles_may_review(role):
     reviewer = UserFactory(roles=[role] if role else [])
     with pytest.raises(ApplicationError) as raised:
         review_submit(image=image, label_name="crazing", reviewer=reviewer)
-    assert raised.value.status_code == 403
+    assert http_status(raised.value) == 403
     assert not Review.objects.exists()
     assert InspectionImage.objects.get(pk=image.pk).label is None
