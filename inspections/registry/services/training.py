@@ -26,7 +26,7 @@ from inspections.catalog.models import NO_DEFECT_CLASS, InspectionImage, Split
 from inspections.catalog.selectors import box_tuples_for_images
 from inspections.catalog.services.stored_files import local_copies
 from inspections.catalog.services.suspects import suspect_labels_flag, suspects_read
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict
 from inspections.queueing import training_run_enqueue
 from inspections.registry.models import (
     IN_PROGRESS_STATUSES,
@@ -156,9 +156,9 @@ def training_run_start(*, requested_by, params: dict | None = None, trigger: str
                 transaction.on_commit(lambda: _queue(run.id))
     except IntegrityError:
         current = TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).first()
-        raise ApplicationError(
+        raise Conflict(
             "A training run is already queued or running; one runs at a time. Cancel it or wait for it to finish.",
-            code="training_in_progress", status_code=409, details={"run": getattr(current, "id", None)},
+            code="training_in_progress", details={"run": getattr(current, "id", None)},
         ) from None
     return run
 
@@ -174,8 +174,8 @@ def training_run_cancel(*, run: TrainingRun, actor=None) -> TrainingRun:
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in IN_PROGRESS_STATUSES:
-            raise ApplicationError(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.",
-                                   code="not_cancellable", status_code=409)
+            raise Conflict(f"Run {run.pk} is {run.status}; only a queued or running run can be cancelled.",
+                                   code="not_cancellable")
         run.cancel_requested = True
         run.cancelled_at = timezone.now()
         run.cancelled_by = actor if getattr(actor, "is_authenticated", False) else None
