@@ -8,13 +8,20 @@ from django.core import checks
 
 @checks.register()
 def training_defaults_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """STEELQC_TRAINING_DEFAULTS must be parameters a training run accepts."""
-    from inspections.errors import ApplicationError
-    from inspections.registry.services.training import training_parameters_clean
+    """The installation's training defaults (``STEELQC_BACKBONE``, ``STEELQC_TRAINING_DEFAULTS``)
+    must be parameters a training run accepts: mlcore's parameter schema decides."""
+    from django.conf import settings
 
-    try:
-        training_parameters_clean({})
-    except ApplicationError as error:
-        return [checks.Error(f"STEELQC_TRAINING_DEFAULTS: {error.message}", id="inspections.E001",
-                             hint="Use the names and ranges of the API's training parameters (docs/api.md, training runs).")]
-    return []
+    from mlcore.training.parameters import PARAMETERS, ParameterError, parameters_clean
+
+    errors = []
+    for setting, values in (("STEELQC_BACKBONE", {"backbone": settings.STEELQC_BACKBONE}),
+                            ("STEELQC_TRAINING_DEFAULTS", settings.STEELQC_TRAINING_DEFAULTS)):
+        try:
+            parameters_clean(values)
+        except ParameterError as error:
+            errors.append(checks.Error(
+                f"{setting}: {error.message}", id="inspections.E001",
+                hint=f"Training parameters are {', '.join(p.name for p in PARAMETERS)}; their limits are in "
+                     "docs/user-guide.md (Training parameters) and `python -m mlcore train --help`."))
+    return errors

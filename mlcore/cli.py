@@ -11,10 +11,28 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from mlcore.artefact import BACKBONE_CHOICES, CLASSES_FILE, MODEL_FILE, REVIEW_REASONS
-from mlcore.io import ClassMismatchError, DatasetError, ImageReadError, Sample, batched, scan_class_folders
+from mlcore.artefact import CLASSES_FILE, MODEL_FILE, REVIEW_REASONS
+from mlcore.io import (
+    ClassMismatchError,
+    DatasetError,
+    ImageReadError,
+    Sample,
+    batched,
+    scan_class_folders,
+)
+from mlcore.training import parameters as training_parameters
+from mlcore.training.parameters import (
+    AUTO_ON_OFF,
+    BOOL,
+    CHOICE,
+    Parameter,
+    ParameterError,
+    describe,
+    train_config,
+)
 
 EXIT_ERROR = 2
 
@@ -50,21 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "files on the same side. Reads STEELQC_RESNET50_WEIGHTS and STEELQC_CACHE_DIR.")
     train.add_argument("--data", required=True, metavar="DIR", help="folder with one sub-folder per class")
     train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the artefact")
-    train.add_argument("--backbone", default="auto", choices=BACKBONE_CHOICES,
-                       help="auto: resnet50 if its ImageNet weights file is present, else efficientnet_lite0")
-    train.add_argument("--weights", default="imagenet", choices=("imagenet", "none"),
-                       help="pretrained ImageNet weights, or random init (for tests)")
-    train.add_argument("--epochs", type=int, default=None, help="maximum head epochs (default 150, early stopping)")
-    train.add_argument("--seed", type=int, default=0, help="training randomness (augmentation, init, order)")
     train.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test assignment")
-    finetune = train.add_mutually_exclusive_group()
-    finetune.add_argument("--no-finetune", dest="finetune", action="store_const", const="off",
-                          help="train the head only (phase 1)")
-    finetune.add_argument("--finetune", dest="finetune", action="store_const", const="on",
-                          help="always fine-tune the top backbone blocks (default: only if phase 1 misses 99.5%% val accuracy)")
-    train.add_argument("--input-size", type=int, default=None, help="backbone input size in pixels (default 192)")
-    train.add_argument("--views", type=int, default=None, help="augmented views per training image")
-    train.add_argument("--time-budget", type=float, default=None, help="seconds; fine-tuning stops past it")
+    add_parameter_options(train.add_argument_group("training parameters (the platform's, with the same limits)"))
     train.add_argument("--serving", default="auto", choices=("auto", "fp32", "off"),
                        help="serving copies: auto (the verified fp32 TFLite copy, and the int8 copy when it passes its "
                             "check), fp32 (that copy only), off (none: the Keras model serves)")
@@ -76,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "class folders)")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
     train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    train.set_defaults(handler=_train, finetune="auto")
+    train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a folder-per-class dataset")
     evaluate.add_argument("--model", required=True, metavar="MODEL_DIR")
@@ -112,6 +117,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_parameter_options(group, parameters: Sequence[Parameter] | None = None) -> None:
+    """One option per training parameter the command line offers, from mlcore's schema: its name
+    with dashes (and older spellings), its limits, help and default. A value is checked by the
+    schema as it is parsed, so a bad one is refused in the platform's words; an option left out
+    leaves TrainConfig's default."""
+    for param in (training_parameters.PARAMETERS if parameters is None else parameters):
+        if not param.cli:
+            continue
+        flag = "--" + param.name.replace("_", "-")
+        about = describe(param).replace("%", "%%")
+        if param.kind == CHOICE and param.choices == AUTO_ON_OFF:  # a mode: --NAME is on, --no-NAME off
+            modes = group.add_mutually_exclusive_group()
+            modes.add_argument(flag, dest=param.name, action="store_const", const="on", default=None,
+                               help=f"{param.name} on: {about}")
+            modes.add_argument(f"--no-{flag[2:]}", dest=param.name, action="store_const", const="off",
+                               default=None, help=f"{param.name} off")
+        elif param.kind == BOOL:
+            group.add_argument(flag, *param.cli_aliases, dest=param.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=about)
+        else:
+            group.add_argument(flag, *param.cli_aliases, dest=param.name, type=_checked(param), default=None,
+                               metavar="{" + ",".join(param.choices) + "}" if param.kind == CHOICE else None,
+                               help=about)
+
+
+def _checked(param: Parameter):
+    def parse(text: str):
+        try:
+            return param.clean(text)
+        except ParameterError as error:
+            raise argparse.ArgumentTypeError(error.message) from None
+
+    return parse
+
+
+def parameter_values(args, parameters: Sequence[Parameter] | None = None) -> dict:
+    """The training parameters given on the command line (already checked as they were parsed)."""
+    if parameters is None:
+        parameters = training_parameters.PARAMETERS
+    return {param.name: getattr(args, param.name) for param in parameters
+            if param.cli and getattr(args, param.name, None) is not None}
+
+
 def split_samples(data_dir: str, *, seed: int) -> list[Sample]:
     """Folder-per-class files with their 70/15/15 split (duplicates share a side)."""
     from mlcore.io import file_sha256
@@ -140,18 +188,12 @@ def _train(args) -> int:
         samples, annotations = attach_annotations(samples, args.annotations, yolo_classes=classes)
         if not args.quiet:
             print(f"annotations: {annotations.to_dict()}", file=sys.stderr, flush=True)
-    from mlcore.training import TrainConfig, train
+    from mlcore.training import train
 
-    overrides = {key: value for key, value in {
-        "head_epochs": args.epochs, "augmented_views": args.views, "time_budget_s": args.time_budget,
-        "input_size": args.input_size,
-    }.items() if value is not None}
-    config = TrainConfig(
-        backbone=args.backbone, weights=None if args.weights == "none" else "imagenet",
+    config = train_config(
+        {**parameter_values(args), "serving_export": args.serving != "off", "serving_int8": args.serving == "auto"},
         resnet50_weights=os.environ.get("STEELQC_RESNET50_WEIGHTS") or None,
-        cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None,
-        seed=args.seed, finetune=args.finetune, serving_export=args.serving != "off",
-        serving_int8=args.serving == "auto", **overrides)
+        cache_dir=os.environ.get("STEELQC_CACHE_DIR") or None)
 
     def report(fraction: float, info: dict) -> None:
         epoch = f" epoch {info['epoch']}" if info.get("epoch") else ""

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from mlcore.artefact import AUTO_BACKBONE, DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_MARGIN_THRESHOLD
+from mlcore.artefact import (
+    AUTO_BACKBONE,
+    DEFAULT_CONFIDENCE_THRESHOLD,
+    DEFAULT_MARGIN_THRESHOLD,
+)
 from mlcore.augment import AugmentConfig
 
 
 @dataclass
 class TrainConfig:
+    """Every knob of a run, with its default. Which of them a person may set, within which limits:
+    ``mlcore.training.parameters``."""
+
     backbone: str = AUTO_BACKBONE        # "auto", "resnet50" or "efficientnet_lite0"
     weights: str | None = "imagenet"     # None: random init (tests)
     resnet50_weights: str | None = None  # path to the Keras ResNet50 notop .h5
@@ -53,10 +60,11 @@ class TrainConfig:
     detection_time_budget_s: float = 900.0  # for the head's epochs (after its maps are cached)
 
     def __post_init__(self) -> None:
-        if self.finetune not in ("auto", "on", "off"):
-            raise ValueError(f"finetune must be 'auto', 'on' or 'off', got {self.finetune!r}")
-        if self.detection not in ("auto", "on", "off"):
-            raise ValueError(f"detection must be 'auto', 'on' or 'off', got {self.detection!r}")
+        # The modes' choices live in the parameter schema (which reads its defaults from here).
+        from mlcore.training.parameters import parameter
+
+        for name in ("finetune", "detection"):
+            parameter(name).clean(getattr(self, name))
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{key: tuple(value) if isinstance(value, list) else value
                                             for key, value in self.augment.items()})

@@ -79,3 +79,20 @@ def test_cancel_asks_first_and_a_no_keeps_the_run(page, users):
         page.click("#cancel-form button")
     run.refresh_from_db()
     assert len(asked) == 2 and run.cancel_requested
+
+
+def test_every_training_parameter_is_on_the_page_the_rarer_ones_folded(page, users):
+    from mlcore.training.parameters import PARAMETERS
+
+    users("ml_admin", "ml-max")
+    log_in(page, "ml-max")
+    page.goto("/training/")
+    form = page.locator("form.start-training")
+    named = form.locator("[name]").evaluate_all("fields => fields.map(f => f.name)")
+    named.remove("csrfmiddlewaretoken")
+    assert sorted(named) == sorted(p.name for p in PARAMETERS) and named[:3] == ["backbone", "finetune", "head_epochs"]
+    assert not form.locator('input[name="batch_size"]').is_visible()
+    page.click("#more-parameters summary")
+    assert form.locator('input[name="batch_size"]').get_attribute("max") == "256"
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+    screenshot(page, "training-parameters.png", full_page=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspections.api.fields import _username
 from inspections.registry.models import ModelVersion, TrainingRun
+from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter
 
 
 class ModelVersionOutput(serializers.ModelSerializer):
@@ -63,16 +67,41 @@ class TrainingRunDetailOutput(TrainingRunOutput):
         fields = [*TrainingRunOutput.Meta.fields, "log"]
 
 
+def training_parameters_serializer(parameters: Sequence[Parameter]) -> type[serializers.Serializer]:
+    """The documented shape of a run's ``parameters``: a field per parameter of mlcore's schema,
+    with its type, limits or choices, help and default."""
+    return type("TrainingParameters", (serializers.Serializer,), {param.name: _parameter_field(param)
+                                                                  for param in parameters})
+
+
+def _parameter_field(param: Parameter) -> serializers.Field:
+    about = {"required": False, "help_text": f"{param.help}. Unset: the installation's default, else {param.default}."}
+    if param.kind == INT:
+        return serializers.IntegerField(min_value=param.minimum, max_value=param.maximum, **about)
+    if param.kind == FLOAT:
+        return serializers.FloatField(min_value=param.minimum, max_value=param.maximum, **about)
+    if param.kind == BOOL:
+        return serializers.BooleanField(**about)
+    if param.kind == CHOICE:
+        # Labelled with the parameter's name, so two parameters with the same choices (the modes) are
+        # two documented enums, not one choice set under two names (drf_spectacular.W001).
+        return serializers.ChoiceField(
+            choices=[(choice, param.choice_labels.get(choice, f"{param.name} {choice}")) for choice in param.choices],
+            **about)
+    return serializers.CharField(**about)
+
+
+@extend_schema_field(training_parameters_serializer(PARAMETERS))
+class TrainingParametersField(serializers.DictField):
+    """Any object on the way in: ``training_run_start`` checks it against mlcore's schema, so a bad
+    parameter is ``invalid_parameter`` (400) in the words the page, the command and the CLI use."""
+
+
 class TrainingRunInput(serializers.Serializer):
-    parameters = serializers.DictField(
+    parameters = TrainingParametersField(
         required=False, default=dict,
-        help_text=(
-            "Optional training parameters: backbone (auto, resnet50, efficientnet_lite0), weights "
-            "(imagenet, none), finetune (auto, on, off), head_epochs, head_patience, finetune_epochs, "
-            "finetune_blocks, augmented_views, batch_size, input_size, seed, time_budget_s, confidence_threshold, "
-            "detection (auto: train the detection head when enough images have defect boxes; on, off), "
-            "detection_min_images, detection_epochs."
-        ),
+        help_text="Optional training parameters over the installation's defaults: "
+                  f"{', '.join(param.name for param in PARAMETERS)}.",
     )
 
 

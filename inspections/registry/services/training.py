@@ -38,68 +38,31 @@ from inspections.registry.models import (
 )
 from inspections.registry.services.model_versions import model_version_register
 from inspections.registry.services.promotion import gate_and_promote
-from mlcore.artefact import BACKBONE_CHOICES
+from mlcore.training import parameters as training_parameters
 
 logger = logging.getLogger(__name__)
 
-PARAMETER_RULES = {
-    # name: (type, minimum, maximum) — what a user may set; the rest are mlcore's defaults.
-    "head_epochs": (int, 1, 1000),
-    "head_patience": (int, 1, 1000),
-    "finetune_epochs": (int, 0, 100),
-    "finetune_blocks": (int, 1, 20),
-    "augmented_views": (int, 0, 16),
-    "batch_size": (int, 1, 256),
-    "input_size": (int, 32, 512),
-    "seed": (int, 0, 2**31 - 1),
-    "time_budget_s": (float, 10, 24 * 3600),
-    "confidence_threshold": (float, 0.0, 1.0),
-    "detection_min_images": (int, 1, 1_000_000),
-    "detection_epochs": (int, 1, 500),
-}
-# On/off parameters: the verified TFLite copy, and the int8 copy tried beside it.
-SWITCHES = ("serving_export", "serving_int8")
+
+def _installation_defaults() -> dict:
+    return {"backbone": settings.STEELQC_BACKBONE, **settings.STEELQC_TRAINING_DEFAULTS}
+
+
+def training_parameters_defaults() -> dict:
+    """What a run gets for each parameter it does not set: ``STEELQC_TRAINING_DEFAULTS``, then
+    ``STEELQC_BACKBONE``, then mlcore's defaults. As configured, unchecked: the start-up check
+    (inspections.E001) names a bad one."""
+    return {**{p.name: p.default for p in training_parameters.PARAMETERS}, **_installation_defaults()}
 
 
 def training_parameters_clean(params: dict | None) -> dict:
-    """The run's parameters over ``STEELQC_TRAINING_DEFAULTS``, checked; refused with
-    ``invalid_parameter`` (400) naming the first bad one."""
-    params = {**settings.STEELQC_TRAINING_DEFAULTS, **(params or {})}
-    cleaned: dict = {"backbone": params.pop("backbone", settings.STEELQC_BACKBONE)}
-    if cleaned["backbone"] not in BACKBONE_CHOICES:
-        raise ApplicationError(f"backbone must be one of {', '.join(BACKBONE_CHOICES)}.", code="invalid_parameter",
-                               details={"backbone": cleaned["backbone"]})
-    weights = params.pop("weights", "imagenet")
-    if weights not in ("imagenet", "none"):
-        raise ApplicationError("weights must be 'imagenet' or 'none'.", code="invalid_parameter")
-    cleaned["weights"] = weights
-    finetune = params.pop("finetune", "auto")
-    if finetune not in ("auto", "on", "off"):
-        raise ApplicationError("finetune must be 'auto', 'on' or 'off'.", code="invalid_parameter")
-    cleaned["finetune"] = finetune
-    detection = params.pop("detection", "auto")
-    if detection not in ("auto", "on", "off"):
-        raise ApplicationError("detection must be 'auto', 'on' or 'off'.", code="invalid_parameter")
-    cleaned["detection"] = detection
-    for name in SWITCHES:  # the serving copies (made and tried by default; see mlcore.serving)
-        if name in params:
-            if not isinstance(params[name], bool):
-                raise ApplicationError(f"{name} must be true or false.", code="invalid_parameter")
-            cleaned[name] = params.pop(name)
-    for name, value in params.items():
-        if name not in PARAMETER_RULES:
-            raise ApplicationError(f"Unknown training parameter {name!r}.", code="invalid_parameter",
-                                   details={"allowed": sorted([*PARAMETER_RULES, *SWITCHES, "backbone", "weights",
-                                                               "finetune", "detection"])})
-        kind, low, high = PARAMETER_RULES[name]
-        try:
-            number = kind(value)
-        except (TypeError, ValueError, OverflowError):
-            raise ApplicationError(f"{name} must be a number.", code="invalid_parameter") from None
-        if isinstance(value, bool) or not low <= number <= high:  # NaN fails this too
-            raise ApplicationError(f"{name} must be between {low} and {high}.", code="invalid_parameter")
-        cleaned[name] = number
-    return cleaned
+    """The run's parameters over the installation's defaults, checked against mlcore's parameter
+    schema; refused with ``invalid_parameter`` (400) naming the first bad one. The modes (the
+    schema's choices) are always recorded; other parameters only when set."""
+    modes = {p.name: p.default for p in training_parameters.PARAMETERS if p.kind == training_parameters.CHOICE}
+    try:
+        return training_parameters.parameters_clean({**modes, **_installation_defaults(), **(params or {})})
+    except training_parameters.ParameterError as error:
+        raise ApplicationError(error.message, code="invalid_parameter", details=error.details) from None
 
 
 def _snapshot_freeze() -> DatasetSnapshot:
@@ -226,15 +189,8 @@ class _RunReporter:
 
 
 def _train_config(params: dict):
-    from mlcore.training import TrainConfig
-
-    values = {k: v for k, v in params.items() if k not in ("weights",)}
-    return TrainConfig(
-        **values,
-        weights=None if params.get("weights") == "none" else "imagenet",
-        resnet50_weights=settings.STEELQC_RESNET50_WEIGHTS or None,
-        cache_dir=settings.STEELQC_CACHE_DIR,
-    )
+    return training_parameters.train_config(params, resnet50_weights=settings.STEELQC_RESNET50_WEIGHTS or None,
+                                            cache_dir=settings.STEELQC_CACHE_DIR)
 
 
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
