@@ -46,12 +46,7 @@ from sklearn.metrics import adjusted_rand_score  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
 from benchmarks.stack import replace_doc_section  # noqa: E402
-from inspections.review.services.similarity import (
-    EmbeddingIndex,
-    cluster_labels,
-    embedding_bytes,
-    embedding_vectors,
-)
+from inspections.review.services.similarity import EmbeddingIndex, cluster_labels, embedding_bytes, embedding_vectors
 
 BLOCKS = (40, 80, 112, 192)  # EfficientNet-Lite0 stages 3-6: the default descriptor's depths
 RADIUS = 0.5

@@ -20,7 +20,6 @@ SHARED_NEU = ROOT.parent / "shared" / "datasets" / "neu-cls"
 def _require_services() -> None:
     import psycopg
     import redis
-
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -152,7 +151,6 @@ class WorkerProcess:
 
 def _flush_broker() -> None:
     import redis
-
     from django.conf import settings
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()

@@ -12,16 +12,8 @@ from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from inspections.models import (
-    DefectClass,
-    InspectionImage,
-    ModelVersion,
-    Prediction,
-    TrainingRun,
-)
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.models import DefectClass, InspectionImage, ModelVersion, Prediction, TrainingRun
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 
 
 def image_bytes(*, seed: int = 0, size: tuple[int, int] = (32, 32), fmt: str = "PNG", mode: str = "L") -> bytes:

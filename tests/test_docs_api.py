@@ -19,9 +19,9 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from inspections.models import DefectClass, InspectionImage
 from inspections.access.services.api_tokens import api_token_create
 from inspections.catalog.services.dataset_import import dataset_import_folder
+from inspections.models import DefectClass, InspectionImage
 from inspections.registry.services.model_versions import model_version_promote
 from tests.conftest import tiny_dataset
 from tests.factories import ModelVersionFactory, UserFactory, image_bytes

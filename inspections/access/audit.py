@@ -15,11 +15,7 @@ import ipaddress
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import (
-    user_logged_in,
-    user_logged_out,
-    user_login_failed,
-)
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 

@@ -7,10 +7,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
 from inspections.access.audit import client_address
-from inspections.access.services.api_tokens import (
-    ApiTokenRefused,
-    api_token_authenticate,
-)
+from inspections.access.services.api_tokens import ApiTokenRefused, api_token_authenticate
 
 
 class ApiTokenAuthentication(TokenAuthentication):

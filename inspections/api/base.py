@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import (
-    inline_serializer,
-)
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from inspections.api.permissions import (
-    ReadRole,
-    RolePerMethod,
-)
+from inspections.api.permissions import ReadRole, RolePerMethod
 from inspections.registry import selectors as registry_selectors
 from inspections.review import selectors as review_selectors
 

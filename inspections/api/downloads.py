@@ -7,9 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-from inspections.api.base import (
-    _ImageBytesRenderer,
-)
+from inspections.api.base import _ImageBytesRenderer
 
 ARTEFACT = inline_serializer("ModelArtefact", {
     "name": serializers.CharField(),

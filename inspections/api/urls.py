@@ -6,22 +6,13 @@ from rest_framework.renderers import JSONRenderer, TemplateHTMLRenderer
 
 from inspections.api.exceptions import api_not_found
 from inspections.api.permissions import ReadRole
-from inspections.catalog.api.images import (
-    DefectClassListCreate,
-    ImageDetail,
-    ImageFile,
-    ImageListCreate,
-)
+from inspections.catalog.api.images import DefectClassListCreate, ImageDetail, ImageFile, ImageListCreate
 from inspections.line.api import classify as classify_views
 from inspections.line.api import drift as drift_views
 from inspections.ops.api.export import DatasetExport
 from inspections.registry.api import comparison as comparison_views
 from inspections.registry.api import thresholds as threshold_views
-from inspections.registry.api.artefacts import (
-    ModelVersionArtefactFile,
-    ModelVersionArtefactList,
-    TrainingRunSnapshot,
-)
+from inspections.registry.api.artefacts import ModelVersionArtefactFile, ModelVersionArtefactList, TrainingRunSnapshot
 from inspections.registry.api.versions import (
     ModelVersionDetail,
     ModelVersionList,

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from inspections.catalog.models import (
-    DefectBox,
-    DefectBoxChange,
-    DefectClass,
-    InspectionImage,
-)
+from inspections.catalog.models import DefectBox, DefectBoxChange, DefectClass, InspectionImage
 
 
 def dataset_summary() -> dict:

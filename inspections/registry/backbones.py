@@ -18,9 +18,7 @@ class BackboneAvailability:
 
 
 def _resnet50() -> BackboneAvailability:
-    from mlcore.backbones import (
-        resnet50,  # imports Keras: only when a training page asks
-    )
+    from mlcore.backbones import resnet50  # imports Keras: only when a training page asks
 
     explicit = settings.STEELQC_RESNET50_WEIGHTS or None
     if resnet50.weights_available(explicit=explicit):

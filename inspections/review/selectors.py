@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import (
-    Avg,
-    Count,
-    Exists,
-    F,
-    Max,
-    Min,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    TextField,
-)
+from django.db.models import Avg, Count, Exists, F, Max, Min, OuterRef, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.db.models.lookups import Contains
 from django.utils import timezone

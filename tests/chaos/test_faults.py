@@ -20,14 +20,8 @@ from inspections.models import (
     TrainingRun,
     TrainingRunStatus,
 )
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
-from inspections.registry.services.training import (
-    training_run_start,
-    training_runs_fail_stale,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
+from inspections.registry.services.training import training_run_start, training_runs_fail_stale
 from inspections.review.services.inference import pending_images_requeue
 from tests.conftest import TINY_TRAINING_PARAMS, wait_for
 from tests.data import tiny_dataset

@@ -8,10 +8,7 @@ import pytest
 from benchmarks.api_client import ApiClient
 from inspections.access.services.api_tokens import api_token_create
 from inspections.models import InspectionImage, Prediction
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

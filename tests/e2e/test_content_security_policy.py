@@ -9,15 +9,8 @@ from django.conf import settings
 from django_celery_beat.models import CrontabSchedule
 
 from inspections.models import DefectClass, ImageStatus, Prediction
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    TrainingRunFactory,
-    UserFactory,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
+from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory
 
 from .conftest import log_in
 

@@ -35,10 +35,7 @@ def _predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
 
 @pytest.fixture
 def active_model(tiny_model_dirs):
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     return model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
 

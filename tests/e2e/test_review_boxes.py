@@ -11,7 +11,6 @@ import re
 import pytest
 from django.apps import apps
 
-from inspections.review.services.boxes import boxes_change
 from inspections.models import (
     BoxSource,
     DefectBox,
@@ -23,9 +22,8 @@ from inspections.models import (
     Prediction,
     Review,
 )
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.boxes import boxes_change
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from tests.conftest import wait_for
 from tests.factories import InspectionImageFactory, ModelVersionFactory, image_bytes
 

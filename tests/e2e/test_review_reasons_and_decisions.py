@@ -11,13 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspections.models import (
-    NO_DEFECT_CLASS,
-    DefectClass,
-    InspectionImage,
-    Prediction,
-    Review,
-)
+from inspections.models import NO_DEFECT_CLASS, DefectClass, InspectionImage, Prediction, Review
 from tests.conftest import wait_for
 from tests.data import tiny_model_surface
 
@@ -47,10 +41,7 @@ def test_a_foreign_photo_says_why_gets_no_defect_with_0_and_an_image_is_excluded
         page, users, celery_worker, tiny_model_dirs):
     from skimage import data
 
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     users("qa", "qa-ines")
     # The migration makes no_defect; a transactional test earlier in a full run may have flushed

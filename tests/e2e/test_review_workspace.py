@@ -9,16 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspections.models import (
-    DefectClass,
-    ImageStatus,
-    InspectionImage,
-    Prediction,
-    Review,
-)
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.models import DefectClass, ImageStatus, InspectionImage, Prediction, Review
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from tests.data import tiny_model_surface
 from tests.factories import InspectionImageFactory, ModelVersionFactory
 
@@ -60,10 +52,7 @@ def _queue_order(page) -> list[int]:
 
 
 def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatmap(page, users, tiny_model_dirs):
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     qa = users("qa", "qa-anna")
     _classes("crazing", "inclusion", "patches")

@@ -8,12 +8,7 @@ import time
 import pytest
 
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.models import (
-    ImageStatus,
-    InspectionImage,
-    TrainingRun,
-    TrainingRunStatus,
-)
+from inspections.models import ImageStatus, InspectionImage, TrainingRun, TrainingRunStatus
 from tests.conftest import tiny_dataset, wait_for
 
 from .conftest import log_in

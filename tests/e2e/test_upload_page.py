@@ -25,10 +25,7 @@ def _stripes_png() -> bytes:
 
 
 def test_a_chosen_file_is_classified_and_its_probability_bars_are_drawn(page, users, celery_worker, tiny_model_dirs):
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     users("qa", "qa-uma")
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))

@@ -13,13 +13,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from inspections.line.services.retention import retention_keep_days_set
-from inspections.models import (
-    DefectClass,
-    ImageStatus,
-    InspectionImage,
-    LabelSource,
-    RetentionRun,
-)
+from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionRun
 from tests.factories import InspectionImageFactory, PredictionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

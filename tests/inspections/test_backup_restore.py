@@ -19,14 +19,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from inspections.catalog.services.images import image_upload
-from inspections.models import (
-    DatasetSnapshot,
-    DatasetSnapshotItem,
-    DefectClass,
-    InspectionImage,
-    ModelVersion,
-    Review,
-)
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, InspectionImage, ModelVersion, Review
 from inspections.ops.services.backup import MANIFEST_FILE, STORAGE_FOLDER
 from inspections.registry.services.model_versions import model_version_register
 from inspections.review.services.reviews import review_submit

@@ -18,23 +18,12 @@ from django.utils import timezone
 from inspections.catalog.services.images import image_upload
 from inspections.catalog.services.suspects import suspect_labels_flag
 from inspections.models import DefectClass, InspectionImage, LabelSource, Prediction
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review import selectors as review_selectors
 from inspections.review.services.inference import predictions_create
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from inspections.review.services.reviews import review_submit
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-    UserFactory,
-    image_bytes,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
 

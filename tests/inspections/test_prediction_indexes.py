@@ -15,11 +15,7 @@ from django.utils import timezone
 from inspections.models import Prediction
 from inspections.review.selectors import image_latest_prediction
 from inspections.review.services import similarity
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -3,11 +3,7 @@ import pytest
 from inspections import queueing
 from inspections.models import DefectClass, LabelSource
 from inspections.registry.services.model_versions import model_version_promote
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 
 
 class FakeApp:

@@ -5,11 +5,7 @@ import pytest
 
 from inspections.models import DefectClass, LabelSource
 from inspections.review import selectors as review_selectors
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 
 pytestmark = pytest.mark.django_db
 

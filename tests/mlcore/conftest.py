@@ -2,7 +2,6 @@ import pytest
 
 from tests.data import PATTERNS, SPLIT_CYCLE, SURFACE_SIZE, surface, write_class_folders
 
-
 # --- backbones: convert the packaged EfficientNet-Lite0 weights once per test session ---
 
 @pytest.fixture(scope="session")

@@ -15,19 +15,8 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inspections.models import (
-    DefectClass,
-    ModelVersionStatus,
-    TrainingRun,
-    TrainingRunStatus,
-)
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    TrainingRunFactory,
-    UserFactory,
-    image_bytes,
-)
+from inspections.models import DefectClass, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -121,10 +110,7 @@ def _labelled_image() -> dict:
 
 
 def _image_and_active_model(request) -> dict:
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     model_version_promote(version=model_version_register(model_dir=request.getfixturevalue("tiny_model_dirs")[0]))
     return _labelled_image()

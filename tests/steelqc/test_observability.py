@@ -16,13 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from inspections.access.services.api_tokens import api_token_create
-from steelqc.observability import (
-    REQUEST_ID_HEADER,
-    JsonFormatter,
-    RequestIdFilter,
-    request_id_get,
-    request_id_set,
-)
+from steelqc.observability import REQUEST_ID_HEADER, JsonFormatter, RequestIdFilter, request_id_get, request_id_set
 from tests.conftest import wait_for
 from tests.factories import UserFactory, image_bytes
 

@@ -11,12 +11,7 @@ import pytest
 
 from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError
-from inspections.ops.services.backup import (
-    STORAGE_FOLDER,
-    backup_create,
-    backup_files_restore,
-    backup_verify,
-)
+from inspections.ops.services.backup import STORAGE_FOLDER, backup_create, backup_files_restore, backup_verify
 from inspections.registry.services.model_versions import model_version_register
 from tests.factories import image_bytes
 from tests.storage.conftest import S3Bucket

@@ -13,13 +13,7 @@ from storages.backends.s3 import S3Storage
 
 from inspections.catalog.services.images import image_upload
 from inspections.line.services.retention_sweep import retention_sweep
-from inspections.models import (
-    DefectClass,
-    ImageStatus,
-    InspectionImage,
-    LabelSource,
-    PendingFileDeletion,
-)
+from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, PendingFileDeletion
 from tests.factories import PredictionFactory, image_bytes
 
 pytestmark = [pytest.mark.s3, pytest.mark.django_db(transaction=True)]

@@ -12,12 +12,7 @@ import sys
 import pytest
 
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.models import (
-    InspectionImage,
-    TrainingRun,
-    TrainingRunStatus,
-    TrainingRunTrigger,
-)
+from inspections.models import InspectionImage, TrainingRun, TrainingRunStatus, TrainingRunTrigger
 from inspections.ops.services.schedules import periodic_tasks_ensure
 from inspections.registry.services.training import training_run_cancel
 from inspections.review.services.reviews import review_submit

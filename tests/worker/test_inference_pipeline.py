@@ -7,10 +7,7 @@ import pytest
 
 from inspections.catalog.services.images import image_upload
 from inspections.models import ImageStatus, InspectionImage, ModelVersion, Prediction
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review.services.inference import pending_images_requeue
 from tests.conftest import wait_for
 from tests.factories import image_bytes

@@ -11,14 +11,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from inspections import task_names
-from inspections.models import (
-    DefectClass,
-    ImageStatus,
-    InspectionImage,
-    LabelSource,
-    RetentionPolicy,
-    RetentionRun,
-)
+from inspections.models import DefectClass, ImageStatus, InspectionImage, LabelSource, RetentionPolicy, RetentionRun
 from inspections.ops.services.schedules import periodic_tasks_ensure
 from steelqc.celery import app
 from tests.conftest import wait_for

@@ -5,11 +5,7 @@ import logging
 from celery import shared_task
 
 from inspections import task_names
-from inspections.ops.services.webhooks import (
-    WebhookDeliveryError,
-    drift_webhook_send,
-    promotion_webhook_send,
-)
+from inspections.ops.services.webhooks import WebhookDeliveryError, drift_webhook_send, promotion_webhook_send
 from worker.task_options import task_options
 
 logger = logging.getLogger(__name__)

@@ -5,10 +5,7 @@ from django.conf import settings
 
 from inspections import task_names
 from inspections.registry.services.version_comparison import version_comparison_compute
-from inspections.review.services.inference import (
-    pending_images_requeue,
-    predictions_create,
-)
+from inspections.review.services.inference import pending_images_requeue, predictions_create
 from worker.task_options import task_options
 
 

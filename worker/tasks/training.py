@@ -4,11 +4,8 @@ from celery import shared_task
 from django.conf import settings
 
 from inspections import task_names
+from inspections.registry.services.training import training_run_execute, training_runs_fail_stale
 from inspections.review.services.continuous_learning import training_run_start_if_due
-from inspections.registry.services.training import (
-    training_run_execute,
-    training_runs_fail_stale,
-)
 from worker.task_options import task_options
 
 

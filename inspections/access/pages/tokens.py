@@ -16,11 +16,7 @@ from inspections.access import roles
 from inspections.access import selectors as access_selectors
 from inspections.access.audit import client_address
 from inspections.access.models import ApiTokenScope
-from inspections.access.services.api_tokens import (
-    ApiTokenError,
-    api_token_create,
-    api_token_revoke,
-)
+from inspections.access.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke
 from inspections.pages.access import role_required
 
 token_role = role_required(roles.can_manage_models, "API tokens are managed by the role ml_admin.")

@@ -6,35 +6,16 @@ import time
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiResponse,
-    PolymorphicProxySerializer,
-    extend_schema,
-)
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from inspections.api.base import (
-    COMMON_ERRORS,
-    CONTENT_TYPES,
-    ERROR,
-    ApiView,
-    _image_or_404,
-    _ImageBytesRenderer,
-)
-from inspections.api.parsers import (
-    BoundedFormParser,
-    BoundedJSONParser,
-    UploadSizeLimitHandler,
-)
-from inspections.api.permissions import (
-    LabelRole,
-    ReadRole,
-    UploadRole,
-)
+from inspections.api.base import COMMON_ERRORS, CONTENT_TYPES, ERROR, ApiView, _image_or_404, _ImageBytesRenderer
+from inspections.api.parsers import BoundedFormParser, BoundedJSONParser, UploadSizeLimitHandler
+from inspections.api.permissions import LabelRole, ReadRole, UploadRole
 from inspections.catalog import selectors as catalog_selectors
 from inspections.catalog.api.filters import ImageFilters
 from inspections.catalog.api.serializers import (

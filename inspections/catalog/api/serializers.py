@@ -9,9 +9,7 @@ from rest_framework import serializers
 
 from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass
-from inspections.review.api.serializers import (
-    ImageOutput,
-)
+from inspections.review.api.serializers import ImageOutput
 
 
 class UploadErrorOutput(serializers.Serializer):

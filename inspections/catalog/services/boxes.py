@@ -10,12 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inspections.catalog.models import (
-    BoxSource,
-    DefectBox,
-    DefectClass,
-    InspectionImage,
-)
+from inspections.catalog.models import BoxSource, DefectBox, DefectClass, InspectionImage
 
 MAX_BOXES_PER_IMAGE = 500  # active boxes on one image
 EDGE_TOLERANCE = 1e-6  # rounding just past an edge is put back on it

@@ -23,10 +23,7 @@ from inspections.catalog.models import (
 from inspections.catalog.services import box_import, image_validation
 from inspections.catalog.services.box_import import BoxReport, BoxSources, ParsedBox
 from inspections.catalog.services.boxes import boxes_import
-from inspections.catalog.services.classes import (
-    defect_class_name_normalise,
-    defect_classes_ensure,
-)
+from inspections.catalog.services.classes import defect_class_name_normalise, defect_classes_ensure
 from inspections.catalog.services.dataset_manifest import ManifestRow, manifest_read
 from inspections.catalog.services.image_validation import ImageFacts
 from inspections.catalog.services.splits import splits_assign_unassigned

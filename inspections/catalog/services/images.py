@@ -8,12 +8,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from inspections.catalog.models import (
-    ImageStatus,
-    InspectionImage,
-    Split,
-    image_upload_to,
-)
+from inspections.catalog.models import ImageStatus, InspectionImage, Split, image_upload_to
 from inspections.catalog.services import image_validation
 from inspections.queueing import inference_enqueue
 

@@ -12,10 +12,7 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import F, Q
 
-from inspections.catalog.attention import (
-    NEEDS_ATTENTION_WHEN_NOT_SUSPECT,
-    needs_attention_value,
-)
+from inspections.catalog.attention import NEEDS_ATTENTION_WHEN_NOT_SUSPECT, needs_attention_value
 from inspections.catalog.models import DefectClass, InspectionImage
 from mlcore.artefact import SUSPECTS_FILE
 

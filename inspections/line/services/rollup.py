@@ -34,12 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inspections.line.models import LineMinute, LineResolution
-from inspections.line.services.stats import (
-    bucket_start,
-    empty_totals,
-    line_bucket_add,
-    totals_add,
-)
+from inspections.line.services.stats import bucket_start, empty_totals, line_bucket_add, totals_add
 
 CHUNK_ROWS = 5000
 

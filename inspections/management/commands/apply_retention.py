@@ -2,11 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inspections.errors import ApplicationError
 from inspections.line.models import RetentionTrigger
-from inspections.line.services.retention_sweep import (
-    KEPT_REASONS,
-    pending_file_deletions_count,
-    retention_sweep,
-)
+from inspections.line.services.retention_sweep import KEPT_REASONS, pending_file_deletions_count, retention_sweep
 
 
 def _size(count: int) -> str:

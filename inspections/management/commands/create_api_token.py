@@ -13,11 +13,7 @@ from django.utils import timezone
 
 from inspections.access.models import ApiTokenScope
 from inspections.access.roles import ROLES
-from inspections.access.services.api_tokens import (
-    ApiTokenError,
-    api_token_create,
-    api_token_revoke_all,
-)
+from inspections.access.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke_all
 
 
 class Command(BaseCommand):

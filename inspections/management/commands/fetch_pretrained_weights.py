@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mlcore.weights.fetch import (
-    PUBLISHED,
-    WeightsDownloadError,
-    fetch_pretrained_weights,
-)
+from mlcore.weights.fetch import PUBLISHED, WeightsDownloadError, fetch_pretrained_weights
 
 
 class Command(BaseCommand):

@@ -3,10 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from inspections.errors import ApplicationError
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
 
 class Command(BaseCommand):

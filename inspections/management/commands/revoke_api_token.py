@@ -7,11 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from inspections.access.models import ApiToken
-from inspections.access.services.api_tokens import (
-    PREFIX_LENGTH,
-    api_token_revoke,
-    api_token_revoke_all,
-)
+from inspections.access.services.api_tokens import PREFIX_LENGTH, api_token_revoke, api_token_revoke_all
 
 
 class Command(BaseCommand):

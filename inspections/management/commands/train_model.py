@@ -14,10 +14,7 @@ from inspections.registry.models import (
     TrainingRunStatus,
     TrainingRunTrigger,
 )
-from inspections.registry.services.training import (
-    training_run_execute,
-    training_run_start,
-)
+from inspections.registry.services.training import training_run_execute, training_run_start
 
 
 def _parameter(text: str) -> tuple[str, object]:

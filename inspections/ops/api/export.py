@@ -6,11 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
-from inspections.api.base import (
-    COMMON_ERRORS,
-    ERROR,
-    ApiView,
-)
+from inspections.api.base import COMMON_ERRORS, ERROR, ApiView
 from inspections.api.downloads import ZIP_RESPONSE, _BinaryRenderer, _zip_response
 from inspections.api.permissions import ModelAdminRole
 from inspections.ops.services.dataset_export import (

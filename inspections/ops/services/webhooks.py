@@ -15,12 +15,7 @@ from django.conf import settings
 
 from inspections.line.models import DriftAlert
 from inspections.registry.models import ModelVersion
-from inspections.task_names import (  # noqa: F401
-    DRIFT_ALERT_EVENT,
-    DRIFT_EVENTS,
-    DRIFT_RESOLVED_EVENT,
-    PROMOTION_EVENT,
-)
+from inspections.task_names import DRIFT_ALERT_EVENT, DRIFT_EVENTS, DRIFT_RESOLVED_EVENT, PROMOTION_EVENT  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

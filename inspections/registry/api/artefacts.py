@@ -8,28 +8,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from inspections.api.base import (
-    COMMON_ERRORS,
-    ERROR,
-    ApiView,
-    _model_version_or_404,
-    _training_run_or_404,
-)
-from inspections.api.downloads import (
-    ARTEFACT,
-    ZIP_RESPONSE,
-    _BinaryRenderer,
-    _zip_response,
-)
+from inspections.api.base import COMMON_ERRORS, ERROR, ApiView, _model_version_or_404, _training_run_or_404
+from inspections.api.downloads import ARTEFACT, ZIP_RESPONSE, _BinaryRenderer, _zip_response
 from inspections.api.permissions import ArtefactDownloadRole, ModelAdminRole
-from inspections.ops.services.dataset_export import (
-    dataset_export_file_name,
-    dataset_snapshot_stream,
-)
-from inspections.registry.services.artefacts import (
-    model_artefact_list,
-    model_artefact_open,
-)
+from inspections.ops.services.dataset_export import dataset_export_file_name, dataset_snapshot_stream
+from inspections.registry.services.artefacts import model_artefact_list, model_artefact_open
 
 
 class ModelVersionArtefactList(ApiView):

@@ -12,11 +12,7 @@ from inspections.api.base import COMMON_ERRORS, ERROR, ApiView, _model_version_o
 from inspections.api.parsers import BoundedJSONParser
 from inspections.api.permissions import ModelAdminRole, ReadRole
 from inspections.errors import ApplicationError
-from inspections.registry.services.thresholds import (
-    threshold_history,
-    version_thresholds,
-    version_thresholds_set,
-)
+from inspections.registry.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
 
 HISTORY_LIMIT = 100
 

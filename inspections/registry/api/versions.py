@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import (
-    extend_schema,
-)
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from inspections.api.base import (
-    COMMON_ERRORS,
-    ERROR,
-    ApiView,
-    _model_version_or_404,
-    _training_run_or_404,
-)
-from inspections.api.parsers import (
-    BoundedFormParser,
-    BoundedJSONParser,
-)
-from inspections.api.permissions import (
-    ModelAdminRole,
-    ReadRole,
-)
+from inspections.api.base import COMMON_ERRORS, ERROR, ApiView, _model_version_or_404, _training_run_or_404
+from inspections.api.parsers import BoundedFormParser, BoundedJSONParser
+from inspections.api.permissions import ModelAdminRole, ReadRole
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.api.serializers import (
     ModelVersionOutput,
@@ -31,14 +17,8 @@ from inspections.registry.api.serializers import (
     TrainingRunInput,
     TrainingRunOutput,
 )
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_rollback,
-)
-from inspections.registry.services.training import (
-    training_run_cancel,
-    training_run_start,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_rollback
+from inspections.registry.services.training import training_run_cancel, training_run_start
 
 # --- Model versions --------------------------------------------------------------------------
 

@@ -8,14 +8,7 @@ from django import forms
 
 from inspections.registry.services.training import training_parameters_defaults
 from mlcore.training import parameters as training_parameters
-from mlcore.training.parameters import (
-    BOOL,
-    CHOICE,
-    FLOAT,
-    INT,
-    Parameter,
-    ParameterError,
-)
+from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, Parameter, ParameterError
 
 # Shown open on the training page; every other parameter is under "More parameters".
 PROMINENT_PARAMETERS = ("backbone", "finetune", "head_epochs")

@@ -18,11 +18,7 @@ from inspections.errors import ApplicationError
 from inspections.pages.access import role_required
 from inspections.pages.charts import HEIGHT, LEFT, RIGHT, TOP, WIDTH, _axes, _y
 from inspections.registry import selectors as registry_selectors
-from inspections.registry.services.thresholds import (
-    threshold_history,
-    version_thresholds,
-    version_thresholds_set,
-)
+from inspections.registry.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
 
 FIELD_PREFIX = "threshold-"
 HISTORY_ROWS = 50

@@ -21,14 +21,8 @@ from inspections.registry.models import ModelVersionStatus
 from inspections.registry.pages.forms import PromoteForm, TrainingRunStartForm
 from inspections.registry.pages.thresholds import thresholds_context
 from inspections.registry.services.artefacts import model_artefact_list
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_rollback,
-)
-from inspections.registry.services.training import (
-    training_run_cancel,
-    training_run_start,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_rollback
+from inspections.registry.services.training import training_run_cancel, training_run_start
 from mlcore.artefact import PLOT_FILES
 
 read_role = role_required(roles.can_read, "Your account has no steelqc role yet; ask an administrator for one.")

@@ -14,11 +14,7 @@ from inspections.catalog.models import LabelSource, Split
 from inspections.catalog.selectors import box_tuples_for_images
 from inspections.catalog.services.stored_files import local_copies
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
-from inspections.registry.models import (
-    DatasetSnapshot,
-    ModelVersion,
-    ModelVersionStatus,
-)
+from inspections.registry.models import DatasetSnapshot, ModelVersion, ModelVersionStatus
 from inspections.registry.services.classifiers import version_predict_files
 from inspections.registry.services.model_versions import model_version_promote
 

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import (
-    extend_schema,
-)
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from inspections.api.base import COMMON_ERRORS, ERROR, ApiView, _image_or_404
-from inspections.api.parsers import (
-    BoundedFormParser,
-    BoundedJSONParser,
-)
-from inspections.api.permissions import (
-    LabelRole,
-    ReadRole,
-)
+from inspections.api.parsers import BoundedFormParser, BoundedJSONParser
+from inspections.api.permissions import LabelRole, ReadRole
 from inspections.review import selectors as review_selectors
-from inspections.review.api.serializers import (
-    ImageDetailOutput,
-    ReviewCreatedOutput,
-    ReviewInput,
-    ReviewOutput,
-)
-from inspections.review.services.reviews import (
-    review_exclude,
-    review_include,
-    review_submit,
-)
+from inspections.review.api.serializers import ImageDetailOutput, ReviewCreatedOutput, ReviewInput, ReviewOutput
+from inspections.review.services.reviews import review_exclude, review_include, review_submit
 
 
 class ImageReviews(ApiView):

@@ -17,10 +17,7 @@ from PIL import Image
 
 from inspections.catalog.models import InspectionImage
 from inspections.registry.models import ModelVersion
-from inspections.registry.services.classifiers import (
-    classifier_for_version,
-    image_pixels,
-)
+from inspections.registry.services.classifiers import classifier_for_version, image_pixels
 
 OVERLAY_CACHE_SIZE = 128
 OVERLAY_MAX_ALPHA = 0.6

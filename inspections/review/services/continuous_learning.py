@@ -7,11 +7,7 @@ import logging
 from django.conf import settings
 
 from inspections.errors import ApplicationError
-from inspections.registry.models import (
-    TrainingRun,
-    TrainingRunStatus,
-    TrainingRunTrigger,
-)
+from inspections.registry.models import TrainingRun, TrainingRunStatus, TrainingRunTrigger
 from inspections.registry.services.training import training_run_start
 from inspections.review.models import Review
 

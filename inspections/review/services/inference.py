@@ -23,15 +23,10 @@ from inspections.catalog.models import DefectClass, ImageStatus, InspectionImage
 from inspections.catalog.services.classes import defect_classes_ensure
 from inspections.queueing import inference_enqueue
 from inspections.registry.models import ModelVersion, ModelVersionStatus
-from inspections.registry.services.classifiers import (
-    classifier_for_version,
-    image_pixels,
-)
+from inspections.registry.services.classifiers import classifier_for_version, image_pixels
 from inspections.review.models import Prediction
 from inspections.review.prediction_events import images_done_announce
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from inspections.review.services.similarity import embedding_bytes
 
 logger = logging.getLogger(__name__)

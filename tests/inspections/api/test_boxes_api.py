@@ -8,8 +8,8 @@ import json
 import pytest
 
 from inspections.catalog.services.boxes import MAX_BOXES_PER_IMAGE
-from inspections.review.services.boxes import MAX_CHANGES
 from inspections.models import DefectBox, DefectBoxChange, DefectClass, InspectionImage
+from inspections.review.services.boxes import MAX_CHANGES
 from tests.factories import InspectionImageFactory
 from tests.inspections.api.conftest import assert_error, client_for
 

@@ -10,9 +10,9 @@ import zipfile
 import pytest
 from django.core.management import call_command
 
-from inspections.review.services.boxes import boxes_change
-from inspections.ops.services.dataset_export import COCO_FILE
 from inspections.models import DefectBox, DefectClass
+from inspections.ops.services.dataset_export import COCO_FILE
+from inspections.review.services.boxes import boxes_change
 from inspections.review.services.reviews import review_exclude
 from tests.factories import InspectionImageFactory, UserFactory
 from tests.inspections.api.conftest import client_for

@@ -19,10 +19,7 @@ from django.db import connections
 from inspections.line.services.classify import BYTES_PREFIX
 from inspections.line.services.retention import sampled
 from inspections.models import InspectionImage, LineMinute, Prediction, RetentionPolicy
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review import prediction_events
 from tests.conftest import tiny_dataset, wait_for
 from tests.factories import ModelVersionFactory, image_bytes

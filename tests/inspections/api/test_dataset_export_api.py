@@ -13,23 +13,11 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
-from inspections.ops.services.dataset_export import CHUNK_BYTES, COCO_FILE
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.catalog.services.dataset_manifest import (
-    FIELDS,
-    MANIFEST_CSV,
-    MANIFEST_JSON,
-    SNAPSHOT_FILE,
-)
+from inspections.catalog.services.dataset_manifest import FIELDS, MANIFEST_CSV, MANIFEST_JSON, SNAPSHOT_FILE
 from inspections.catalog.services.images import image_upload
-from inspections.models import (
-    DatasetSnapshotItem,
-    InspectionImage,
-    Prediction,
-    Review,
-    Split,
-    TrainingRun,
-)
+from inspections.models import DatasetSnapshotItem, InspectionImage, Prediction, Review, Split, TrainingRun
+from inspections.ops.services.dataset_export import CHUNK_BYTES, COCO_FILE
 from inspections.registry.services.training import training_run_start
 from inspections.review.services.reviews import review_exclude, review_submit
 from tests.factories import TrainingRunFactory, UserFactory, image_bytes

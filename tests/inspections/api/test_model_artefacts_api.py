@@ -16,20 +16,9 @@ from django.core.files.storage import default_storage
 from inspections.catalog.services.images import image_upload
 from inspections.registry.services import artefacts as model_artefacts
 from inspections.registry.services.artefacts import SAVED_MODEL_ZIP
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review.services.inference import predictions_create
-from mlcore.artefact import (
-    CLASSES_FILE,
-    CONFIG_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    OOD_FILE,
-    SERVING_FILE,
-    SUSPECTS_FILE,
-)
+from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE, SERVING_FILE, SUSPECTS_FILE
 from tests.conftest import ROOT, tiny_dataset
 from tests.inspections.api.conftest import assert_error, client_for
 

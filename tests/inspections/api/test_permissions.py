@@ -9,13 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inspections.models import (
-    DatasetSnapshot,
-    DatasetSnapshotItem,
-    DefectClass,
-    ModelVersion,
-    Review,
-)
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, ModelVersion, Review
 from inspections.registry.services.model_versions import model_version_promote
 from inspections.review.services.similarity import embedding_bytes
 from mlcore.artefact import CLASSES_FILE

@@ -6,14 +6,8 @@ from __future__ import annotations
 import pytest
 
 from inspections.models import DefectClass, Prediction
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 from tests.inspections.api.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db

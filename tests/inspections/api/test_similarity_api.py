@@ -9,11 +9,7 @@ import pytest
 from inspections.models import DefectClass, InspectionImage, Review
 from inspections.registry.services.model_versions import model_version_promote
 from inspections.review.services.similarity import embedding_bytes
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 from tests.inspections.api.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db

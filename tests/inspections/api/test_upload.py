@@ -181,10 +181,7 @@ def test_wait_gives_up_after_the_time_asked_for():
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_upload_with_wait_gets_the_real_workers_prediction(celery_worker, tiny_model_dirs):
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     version = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     response = _post(client_for("integrator"), [_file("strip.png", image_bytes(seed=60, size=(40, 40)))],

@@ -10,13 +10,7 @@ from rest_framework.test import APIRequestFactory
 from inspections.catalog.api.upload_output import new_image_output
 from inspections.catalog.services.images import image_upload
 from inspections.review.api.serializers import ImageOutput
-from tests.factories import (
-    DefectClassFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-    UserFactory,
-    image_bytes,
-)
+from tests.factories import DefectClassFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
 from tests.inspections.api.conftest import client_for
 
 pytestmark = pytest.mark.django_db

@@ -16,21 +16,12 @@ import pytest
 
 from inspections import task_names
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.models import (
-    DatasetSnapshot,
-    DatasetSnapshotItem,
-    DefectClass,
-    InspectionImage,
-)
+from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, InspectionImage
 from inspections.registry.services.model_versions import model_version_register
 from inspections.registry.services.version_comparison import version_comparison_compute
 from mlcore.artefact import CLASSES_FILE
 from tests.conftest import tiny_dataset, wait_for
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    TrainingRunFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory
 from tests.inspections.api.conftest import ROLES, assert_error, client_for
 
 pytestmark = pytest.mark.django_db

@@ -11,16 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from inspections.review import selectors as review_selectors
 from inspections.models import InspectionImage, Prediction
 from inspections.review import prediction_events
+from inspections.review import selectors as review_selectors
 from tests.conftest import wait_for
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-    image_bytes,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
 
 WAITING = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -138,10 +133,7 @@ def test_waiters_beyond_the_bound_get_503_and_nothing_is_stored(settings):
 @pytest.mark.worker
 @WAITING
 def test_the_real_worker_wakes_the_waiting_upload(celery_worker, tiny_model_dirs, monkeypatch):
-    from inspections.registry.services.model_versions import (
-        model_version_promote,
-        model_version_register,
-    )
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
 
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     # The worker loads TensorFlow and the model on its first batch (slow on a busy machine): warm it.

@@ -7,9 +7,7 @@ from django.contrib.auth.models import Group
 
 from inspections.access.roles import ROLES
 from inspections.models import DefectClass, ImageStatus, Prediction
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from tests.factories import InspectionImageFactory, ModelVersionFactory, UserFactory
 
 

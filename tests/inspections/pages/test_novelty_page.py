@@ -10,12 +10,7 @@ import pytest
 
 from inspections.registry.services.model_versions import model_version_promote
 from inspections.review.services.similarity import embedding_bytes
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-    UserFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,7 @@ from django.utils import timezone
 
 from inspections.models import DefectClass
 from inspections.review import selectors as review_selectors
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from inspections.review.services.reviews import review_submit
 from tests.factories import InspectionImageFactory, ModelVersionFactory
 

@@ -6,9 +6,7 @@ import pytest
 from django.test import Client
 
 from inspections.models import Prediction
-from inspections.review.services.latest_prediction import (
-    images_latest_prediction_refresh,
-)
+from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 
 pytestmark = pytest.mark.django_db
 

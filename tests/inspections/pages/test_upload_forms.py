@@ -8,10 +8,7 @@ import re
 import pytest
 from PIL import Image
 
-from inspections.catalog.services.image_validation import (
-    ACCEPTED_FORMATS,
-    image_facts_from_bytes,
-)
+from inspections.catalog.services.image_validation import ACCEPTED_FORMATS, image_facts_from_bytes
 
 pytestmark = pytest.mark.django_db
 

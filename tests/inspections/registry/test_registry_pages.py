@@ -4,16 +4,8 @@ import pytest
 from django.urls import reverse
 
 from inspections.catalog.services.dataset_import import dataset_import_folder
-from inspections.models import (
-    ModelVersionStatus,
-    TrainingRun,
-    TrainingRunStatus,
-    TrainingRunTrigger,
-)
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.models import ModelVersionStatus, TrainingRun, TrainingRunStatus, TrainingRunTrigger
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from tests.conftest import tiny_dataset
 from tests.factories import ModelVersionFactory, UserFactory
 

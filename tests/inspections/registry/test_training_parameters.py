@@ -19,16 +19,7 @@ from inspections.registry.pages.forms import TrainingRunStartForm
 from inspections.registry.services.training import training_parameters_clean
 from mlcore import cli
 from mlcore.training import parameters as schema
-from mlcore.training.parameters import (
-    BOOL,
-    CHOICE,
-    FLOAT,
-    INT,
-    PARAMETERS,
-    Parameter,
-    ParameterError,
-    parameter,
-)
+from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter, ParameterError, parameter
 from tests.conftest import tiny_dataset
 from tests.inspections.api.conftest import assert_error, client_for
 

@@ -3,16 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from inspections.models import (
-    ModelVersionStatus,
-    Retirement,
-    TrainingRun,
-    TrainingRunStatus,
-)
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_rollback,
-)
+from inspections.models import ModelVersionStatus, Retirement, TrainingRun, TrainingRunStatus
+from inspections.registry.services.model_versions import model_version_promote, model_version_rollback
 from inspections.registry.services.training import training_run_cancel
 from tests.factories import ModelVersionFactory, UserFactory
 from tests.inspections.api.conftest import client_for

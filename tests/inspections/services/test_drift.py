@@ -10,24 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inspections import task_names
-from inspections.line.services.drift import (
-    drift_alerts_check,
-    drift_baseline,
-    drift_report,
-    total_variation,
-)
-from inspections.models import (
-    DatasetSnapshot,
-    DefectClass,
-    DriftAlert,
-    ModelVersionStatus,
-    Prediction,
-)
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    TrainingRunFactory,
-)
+from inspections.line.services.drift import drift_alerts_check, drift_baseline, drift_report, total_variation
+from inspections.models import DatasetSnapshot, DefectClass, DriftAlert, ModelVersionStatus, Prediction
+from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
 

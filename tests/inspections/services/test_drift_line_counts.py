@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inspections.models import DriftAlert
 from inspections.line.services.drift import drift_alerts_check, drift_report
 from inspections.line.services.rollup import line_stats_rollup
 from inspections.line.services.stats import Seen, line_minute_record
+from inspections.models import DriftAlert
 from tests.factories import ModelVersionFactory
 from tests.inspections.services.test_drift import active, predict  # noqa: F401 (fixture)
 

@@ -4,10 +4,7 @@ import pytest
 
 from inspections.catalog.services.images import image_upload
 from inspections.models import ImageStatus, InspectionImage, Prediction
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review.services.inference import predictions_create
 from tests.factories import image_bytes
 

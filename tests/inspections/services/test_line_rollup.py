@@ -18,12 +18,7 @@ from django.utils import timezone
 
 from inspections import task_names
 from inspections.line.services.rollup import line_stats_rollup
-from inspections.line.services.stats import (
-    Seen,
-    bucket_start,
-    line_minute_record,
-    line_stats,
-)
+from inspections.line.services.stats import Seen, bucket_start, line_minute_record, line_stats
 from inspections.models import LineMinute, LineResolution
 from inspections.ops.services.schedules import PERIODIC_JOBS
 from tests.factories import ModelVersionFactory

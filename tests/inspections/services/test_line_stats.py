@@ -11,12 +11,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from inspections.line.services.stats import (
-    Seen,
-    confidence_bin,
-    line_minute_record,
-    line_stats,
-)
+from inspections.line.services.stats import Seen, confidence_bin, line_minute_record, line_stats
 from inspections.models import LineMinute
 from tests.factories import ModelVersionFactory
 from tests.inspections.api.conftest import assert_error, client_for

@@ -46,18 +46,8 @@ from inspections.models import (
     RetentionRun,
     Split,
 )
-from inspections.review.services.reviews import (
-    review_exclude,
-    review_include,
-    review_submit,
-)
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-    UserFactory,
-    image_bytes,
-)
+from inspections.review.services.reviews import review_exclude, review_include, review_submit
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory, UserFactory, image_bytes
 
 # Transactional: the sweep commits batch by batch and deletes files after each commit.
 pytestmark = pytest.mark.django_db(transaction=True)

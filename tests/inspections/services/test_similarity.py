@@ -14,11 +14,7 @@ from inspections.errors import ApplicationError
 from inspections.models import DefectClass, Prediction
 from inspections.registry.services.model_versions import model_version_promote
 from inspections.review.services import similarity
-from tests.factories import (
-    InspectionImageFactory,
-    ModelVersionFactory,
-    PredictionFactory,
-)
+from tests.factories import InspectionImageFactory, ModelVersionFactory, PredictionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,10 +40,7 @@ def active():
 
 def test_inference_stores_each_images_descriptor_as_the_model_computes_it(no_queue, tiny_model_dirs):
     from inspections.catalog.services.images import image_upload
-    from inspections.registry.services.classifiers import (
-        classifier_for_version,
-        image_pixels,
-    )
+    from inspections.registry.services.classifiers import classifier_for_version, image_pixels
     from inspections.registry.services.model_versions import model_version_register
     from inspections.review.services.inference import predictions_create
     from tests.factories import image_bytes

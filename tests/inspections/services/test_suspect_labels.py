@@ -128,10 +128,7 @@ def test_an_unknown_reason_code_in_the_queue_filter_is_ignored_by_the_form(clien
 def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp_path):
     """Stripes labelled inclusion among the spots: the run's confident learning disputes them."""
     from inspections.catalog.services.dataset_import import dataset_import_folder
-    from inspections.registry.services.training import (
-        training_run_execute,
-        training_run_start,
-    )
+    from inspections.registry.services.training import training_run_execute, training_run_start
     from tests.conftest import TINY_TRAINING_PARAMS
     from tests.data import tiny_dataset
 

@@ -8,10 +8,7 @@ from PIL import Image
 
 from inspections.catalog.services.images import image_upload
 from inspections.models import Prediction
-from inspections.registry.services.model_versions import (
-    model_version_promote,
-    model_version_register,
-)
+from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.registry.services.thresholds import version_thresholds_set
 from mlcore.artefact import REASON_LOW_CONFIDENCE
 from tests.conftest import wait_for

@@ -9,14 +9,7 @@ from django.utils import timezone
 
 from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.errors import ApplicationError
-from inspections.models import (
-    ModelVersion,
-    ModelVersionStatus,
-    Review,
-    TrainingRun,
-    TrainingRunStatus,
-)
-from inspections.review.services.continuous_learning import training_run_start_if_due
+from inspections.models import ModelVersion, ModelVersionStatus, Review, TrainingRun, TrainingRunStatus
 from inspections.registry.services.model_versions import (
     model_version_promote,
     model_version_register,
@@ -29,6 +22,7 @@ from inspections.registry.services.training import (
     training_run_start,
     training_runs_fail_stale,
 )
+from inspections.review.services.continuous_learning import training_run_start_if_due
 from tests.conftest import train_tiny_model
 from tests.data import tiny_dataset
 from tests.factories import UserFactory
