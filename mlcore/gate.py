@@ -311,11 +311,14 @@ def decide(
     rule: GateRule = GateRule(),
     candidate_map50: float | None = None,
     champion_map50: float | None = None,
+    retired_classes: Sequence[str] = (),
 ) -> GateDecision:
     """Decide on promotion. With no champion the candidate passes if it was tested at all.
 
     ``candidate_map50`` / ``champion_map50``: mAP@0.5 on the same boxed test images, None for a
-    version without a detection head (or no boxed test images).
+    version without a detection head (or no boxed test images). A class the active version knows
+    and the candidate does not fails the gate (a run trained without that class's images would
+    silently stop finding it) unless it is in ``retired_classes`` (a class people retired).
     """
     labels = list(labels)
     detection = {"candidate_map50": candidate_map50, "champion_map50": champion_map50,
@@ -340,6 +343,7 @@ def decide(
     new_classes = [name for name in candidate_classes if name not in set(champion_classes)]
 
     checks = [_test_images_check(len(shared_labels), rule, "of shared classes")]
+    checks += _dropped_class_checks(champion_classes, candidate_classes, retired_classes)
     if checks[0]["passed"]:
         checks.append(_accuracy_check(shared_labels, ours, theirs, candidate, champion, rule))
         checks += _class_checks(shared_labels, ours, theirs, candidate, champion, shared, rule)
@@ -351,6 +355,19 @@ def decide(
         new_class_recall={check["class"]: check["candidate"] for check in new if check["measured"]},
         rule=rule, detection=detection, checks=checks + new,
     )
+
+
+def _dropped_class_checks(champion_classes: Sequence[str], candidate_classes: Sequence[str],
+                          retired_classes: Sequence[str]) -> list[dict]:
+    """One failing check per class the active version knows and the candidate does not."""
+    known, retired = set(candidate_classes), set(retired_classes)
+    return [{
+        "check": "class_dropped", "class": name, "candidate": None, "champion": None,
+        "worse_only_candidate": None, "better_only_candidate": None, "p_value": None, "alpha": None,
+        "passed": False,
+        "sentence": f"the active version recognises {name}; the candidate does not (it was trained without "
+                    f"{name}'s images): promoting it would stop finding {name}",
+    } for name in champion_classes if name not in known and name not in retired]
 
 
 def _reasons(checks: list[dict], new: list[dict]) -> list[str]:

@@ -43,3 +43,8 @@ def box_tuples_for_images(*, image_ids: list[int]) -> dict[int, tuple]:
     for image_id, *box in rows:
         boxes.setdefault(image_id, []).append(tuple(box))
     return {image_id: tuple(found) for image_id, found in boxes.items()}
+
+
+def retired_class_names() -> list[str]:
+    """Classes people retired (inactive): a new model version may leave them out."""
+    return list(DefectClass.objects.filter(active=False).values_list("name", flat=True))

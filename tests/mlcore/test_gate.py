@@ -250,3 +250,25 @@ def test_the_rule_reads_settings_and_refuses_unknown_or_impossible_values():
         GateRule.from_mapping({"accuracy_tolerance": 0.005})
     with pytest.raises(ValueError, match="alpha"):
         GateRule(alpha=0)
+
+
+# --- a class the active version knows and the candidate dropped ---
+
+def test_a_candidate_that_no_longer_knows_a_class_the_active_version_serves_fails():
+    labels = ["crazing", "patches", "scratches"] * 20
+    without = ["crazing", "patches"]
+    decision = decide(labels=labels, candidate_predictions=[l if l != "scratches" else "patches" for l in labels],
+                      candidate_classes=without, champion_predictions=labels, champion_classes=CLASSES[:3])
+    assert not decision.passed
+    dropped = _checks(decision, "class_dropped", "scratches")
+    assert len(dropped) == 1 and not dropped[0]["passed"]
+    assert any("candidate does not" in reason and "scratches" in reason for reason in decision.reasons)
+
+
+def test_a_class_people_retired_may_be_dropped():
+    labels = ["crazing", "patches"] * 30
+    decision = decide(labels=labels, candidate_predictions=labels, candidate_classes=["crazing", "patches"],
+                      champion_predictions=labels, champion_classes=["crazing", "patches", "scratches"],
+                      retired_classes=["scratches"])
+    assert decision.passed, decision.reasons
+    assert _checks(decision, "class_dropped", "scratches") == []

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from inspections.catalog.models import LabelSource, Split
-from inspections.catalog.selectors import box_tuples_for_images
+from inspections.catalog.selectors import box_tuples_for_images, retired_class_names
 from inspections.catalog.services.stored_files import local_copies
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.registry.models import DatasetSnapshot, ModelVersion, ModelVersionStatus
@@ -86,6 +86,7 @@ def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, acto
         champion_predictions=champion_predictions, champion_classes=champion.classes if champion else None, rule=rule,
         candidate_map50=_map50(truth, on_boxed(candidate_boxes), sizes),
         champion_map50=_map50(truth, on_boxed(champion_boxes), sizes),
+        retired_classes=retired_class_names(),
     ).to_dict()
     decision["detection"]["boxed_test_images"] = len(boxed)
     decision.update(
