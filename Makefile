@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-int8 bench-auth bench-line bench-detect bench-tables worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-detect bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench-retention: $(STAMP)
 bench-novelty: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_novelty.py
+
+## The learning loop as it will run: beat retrains on a schedule over many review rounds (good, careless, excluded class, new class, idle); gate decisions, evaluation-set scores.
+bench-loop: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_loop.py $(BENCH_LOOP_ARGS)
 
 ## The int8 serving copy against fp32 on NEU test and foreign sets, accuracy and speed in the same run.
 bench-int8: $(STAMP)
