@@ -1,4 +1,4 @@
-// Helpers shared by the pages' scripts that talk to the REST API (load before them).
+// Helpers shared by the pages' scripts, most of them for talking to the REST API (load before them).
 window.steelqc = window.steelqc || {};
 (function (api) {
   "use strict";
@@ -19,6 +19,22 @@ window.steelqc = window.steelqc || {};
   // The response's JSON body, or null when it has none (an HTML error page, an empty 204).
   api.readJson = function (response) {
     return response.json().catch(function () { return null; });
+  };
+
+  // The response's JSON body; for a refusal, an Error with the API's words for it instead.
+  api.bodyOrError = function (response) {
+    return api.readJson(response).then(function (body) {
+      if (!response.ok) throw new Error(api.errorText(body, response.status, response.statusText));
+      return body;
+    });
+  };
+
+  // A say(text, isError) for a page's message line `node`: shows the text, styled as an error when asked.
+  api.messageLine = function (node) {
+    return function (text, isError) {
+      node.textContent = text;
+      node.classList.toggle("is-error", !!isError);
+    };
   };
 
   // POST a JSON body with the page's CSRF token; resolves to {response, body}.

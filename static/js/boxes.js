@@ -23,7 +23,6 @@
   var url = svg.dataset.boxesApi;
   var canEdit = root.dataset.canLabel === "true";
   var csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
-  var message = document.getElementById("review-message");
   var toggleButton = document.getElementById("boxes-toggle");
   var acceptButton = document.getElementById("boxes-accept");
   var list = document.getElementById("box-list");
@@ -50,10 +49,7 @@
 
   // --- Small helpers ---------------------------------------------------------------------
 
-  function say(text, isError) {
-    message.textContent = text;
-    message.classList.toggle("is-error", !!isError);
-  }
+  var say = api.messageLine(document.getElementById("review-message"));  // the line review.js says things on too
 
   function clamp(value, low, high) { return Math.min(high, Math.max(low, value)); }
 
@@ -238,12 +234,7 @@
   function load() {
     loading = true;
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (response) {
-        return api.readJson(response).then(function (body) {
-          if (!response.ok) throw new Error(api.errorText(body, response.status, response.statusText));
-          return body;
-        });
-      })
+      .then(api.bodyOrError)
       .then(function (body) {
         show(body);
         pump();

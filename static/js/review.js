@@ -10,7 +10,6 @@
   var data = root.dataset;
   var canLabel = data.canLabel === "true";
   var csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
-  var message = document.getElementById("review-message");
   var image = document.getElementById("review-image");
   var overlay = document.getElementById("heatmap-overlay");
   var stage = document.getElementById("viewer-stage");
@@ -25,10 +24,7 @@
   var version = parseInt(data.labelVersion, 10);
   var busy = false;
 
-  function say(text, isError) {
-    message.textContent = text;
-    message.classList.toggle("is-error", !!isError);
-  }
+  var say = api.messageLine(document.getElementById("review-message"));
 
   function apiPost(url, body) {
     return api.postJson(url, body, csrfToken);

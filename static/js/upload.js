@@ -27,8 +27,13 @@
     return (100 * p).toFixed(1) + "%";
   }
 
-  function errorText(body, response) {
-    return api.errorText(body, response.status, response.statusText);
+  // Draws what the image already says: its prediction, or that the classifier failed on it.
+  // False while its answer is still to come.
+  function drawAnswer(entry, image) {
+    if (image.prediction) drawPrediction(entry, image);
+    else if (image.status === "failed") entry.state("The classifier could not process this image.", "error");
+    else return false;
+    return true;
   }
 
   function fileEntry(file) {
@@ -97,15 +102,9 @@
 
   function poll(entry, url, started) {
     return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) {
-        return api.readJson(response).then(function (body) {
-          if (!response.ok) throw new Error(errorText(body, response));
-          return body;
-        });
-      })
+      .then(api.bodyOrError)
       .then(function (image) {
-        if (image.prediction) return drawPrediction(entry, image);
-        if (image.status === "failed") return entry.state("The classifier could not process this image.", "error");
+        if (drawAnswer(entry, image)) return null;
         if (!form.dataset.modelActive) return null;  // no model yet: "Stored" stays the answer
         if (Date.now() - started > POLL_LIMIT_MS) {
           return entry.state("Stored; still waiting for the classifier — check again later.", "pending");
@@ -128,15 +127,9 @@
         credentials: "same-origin",
         headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
       })
-        .then(function (response) {
-          return api.readJson(response).then(function (body) {
-            if (!response.ok) throw new Error(errorText(body, response));
-            return body;
-          });
-        })
+        .then(api.bodyOrError)
         .then(function (image) {
-          if (image.prediction) return drawPrediction(entry, image);
-          if (image.status === "failed") return entry.state("The classifier could not process this image.", "error");
+          if (drawAnswer(entry, image)) return null;
           if (form.dataset.modelActive) entry.state("Classifying…", "pending");
           else entry.state("Stored — it will be classified when the first model is ready.", "stored");
           // The answer is awaited in the background: the form is free for the next files at once.

@@ -76,6 +76,14 @@ def users(transactional_db):
     return make
 
 
+@pytest.fixture
+def registered_version(transactional_db, tiny_model_dirs):
+    """The first tiny trained model, registered (not promoted) as a model version."""
+    from inspections.registry.services.model_versions import model_version_register
+
+    return model_version_register(model_dir=tiny_model_dirs[0])
+
+
 def log_in(page, username: str, password: str = "pw") -> None:
     page.goto("/accounts/login/")
     page.fill("#id_username", username)
@@ -89,3 +97,20 @@ def screenshot(page, name: str, *, full_page: bool = False) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def uploaded_and_predicted(array, name: str):
+    """Stores ``array`` as a PNG named ``name`` through the upload service and waits for the real
+    worker's prediction (mark the test `worker`): (image, prediction)."""
+    import io
+
+    from PIL import Image
+
+    from inspections.catalog.services.images import image_upload
+    from inspections.models import Prediction
+    from tests.conftest import wait_for
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    image = image_upload(content=buffer.getvalue(), filename=name, uploaded_by=None).image
+    return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)

@@ -22,25 +22,19 @@ def _download(page, selector: str) -> bytes:
     return Path(started.value.path()).read_bytes()
 
 
-def test_an_ml_admin_downloads_a_versions_files_from_its_page(page, users, tiny_model_dirs):
-    from inspections.registry.services.model_versions import model_version_register
-
-    version = model_version_register(model_dir=tiny_model_dirs[0])
+def test_an_ml_admin_downloads_a_versions_files_from_its_page(page, users, tiny_model_dirs, registered_version):
     users("ml_admin", "ml-mira")
     log_in(page, "ml-mira")
-    page.goto(f"/models/{version.pk}/")
+    page.goto(f"/models/{registered_version.pk}/")
     for name in (SERVING_FILE, CLASSES_FILE):
         assert _download(page, f'[data-artefact="{name}"]') == (tiny_model_dirs[0] / name).read_bytes()
     assert page.locator("#artefacts tbody tr").count() >= 7
 
 
-def test_a_viewer_sees_no_download_buttons(page, users, tiny_model_dirs):
-    from inspections.registry.services.model_versions import model_version_register
-
-    version = model_version_register(model_dir=tiny_model_dirs[0])
+def test_a_viewer_sees_no_download_buttons(page, users, registered_version):
     users("viewer", "viewer-vic")
     log_in(page, "viewer-vic")
-    page.goto(f"/models/{version.pk}/")
+    page.goto(f"/models/{registered_version.pk}/")
     page.wait_for_selector("h1")
     assert page.locator("[data-artefact]").count() == 0
 

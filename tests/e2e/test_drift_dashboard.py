@@ -10,6 +10,7 @@ from inspections.models import DefectClass, DriftAlert, ModelVersionStatus, Pred
 from tests.factories import InspectionImageFactory, ModelVersionFactory
 
 from .conftest import log_in, screenshot
+from .test_content_security_policy import _watch
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -26,9 +27,7 @@ def test_the_dashboard_shows_the_drift_banner_and_table(page, users):
     DriftAlert.objects.create(source="camera-east", model_version=version, opened_at=timezone.now(), window_hours=24,
                               threshold=0.2, foreign_share=0.23, image_count=10, baseline_foreign_share=0.05)
     users("qa", "qa-lead")
-    violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = _watch(page)
 
     log_in(page, "qa-lead")
     page.goto("/dashboard/")

@@ -14,6 +14,7 @@ from inspections.line.services.stats import Seen, line_minute_record
 from tests.factories import ModelVersionFactory
 
 from .conftest import log_in, screenshot
+from .test_content_security_policy import _watch
 
 # Every app listed: Django then creates the migrations' rows (content types, permissions) when
 # the test starts and does not recreate them in the flush after it, so the serialized_rollback
@@ -44,9 +45,7 @@ def test_the_dashboard_shows_each_sources_line_counts(page, users):
     line_minute_record(source="strip-b", model_version_id=version.pk, now=now - timedelta(hours=3), rows=[
         _seen("inclusion", 0.92)])
     users("viewer", "line-viewer")
-    violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = _watch(page)
 
     log_in(page, "line-viewer")
     page.goto("/dashboard/")

@@ -4,33 +4,17 @@ new class from the look-alike groups page (one review per image)."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from inspections.models import DefectClass, InspectionImage, Prediction, Review
-from tests.conftest import wait_for
+from inspections.models import DefectClass, Prediction, Review
 from tests.data import tiny_model_surface
 
-from .conftest import log_in, screenshot
+from .conftest import log_in, screenshot, uploaded_and_predicted
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def _png(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
-    from inspections.catalog.services.images import image_upload
-
-    image = image_upload(content=content, filename=name, uploaded_by=None).image
-    return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)
 
 
 @pytest.fixture
@@ -45,9 +29,9 @@ def test_the_review_view_shows_the_nearest_look_alikes_and_links_to_them(page, u
 
     users("qa", "qa-lena")
     rng = np.random.default_rng(11)
-    coil, _ = _predicted(_png(tiny_model_surface("crazing", rng)), "coil.png")
-    twin, _ = _predicted(_png(tiny_model_surface("crazing", rng)), "coil-twin.png")
-    photo, _ = _predicted(_png(data.astronaut()), "astronaut.png")
+    coil, _ = uploaded_and_predicted(tiny_model_surface("crazing", rng), "coil.png")
+    twin, _ = uploaded_and_predicted(tiny_model_surface("crazing", rng), "coil-twin.png")
+    photo, _ = uploaded_and_predicted(data.astronaut(), "astronaut.png")
     assert Prediction.objects.filter(embedding__isnull=False).count() == 3
 
     log_in(page, "qa-lena")
@@ -71,11 +55,11 @@ def test_a_group_of_foreign_images_is_named_as_a_new_class_at_once(page, users, 
     # Every foreign image within reach of every other: the three photos form one group.
     settings.STEELQC_NOVELTY_GROUP_RADIUS = 10.0
     users("qa", "qa-mira")
-    photos = [_predicted(_png(array), name) for array, name in [
+    photos = [uploaded_and_predicted(array, name) for array, name in [
         (data.astronaut(), "astronaut.png"), (data.coffee(), "coffee.png"), (data.chelsea(), "chelsea.png")]]
     for _, prediction in photos:
         assert "foreign" in prediction.review_reasons, prediction.review_reasons
-    coil, coil_prediction = _predicted(_png(tiny_model_surface("patches", np.random.default_rng(4))), "coil.png")
+    coil, coil_prediction = uploaded_and_predicted(tiny_model_surface("patches", np.random.default_rng(4)), "coil.png")
     assert "foreign" not in coil_prediction.review_reasons
 
     log_in(page, "qa-mira")

@@ -4,33 +4,18 @@ and, on the excluded image, includes it again."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from inspections.models import NO_DEFECT_CLASS, DefectClass, InspectionImage, Prediction, Review
+from inspections.models import NO_DEFECT_CLASS, DefectClass, InspectionImage, Review
 from tests.conftest import wait_for
 from tests.data import tiny_model_surface
 
-from .conftest import log_in, screenshot
+from .conftest import log_in, screenshot, uploaded_and_predicted
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-def _png(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _uploaded_and_predicted(content: bytes, name: str) -> tuple[InspectionImage, Prediction]:
-    from inspections.catalog.services.images import image_upload
-
-    image = image_upload(content=content, filename=name, uploaded_by=None).image
-    return image, wait_for(lambda: Prediction.objects.filter(image=image).first(), timeout=90)
 
 
 def _queue_order(page) -> list[int]:
@@ -48,8 +33,8 @@ def test_a_foreign_photo_says_why_gets_no_defect_with_0_and_an_image_is_excluded
     # the migrated rows (as with the role groups), so the class is made sure of here.
     DefectClass.objects.update_or_create(name=NO_DEFECT_CLASS, defaults={"active": True})
     model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
-    photo, photo_prediction = _uploaded_and_predicted(_png(data.astronaut()), "astronaut.png")
-    coil, coil_prediction = _uploaded_and_predicted(_png(tiny_model_surface("crazing", np.random.default_rng(3))), "coil.png")
+    photo, photo_prediction = uploaded_and_predicted(data.astronaut(), "astronaut.png")
+    coil, coil_prediction = uploaded_and_predicted(tiny_model_surface("crazing", np.random.default_rng(3)), "coil.png")
     assert "foreign" in photo_prediction.review_reasons, photo_prediction.review_reasons
     assert "foreign" not in coil_prediction.review_reasons, coil_prediction.review_reasons
 

@@ -80,13 +80,19 @@ def unchanged(media_root):
     return check
 
 
-# --- refused uploads -------------------------------------------------------------------------
-
 @dataclass(frozen=True)
-class RefusedUpload:
+class UploadCase:
+    """A file sent to the upload endpoint: what it is (the test's id), its bytes, its file name."""
+
     kind: str
     content: Callable[[], bytes]
     filename: str
+
+
+# --- refused uploads -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RefusedUpload(UploadCase):
     status: int
     code: str
     settings: dict = field(default_factory=dict)
@@ -146,10 +152,7 @@ def test_refused_upload(case, settings, unchanged):
 # --- accepted uploads ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class AcceptedUpload:
-    kind: str
-    content: Callable[[], bytes]
-    filename: str
+class AcceptedUpload(UploadCase):
     format: str
     original_name: str | None = None  # what the row should keep; None: the file name as sent
 
@@ -241,6 +244,12 @@ def _many_files(n: int) -> bytes:
 
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
+
+def _bad_wait(value: str, *, seed: int, note: str = "") -> RawRequest:
+    """A good image uploaded with a ?wait= value the API refuses."""
+    return RawRequest(f"?wait={value}{note}", "POST", f"{UPLOAD}?wait={value}", 400, "invalid",
+                      lambda: multipart(("file", "a.png", im.png(seed=seed))), MULTIPART)
+
 UPLOAD_REQUESTS = [
     RawRequest("JSON body to the upload endpoint", "POST", UPLOAD, 415, "unsupported_media_type",
                lambda: b'{"file": "aGVsbG8="}'),
@@ -277,18 +286,8 @@ UPLOAD_REQUESTS = [
                lambda: multipart(("external_id", None, b"e" * 201), ("file", "a.png", im.png(seed=44))), MULTIPART),
     RawRequest("NUL byte in source", "POST", UPLOAD, 400, "invalid",
                lambda: multipart(("source", None, b"line\x003"), ("file", "a.png", im.png(seed=45))), MULTIPART),
-    RawRequest("?wait=abc", "POST", UPLOAD + "?wait=abc", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=46))), MULTIPART),
-    RawRequest("?wait=-1", "POST", UPLOAD + "?wait=-1", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=47))), MULTIPART),
-    RawRequest("?wait=nan", "POST", UPLOAD + "?wait=nan", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=48))), MULTIPART),
-    RawRequest("?wait=inf", "POST", UPLOAD + "?wait=inf", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=49))), MULTIPART),
-    RawRequest("?wait=1e309", "POST", UPLOAD + "?wait=1e309", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=50))), MULTIPART),
-    RawRequest("?wait=31 (over the limit)", "POST", UPLOAD + "?wait=31", 400, "invalid",
-               lambda: multipart(("file", "a.png", im.png(seed=51))), MULTIPART),
+    _bad_wait("abc", seed=46), _bad_wait("-1", seed=47), _bad_wait("nan", seed=48), _bad_wait("inf", seed=49),
+    _bad_wait("1e309", seed=50), _bad_wait("31", seed=51, note=" (over the limit)"),
     RawRequest("every file of several refused", "POST", UPLOAD, 400, "all_files_refused",
                lambda: multipart(("file", "a.png", b"<html>"), ("file", "b.png", b"")), MULTIPART),
     RawRequest("upload by a viewer", "POST", UPLOAD, 403, "permission_denied",

@@ -125,12 +125,17 @@ def test_json_formatter_writes_the_fields_a_collector_needs():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])
 
 
+def _run_python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter in the project folder, with the test settings and ``env``."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "steelqc.settings.test", **env})
+
+
 def _run_django(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()\n" + code],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "steelqc.settings.test", **env},
-    )
+    """Runs ``code`` after django.setup() in a fresh interpreter; the test fails unless it exits 0."""
+    result = _run_python("-c", "import django; django.setup()\n" + code, **env)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def test_json_log_format_writes_one_json_object_per_line_with_the_request_id():
@@ -142,7 +147,6 @@ def test_json_log_format_writes_one_json_object_per_line_with_the_request_id():
         "logging.getLogger('steelqc.tests').warning('after the request')\n",
         STEELQC_LOG_FORMAT="json",
     )
-    assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["404", "req-json-2"]
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     not_found = [line for line in lines if line["logger"] == "django.request"]
@@ -160,14 +164,11 @@ def test_plain_log_format_puts_the_request_id_in_brackets():
         "Client().get('/api/v1/no-such-endpoint/', HTTP_HOST='localhost', HTTP_X_REQUEST_ID='req-plain-1')\n",
         STEELQC_LOG_FORMAT="plain",
     )
-    assert result.returncode == 0, result.stderr
     assert re.search(r"WARNING django\.request \[req-plain-1\] Not Found: /api/v1/no-such-endpoint/", result.stderr)
 
 
 def test_an_unknown_log_format_is_refused_at_start_up():
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "steelqc.settings.test",
-                                              "STEELQC_LOG_FORMAT": "xml"})
+    result = _run_python("manage.py", "check", STEELQC_LOG_FORMAT="xml")
     assert result.returncode != 0
     assert "STEELQC_LOG_FORMAT must be 'plain' or 'json'" in result.stderr
 
@@ -246,7 +247,6 @@ def test_a_request_warning_is_logged_once_with_debug_on():
         "logging.getLogger('django.request').warning('Not Found: /nowhere-%s', 'x')\n",
         DEBUG="true",
     )
-    assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "Not Found: /nowhere-x" in line]
     assert len(lines) == 1, lines
     assert "WARNING django.request" in lines[0]

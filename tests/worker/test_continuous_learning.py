@@ -4,8 +4,6 @@ enough new reviewed labels exist."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 
@@ -16,7 +14,7 @@ from inspections.models import InspectionImage, TrainingRun, TrainingRunStatus, 
 from inspections.ops.services.schedules import periodic_tasks_ensure
 from inspections.registry.services.training import training_run_cancel
 from inspections.review.services.reviews import review_submit
-from tests.conftest import ROOT, _worker_env, wait_for
+from tests.conftest import ROOT, WorkerProcess, _worker_env, wait_for
 from tests.data import tiny_dataset
 from tests.factories import UserFactory
 
@@ -25,8 +23,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 CHECK_EVERY_S = 2
 
 
-class BeatProcess:
-    """`celery beat` with the database scheduler, as the compose `beat` service runs it."""
+class BeatProcess(WorkerProcess):
+    """`celery beat` with the database scheduler, as the compose `beat` service runs it. Only its
+    start differs from the worker's: it is stopped (and killed) like the worker, as a process group."""
 
     def __init__(self, *, env: dict[str, str], log_path):
         self.env, self.log_path = env, log_path
@@ -44,15 +43,6 @@ class BeatProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
 
 
 @pytest.fixture
