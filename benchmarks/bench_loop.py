@@ -567,7 +567,9 @@ def gate_grid(rows: list[dict], versions: dict[int, list[str]]) -> dict:
 
 def best_rules(results: list[dict]) -> list[dict]:
     """The rules that refuse most harmful candidates, then promote most good ones; fewest first."""
-    order = sorted(results, key=lambda r: (-(r["harmful_refused"] or 0), -(r["good_promoted"] or 0)))
+    defaults = grid_defaults()
+    order = sorted(results, key=lambda r: (-(r["harmful_refused"] or 0), -(r["good_promoted"] or 0),
+                                           sum(r[name] != value for name, value in defaults.items())))
     return order[:5]
 
 
@@ -764,27 +766,54 @@ def round_line(row: dict) -> str:
 
 
 def harmful_lines(rows: list[dict]) -> list[str]:
+    """Per harmful round: what the reviewer did, the decision, the gate's sentences (its failing
+    checks, and for a careless round the checks of the two classes involved), and how the candidate
+    did on the evaluation set against the version it would have replaced."""
     lines = []
     for row in rows:
         run = row.get("run") or {}
         if not row["harmful"] or not run.get("gate"):
             continue
-        reviewer = row["reviewer"]
+        reviewer, checks = row["reviewer"], run["gate"]["checks"]
+        shown = [c for c in checks if not c["passed"]]
         if row["kind"] == "careless":
             what = (f"{reviewer['mislabelled']} of {reviewer['careless_class_images']} new "
                     f"{reviewer['careless_class']} images labelled {reviewer['careless_label']}")
-            named = [c for c in run["gate"]["checks"] if c["class"] in (reviewer["careless_class"],
-                                                                       reviewer["careless_label"])
-                     and c["check"] == "class_recall"]
+            involved = (reviewer["careless_class"], reviewer["careless_label"])
+            shown += [c for c in checks if c["passed"] and (c["check"] == "accuracy" or (
+                c["check"] == "class_recall" and c["class"] in involved))]
         else:
-            what = f"every {reviewer['excluded_class']} image excluded ({reviewer['excluded']})"
-            named = []
-        seen = "; ".join(check_words(c) for c in [*[c for c in run["gate"]["checks"] if not c["passed"]], *named]
-                         if c)
+            what = f"every {reviewer['excluded_class']} image excluded ({reviewer['excluded']} images)"
         candidate = run.get("candidate_evaluation") or row["evaluation"]
-        lines.append(f"- round {row['round']} ({what}): {run.get('decision')}; the gate saw: {seen or 'nothing failing'}; "
-                     f"the candidate on the evaluation set {candidate['accuracy']:.3f} vs the version before "
-                     f"{previous_accuracy(rows, row):.3f}.")
+        lines.append(f"- round {row['round']} ({what}): **{run.get('decision')}**. The gate: "
+                     + " ".join(f"“{c['sentence']}”" for c in shown)
+                     + f" On the evaluation set the candidate scored {candidate['accuracy']:.3f} against "
+                     f"{previous_accuracy(rows, row):.3f} for the version it would replace.")
+    return lines
+
+
+def smallest_p(run: dict) -> float | None:
+    """The strongest evidence of harm the gate's paired tests found in a run (Holm-adjusted for classes)."""
+    values = [c.get("p_adjusted", c["p_value"]) for c in (run.get("gate") or {}).get("checks", [])
+              if c["check"] in ("accuracy", "class_recall") and c.get("p_value") is not None]
+    return min(values) if values else None
+
+
+def separation_lines(rows: list[dict]) -> list[str]:
+    """Why a rule can or cannot tell the harmful candidates from the good ones: the smallest p-value
+    each candidate's paired tests reached, and whether a class went missing (refused by any rule)."""
+    lines = []
+    for harmful, title in ((True, "harmful"), (False, "good")):
+        parts = []
+        for row in rows:
+            run = row.get("run") or {}
+            if row["round"] == 0 or row["harmful"] != harmful or not run.get("gate"):
+                continue
+            dropped = any(c["check"] == "class_dropped" for c in run["gate"]["checks"])
+            p = smallest_p(run)
+            parts.append(f"round {row['round']} " + ("class dropped" if dropped else f"p {p:.2g}" if p is not None
+                                                     else "no paired test"))
+        lines.append(f"- {title} candidates, smallest p-value of their paired tests: {', '.join(parts) or 'none'}")
     return lines
 
 
@@ -831,7 +860,8 @@ def write_report(result: dict, command: str) -> None:
         f"- harmful candidates refused: **{pct(t['harmful_refused'])}** of {t['harmful_runs']} (100 %)",
         f"- rounds with nothing to review that started no run: {pct(t['nothing_rounds_without_run'])}; runs started "
         f"by the schedule: {pct(t['runs_started_by_schedule'])}; runs failed: {t['runs_failed']}",
-        f"- new class live from round {t['new_class_live_from_round']}; trained while still collecting in rounds "
+        f"- new class live from round {t['new_class_live_from_round'] or 'never (not live by the last round)'}; "
+        f"trained while still collecting in rounds "
         f"{t['new_class_trained_while_collecting'] or 'none'}; lowest evaluation recall once live "
         f"**{t['new_class_min_recall_once_live']}** (≥ 0.95)",
         f"- thresholds lost: **{', '.join(t['thresholds_lost']) or 'none'}**",
@@ -842,6 +872,10 @@ def write_report(result: dict, command: str) -> None:
         "",
         *harmful_lines(rows),
         "",
+        "How far apart the good and the harmful candidates were, in the gate's own evidence:",
+        "",
+        *separation_lines(rows),
+        "",
         f"The gate's rule, chosen from these rounds: each recorded decision was decided again with "
         f"`mlcore.gate.decide` on labels rebuilt from its checks' paired counts (b, c and support per class; "
         f"{sum(c['reproduced'] for c in grid['cases'])} of {len(grid['cases'])} recorded decisions reproduced "
@@ -851,6 +885,17 @@ def write_report(result: dict, command: str) -> None:
            if defaults else "")
         + (f"Best: {', '.join(f'{k} {best[k]}' for k in GRID)} — good promoted {pct(best['good_promoted'])}, "
            f"harmful refused {pct(best['harmful_refused'])}." if best else ""),
+        "",
+        "| " + " | ".join(GRID) + " | good promoted | harmful refused |",
+        "|" + "---:|" * (len(GRID) + 2),
+        *[("| " + " | ".join(str(rule[name]) for name in GRID)
+           + f" | {pct(rule['good_promoted'])} | {pct(rule['harmful_refused'])} |") for rule in grid["best"]],
+        *([] if defaults is None else [("| " + " | ".join(str(defaults[name]) for name in GRID)
+                                        + f" | {pct(defaults['good_promoted'])} | {pct(defaults['harmful_refused'])} "
+                                        "(the defaults) |")]),
+        "",
+        "Under another rule an earlier decision could have left a different version active; the re-decisions keep "
+        "each round's real champion, so they show what each rule would have decided on the same evidence.",
     ])
     log(f"wrote {replace_doc_section('bench-loop', block)}")
 
