@@ -1,4 +1,4 @@
-"""Test-session plumbing: real PostgreSQL and Redis, a real Celery worker process, temp media."""
+"""Test-session plumbing: real PostgreSQL and Redis, real Celery worker processes, temp media."""
 
 from __future__ import annotations
 
@@ -101,44 +101,59 @@ def _worker_env(media: Path) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real `celery worker` child process consuming both queues from Redis."""
+    """A real `celery worker` child process consuming ``queues`` from Redis."""
 
-    def __init__(self, *, media: Path, log_path: Path, env: dict[str, str] | None = None,
-                 queues: str = "inference,training", extra_args: tuple[str, ...] = ()):
+    def __init__(self, *, media: Path, log_path: Path, queues: str, env: dict[str, str] | None = None,
+                 extra_args: tuple[str, ...] = (), name: str = "test"):
         self.media = media
         self.log_path = log_path
         self.env = env or {}
         self.queues = queues
         self.extra_args = extra_args
+        self.node = f"{name}-{os.getpid()}-{id(self)}"
         self.process: subprocess.Popen | None = None
+        self._log_start = 0
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 90) -> None:
-        marker = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_ready` waits)."""
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "steelqc", "worker", "-Q", self.queues,
-             "--pool", "prefork", "--concurrency", "1", "-n", f"test-{os.getpid()}-{id(self)}@%h",
-             "--loglevel", "INFO", *self.extra_args],
+             "--pool", "prefork", "--concurrency", "1", "-n", f"{self.node}@%h", "--loglevel", "INFO",
+             *self.extra_args],
             cwd=ROOT, env={**_worker_env(self.media), **self.env}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited early; see {self.log_path}:\n{self.log_tail()}")
-            # Celery logs "<name> ready." once it consumes from the broker.
-            if " ready." in self.log_path.read_text(errors="replace")[marker:]:
+            # Celery logs "<node name> ready." once it consumes from the broker; the log may be
+            # shared with another worker, so the line must carry this one's name.
+            log = self.log_path.read_text(errors="replace")[self._log_start:]
+            if any(f"{self.node}@" in line and " ready." in line for line in log.splitlines()):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the Celery worker did not become ready within {timeout}s:\n{self.log_tail()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process and self.process.poll() is None:
+        if self.running:
             os.killpg(self.process.pid, sig)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
+        if self.running:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
@@ -149,6 +164,43 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class CeleryWorkers:
+    """The session's workers as production runs them: one process for the inference queue and
+    one for the training queue, so a training run never holds up a prediction (compose's
+    inference-worker and training-worker, `make run`'s two workers).
+
+    ``inference`` and ``training`` are the two processes, for a test about one of them. The
+    methods here act on both, and both write one log, as they share `make run`'s terminal.
+    """
+
+    def __init__(self, *, media: Path, log_path: Path):
+        from inspections.task_names import INFERENCE_QUEUE, TRAINING_QUEUE
+
+        self.log_path = log_path
+        self.inference = WorkerProcess(media=media, log_path=log_path, queues=INFERENCE_QUEUE, name="inference")
+        self.training = WorkerProcess(media=media, log_path=log_path, queues=TRAINING_QUEUE, name="training")
+        self.processes = (self.inference, self.training)
+
+    def start(self, timeout: float = 90) -> None:
+        """Start each worker that is not running, side by side; return once all consume."""
+        stopped = [worker for worker in self.processes if not worker.running]
+        for worker in stopped:
+            worker.launch()
+        for worker in stopped:
+            worker.wait_ready(timeout)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        for worker in self.processes:
+            worker.kill(sig)
+
+    def stop(self) -> None:
+        for worker in self.processes:
+            worker.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.inference.log_tail(lines)
+
+
 def _flush_broker() -> None:
     import redis
     from django.conf import settings
@@ -157,14 +209,15 @@ def _flush_broker() -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, session_media_root, tmp_path_factory):
-    """The real worker process, started once for the tests that need it (mark them `worker`)."""
+def celery_worker(django_db_setup, django_db_blocker, session_media_root, tmp_path_factory) -> CeleryWorkers:
+    """The real inference and training workers, started once for the tests that need them (mark
+    them `worker`)."""
     _flush_broker()
-    worker = WorkerProcess(media=session_media_root, log_path=tmp_path_factory.mktemp("worker") / "worker.log")
+    workers = CeleryWorkers(media=session_media_root, log_path=tmp_path_factory.mktemp("worker") / "worker.log")
     with django_db_blocker.unblock():
-        worker.start()
-    yield worker
-    worker.stop()
+        workers.start()
+    yield workers
+    workers.stop()
 
 
 # serving_int8 off: the int8 copy's own tests (tests/mlcore/test_serving_int8.py) decide it on

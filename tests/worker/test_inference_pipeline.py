@@ -51,27 +51,27 @@ def test_promoting_a_new_version_swaps_the_model_without_restarting_the_worker(c
     first = _active_version(tiny_model_dirs[0])
     before = _upload(seed=301)
     wait_for(lambda: Prediction.objects.filter(image=before, model_version=first).exists())
-    pid = celery_worker.process.pid
+    pid = celery_worker.inference.process.pid
     second = _active_version(tiny_model_dirs[1])
     after = _upload(seed=302)
     prediction = wait_for(lambda: Prediction.objects.filter(image=after).first())
     assert prediction.model_version_id == second.id
-    assert celery_worker.process.pid == pid and celery_worker.process.poll() is None
+    assert celery_worker.inference.process.pid == pid and celery_worker.inference.running
 
 
 def test_worker_killed_mid_task_still_yields_exactly_one_prediction(celery_worker, tiny_model_dirs):
     _active_version(tiny_model_dirs[0])
     # A fresh worker process must load TensorFlow and the model before it can predict, so
     # killing it as soon as it has taken the message kills it mid-task.
-    celery_worker.stop()
-    celery_worker.start()
+    celery_worker.inference.stop()
+    celery_worker.inference.start()
     marker = celery_worker.log_path.stat().st_size
     image = _upload(seed=401)
     wait_for(lambda: "predict_images" in celery_worker.log_path.read_text(errors="replace")[marker:], interval=0.02)
-    celery_worker.kill(signal.SIGKILL)
+    celery_worker.inference.kill(signal.SIGKILL)
     assert not Prediction.objects.filter(image=image).exists()
 
-    celery_worker.start()
+    celery_worker.inference.start()
     assert pending_images_requeue(older_than_s=0) >= 1  # what the periodic sweeper does
     wait_for(lambda: Prediction.objects.filter(image=image).exists())
     time.sleep(1)

@@ -15,8 +15,8 @@ def test_real_worker_consumes_from_redis_and_reaches_the_database(celery_worker,
     assert settings.CELERY_BROKER_URL.startswith("redis://")
 
 
-def test_worker_listens_on_both_queues(celery_worker):
+def test_inference_and_training_are_consumed_by_separate_workers(celery_worker):
     active = app.control.inspect(timeout=5).active_queues()
     assert active, "no worker answered"
-    queues = {q["name"] for worker_queues in active.values() for q in worker_queues}
-    assert queues == {"inference", "training"}
+    queues_by_worker = {name.split("@")[0]: {queue["name"] for queue in queues} for name, queues in active.items()}
+    assert queues_by_worker == {celery_worker.inference.node: {"inference"}, celery_worker.training.node: {"training"}}

@@ -34,7 +34,7 @@ def test_a_changed_threshold_judges_the_next_upload_without_restarting_the_worke
     before = _upload_stripes(9001)  # the worker has loaded and keeps the model
     assert before.label.name == "crazing" and before.confidence > 0.6 and before.margin > 0.2
     assert REASON_LOW_CONFIDENCE not in before.review_reasons
-    pid = celery_worker.process.pid
+    pid = celery_worker.inference.process.pid
 
     version_thresholds_set(version=version, thresholds={name: 1.0 for name in TINY_MODEL_CLASSES}, note="all to people")
     strict = _upload_stripes(9002)
@@ -45,4 +45,4 @@ def test_a_changed_threshold_judges_the_next_upload_without_restarting_the_worke
     relaxed = _upload_stripes(9003)
     assert relaxed.label.name == "crazing" and relaxed.margin > 0.2
     assert REASON_LOW_CONFIDENCE not in relaxed.review_reasons
-    assert celery_worker.process.pid == pid and celery_worker.process.poll() is None
+    assert celery_worker.inference.process.pid == pid and celery_worker.inference.running
