@@ -142,7 +142,8 @@ def test_each_documented_request_succeeds_in_order_with_the_documented_role(monk
 
     # An installation with labelled images (so a run can start), an active version and a newer one
     # with a file to download: what docs/api.md's reader has after `make run` and a training run.
-    tiny_dataset(tmp_path / "data", per_class=10)
+    # 32 a class: each ready to train (20 training and 5 test images as the split shares them out).
+    tiny_dataset(tmp_path / "data", per_class=32)
     dataset_import_folder(root=tmp_path / "data")
     for name in ("scratches", "inclusion", "no_defect"):
         DefectClass.objects.get_or_create(name=name)

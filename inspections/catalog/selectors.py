@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.conf import settings
 from django.db.models import Count, QuerySet
 
-from inspections.catalog.models import DefectBox, DefectBoxChange, DefectClass, InspectionImage
+from inspections.catalog.models import DefectBox, DefectBoxChange, DefectClass, InspectionImage, Split
+from mlcore.readiness import ClassImages, ClassReadiness, ReadinessRule, class_readiness
 
 
 def dataset_summary() -> dict:
@@ -30,6 +34,45 @@ def box_history_for_image(*, image: InspectionImage) -> QuerySet[DefectBoxChange
 
 def defect_class_list() -> QuerySet[DefectClass]:
     return DefectClass.objects.order_by("name")
+
+
+# --- Class readiness: which classes a training run includes ------------------------------------
+
+def class_readiness_rule() -> ReadinessRule:
+    """The installation's rule: STEELQC_CLASS_MIN_TRAIN_IMAGES / _TEST_IMAGES and the split the
+    platform really uses, so ``images_needed`` counts where new images will go."""
+    return ReadinessRule(min_train_images=settings.STEELQC_CLASS_MIN_TRAIN_IMAGES,
+                         min_test_images=settings.STEELQC_CLASS_MIN_TEST_IMAGES,
+                         fractions=settings.STEELQC_SPLIT_FRACTIONS)
+
+
+def class_image_counts(*, class_names: Iterable[str]) -> dict[str, ClassImages]:
+    """Class name -> its labelled, not excluded images per split (the images a training run would
+    use); one query. Images still waiting for their split are not counted."""
+    names = list(class_names)
+    per_class: dict[str, dict[str, int]] = {name: {} for name in names}
+    rows = (InspectionImage.objects.filter(label__name__in=names, excluded=False)
+            .exclude(split=Split.UNASSIGNED).values_list("label__name", "split").annotate(n=Count("id")))
+    for name, split, n in rows:
+        per_class[name][split] = n
+    return {name: ClassImages(train=splits.get(Split.TRAIN, 0), val=splits.get(Split.VAL, 0),
+                              test=splits.get(Split.TEST, 0)) for name, splits in per_class.items()}
+
+
+def class_readiness_list(*, classes: Iterable[DefectClass] | None = None) -> dict[str, ClassReadiness]:
+    """Class name -> active (trained by the next run) or collecting, with how many more labelled
+    images it needs; for ``classes`` (default: every active class), in their order."""
+    names = [c.name for c in (defect_class_list().filter(active=True) if classes is None else classes)]
+    return class_readiness(counts=class_image_counts(class_names=names), rule=class_readiness_rule())
+
+
+def defect_classes_with_readiness(*, classes: Iterable[DefectClass]) -> list[DefectClass]:
+    """The classes, each carrying ``readiness`` (its ClassReadiness): for the class list and pages."""
+    classes = list(classes)
+    readiness = class_readiness_list(classes=classes)
+    for defect_class in classes:
+        defect_class.readiness = readiness[defect_class.name]
+    return classes
 
 
 # --- Defect boxes of many images at once (training, the promotion gate) ----------------------

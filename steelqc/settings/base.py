@@ -14,6 +14,7 @@ import dj_database_url
 from kombu import Exchange, Queue
 
 from mlcore.gate import GateRule
+from mlcore.readiness import ReadinessRule
 from steelqc.observability import logging_config
 
 from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
@@ -347,6 +348,20 @@ STEELQC_RETRAIN_MIN_NEW_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_LABELS", 50, m
 STEELQC_RETRAIN_CHECK_INTERVAL_S = env_int("STEELQC_RETRAIN_CHECK_INTERVAL_S", 3600, minimum=10)
 # A running run whose worker has not reported for this long is marked failed.
 STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, minimum=30)
+# Class readiness (mlcore.readiness.ReadinessRule holds the defaults): a class is trained only once it
+# has this many training and test images; until then it is collecting and kept out of training runs.
+_READINESS_DEFAULTS = ReadinessRule()
+STEELQC_CLASS_MIN_TRAIN_IMAGES = env_int("STEELQC_CLASS_MIN_TRAIN_IMAGES", _READINESS_DEFAULTS.min_train_images,
+                                         minimum=1)
+STEELQC_CLASS_MIN_TEST_IMAGES = env_int("STEELQC_CLASS_MIN_TEST_IMAGES", _READINESS_DEFAULTS.min_test_images,
+                                        minimum=1)
+try:
+    ReadinessRule(min_train_images=STEELQC_CLASS_MIN_TRAIN_IMAGES, min_test_images=STEELQC_CLASS_MIN_TEST_IMAGES,
+                  fractions=STEELQC_SPLIT_FRACTIONS)
+except ValueError as error:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_CLASS_MIN_*: {error}") from error
 # Promotion gate (mlcore.gate.GateRule says what each value means; its defaults are these
 # settings' defaults): STEELQC_GATE_<FIELD> for every field of the rule, checked at start-up.
 _GATE_DEFAULTS = GateRule()

@@ -100,7 +100,9 @@ def test_dropped_database_connections_fail_cleanly_and_recover(chaos_stack, tiny
     wait_for(lambda: _exactly_one_prediction_each(ids), timeout=120)
 
 
-def test_training_worker_killed_marks_the_run_failed_and_keeps_the_active_version(celery_worker, tiny_model_dirs, tmp_path):
+def test_training_worker_killed_marks_the_run_failed_and_keeps_the_active_version(celery_worker, tiny_model_dirs, tmp_path,
+                                                                                   settings):
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 10, 3  # 20 a class: 14/3/3
     active = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     tiny_dataset(tmp_path / "data", per_class=20)
     dataset_import_folder(root=tmp_path / "data")

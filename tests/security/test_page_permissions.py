@@ -121,6 +121,8 @@ def _trainable_images(request) -> dict:
     from tests.conftest import tiny_dataset
 
     folder = request.getfixturevalue("tmp_path") / "data"
+    settings = request.getfixturevalue("settings")
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 0  # 5 a class: too few to be ready
     tiny_dataset(folder, per_class=5)
     dataset_import_folder(root=folder)
     return {}

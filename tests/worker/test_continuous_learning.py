@@ -62,7 +62,9 @@ def _worker_log(worker) -> str:
 
 def test_beat_starts_a_training_run_once_enough_new_labels_are_reviewed(celery_worker, beat, tmp_path, settings):
     needed = settings.STEELQC_RETRAIN_MIN_NEW_LABELS  # the worker has the same environment, so the same number
-    per_class = needed // 2 + 1
+    # Enough images for both classes to be ready to train (20 training and 5 test images each by
+    # default, so 32 a class as the split shares them out); only `needed` of them get reviewed.
+    per_class = max(needed // 2 + 1, 32)
     tiny_dataset(tmp_path / "data", per_class=per_class)
     dataset_import_folder(root=tmp_path / "data", source="test")
     reviewer = UserFactory(roles=["qa"])

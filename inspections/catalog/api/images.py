@@ -190,7 +190,8 @@ class DefectClassListCreate(ApiView):
 
     @extend_schema(operation_id="classes_list", responses={200: DefectClassOutput(many=True), **COMMON_ERRORS})
     def get(self, request):
-        return Response(self.output(DefectClassOutput, catalog_selectors.defect_class_list(), many=True))
+        classes = catalog_selectors.defect_classes_with_readiness(classes=catalog_selectors.defect_class_list())
+        return Response(self.output(DefectClassOutput, classes, many=True))
 
     @extend_schema(operation_id="classes_create", request=DefectClassInput,
                    responses={201: DefectClassOutput, 400: ERROR, 409: ERROR, **COMMON_ERRORS})
@@ -198,4 +199,5 @@ class DefectClassListCreate(ApiView):
         payload = DefectClassInput(data=request.data)
         payload.is_valid(raise_exception=True)
         defect_class = defect_class_create(**payload.validated_data)
+        [defect_class] = catalog_selectors.defect_classes_with_readiness(classes=[defect_class])
         return Response(self.output(DefectClassOutput, defect_class), status=status.HTTP_201_CREATED)

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass
 from inspections.review.api.serializers import ImageOutput
+from mlcore.readiness import ACTIVE, COLLECTING
 
 
 class UploadErrorOutput(serializers.Serializer):
@@ -32,9 +33,21 @@ class MultiUploadOutput(serializers.Serializer):
 
 
 class DefectClassOutput(serializers.ModelSerializer):
+    """A class with its readiness (``catalog.selectors.defect_classes_with_readiness`` sets it)."""
+
+    status = serializers.ChoiceField(
+        source="readiness.status", choices=[ACTIVE, COLLECTING], read_only=True,
+        help_text="active: the next training run includes it; collecting: too few labelled training or test "
+                  "images yet (STEELQC_CLASS_MIN_TRAIN_IMAGES, STEELQC_CLASS_MIN_TEST_IMAGES), kept out of training",
+    )
+    images_needed = serializers.IntegerField(
+        source="readiness.images_needed", read_only=True,
+        help_text="more labelled images until the class is active, as the split will share them out; 0 when active",
+    )
+
     class Meta:
         model = DefectClass
-        fields = ["id", "name", "description", "active", "created_at"]
+        fields = ["id", "name", "description", "active", "created_at", "status", "images_needed"]
 
 
 # --- Inputs ----------------------------------------------------------------------------------

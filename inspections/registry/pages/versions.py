@@ -139,6 +139,9 @@ def training_run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/training_runs.html", {
         "runs": registry_selectors.training_run_list()[:50], "can_manage": can_manage,
         "start_form": start_form, "unavailable_backbones": unavailable,
+        # What the next run would train: active classes, and collecting ones it leaves out.
+        "class_readiness": list(catalog_selectors.class_readiness_list().values()),
+        "readiness_rule": catalog_selectors.class_readiness_rule(),
     })
 
 

@@ -23,7 +23,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from inspections.catalog.models import NO_DEFECT_CLASS, InspectionImage, Split
-from inspections.catalog.selectors import box_tuples_for_images
+from inspections.catalog.selectors import box_tuples_for_images, class_readiness_rule
 from inspections.catalog.services.stored_files import local_copies
 from inspections.catalog.services.suspects import suspect_labels_flag, suspects_read
 from inspections.errors import ApplicationError, Conflict
@@ -38,9 +38,14 @@ from inspections.registry.models import (
 )
 from inspections.registry.services.model_versions import model_version_register
 from inspections.registry.services.promotion import gate_and_promote
+from mlcore.readiness import COLLECTING, ClassImages, ClassReadiness, class_readiness
 from mlcore.training import parameters as training_parameters
 
 logger = logging.getLogger(__name__)
+
+# In a run's stored parameters: the collecting classes its snapshot left out, and why. Not a
+# training parameter: it is recorded, never passed to mlcore.
+LEFT_OUT_KEY = "left_out_classes"
 
 
 def _installation_defaults() -> dict:
@@ -65,13 +70,17 @@ def training_parameters_clean(params: dict | None) -> dict:
         raise ApplicationError(error.message, code="invalid_parameter", details=error.details) from None
 
 
-def _snapshot_freeze() -> DatasetSnapshot:
+def _snapshot_freeze() -> tuple[DatasetSnapshot, dict[str, ClassReadiness]]:
+    """Freeze the labelled images of the classes ready to train; also return the collecting
+    classes whose images were kept out (name -> why), so the run can say so."""
     rows = list(
         InspectionImage.objects.filter(label__isnull=False, label__active=True, excluded=False)
         .exclude(split=Split.UNASSIGNED)
         .order_by("id")
         .values_list("id", "sha256", "label_id", "label__name", "split")
     )
+    left_out = _collecting_classes(rows)
+    rows = [row for row in rows if row[3] not in left_out]
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     digest = hashlib.sha256()
     for _, sha, _, label, split in rows:
@@ -84,17 +93,49 @@ def _snapshot_freeze() -> DatasetSnapshot:
         [DatasetSnapshotItem(snapshot=snapshot, image_id=i, label_id=l, split=s) for i, _, l, _, s in rows],
         batch_size=2000,
     )
-    return snapshot
+    return snapshot, left_out
 
 
-def _check_snapshot_trainable(snapshot: DatasetSnapshot) -> None:
+def _collecting_classes(rows: list[tuple]) -> dict[str, ClassReadiness]:
+    """The classes among the labelled rows that are still collecting under the installation's rule
+    (the same rule and counts as the class list's ``status``)."""
+    per_class: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _, _, _, label, split in rows:
+        per_class[label][split] += 1
+    readiness = class_readiness(
+        counts={label: ClassImages(train=n["train"], val=n["val"], test=n["test"]) for label, n in per_class.items()},
+        rule=class_readiness_rule(),
+    )
+    return {label: ready for label, ready in readiness.items() if ready.status == COLLECTING}
+
+
+def _left_out_record(left_out: dict[str, ClassReadiness]) -> dict[str, dict]:
+    return {name: {"train_images": r.train_images, "test_images": r.test_images, "images_needed": r.images_needed,
+                   "reason": r.sentence} for name, r in sorted(left_out.items())}
+
+
+def _with_left_out(parameters: dict, left_out: dict[str, ClassReadiness]) -> dict:
+    """The run's stored parameters, with the collecting classes it left out under ``left_out_classes``."""
+    return {**parameters, LEFT_OUT_KEY: _left_out_record(left_out)} if left_out else parameters
+
+
+def _left_out_line(left_out: dict[str, ClassReadiness]) -> str:
+    if not left_out:
+        return "every labelled class is ready to train"
+    return "left out, still collecting: " + "; ".join(r.sentence for _, r in sorted(left_out.items()))
+
+
+def _check_snapshot_trainable(snapshot: DatasetSnapshot, left_out: dict[str, ClassReadiness]) -> None:
+    details = {"counts": snapshot.counts, "collecting": _left_out_record(left_out)}
     classes = {label: splits for label, splits in snapshot.counts.items() if splits.get("train")}
     if len(classes) < 2:
-        raise ApplicationError("Training needs labelled training images of at least two classes.", code="not_enough_data",
-                               details={"counts": snapshot.counts})
+        ready = f"{len(classes)} {'is' if len(classes) == 1 else 'are'} ready ({', '.join(sorted(classes)) or 'none'})"
+        collecting = (f" Still collecting: {'; '.join(r.sentence for _, r in sorted(left_out.items()))}."
+                      if left_out else "")
+        raise ApplicationError(f"Training needs at least two classes ready to train; {ready}.{collecting}",
+                               code="not_enough_data", details=details)
     if not any(splits.get("val") for splits in snapshot.counts.values()):
-        raise ApplicationError("Training needs labelled validation images.", code="not_enough_data",
-                               details={"counts": snapshot.counts})
+        raise ApplicationError("Training needs labelled validation images.", code="not_enough_data", details=details)
 
 
 def training_run_start(*, requested_by, params: dict | None = None, trigger: str = TrainingRunTrigger.MANUAL,
@@ -108,12 +149,12 @@ def training_run_start(*, requested_by, params: dict | None = None, trigger: str
         with transaction.atomic():
             if TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).exists():
                 raise IntegrityError("a run is in progress")
-            snapshot = _snapshot_freeze()
-            _check_snapshot_trainable(snapshot)
+            snapshot, left_out = _snapshot_freeze()
+            _check_snapshot_trainable(snapshot, left_out)
             run = TrainingRun.objects.create(
-                status=TrainingRunStatus.QUEUED, parameters=cleaned, trigger=trigger,
+                status=TrainingRunStatus.QUEUED, parameters=_with_left_out(cleaned, left_out), trigger=trigger,
                 requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
-                snapshot=snapshot,
+                snapshot=snapshot, log=f"{timezone.now():%H:%M:%S} {_left_out_line(left_out)}\n",
             )
             if enqueue:
                 transaction.on_commit(lambda: _queue(run.id))
@@ -189,6 +230,7 @@ class _RunReporter:
 
 
 def _train_config(params: dict):
+    params = {name: value for name, value in params.items() if name != LEFT_OUT_KEY}
     return training_parameters.train_config(params, resnet50_weights=settings.STEELQC_RESNET50_WEIGHTS or None,
                                             cache_dir=settings.STEELQC_CACHE_DIR)
 
@@ -224,7 +266,10 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
     from mlcore.training import train
 
     items = list(run.snapshot.items.select_related("image", "label").order_by("id"))
-    reporter.log(f"training on snapshot {run.snapshot_id}: {len(items)} images, parameters {run.parameters}")
+    parameters = {name: value for name, value in run.parameters.items() if name != LEFT_OUT_KEY}
+    left_out = sorted(run.parameters.get(LEFT_OUT_KEY) or {})
+    reporter.log(f"training on snapshot {run.snapshot_id}: {len(items)} images, parameters {parameters}"
+                 + (f", left out (collecting): {', '.join(left_out)}" if left_out else ""))
     with tempfile.TemporaryDirectory(prefix=f"steelqc-run-{run.pk}-") as workdir:
         paths = local_copies(names=[item.image.file.name for item in items], folder=Path(workdir) / "images")
         # What the detection head trains on: a frame labelled no_defect without boxes is a known-empty
@@ -237,7 +282,8 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
         result = train(_train_config(run.parameters), samples, out_dir=out_dir,
                        progress=reporter.progress, should_cancel=reporter.should_cancel)
         reporter.log(f"trained: test accuracy {result.metrics.get('accuracy', 0):.4f}")
-        version = model_version_register(model_dir=out_dir, created_by=run.requested_by, notes=f"training run {run.pk}")
+        version = model_version_register(model_dir=out_dir, created_by=run.requested_by, notes=f"training run {run.pk}"
+                                         + (f"; left out (collecting): {', '.join(left_out)}" if left_out else ""))
         suspects = suspects_read(model_dir=out_dir, image_ids_by_path={
             str(paths[item.image.file.name]): item.image_id for item in items})
     TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase="gate")

@@ -73,7 +73,9 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
     prediction = review_selectors.image_latest_prediction(image=image)
     neighbours = review_selectors.review_queue_neighbours(image_id=image.pk, filters=filters)
     active = registry_selectors.active_model_version()
-    classes = list(catalog_selectors.defect_class_list().filter(active=True))
+    # Each class carries its readiness: a collecting one says how many more labels it needs.
+    classes = catalog_selectors.defect_classes_with_readiness(
+        classes=catalog_selectors.defect_class_list().filter(active=True))
     no_defect = [c for c in classes if c.name == NO_DEFECT_CLASS]
     classes = no_defect + [c for c in classes if c.name != NO_DEFECT_CLASS]
     keys = iter(CLASS_KEYS)

@@ -106,8 +106,9 @@ def test_a_second_training_run_is_refused_while_one_is_running():
     assert TrainingRun.objects.count() == 1
 
 
-def test_starting_training_freezes_the_labelled_images_and_queues_the_run(no_queue, tmp_path,
+def test_starting_training_freezes_the_labelled_images_and_queues_the_run(no_queue, tmp_path, settings,
                                                                           django_capture_on_commit_callbacks):
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 1  # 10 a class split 7/2/1
     from inspections import task_names
     from inspections.catalog.services.dataset_import import dataset_import_folder
     from tests.conftest import tiny_dataset

@@ -29,10 +29,12 @@ ROTATED = {Split.TRAIN: Split.TEST, Split.VAL: Split.TRAIN, Split.TEST: Split.VA
 
 
 @pytest.fixture
-def labelled(tmp_path) -> dict:
+def labelled(tmp_path, settings) -> dict:
     """12 imported images of two classes; one relabelled by a reviewer, one excluded.
 
-    Splits are rotated away from what the split rule gives, so only a manifest can restore them."""
+    Splits are rotated away from what the split rule gives, so only a manifest can restore them.
+    A run's snapshot of so few images needs the readiness rule out of the way."""
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 0
     root = tmp_path / "source"
     for c, label in enumerate(("crazing", "inclusion")):
         (root / label).mkdir(parents=True)

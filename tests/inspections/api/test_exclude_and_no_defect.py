@@ -77,7 +77,8 @@ def test_labelling_an_excluded_image_includes_it_again(qa):
     assert (body["image"]["excluded"], body["image"]["label"]) == (False, "patches")
 
 
-def test_an_excluded_image_never_enters_a_training_snapshot(qa, no_queue):
+def test_an_excluded_image_never_enters_a_training_snapshot(qa, no_queue, settings):
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 0  # one or two images a class
     kept = [_labelled("crazing"), _labelled("inclusion", split="val"), _labelled("inclusion"), _labelled("crazing", split="val")]
     excluded = _labelled("crazing", split="test")
     _decide(qa, excluded, exclude=True, reason="camera fault")

@@ -66,7 +66,8 @@ def test_version_page_shows_gate_reasons_per_class_metrics_and_serves_its_plots(
     assert client.get(reverse("registry:model-version-plot", args=[version.pk, "secrets"])).status_code == 404
 
 
-def test_ml_admin_starts_a_run_from_the_page_and_cancels_it(client, no_queue, tmp_path):
+def test_ml_admin_starts_a_run_from_the_page_and_cancels_it(client, no_queue, tmp_path, settings):
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 1  # 10 a class split 7/2/1
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
     user = _client(client, "ml_admin")

@@ -48,7 +48,8 @@ def _a_valid_value(param: Parameter):
 
 
 @pytest.fixture
-def labelled_images(tmp_path):
+def labelled_images(tmp_path, settings):
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 1, 1  # 10 a class split 7/2/1; readiness is tested elsewhere
     tiny_dataset(tmp_path / "data", per_class=10)
     dataset_import_folder(root=tmp_path / "data")
 

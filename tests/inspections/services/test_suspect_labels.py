@@ -125,8 +125,9 @@ def test_an_unknown_reason_code_in_the_queue_filter_is_ignored_by_the_form(clien
     assert_error(client_for("viewer").get("/api/v1/images/?review_reason=suspect"), 400, "invalid")
 
 
-def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp_path):
+def test_a_real_training_run_flags_the_mislabelled_training_images(no_queue, tmp_path, settings):
     """Stripes labelled inclusion among the spots: the run's confident learning disputes them."""
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 10, 3  # crazing keeps 27
     from inspections.catalog.services.dataset_import import dataset_import_folder
     from inspections.registry.services.training import training_run_execute, training_run_start
     from tests.conftest import TINY_TRAINING_PARAMS

@@ -109,7 +109,7 @@ def test_a_worse_candidate_is_not_promoted_and_the_reasons_name_the_classes(no_q
     # The gate reads the candidate's metrics and runs it on the test split: no serving copy needed.
     worse = model_version_register(model_dir=train_tiny_model(tmp_path / "swapped", seed=3, swap_labels=True,
                                                               serving_export=False))
-    decision = gate_and_promote(candidate=worse, snapshot=_snapshot_freeze())
+    decision = gate_and_promote(candidate=worse, snapshot=_snapshot_freeze()[0])
     assert decision["passed"] is False and decision["promoted"] is False
     assert any("accuracy" in reason for reason in decision["reasons"])
     assert any("recall of crazing" in r or "recall of inclusion" in r for r in decision["reasons"])
@@ -123,7 +123,7 @@ def test_a_worse_candidate_is_not_promoted_and_the_reasons_name_the_classes(no_q
 def test_an_equally_good_candidate_replaces_the_champion(no_queue, tiny_images, tiny_model_dirs):
     champion = model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
     candidate = model_version_register(model_dir=tiny_model_dirs[1])
-    decision = gate_and_promote(candidate=candidate, snapshot=_snapshot_freeze())
+    decision = gate_and_promote(candidate=candidate, snapshot=_snapshot_freeze()[0])
     assert decision["promoted"], decision["reasons"]
     champion.refresh_from_db()
     assert champion.status == ModelVersionStatus.RETIRED
