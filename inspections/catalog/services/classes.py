@@ -15,19 +15,26 @@ def defect_class_name_normalise(name: str) -> str:
 
 @transaction.atomic
 def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
-    """Return the classes named, creating the missing ones (class names are data)."""
+    """Return the classes named, creating the missing ones (class names are data).
+
+    Safe when another process creates the same class at the same moment (an import beside a
+    worker registering a model): the insert skips a name that exists by then, and the classes
+    are read back after it."""
     wanted = {defect_class_name_normalise(name) for name in names}
     found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
+    missing = []
     for name in sorted(wanted - found.keys()):
         defect_class = DefectClass(name=name)
         try:
-            defect_class.full_clean()
+            defect_class.full_clean(validate_unique=False)
         except ValidationError as error:
             raise ApplicationError(
                 f"{name!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
             ) from None
-        defect_class.save()
-        found[name] = defect_class
+        missing.append(defect_class)
+    if missing:
+        DefectClass.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
     return found
 
 
