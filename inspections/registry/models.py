@@ -21,6 +21,10 @@ class Retirement(models.TextChoices):
     ROLLED_BACK = "rolled_back", "rolled back"
 
 
+# A reason for promoting a version over the gate's refusal: a sentence or a paragraph, not a file.
+OVERRIDE_REASON_MAX_LENGTH = 2000
+
+
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True)
     status = models.CharField(
@@ -55,6 +59,16 @@ class ModelVersion(models.Model):
     thresholds_revision = models.PositiveIntegerField(
         default=0, help_text="Bumped on every change of decision_thresholds; clients send it back in If-Match.",
     )
+    promotion_override_reason = models.CharField(
+        max_length=OVERRIDE_REASON_MAX_LENGTH, blank=True, default="",
+        help_text="Why a person promoted it although the promotion gate refused it (the latest such promotion); "
+                  "empty when it never was.",
+    )
+    promotion_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who promoted it over the gate's refusal.",
+    )
+    promotion_override_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
@@ -64,6 +78,12 @@ class ModelVersion(models.Model):
             ),
             models.CheckConstraint(condition=Q(status__in=ModelVersionStatus.values), name="model_version_status_valid"),
             models.CheckConstraint(condition=Q(retirement__in=Retirement.values), name="model_version_retirement_valid"),
+            # An override is recorded whole: a reason always has its time, and a time its reason.
+            models.CheckConstraint(
+                condition=(Q(promotion_override_reason="") & Q(promotion_override_at__isnull=True))
+                | (~Q(promotion_override_reason="") & Q(promotion_override_at__isnull=False)),
+                name="model_version_override_recorded_whole",
+            ),
         ]
 
     @property

@@ -10,7 +10,7 @@ from inspections.registry.models import ModelVersion, ModelVersionStatus, Traini
 
 def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related(
-        "created_by", "promoted_by", "retired_by", "training_run__snapshot"
+        "created_by", "promoted_by", "retired_by", "promotion_override_by", "training_run__snapshot"
     ).order_by("-number")
 
 

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspections.api.fields import _username
-from inspections.registry.models import ModelVersion, TrainingRun
+from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, TrainingRun
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter
 
 
@@ -19,6 +19,10 @@ class ModelVersionOutput(serializers.ModelSerializer):
     retired_by = serializers.SerializerMethodField(
         help_text="Username of who ended its last time as active (by promoting another version or rolling back).")
     training_run = serializers.SerializerMethodField()
+    promotion_override_reason = serializers.SerializerMethodField(
+        help_text="Why a person promoted it although the promotion gate refused it; null when it never was.")
+    promotion_override_by = serializers.SerializerMethodField(
+        help_text="Username of who promoted it over the gate's refusal; null when nobody did (or the system).")
     weight_source = serializers.JSONField()
     classes = serializers.ListField(child=serializers.CharField())
     metrics = serializers.JSONField()
@@ -27,7 +31,8 @@ class ModelVersionOutput(serializers.ModelSerializer):
         model = ModelVersion
         fields = ["id", "number", "name", "status", "backbone", "weight_source", "classes", "metrics", "notes",
                   "artifact_path", "created_at", "created_by", "promoted_at", "promoted_by", "retired_at",
-                  "retired_by", "retirement", "training_run"]
+                  "retired_by", "retirement", "training_run", "promotion_override_reason", "promotion_override_by",
+                  "promotion_override_at"]
 
     def get_created_by(self, version: ModelVersion) -> str | None:
         return _username(version.created_by)
@@ -37,6 +42,12 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
     def get_retired_by(self, version: ModelVersion) -> str | None:
         return _username(version.retired_by)
+
+    def get_promotion_override_reason(self, version: ModelVersion) -> str | None:
+        return version.promotion_override_reason or None
+
+    def get_promotion_override_by(self, version: ModelVersion) -> str | None:
+        return _username(version.promotion_override_by) if version.promotion_override_at else None
 
     def get_training_run(self, version: ModelVersion) -> int | None:
         run = getattr(version, "training_run", None)
@@ -109,4 +120,10 @@ class PromoteInput(serializers.Serializer):
     repredict_review_queue = serializers.BooleanField(
         required=False, default=False,
         help_text="Also give the images waiting for review a fresh prediction from this version.",
+    )
+    override_reason = serializers.CharField(
+        required=False, allow_null=True, allow_blank=False, max_length=OVERRIDE_REASON_MAX_LENGTH,
+        help_text="Why this version goes live although the promotion gate refused it: required for such a "
+                  "version (without it the answer is 409 `gate_refused` with the gate's reasons), recorded "
+                  "with the promotion; not needed, and not recorded, for a version the gate passed.",
     )

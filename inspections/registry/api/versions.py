@@ -44,14 +44,17 @@ class ModelVersionPromote(ApiView):
     @extend_schema(
         operation_id="model_versions_promote", request=PromoteInput,
         description="Make this version the active one (atomically; the previous one is retired). "
-                    "`POST model-versions/rollback/` undoes it.",
+                    "A version the promotion gate refused answers 409 `gate_refused` (the gate's reasons in "
+                    "`details.reasons`; nothing changes) unless the body has `override_reason`, which is then "
+                    "recorded with the promotion. `POST model-versions/rollback/` undoes it.",
         responses={200: ModelVersionOutput, 400: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
     def post(self, request, version_id: int):
         options = PromoteInput(data=request.data)
         options.is_valid(raise_exception=True)
         version = model_version_promote(version=_model_version_or_404(version_id), actor=request.user,
-                                        repredict_review_queue=options.validated_data["repredict_review_queue"])
+                                        repredict_review_queue=options.validated_data["repredict_review_queue"],
+                                        override_reason=options.validated_data.get("override_reason"))
         return Response(self.output(ModelVersionOutput, version))
 
 

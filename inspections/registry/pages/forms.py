@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from django import forms
 
+from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH
 from inspections.registry.services.training import training_parameters_defaults
 from mlcore.training import parameters as training_parameters
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, Parameter, ParameterError
@@ -76,4 +77,19 @@ class TrainingRunStartForm(forms.Form):
 
 
 class PromoteForm(forms.Form):
+    """Promote a version; one the gate refused (``refused``) also needs the reason for overriding it."""
+
     repredict = forms.BooleanField(required=False, label="also re-predict the images waiting for review")
+    override_reason = forms.CharField(
+        required=False, max_length=OVERRIDE_REASON_MAX_LENGTH, label="Why promote it anyway",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded with the promotion and shown on the version page.",
+    )
+
+    def __init__(self, *args, refused: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["override_reason"].required = refused
+
+    def reason_for_override(self) -> str | None:
+        """For ``model_version_promote``: the reason when the gate refused the version, else None."""
+        return self.cleaned_data.get("override_reason") if self.fields["override_reason"].required else None

@@ -8,20 +8,22 @@ from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from inspections.access import roles
 from inspections.catalog import selectors as catalog_selectors
 from inspections.catalog.models import Split
-from inspections.errors import ApplicationError
+from inspections.errors import ApplicationError, Conflict
 from inspections.pages.access import role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.backbones import backbone_availability, backbone_choices
 from inspections.registry.models import ModelVersionStatus
 from inspections.registry.pages.forms import PromoteForm, TrainingRunStartForm
+from inspections.registry.pages.gate_figures import gate_class_rows, per_class_rows
 from inspections.registry.pages.thresholds import thresholds_context
 from inspections.registry.services.artefacts import model_artefact_list
-from inspections.registry.services.model_versions import model_version_promote, model_version_rollback
+from inspections.registry.services.model_versions import (gate_refusal_reasons, model_version_promote,
+                                                          model_version_rollback)
 from inspections.registry.services.training import training_run_cancel, training_run_start
 from mlcore.artefact import PLOT_FILES
 
@@ -55,6 +57,8 @@ def model_version_list(request: HttpRequest) -> HttpResponse:
                      key=lambda v: v.promoted_at, reverse=True)
     return render(request, "registry/model_versions.html", {
         "versions": versions, "active": active, "rollback_target": earlier[0] if active and earlier else None,
+        # Versions the gate refused: their Promote leads to the confirmation step that asks why.
+        "refused_ids": {version.pk for version in versions if gate_refusal_reasons(version) is not None},
         "can_manage": roles.can_manage_models(request.user), "promote_form": PromoteForm(auto_id=False),
         # The dataset export's choices (GET api dataset-export/): the splits and the classes.
         "export_splits": [Split.TRAIN, Split.VAL, Split.TEST], "export_classes": catalog_selectors.defect_class_list(),
@@ -66,12 +70,15 @@ def model_version_list(request: HttpRequest) -> HttpResponse:
 def model_version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     metrics = version.metrics or {}
-    per_class = [{"name": name, **values} for name, values in (metrics.get("per_class") or {}).items()]
+    gate = metrics.get("gate")
+    gate_classes = gate_class_rows(gate)
     detection = metrics.get("detection") or {}
     detection_per_class = [{"name": name, **values} for name, values in (detection.get("per_class") or {}).items()]
     can_download = roles.can_download_artefacts(request.user)
     return render(request, "registry/model_version_detail.html", {
-        "version": version, "metrics": metrics, "per_class": per_class, "gate": metrics.get("gate"),
+        "version": version, "metrics": metrics, "per_class": per_class_rows(metrics.get("per_class"), gate),
+        "gate": gate, "gate_classes": gate_classes, "gate_refused": gate_refusal_reasons(version) is not None,
+        "unmeasured_new_classes": [row for row in gate_classes if row["new"] and not row["measured"]],
         "detection": detection, "detection_per_class": detection_per_class,
         "artefacts": model_artefact_list(version=version) if can_download else [],
         "can_manage": roles.can_manage_models(request.user), "plots": PLOT_FILES, "promote_form": PromoteForm(auto_id=False),
@@ -94,17 +101,31 @@ def model_version_plot(request: HttpRequest, version_id: int, plot: str) -> File
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @model_admin_role
 def model_version_promote_page(request: HttpRequest, version_id: int) -> HttpResponse:
+    """POST promotes. A version the gate refused is promoted only from the confirmation step (GET):
+    it shows the gate's reasons and asks why, and that reason is recorded with the promotion."""
     version = _version_or_404(version_id)
-    form = PromoteForm(request.POST)
-    repredict = form.is_valid() and form.cleaned_data["repredict"]
+    refused = gate_refusal_reasons(version)
+    form = PromoteForm(request.POST if request.method == "POST" else None, refused=refused is not None)
+    if request.method == "GET" or not form.is_valid():
+        return render(request, "registry/model_version_promote.html",
+                      {"version": version, "refusal_reasons": refused, "promote_form": form})
     try:
-        version = model_version_promote(version=version, actor=request.user, repredict_review_queue=repredict)
+        version = model_version_promote(version=version, actor=request.user,
+                                        repredict_review_queue=form.cleaned_data["repredict"],
+                                        override_reason=form.reason_for_override())
+    except Conflict as error:
+        messages.error(request, error.message)
+        if error.code == "gate_refused":  # the gate refused it since the page was shown: ask for the reason
+            return redirect("registry:model-version-promote", version_id=version.pk)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
+        if version.promotion_override_at and refused is not None:
+            messages.success(request, f"{version.name} is now the active version, promoted over the gate's refusal.")
+            return redirect("registry:model-version", version_id=version.pk)
         messages.success(request, f"{version.name} is now the active version.")
     return redirect("registry:model-versions")
 

@@ -14,7 +14,7 @@ from inspections.catalog.services.classes import defect_classes_ensure
 from inspections.errors import ApplicationError, Conflict
 from inspections.locks import MODEL_REGISTRY_LOCK, lock_for_transaction
 from inspections.queueing import inference_enqueue, promotion_event_enqueue
-from inspections.registry.models import ModelVersion, ModelVersionStatus, Retirement
+from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, ModelVersionStatus, Retirement
 from inspections.registry.services.artefact_storage import artefact_delete, artefact_store
 from inspections.registry.services.thresholds import thresholds_carry_forward
 from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE  # plain JSON: no TensorFlow here
@@ -70,19 +70,57 @@ def _acting_user(actor):
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
+def gate_refusal_reasons(version: ModelVersion) -> list[str] | None:
+    """Why the promotion gate held ``version`` back (its stored decision, ``metrics["gate"]``,
+    written with the decision to promote or not), or None when the gate passed it or never
+    judged it (a version registered by hand, the first one)."""
+    decision = (version.metrics or {}).get("gate")
+    if not decision or decision.get("passed", decision.get("promoted", True)):
+        return None
+    return [str(reason) for reason in decision.get("reasons") or []]
+
+
+def _override_reason_clean(override_reason: str | None) -> str | None:
+    if override_reason is None:
+        return None
+    reason = override_reason.strip()
+    if not reason:
+        raise ApplicationError("The reason for promoting over the gate's refusal is empty; say why.",
+                               code="invalid_override_reason")
+    if len(reason) > OVERRIDE_REASON_MAX_LENGTH:
+        raise ApplicationError(f"The reason for promoting over the gate's refusal is longer than "
+                               f"{OVERRIDE_REASON_MAX_LENGTH} characters.", code="invalid_override_reason")
+    return reason
+
+
 def model_version_promote(*, version: ModelVersion, actor=None, repredict_review_queue: bool = False,
-                          retirement: str = Retirement.REPLACED) -> ModelVersion:
+                          override_reason: str | None = None) -> ModelVersion:
     """Make ``version`` the one active version; the previous one is retired. Atomic.
 
+    A version the promotion gate refused (``gate_refusal_reasons``) is promoted only with an
+    ``override_reason``: without one this raises ``Conflict`` ``gate_refused`` with the gate's
+    reasons in ``details`` and changes nothing; with one, the reason, ``actor`` and the time are
+    recorded on the version (the latest override replaces an earlier one). For a version the gate
+    passed or never judged the reason is not needed and not recorded: there was nothing to
+    override. A blank reason is refused (``invalid_override_reason``) whatever the version.
+
     ``actor`` (a user, or None for the system) is recorded as who promoted ``version`` and who
-    retired the previous one, with ``retirement`` saying why it went. When it replaces the previous
-    version, the thresholds a person set there carry forward for the classes both know
-    (``thresholds_carry_forward``).
+    retired the previous one. The thresholds a person set on the previous version carry forward
+    for the classes both know (``thresholds_carry_forward``).
 
     After commit: images still waiting for a prediction are queued for the new version, the
     promotion webhook (if configured) is sent, and with ``repredict_review_queue`` the images
     waiting for a human get a fresh prediction from the new version.
     """
+    return _activate(version=version, actor=actor, repredict_review_queue=repredict_review_queue,
+                     retirement=Retirement.REPLACED, gate_override=_override_reason_clean(override_reason),
+                     heed_gate=True)
+
+
+def _activate(*, version: ModelVersion, actor, retirement: str, repredict_review_queue: bool = False,
+              gate_override: str | None = None, heed_gate: bool = False) -> ModelVersion:
+    """Retire the active version (``retirement`` says why) and activate ``version``, under the
+    registry lock; with ``heed_gate``, a version the gate refused needs ``gate_override``."""
     actor, now = _acting_user(actor), timezone.now()
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
@@ -90,6 +128,11 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
         version = ModelVersion.objects.select_for_update().get(pk=version.pk)
         if version.status == ModelVersionStatus.ACTIVE:
             return version
+        # Read under the lock: the gate writes its decision under the same lock.
+        refused = gate_refusal_reasons(version) if heed_gate else None
+        if refused is not None and gate_override is None:
+            raise Conflict(f"The promotion gate refused {version.name}; to promote it anyway, give a reason "
+                           "(override_reason).", code="gate_refused", details={"reasons": refused})
         for current in locked:
             current.status = ModelVersionStatus.RETIRED
             current.retired_at, current.retired_by, current.retirement = now, actor, retirement
@@ -97,7 +140,12 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
         version.status = ModelVersionStatus.ACTIVE
         version.promoted_at, version.promoted_by = now, actor
         version.retired_at, version.retired_by, version.retirement = None, None, Retirement.NONE
-        version.save(update_fields=["status", "promoted_at", "promoted_by", "retired_at", "retired_by", "retirement"])
+        fields = ["status", "promoted_at", "promoted_by", "retired_at", "retired_by", "retirement"]
+        if refused is not None:
+            version.promotion_override_reason = gate_override
+            version.promotion_override_by, version.promotion_override_at = actor, now
+            fields += ["promotion_override_reason", "promotion_override_by", "promotion_override_at"]
+        version.save(update_fields=fields)
         if retirement == Retirement.REPLACED:
             # What an admin tuned on the version going out stays tuned (a rollback returns to the
             # older version's own thresholds instead).
@@ -112,7 +160,8 @@ def model_version_promote(*, version: ModelVersion, actor=None, repredict_review
 
 def model_version_rollback(*, actor=None) -> ModelVersion:
     """Re-activate the version that was active before the current one; ``actor`` is recorded
-    as who rolled back (the current version's ``retired_by``, ``retirement`` "rolled_back")."""
+    as who rolled back (the current version's ``retired_by``, ``retirement`` "rolled_back").
+    The gate is not asked again: the version served before, by a person's or the gate's choice."""
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
         current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
@@ -124,7 +173,7 @@ def model_version_rollback(*, actor=None) -> ModelVersion:
         )
         if previous is None:
             raise Conflict("There is no earlier active version to roll back to.", code="no_previous_version")
-        return model_version_promote(version=previous, actor=actor, retirement=Retirement.ROLLED_BACK)
+        return _activate(version=previous, actor=actor, retirement=Retirement.ROLLED_BACK)
 
 
 def _queue_pending_images() -> None:
