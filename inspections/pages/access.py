@@ -6,6 +6,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 
 from inspections.access import roles
 
@@ -44,3 +45,10 @@ def role_required(check, message: str):
         return wrapped
 
     return decorator
+
+
+def found_or_404(value, message: str):
+    """``value`` when a selector found it; a 404 page saying ``message`` when it did not."""
+    if value is None:
+        raise Http404(message)
+    return value

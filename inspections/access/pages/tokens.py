@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -17,7 +17,7 @@ from inspections.access import selectors as access_selectors
 from inspections.access.audit import client_address
 from inspections.access.models import ApiTokenScope
 from inspections.access.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke
-from inspections.pages.access import role_required
+from inspections.pages.access import found_or_404, role_required
 
 token_role = role_required(roles.can_manage_models, "API tokens are managed by the role ml_admin.")
 
@@ -59,9 +59,7 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @token_role
 def api_token_revoke_page(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = access_selectors.api_token_get(token_id=token_id)
-    if token is None:
-        raise Http404("No such API token.")
+    token = found_or_404(access_selectors.api_token_get(token_id=token_id), "No such API token.")
     if api_token_revoke(token=token, actor=request.user, ip_address=client_address(request)):
         messages.success(request, f"Revoked {token.name!r} ({token.prefix}…) of {token.user.get_username()}.")
     else:

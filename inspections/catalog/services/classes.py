@@ -13,6 +13,16 @@ def defect_class_name_normalise(name: str) -> str:
     return name.strip().lower().replace(" ", "_")
 
 
+def _checked(defect_class: DefectClass) -> DefectClass:
+    """The class, if its fields are valid (uniqueness is the database's to decide)."""
+    try:
+        defect_class.full_clean(validate_unique=False)
+    except ValidationError as error:
+        raise ApplicationError(f"{defect_class.name!r} is not a valid class name.", code="invalid_class_name",
+                               details=error.message_dict) from None
+    return defect_class
+
+
 @transaction.atomic
 def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
     """Return the classes named, creating the missing ones (class names are data).
@@ -24,14 +34,7 @@ def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
     found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
     missing = []
     for name in sorted(wanted - found.keys()):
-        defect_class = DefectClass(name=name)
-        try:
-            defect_class.full_clean(validate_unique=False)
-        except ValidationError as error:
-            raise ApplicationError(
-                f"{name!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
-            ) from None
-        missing.append(defect_class)
+        missing.append(_checked(DefectClass(name=name)))
     if missing:
         DefectClass.objects.bulk_create(missing, ignore_conflicts=True)
         found = {c.name: c for c in DefectClass.objects.filter(name__in=wanted)}
@@ -41,13 +44,7 @@ def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
 def defect_class_create(*, name: str, description: str = "") -> DefectClass:
     """Add a defect class. Names are normalised (trimmed, lower case, spaces to '_')."""
     normalised = defect_class_name_normalise(name or "")
-    defect_class = DefectClass(name=normalised, description=(description or "").strip())
-    try:
-        defect_class.full_clean(validate_unique=False)
-    except ValidationError as error:
-        raise ApplicationError(
-            f"{normalised!r} is not a valid class name.", code="invalid_class_name", details=error.message_dict
-        ) from None
+    defect_class = _checked(DefectClass(name=normalised, description=(description or "").strip()))
     try:
         with transaction.atomic():
             defect_class.save()

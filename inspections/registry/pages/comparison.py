@@ -6,14 +6,14 @@ they are ready."""
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from inspections.access import roles
 from inspections.api.exceptions import http_status
 from inspections.errors import ApplicationError
-from inspections.pages.access import role_required
+from inspections.pages.access import found_or_404, role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.services.version_comparison import comparison_answer
 
@@ -27,10 +27,8 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 
 
 def _version(version_id: int):
-    version = registry_selectors.model_version_detail(version_id=version_id)
-    if version is None:
-        raise Http404(f"No model version with id {version_id}.")
-    return version
+    return found_or_404(registry_selectors.model_version_detail(version_id=version_id),
+                        f"No model version with id {version_id}.")
 
 
 def _signed(value) -> str:

@@ -6,7 +6,7 @@ while a value is typed."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import escape
@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from inspections.access import roles
 from inspections.errors import ApplicationError
-from inspections.pages.access import role_required
+from inspections.pages.access import found_or_404, role_required
 from inspections.pages.charts import HEIGHT, LEFT, RIGHT, TOP, WIDTH, _axes, _y
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
@@ -66,9 +66,8 @@ def thresholds_context(request: HttpRequest, version) -> dict:
 @require_POST
 @model_admin_role
 def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = registry_selectors.model_version_detail(version_id=version_id)
-    if version is None:
-        raise Http404(f"No model version with id {version_id}.")
+    version = found_or_404(registry_selectors.model_version_detail(version_id=version_id),
+                           f"No model version with id {version_id}.")
     values: dict[str, object] = {}
     for name in version.classes:
         text = request.POST.get(FIELD_PREFIX + name, "").strip()

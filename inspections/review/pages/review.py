@@ -14,7 +14,7 @@ from inspections.api.exceptions import http_status
 from inspections.catalog import selectors as catalog_selectors
 from inspections.catalog.models import NO_DEFECT_CLASS
 from inspections.errors import ApplicationError
-from inspections.pages.access import can_review_queue, role_required
+from inspections.pages.access import can_review_queue, found_or_404, role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.review import selectors as review_selectors
 from inspections.review.pages.forms import QueueFilterForm, ReviewDecisionForm, filter_query
@@ -115,9 +115,7 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
 @never_cache
 @queue_role
 def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
-    image = review_selectors.image_detail(image_id=image_id)
-    if image is None:
-        raise Http404(f"No image with id {image_id}.")
+    image = found_or_404(review_selectors.image_detail(image_id=image_id), f"No image with id {image_id}.")
     return render(request, "inspections/review_image.html", _review_context(request, image))
 
 
@@ -125,9 +123,7 @@ def review_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @label_role
 def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     """The form fallback of the review view (the page's script posts to the API instead)."""
-    image = review_selectors.image_detail(image_id=image_id)
-    if image is None:
-        raise Http404(f"No image with id {image_id}.")
+    image = found_or_404(review_selectors.image_detail(image_id=image_id), f"No image with id {image_id}.")
     form = ReviewDecisionForm(request.POST)
     form.is_valid()  # every field is optional; the service checks the label
     decision = form.cleaned_data
