@@ -15,6 +15,12 @@ pytestmark = pytest.mark.django_db
 
 
 
+@pytest.fixture(autouse=True)
+def small_classes_are_ready(settings):
+    """The commands' logic on a 10-image-a-class set (7 train, 1 test each): ready by a lower rule."""
+    settings.STEELQC_CLASS_MIN_TRAIN_IMAGES, settings.STEELQC_CLASS_MIN_TEST_IMAGES = 5, 1
+
+
 def test_if_no_active_does_nothing_when_a_version_is_live(no_queue, capsys):
     ModelVersionFactory(status=ModelVersionStatus.ACTIVE)
     call_command("train_model", "--if-no-active")
