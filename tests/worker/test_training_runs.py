@@ -47,7 +47,7 @@ def test_first_run_succeeds_and_its_version_goes_live(celery_worker, tmp_path):
     _import_tiny(tmp_path)
     # A class still collecting (3 of the 10 training images it needs): the run leaves it out.
     for split in (Split.TRAIN, Split.TRAIN, Split.TRAIN, Split.VAL, Split.TEST):
-        InspectionImageFactory(label=DefectClass.objects.get(name="patches"), split=split)
+        InspectionImageFactory(label=DefectClass.objects.get_or_create(name="patches")[0], split=split)
     run = wait_for_run(training_run_start(requested_by=None, params=PARAMS), {TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED})
     assert run.status == TrainingRunStatus.SUCCEEDED, run.error
     assert run.progress == 1.0
