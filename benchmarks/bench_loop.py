@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -561,8 +562,13 @@ def gate_grid(rows: list[dict], versions: dict[int, list[str]]) -> dict:
         harmful = [not p for p, case in zip(passed, cases) if case["harmful"]]
         results.append({**changes, "good_promoted": share(good), "harmful_refused": share(harmful)})
     meets = [r for r in results if (r["good_promoted"] or 0) >= 0.9 and r["harmful_refused"] == 1.0]
-    return {"cases": [{k: v for k, v in c.items() if k != "inputs"} for c in cases], "rules": len(results),
-            "meeting_targets": len(meets), "best": best_rules(results), "results": results}
+    outcomes = Counter((r["good_promoted"], r["harmful_refused"]) for r in results)
+    defaults = grid_defaults()
+    return {"cases": [{k: v for k, v in c.items() if k != "inputs"} for c in cases], "grid": GRID,
+            "rules": len(results), "meeting_targets": len(meets), "meeting": meets[:20],
+            "outcomes": [{"good_promoted": g, "harmful_refused": h, "rules": n} for (g, h), n in outcomes.most_common()],
+            "defaults": next((r for r in results if all(r[k] == v for k, v in defaults.items())), None),
+            "best": best_rules(results)}
 
 
 def best_rules(results: list[dict]) -> list[dict]:
@@ -625,7 +631,7 @@ def stack_settings(options, min_new_labels: int) -> dict[str, str]:
     return settings
 
 
-def run_loop(options) -> dict:
+def run_loop(options, *, command: str) -> dict:
     work = ROOT / "var" / "bench-loop"
     work.mkdir(parents=True, exist_ok=True)
     data = plan_data(neu=options.data, work=work, seed=options.seed, seed_per_class=options.seed_per_class,
@@ -639,7 +645,8 @@ def run_loop(options) -> dict:
     processes = [start_web(env, work), start_worker(env, work, queue="training"),
                  start_worker(env, work, queue="inference")]
     rows, started = [], time.monotonic()
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "options": options_record(options),
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "command": command,
+              "options": options_record(options),
               "settings": stack_settings(options, min_new_labels), "sizes": data.sizes,
               "import_s": round(installation.import_s, 1), "rounds": rows}
     try:
@@ -660,15 +667,19 @@ def run_loop(options) -> dict:
         for process in reversed(processes):
             stop(process)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["gate_grid"] = gate_grid(rows, version_classes(rows))
+    save(options.out, result)
+    return result
+
+
+def version_classes(rows: list[dict]) -> dict[int, list[str]]:
+    """Version number -> its classes, for every version the rounds saw."""
     versions = {}
     for row in rows:
         versions[row["active"]["number"]] = row["active"]["classes"]
         if (row.get("run") or {}).get("candidate_number"):
             versions[row["run"]["candidate_number"]] = row["run"]["candidate_classes"]
-    result["totals"] = totals(rows)
-    result["gate_grid"] = gate_grid(rows, versions)
-    save(options.out, result)
-    return result
+    return versions
 
 
 def first_version(loop: Loop) -> dict:
@@ -761,8 +772,16 @@ def round_line(row: dict) -> str:
     probe_text = "–" if not probe else ("answered" if probe["answered"] else f"NOT answered ({probe['status']})")
     times = f"{run['training_s']:.0f} s" if run and run.get("training_s") else "–"
     return (f"| {row['round']} | {row['kind']} | {row['reviewed']} | {decision} | {evidence(run)} "
-            f"| v{row['active']['number']} **{evaluation['accuracy']:.3f}** | {recalls} | {new_state} | {times} "
+            f"| v{row['active']['number']} **{evaluation['accuracy']:.3f}** ({known_accuracy(row):.3f}) | {recalls} "
+            f"| {new_state} | {times} "
             f"| {probe_text} | {'none' if not row['thresholds']['lost'] else ', '.join(row['thresholds']['lost'])} |")
+
+
+def known_accuracy(row: dict) -> float:
+    """Evaluation accuracy over the classes the active version knows (every class has as many
+    evaluation images, so it is the mean of their recalls)."""
+    recalls = [value for name, value in row["evaluation"]["recall"].items() if name in row["active"]["classes"]]
+    return sum(recalls) / len(recalls)
 
 
 def harmful_lines(rows: list[dict]) -> list[str]:
@@ -817,15 +836,32 @@ def separation_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def missed_harm(rows: list[dict]) -> list[str]:
+    """The harmful candidates that went live, and whether they really were worse on clean data."""
+    promoted = [r for r in rows if r["harmful"] and (r.get("run") or {}).get("decision") == "promoted"]
+    if not promoted:
+        return []
+    worse = [r["round"] for r in promoted if r["evaluation"]["accuracy"] < previous_accuracy(rows, r)]
+    good_p = [smallest_p(r["run"]) for r in rows if r["round"] and not r["harmful"] and (r.get("run") or {}).get("gate")]
+    alike = all(smallest_p(r["run"]) is not None and smallest_p(r["run"]) >= min((p for p in good_p if p is not None),
+                                                                               default=1.0) for r in promoted)
+    return [f"  - promoted although harmful by the plan: rounds {', '.join(str(r['round']) for r in promoted)}; "
+            + (f"worse than the version they replaced on the evaluation set: rounds {', '.join(map(str, worse))}"
+               if worse else "none of them scored below the version it replaced on the evaluation set")
+            + ("; the gate's paired tests found no more evidence against them than against any good candidate, "
+               "so no rule can refuse them without refusing good ones" if alike else "")]
+
+
 def previous_accuracy(rows: list[dict], row: dict) -> float:
     index = rows.index(row)
     return rows[index - 1]["evaluation"]["accuracy"] if index else float("nan")
 
 
-def write_report(result: dict, command: str) -> None:
+def write_report(result: dict) -> None:
+    command = result.get("command", "make bench-loop")
     rows, t, grid = result["rounds"], result["totals"], result["gate_grid"]
     options = result["options"]
-    defaults = next((r for r in grid["results"] if all(r[k] == v for k, v in grid_defaults().items())), None)
+    defaults = grid["defaults"]
     best = grid["best"][0] if grid["best"] else None
     block = "\n".join([
         "## The learning loop (`make bench-loop`)",
@@ -848,7 +884,8 @@ def write_report(result: dict, command: str) -> None:
         f"Evaluation set: {options['eval_per_class']} images per class (all six) never uploaded; the active version's "
         f"artefacts downloaded through the API and predicted with mlcore.",
         "",
-        "| round | kind | reviewed | run (by beat) | gate's evidence | active version, evaluation accuracy "
+        "| round | kind | reviewed | run (by beat) | gate's evidence | active version: evaluation accuracy "
+        "(on the classes it knows) "
         "| evaluation recall per class | new class status (images needed) | training | ?wait=10 during the run "
         "| thresholds lost |",
         "|---|---|---:|---|---|---|---|---|---|---|---|",
@@ -858,6 +895,7 @@ def write_report(result: dict, command: str) -> None:
         "",
         f"- good candidates promoted: **{pct(t['good_promoted'])}** of {t['good_runs']} (≥ 90 %)",
         f"- harmful candidates refused: **{pct(t['harmful_refused'])}** of {t['harmful_runs']} (100 %)",
+        *missed_harm(rows),
         f"- rounds with nothing to review that started no run: {pct(t['nothing_rounds_without_run'])}; runs started "
         f"by the schedule: {pct(t['runs_started_by_schedule'])}; runs failed: {t['runs_failed']}",
         f"- new class live from round {t['new_class_live_from_round'] or 'never (not live by the last round)'}; "
@@ -880,24 +918,37 @@ def write_report(result: dict, command: str) -> None:
         f"`mlcore.gate.decide` on labels rebuilt from its checks' paired counts (b, c and support per class; "
         f"{sum(c['reproduced'] for c in grid['cases'])} of {len(grid['cases'])} recorded decisions reproduced "
         f"exactly) under {grid['rules']} rules (alpha, class_alpha, practical_margin, class_practical_margin, "
-        f"max_recall_drop, max_recall_drop_images). {grid['meeting_targets']} meet both targets. The defaults: "
-        + (f"good promoted {pct(defaults['good_promoted'])}, harmful refused {pct(defaults['harmful_refused'])}. "
+        f"max_recall_drop, max_recall_drop_images). {grid['meeting_targets']} meet both targets"
+        f"{outcomes_sentence(grid)}. The defaults: "
+        + (f"good promoted {pct(defaults['good_promoted'])}, harmful refused {pct(defaults['harmful_refused'])}."
            if defaults else "")
-        + (f"Best: {', '.join(f'{k} {best[k]}' for k in GRID)} — good promoted {pct(best['good_promoted'])}, "
-           f"harmful refused {pct(best['harmful_refused'])}." if best else ""),
+        + (f" Best: {', '.join(f'{k} {best[k]}' for k in GRID)} — good promoted {pct(best['good_promoted'])}, "
+           f"harmful refused {pct(best['harmful_refused'])}." if best and not all_alike(grid) else ""),
         "",
-        "| " + " | ".join(GRID) + " | good promoted | harmful refused |",
-        "|" + "---:|" * (len(GRID) + 2),
-        *[("| " + " | ".join(str(rule[name]) for name in GRID)
-           + f" | {pct(rule['good_promoted'])} | {pct(rule['harmful_refused'])} |") for rule in grid["best"]],
-        *([] if defaults is None else [("| " + " | ".join(str(defaults[name]) for name in GRID)
-                                        + f" | {pct(defaults['good_promoted'])} | {pct(defaults['harmful_refused'])} "
-                                        "(the defaults) |")]),
-        "",
+        *([] if all_alike(grid) else [
+            "| " + " | ".join(GRID) + " | good promoted | harmful refused |",
+            "|" + "---:|" * (len(GRID) + 2),
+            *[("| " + " | ".join(str(rule[name]) for name in GRID)
+               + f" | {pct(rule['good_promoted'])} | {pct(rule['harmful_refused'])} |") for rule in grid["best"]],
+            "",
+        ]),
         "Under another rule an earlier decision could have left a different version active; the re-decisions keep "
         "each round's real champion, so they show what each rule would have decided on the same evidence.",
     ])
     log(f"wrote {replace_doc_section('bench-loop', block)}")
+
+
+def all_alike(grid: dict) -> bool:
+    return len(grid["outcomes"]) == 1
+
+
+def outcomes_sentence(grid: dict) -> str:
+    outcomes = grid["outcomes"]
+    if len(outcomes) == 1:
+        good, harmful = outcomes[0]["good_promoted"], outcomes[0]["harmful_refused"]
+        return (f"; every rule decides every round alike (good promoted {pct(good)}, harmful refused {pct(harmful)}): "
+                "the simulation gives no ground to move these settings from their defaults")
+    return f"; the rules give {len(outcomes)} different outcomes"
 
 
 def grid_defaults() -> dict:
@@ -929,6 +980,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loop.json")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone (trial runs)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the docs section from the results JSON (--out) without running the loop")
     options = parser.parse_args()
     plan = [kind.strip() for kind in options.plan.split(",") if kind.strip()]
     if options.rounds:
@@ -937,11 +990,18 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown round kinds: {', '.join(unknown)}")
     options.plan = plan
-    result = run_loop(options)
+    if options.report_only:  # the recorded rounds judged again (a changed GRID applies) and reported
+        result = json.loads(options.out.read_text())
+        result["totals"] = totals(result["rounds"])
+        result["gate_grid"] = gate_grid(result["rounds"], version_classes(result["rounds"]))
+        save(options.out, result)
+        write_report(result)
+        return
+    result = run_loop(options, command="make bench-loop" if not sys.argv[1:]
+                      else f"make bench-loop BENCH_LOOP_ARGS='{' '.join(sys.argv[1:])}'")
     log(json.dumps(result["totals"]))
     if not options.no_docs:
-        command = "make bench-loop" if sys.argv[1:] == [] else f"make bench-loop BENCH_LOOP_ARGS='{' '.join(sys.argv[1:])}'"
-        write_report(result, command)
+        write_report(result)
     log(f"wrote {options.out}")
 
 
