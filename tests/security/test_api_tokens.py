@@ -301,3 +301,75 @@ def test_an_owner_without_role_groups_has_no_roles_and_a_prefix_twin_does_not_ma
     user, token = _authenticate(issued.secret)
     assert token.pk == issued.token.pk and roles.user_roles(user) == set()
     assert_error(_get(issued.secret), 403, "permission_denied")
+
+
+# --- who may have a token made for them (issue 26, item 4) ---------------------------------------------
+
+def _page_post(client, username: str):
+    return client.post("/accounts/api-tokens/", {"username": username, "name": "minted", "scope": "admin"})
+
+
+def test_an_ml_admin_cannot_make_a_token_for_the_superuser(client):
+    client.force_login(UserFactory(roles=["ml_admin"]))
+    UserFactory(username="root", is_staff=True, is_superuser=True)
+    response = _page_post(client, "root")
+    assert response.status_code == 403
+    assert "only a superuser" in response.content.decode()
+    assert not ApiToken.objects.exists()
+    assert not AuthEvent.objects.filter(kind=AuthEventKind.TOKEN_CREATED).exists()
+
+
+@pytest.mark.parametrize("owner_roles", [["qa"], ["ml_admin"], ["integrator", "qa"], ["viewer"], []])
+def test_an_ml_admin_cannot_make_a_token_for_a_person(client, owner_roles):
+    client.force_login(UserFactory(roles=["ml_admin"]))
+    UserFactory(username="person", roles=owner_roles)
+    assert _page_post(client, "person").status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_the_service_refuses_a_token_for_a_person_with_its_code():
+    from inspections.errors import PermissionDenied
+
+    admin, person = UserFactory(roles=["ml_admin"]), UserFactory(roles=["qa"])
+    with pytest.raises(PermissionDenied) as refused:
+        api_token_create(user=person, name="as qa", actor=admin)
+    assert refused.value.code == "token_owner_not_allowed"
+    assert not ApiToken.objects.exists()
+
+
+def test_staff_in_the_integrator_role_is_not_api_only(client):
+    client.force_login(UserFactory(roles=["ml_admin"]))
+    UserFactory(username="staff-plc", roles=["integrator"], is_staff=True)
+    assert _page_post(client, "staff-plc").status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_an_ml_admin_makes_tokens_for_api_only_accounts_and_for_themself(client):
+    admin = UserFactory(username="ml", roles=["ml_admin"])
+    client.force_login(admin)
+    call_command("create_api_token", "plc-9", "--create", "--role", "integrator",
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    ApiToken.objects.all().delete()
+    assert _page_post(client, "plc-9").status_code == 201
+    assert _page_post(client, "ml").status_code == 201
+    assert sorted(ApiToken.objects.values_list("user__username", flat=True)) == ["ml", "plc-9"]
+    details = AuthEvent.objects.filter(kind=AuthEventKind.TOKEN_CREATED).values_list("detail", flat=True)
+    assert not any("for a person" in detail for detail in details)
+
+
+def test_a_superuser_makes_a_token_for_a_person_and_it_is_audited(client):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    person = UserFactory(username="qa-person", roles=["qa"])
+    client.force_login(root)
+    assert _page_post(client, "qa-person").status_code == 201
+    token = ApiToken.objects.get()
+    assert token.user == person and token.created_by == root
+    [event] = AuthEvent.objects.filter(kind=AuthEventKind.TOKEN_CREATED)
+    assert (event.user, event.actor) == (person, root)
+    assert "for a person by a superuser" in event.detail and "on a page" in event.detail
+
+
+def test_the_command_line_still_makes_a_token_for_a_person():
+    UserFactory(username="qa-person", roles=["qa"])
+    secret = _command("create_api_token", "qa-person")
+    assert ApiToken.objects.get().prefix == secret[:12]

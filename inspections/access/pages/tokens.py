@@ -16,7 +16,12 @@ from inspections.access import roles
 from inspections.access import selectors as access_selectors
 from inspections.access.audit import client_address
 from inspections.access.models import ApiTokenScope
-from inspections.access.services.api_tokens import ApiTokenError, api_token_create, api_token_revoke
+from inspections.access.services.api_tokens import (
+    ApiTokenError,
+    api_token_create,
+    api_token_revoke,
+)
+from inspections.errors import PermissionDenied
 from inspections.pages.access import found_or_404, role_required
 
 token_role = role_required(roles.can_manage_models, "API tokens are managed by the role ml_admin.")
@@ -53,6 +58,8 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
                                   actor=request.user, ip_address=client_address(request))
     except ApiTokenError as error:
         return _page(request, form=form, error=str(error), status=400)
+    except PermissionDenied as error:
+        return _page(request, form=form, error=error.message, status=403)
     return _page(request, form={"scope": ApiTokenScope.READ}, issued=issued, status=201)
 
 

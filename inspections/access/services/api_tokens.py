@@ -23,6 +23,7 @@ from django.utils import timezone
 from inspections.access import roles
 from inspections.access.models import ApiToken, ApiTokenScope, AuthEventKind
 from inspections.access.services.auth_events import auth_event_record
+from inspections.errors import PermissionDenied
 
 SECRET_PREFIX = "sqc_"  # nosec B105 - the marker every secret starts with, not a secret
 PREFIX_LENGTH = 12  # "sqc_" and 8 random characters; a migrated key's first 12 hex digits
@@ -49,9 +50,39 @@ def api_token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def api_token_owner_is_api_only(user) -> bool:
+    """An account for a machine, not a person: in the role group ``integrator`` and no other,
+    neither staff nor superuser (as ``create_api_token --create --role integrator`` makes them).
+    A token for it can upload and read, never review or manage models as someone."""
+    if user.is_superuser or user.is_staff:
+        return False
+    return roles.user_roles(user) == {roles.INTEGRATOR}
+
+
+def api_token_owner_check(*, user, actor) -> None:
+    """Refuse a token that would let ``actor`` act as another person.
+
+    A token is a full login as its owner, so an ML admin may make one only for themself or for an
+    API-only account; one for a person (a QA user, another admin, a superuser) only a superuser may
+    make. ``actor=None`` is the operator on the command line (``create_api_token``), who has the
+    database already and is allowed.
+    """
+    if actor is None or not actor.pk or actor.is_superuser or actor.pk == user.pk:
+        return
+    if api_token_owner_is_api_only(user):
+        return
+    raise PermissionDenied(
+        f"A token for {user.get_username()!r} would act as that person: only a superuser may make it. "
+        "Make tokens for yourself or for API-only accounts (role integrator only).",
+        code="token_owner_not_allowed")
+
+
 def api_token_create(*, user, name: str, scope: str = ApiTokenScope.ADMIN, expires_at=None,
                      actor=None, ip_address: str | None = None) -> IssuedToken:
-    """A new token for ``user``; the returned secret is the only copy there will ever be."""
+    """A new token for ``user``; the returned secret is the only copy there will ever be.
+
+    Raises ``ApiTokenError`` for bad input and ``PermissionDenied`` (``token_owner_not_allowed``)
+    when ``actor`` may not make a token for ``user`` (``api_token_owner_check``)."""
     name = (name or "").strip()
     if not name:
         raise ApiTokenError("Give the token a name (what uses it, e.g. 'camera line 3').")
@@ -63,6 +94,7 @@ def api_token_create(*, user, name: str, scope: str = ApiTokenScope.ADMIN, expir
         raise ApiTokenError(f"User {user.get_username()!r} is inactive; a token would not work.")
     if expires_at is not None and expires_at <= timezone.now():
         raise ApiTokenError("The expiry must lie in the future.")
+    api_token_owner_check(user=user, actor=actor)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -70,7 +102,7 @@ def api_token_create(*, user, name: str, scope: str = ApiTokenScope.ADMIN, expir
             scope=scope, expires_at=expires_at, created_by=actor if actor is not None and actor.pk else None,
         )
         auth_event_record(kind=AuthEventKind.TOKEN_CREATED, user=user, actor=_other(actor, user),
-                          ip_address=ip_address, detail=_describe(token) + _where(actor))
+                          ip_address=ip_address, detail=_describe(token) + _where(actor) + _for_person(user, actor))
     return IssuedToken(token=token, secret=secret)
 
 
@@ -207,6 +239,13 @@ def _describe(token: ApiToken) -> str:
 
 def _where(actor) -> str:
     return " on a page" if actor is not None and actor.pk else " on the command line"
+
+
+def _for_person(user, actor) -> str:
+    """Marks in the audit trail a token a superuser made for another person (not an API-only account)."""
+    if actor is None or not actor.pk or actor.pk == user.pk or api_token_owner_is_api_only(user):
+        return ""
+    return ", for a person by a superuser"  # the superuser is the event's actor
 
 
 def _other(actor, user):
