@@ -19,10 +19,30 @@ ERROR = inline_serializer(
     })},
 )
 COMMON_ERRORS = {401: ERROR, 403: ERROR, 429: ERROR}
+REPEATED_PARAMETER = "Give this parameter once."
+
+
+def query_parameters_once(query_params) -> None:
+    """Refuse a query string that names a parameter more than once (``?split=train&split=test``).
+
+    Such a request is ambiguous, and a serializer reading a QueryDict silently takes the last
+    value; refusing it is the answer ``images/`` always gave: 400 ``invalid`` with, per repeated
+    parameter, ``"Give this parameter once."``. No endpoint takes a repeated query parameter."""
+    repeated = sorted(name for name in query_params if len(query_params.getlist(name)) > 1)
+    if repeated:
+        raise serializers.ValidationError({name: [REPEATED_PARAMETER] for name in repeated})
+
+
 class ApiView(GenericAPIView):
     permission_classes = [RolePerMethod]
     role_checks: dict = {"GET": ReadRole}
     throttle_scopes: dict = {}
+
+    def initial(self, request, *args, **kwargs):
+        # After authentication, permissions and throttles, as a view's own query serializer would
+        # run; here once for every endpoint, so none can forget it.
+        super().initial(request, *args, **kwargs)
+        query_parameters_once(request.query_params)
 
     def output(self, serializer_class, instance, **kwargs):
         return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data
