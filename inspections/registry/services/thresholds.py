@@ -24,6 +24,13 @@ from mlcore.artefact import CONFIG_FILE, DEFAULT_CONFIDENCE_THRESHOLD
 from mlcore.thresholds import threshold_curves
 
 NOTE_MAX_LENGTH = 500
+# A prediction of a class whose confidence is below the class's threshold goes to review. The
+# top class's softmax confidence is never below 1/K (K classes: 1/7 here, 1/100 at most in any
+# plausible catalogue), so a threshold under 0.01 means the same as 0.01 ("never review") and
+# is only ever a slip: 0, a denormal such as 5e-324, or 1e-400, which JSON parses to 0.0. 1.0
+# is the top: confidence never exceeds it, so 1.0 already reviews every prediction.
+THRESHOLD_MIN = 0.01
+THRESHOLD_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,9 +117,10 @@ def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], s
         if name not in version.classes:
             problems[name] = f"{version.name} has no class {name!r} (its classes: {', '.join(version.classes)})."
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            problems[name] = "The threshold must be a number from 0 to 1."
-        elif not 0.0 <= value <= 1.0:
-            problems[name] = f"The threshold must be from 0 to 1, got {value}."
+            problems[name] = f"The threshold must be a number from {THRESHOLD_MIN} to {THRESHOLD_MAX:g}."
+        elif not THRESHOLD_MIN <= value <= THRESHOLD_MAX:
+            problems[name] = (f"The threshold must be from {THRESHOLD_MIN} to {THRESHOLD_MAX:g}, got {value!r} "
+                              f"(below {THRESHOLD_MIN} no prediction would go to review anyway).")
         else:
             cleaned[name] = float(value)
     if problems:

@@ -84,6 +84,9 @@ def test_unknown_version_is_404():
     ({"thresholds": {"scratches": 0.9}}, "invalid_thresholds"),        # a class not in the version
     ({"thresholds": {"crazing": 1.5}}, "invalid_thresholds"),
     ({"thresholds": {"crazing": -0.1}}, "invalid_thresholds"),
+    ({"thresholds": {"crazing": 0}}, "invalid_thresholds"),            # below the minimum 0.01
+    ({"thresholds": {"crazing": 0.0099}}, "invalid_thresholds"),
+    ({"thresholds": {"crazing": 5e-324}}, "invalid_thresholds"),       # a denormal
     ({"thresholds": {"crazing": "0.5"}}, "invalid_thresholds"),        # not a number
     ({"thresholds": {"crazing": True}}, "invalid_thresholds"),
     ({"thresholds": {"crazing": None}}, "invalid_thresholds"),
@@ -134,3 +137,20 @@ def test_old_version_without_curve_gets_one_from_its_validation_predictions():
     assert curve["predicted"] == 2
     assert curve["precision"][curve["thresholds"].index(0.0)] == 0.5
     assert curve["precision"][curve["thresholds"].index(0.8)] == 1.0
+
+
+@pytest.mark.parametrize("raw", ['{"thresholds": {"crazing": 1e-400}}', '{"thresholds": {"crazing": 5e-324}}',
+                                 '{"thresholds": {"crazing": -0.0}}'])
+def test_values_that_parse_to_zero_or_a_denormal_are_refused(version, raw):
+    response = client_for("ml_admin").generic("PUT", _url(version.pk), raw, content_type="application/json")
+    assert "crazing" in assert_error(response, 400, "invalid_thresholds")["details"]
+    version.refresh_from_db()
+    assert version.decision_thresholds == {} and not DecisionThresholdChange.objects.exists()
+
+
+@pytest.mark.parametrize("value", [0.01, 1.0, 1])
+def test_the_limits_themselves_are_accepted(version, value):
+    response = client_for("ml_admin").put(_url(version.pk), {"thresholds": {"crazing": value}}, format="json")
+    assert response.status_code == 200, response.content[:300]
+    version.refresh_from_db()
+    assert version.decision_thresholds == {"crazing": float(value)}
