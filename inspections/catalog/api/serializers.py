@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass
+from inspections.catalog.services.classes import DESCRIPTION_MAX_LENGTH
 from inspections.review.api.serializers import ImageOutput
 from mlcore.readiness import ACTIVE, COLLECTING
 
@@ -82,4 +83,8 @@ class UploadInput(serializers.Serializer):
 
 class DefectClassInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    # The limit is the service's (one code, description_too_long, for every caller); stated here for the schema.
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text=f"What the defect looks like; at most {DESCRIPTION_MAX_LENGTH} characters (after trimming), "
+                  "longer is 400 description_too_long.")

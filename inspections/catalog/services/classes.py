@@ -8,6 +8,10 @@ from django.db import IntegrityError, transaction
 from inspections.catalog.models import DefectClass
 from inspections.errors import ApplicationError, Conflict
 
+# A description says in a sentence or a paragraph what the defect looks like; 1,000 characters
+# is room for that and keeps pages and API listings (every class, every request) small.
+DESCRIPTION_MAX_LENGTH = 1000
+
 
 def defect_class_name_normalise(name: str) -> str:
     return name.strip().lower().replace(" ", "_")
@@ -44,7 +48,13 @@ def defect_classes_ensure(*, names: Iterable[str]) -> dict[str, DefectClass]:
 def defect_class_create(*, name: str, description: str = "") -> DefectClass:
     """Add a defect class. Names are normalised (trimmed, lower case, spaces to '_')."""
     normalised = defect_class_name_normalise(name or "")
-    defect_class = _checked(DefectClass(name=normalised, description=(description or "").strip()))
+    description = (description or "").strip()
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise ApplicationError(
+            f"The description is {len(description)} characters long; at most {DESCRIPTION_MAX_LENGTH}.",
+            code="description_too_long",
+            details={"description": [f"At most {DESCRIPTION_MAX_LENGTH} characters."]})
+    defect_class = _checked(DefectClass(name=normalised, description=description))
     try:
         with transaction.atomic():
             defect_class.save()

@@ -40,6 +40,32 @@ def test_create_class_with_invalid_name_is_400(name):
     assert not DefectClass.objects.filter(name=name.lower()).exists()
 
 
+def test_a_100_kb_class_description_is_refused_and_nothing_is_made():
+    response = client_for("qa").post("/api/v1/classes/", {"name": "long_one", "description": "x" * 100_000},
+                                     format="json")
+    error = assert_error(response, 400, "description_too_long")
+    assert "description" in error["details"]
+    assert not DefectClass.objects.filter(name="long_one").exists()
+
+
+def test_a_description_of_exactly_the_limit_is_kept():
+    from inspections.catalog.services.classes import DESCRIPTION_MAX_LENGTH
+
+    text = "y" * DESCRIPTION_MAX_LENGTH
+    response = client_for("qa").post("/api/v1/classes/", {"name": "at_limit", "description": f"  {text} "},
+                                     format="json")
+    assert response.status_code == 201, response.content[:300]
+    assert DefectClass.objects.get(name="at_limit").description == text
+    assert_error(client_for("qa").post("/api/v1/classes/", {"name": "over_limit", "description": text + "y"},
+                                       format="json"), 400, "description_too_long")
+
+
+def test_the_schema_states_the_description_limit():
+    schema = client_for("viewer").get("/api/v1/schema/?format=json").json()
+    description = schema["components"]["schemas"]["DefectClassInputRequest"]["properties"]["description"]
+    assert "at most 1000 characters" in description["description"]
+
+
 def test_model_version_detail_has_backbone_weights_classes_metrics_status():
     version = ModelVersionFactory(metrics={"accuracy": 0.97, "macro_f1": 0.96},
                                   weight_source={"kind": "imagenet", "file": "lite0.pth", "sha256": "ab" * 32})
