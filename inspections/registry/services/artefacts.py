@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.db import connection
 
 from inspections.errors import NotFound
 from inspections.registry.models import ModelVersion
@@ -99,8 +102,44 @@ def model_artefact_open(*, version: ModelVersion, name: str):
     return artefact, default_storage.open(storage_name, "rb")
 
 
+# Namespace of the per-version advisory lock around the SavedModel export (the second key is the version id).
+SAVED_MODEL_EXPORT_LOCK = 0x57EE_5A0D
+_export_lock_local = threading.Lock()  # the same guard where there is no PostgreSQL (the embedded SQLite)
+
+
+@contextmanager
+def _saved_model_export_lock(version: ModelVersion):
+    """Held by one request (in any web process) at a time per version while it exports.
+
+    A session-level PostgreSQL advisory lock rather than a transaction-scoped one: the export takes
+    seconds to minutes and must not keep a transaction open. The lock goes with the connection if
+    the process dies, so a killed export never blocks the next."""
+    if connection.vendor != "postgresql":
+        with _export_lock_local:
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [SAVED_MODEL_EXPORT_LOCK, version.pk])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SAVED_MODEL_EXPORT_LOCK, version.pk])
+
+
 def _saved_model_zip_store(*, version: ModelVersion, storage_name: str) -> str:
-    """Export the SavedModel, zip it and store it beside the artefact; once per version."""
+    """Store the SavedModel zip beside the artefact; built once per version, never concurrently.
+
+    Concurrent first downloads wait for the one that builds (a TensorFlow export each was a
+    gigabyte of memory in every web process) and then serve what it stored."""
+    with _saved_model_export_lock(version):
+        if not default_storage.exists(storage_name):
+            _saved_model_zip_build(version=version, storage_name=storage_name)
+    return storage_name
+
+
+def _saved_model_zip_build(*, version: ModelVersion, storage_name: str) -> None:
+    """Export the SavedModel, zip it and store it as ``storage_name``."""
     from mlcore.export import export_model  # TensorFlow: only when a SavedModel is first asked for
 
     model_dir = artefact_local_dir(prefix=version.artifact_path)
@@ -114,7 +153,6 @@ def _saved_model_zip_store(*, version: ModelVersion, storage_name: str) -> str:
         with archive.open("rb") as handle:
             saved = default_storage.save(storage_name, File(handle))
     if saved != storage_name:
-        # Another request stored it first: theirs is kept, this copy goes.
+        # Stored meanwhile by a process that does not take the lock: theirs is kept, this copy goes.
         default_storage.delete(saved)
-    return storage_name
 
