@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models import Q
 
@@ -100,3 +101,23 @@ class ApiToken(models.Model):
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
         return "live"
+
+
+class HashedSession(AbstractBaseSession):
+    """A login session stored under a keyed hash of its key (``inspections.access.sessions``).
+
+    The cookie's key is never stored, so a database dump or backup holds no working login:
+    looking a session up needs the key from the browser and SECRET_KEY.
+    """
+
+    # HMAC-SHA256 as 64 hex digits, longer than Django's 40-character session key column.
+    session_key = models.CharField("session key hash", max_length=64, primary_key=True)
+
+    class Meta(AbstractBaseSession.Meta):
+        db_table = "inspections_hashed_session"
+
+    @classmethod
+    def get_session_store_class(cls):
+        from inspections.access.sessions import SessionStore
+
+        return SessionStore

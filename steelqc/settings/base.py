@@ -107,6 +107,9 @@ USE_TZ = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+# Sessions live in the database under a keyed hash of their key (inspections/access/sessions.py):
+# a dump or backup holds no working login. django_session stays empty.
+SESSION_ENGINE = "inspections.access.sessions"
 
 # --- Login throttling (django-axes) ---------------------------------------------------------
 # Failures are counted per (user name, address) pair: a plant terminal shared by a shift is not

@@ -6,6 +6,10 @@ come from one snapshot (``pg_export_snapshot`` shared with ``pg_dump --snapshot`
 are only ever added under new names (images are content-addressed, model artefacts are written
 once under a new prefix), so every file that snapshot refers to is still there when the files
 are copied after it; files stored meanwhile belong to rows the dump does not hold and are left out.
+
+Login sessions are left out (their tables are dumped empty and counted as 0), and a restore ends
+with none: a backup holds no working login, and a restored installation starts with everyone
+logged out.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from django.apps import apps
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -141,7 +146,8 @@ def _postgres_dump(path: Path) -> dict:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]
-        _run_tool(["pg_dump", "--format=custom", f"--snapshot={snapshot}", f"--file={path}"])
+        left_out = [f"--exclude-table-data={table}" for table in _session_tables()]
+        _run_tool(["pg_dump", "--format=custom", f"--snapshot={snapshot}", *left_out, f"--file={path}"])
         return _contents(_django_rows)
 
 
@@ -149,7 +155,18 @@ def _sqlite_copy(path: Path) -> dict:
     # The online backup API copies a consistent state; counts and files are read from that copy.
     with closing(sqlite3.connect(connection.settings_dict["NAME"])) as source, closing(sqlite3.connect(path)) as copy:
         source.backup(copy)
+        _sqlite_sessions_remove(copy)
         return _contents(lambda sql: copy.execute(sql).fetchall())
+
+
+def _sqlite_sessions_remove(copy: sqlite3.Connection) -> None:
+    """Empty the session tables of ``copy``; VACUUM rewrites the file so no freed page keeps a row."""
+    present = {name for (name,) in copy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in _session_tables():
+        if table in present:
+            copy.execute(f"DELETE FROM {connection.ops.quote_name(table)}")  # nosec B608 - names from the models only
+    copy.commit()
+    copy.execute("VACUUM")
 
 
 def _django_rows(sql: str) -> list[tuple]:
@@ -167,8 +184,19 @@ def _select(columns: str, table: str) -> str:
     return f"SELECT {columns} FROM {connection.ops.quote_name(table)}"  # nosec B608 - names from the models only
 
 
+def _session_models() -> list[type[models.Model]]:
+    return [model for model in _backed_up_models() if issubclass(model, AbstractBaseSession)]
+
+
+def _session_tables() -> list[str]:
+    return [model._meta.db_table for model in _session_models()]
+
+
 def _table_counts(rows: Rows) -> dict[str, int]:
-    return {model._meta.label: rows(_select("COUNT(*)", model._meta.db_table))[0][0] for model in _backed_up_models()}
+    """Row counts of what the backup holds: the session tables are backed up empty."""
+    sessions = set(_session_models())
+    return {model._meta.label: 0 if model in sessions else rows(_select("COUNT(*)", model._meta.db_table))[0][0]
+            for model in _backed_up_models()}
 
 
 def _contents(rows: Rows) -> dict:
@@ -299,7 +327,8 @@ def backup_restore(*, backup_dir: Path, force: bool = False) -> RestoreReport:
     The backup is verified first; the files go back before the database, so every file the
     restored rows refer to is there once they are. A database that already has tables, or a
     stored file with the same name and other bytes, is refused unless ``force``. Afterwards the
-    table counts are checked against the manifest and ``migrate`` brings an older schema up to date.
+    table counts are checked against the manifest, ``migrate`` brings an older schema up to date, and
+    every login session is removed (an older backup may hold some).
     """
     backup_dir = Path(backup_dir)
     manifest = backup_verify(backup_dir=backup_dir)
@@ -324,7 +353,13 @@ def backup_restore(*, backup_dir: Path, force: bool = False) -> RestoreReport:
             code="restore_incomplete",
         )
     call_command("migrate", interactive=False, verbosity=0)
+    _sessions_clear()  # an older backup may still hold sessions
     return report
+
+
+def _sessions_clear() -> None:
+    for model in _session_models():
+        model._default_manager.all().delete()
 
 
 def backup_files_restore(*, backup_dir: Path, manifest: dict, force: bool = False) -> RestoreReport:
