@@ -47,7 +47,7 @@ def test_a_bad_value_is_refused_and_a_viewer_cannot_edit(page, users, registered
     page.evaluate("document.getElementById('thresholds-form').noValidate = true")
     page.fill("#threshold-inclusion", "1.5")
     page.click("#thresholds-save")
-    assert "from 0 to 1" in page.locator(".messages").inner_text()
+    assert "from 0.01 to 1" in page.locator(".messages").inner_text()
     assert not DecisionThresholdChange.objects.exists()
 
     page.context.clear_cookies()
