@@ -27,4 +27,3 @@ HEALTH_PING = "worker.tasks.health.ping"
 PROMOTION_EVENT = "model_version.promoted"
 DRIFT_ALERT_EVENT = "drift.alert"
 DRIFT_RESOLVED_EVENT = "drift.resolved"
-DRIFT_EVENTS = (DRIFT_ALERT_EVENT, DRIFT_RESOLVED_EVENT)

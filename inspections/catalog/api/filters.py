@@ -46,11 +46,8 @@ class ImageFilters(serializers.Serializer):
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):
-            # A parameter given twice is ambiguous; refuse it rather than silently pick one.
-            repeated = sorted(name for name in self.fields if len(data.getlist(name)) > 1)
-            if repeated:
-                raise serializers.ValidationError({name: ["Give this parameter once."] for name in repeated})
-            # A plain dict: with a QueryDict DRF reads an absent boolean as false.
+            # Repeated parameters are refused for every endpoint by ApiView. A plain dict: with a
+            # QueryDict DRF reads an absent boolean as false.
             data = {name: data[name] for name in self.fields if name in data}
         return super().to_internal_value(data)
 

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from inspections.line.models import DriftAlert
 from inspections.registry.models import ModelVersion
-from inspections.task_names import DRIFT_ALERT_EVENT, DRIFT_EVENTS, DRIFT_RESOLVED_EVENT, PROMOTION_EVENT  # noqa: F401
+from inspections.task_names import PROMOTION_EVENT
 
 logger = logging.getLogger(__name__)
 
