@@ -184,6 +184,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# --- Backups (inspections/ops/services/backup.py) -------------------------------------------
+# backup_installation signs its manifest with HMAC-SHA256 under this key, and restore_installation
+# refuses a backup no key of this installation signed. Unset: a key derived from SECRET_KEY, so such
+# backups restore only where the same SECRET_KEY is set. Keep it apart from the backups.
+STEELQC_BACKUP_KEY = env_str("STEELQC_BACKUP_KEY", "")
+# Earlier keys (comma-separated) a restore still accepts, until the backups they signed age out.
+STEELQC_BACKUP_OLD_KEYS = env_list("STEELQC_BACKUP_OLD_KEYS", [])
+
 # --- Uploads --------------------------------------------------------------------------------
 STEELQC_MAX_UPLOAD_BYTES = env_int("STEELQC_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1)
 STEELQC_MAX_IMAGE_PIXELS = env_int("STEELQC_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
