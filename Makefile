@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-detect bench-tables worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-mixed bench-detect bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-line: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_line.py
 
+## classify/ beside an upload backlog, one worker for both queues vs the line worker: 504 share, p50/p95, counts.
+bench-mixed: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_mixed.py
+
 ## The growing tables at 10 million predictions (own throw-away database): sizes, EXPLAIN ANALYZE of the app's reads.
 bench-tables: $(STAMP)
 	@bash scripts/ensure-services.sh
@@ -93,7 +98,7 @@ bench-detect: $(STAMP)
 web: $(STAMP)
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py steelqc.wsgi:application
 worker: $(STAMP)
-	$(PY) -m celery -A steelqc worker -Q inference,training --concurrency 1 --loglevel INFO
+	$(PY) -m celery -A steelqc worker -Q inference,line,training --concurrency 1 --loglevel INFO
 beat: $(STAMP)
 	$(PY) -m celery -A steelqc beat --loglevel INFO
 

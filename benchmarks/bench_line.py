@@ -1,5 +1,5 @@
 """Line benchmark: a simulated strip line streaming 200-px tiles to ``POST classify/`` for a fixed
-time, on a fresh production-shaped stack (gunicorn.conf.py, inference worker(s), PostgreSQL,
+time, on a fresh production-shaped stack (gunicorn.conf.py, line worker(s), PostgreSQL,
 Redis on loopback), with the default retention policy (1 % sample, caps from settings).
 
 The tiles are unique (no two byte-identical, as on a real line): the NEU images in their four
@@ -9,7 +9,7 @@ multi-file request when the last one was answered), so the rate is the highest t
 
 Reports tiles/s classified, the share kept and flagged, image rows, prediction rows and files
 written per 1,000 tiles, bytes written per 1,000 tiles (database size and storage deltas), CPU-ms
-per tile per tier (gunicorn, inference worker, the benchmark database's PostgreSQL backends,
+per tile per tier (gunicorn, line worker, the benchmark database's PostgreSQL backends,
 Redis) and the p50/p95 answer time, then sizes a 1,500 tiles/s line side on paper.
 
     make bench-line             # or: .venv/bin/python benchmarks/bench_line.py --help
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--foreign-share", type=float, default=0.03)
     parser.add_argument("--pool", type=int, default=2500, help="unique tiles made before the run")
     parser.add_argument("--timeout", type=float, default=30, help="classify/ ?timeout= seconds")
-    parser.add_argument("--inference-workers", type=int, default=1)
+    parser.add_argument("--line-workers", type=int, default=1, help="worker processes serving the line queue")
     parser.add_argument("--gunicorn-workers", type=int, default=None, help="default: gunicorn.conf.py's")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite the docs section from benchmarks/results/line.json, measure nothing")
@@ -289,8 +289,7 @@ def main() -> None:
     installation = fresh_installation(work, user="line-bench", role="integrator", model_dir=options.model)
     env, token = installation.env, installation.token
     web = start_web(env, work, workers=options.gunicorn_workers)
-    workers = [start_worker(env, work, queue="inference", name=f"inference{i + 1}")
-               for i in range(options.inference_workers)]
+    workers = [start_worker(env, work, queue="line", name=f"line{i + 1}") for i in range(options.line_workers)]
     records_path = work / "client.jsonl"
     try:
         wait_until_up(token)
@@ -363,7 +362,7 @@ def warm_up(token: str, options) -> None:
         if code == 200:
             return
         log(f"warm-up: {code} {answer}")
-    raise SystemExit("the inference worker never answered classify/")
+    raise SystemExit("the line worker never answered classify/")
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -425,7 +424,7 @@ def write_report(results: dict) -> None:
         f"{load['before'][0]:.2f} before / {load['after'][0]:.2f} after (the machine is shared; prefer the ratios). "
         "Raw JSON: `benchmarks/results/line.json`.",
         "",
-        f"A fresh stack (gunicorn.conf.py, {options['inference_workers']} inference worker, PostgreSQL, Redis on "
+        f"A fresh stack (gunicorn.conf.py, {options.get('line_workers', options.get('inference_workers'))} line worker, PostgreSQL, Redis on "
         f"loopback), the default retention policy ({results['policy']['sample_rate']:.0%} sample, settings caps). "
         f"A separate client process runs {options['clients']} closed-loop clients, each sending "
         f"{options['files']} unique 200x200 PNG tiles per `POST classify/?timeout={options['timeout']:g}` for "
@@ -455,7 +454,7 @@ def write_report(results: dict) -> None:
         f"| bytes written per 1,000 tiles | **{written['bytes'] / 1e6:.2f} MB** (database "
         f"{written['db_bytes'] / 1e6:.2f} MB: pg_database_size, tables and indexes; storage "
         f"{written['storage_bytes'] / 1e6:.2f} MB) |",
-        f"| CPU-ms per tile | gunicorn {cpu['gunicorn']:.2f}, inference worker {cpu['worker']:.2f}, PostgreSQL "
+        f"| CPU-ms per tile | gunicorn {cpu['gunicorn']:.2f}, line worker {cpu['worker']:.2f}, PostgreSQL "
         f"(this database's backends) {cpu['postgres']:.2f}, Redis {cpu['redis']:.2f} (the whole server, shared "
         f"with others' work); total **{cpu['total']:.2f}**, i.e. {1000 / cpu['total']:.0f} tiles per CPU-second: "
         "the figure that carries to a quiet machine |",

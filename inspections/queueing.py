@@ -58,14 +58,15 @@ def inference_enqueue(*, image_ids: Sequence[int]) -> int:
 
 
 def classify_enqueue(*, request_id: str, reply_to: str, items: list[dict], source: str, external_id: str,
-                     uploaded_by_id: int | None) -> bool:
-    """Queue one classify/ request (its images' Redis keys, not their bytes); False (and a log
-    line) when the broker is unreachable."""
+                     uploaded_by_id: int | None, deadline_at: float, answer_ttl_s: int) -> bool:
+    """Queue one classify/ request (its images' Redis keys, not their bytes) on the line queue;
+    False (and a log line) when the broker is unreachable."""
     try:
         _send(task_names.CLASSIFY_IMAGES,
               kwargs={"request_id": request_id, "reply_to": reply_to, "items": items, "source": source,
-                      "external_id": external_id, "uploaded_by_id": uploaded_by_id},
-              queue=task_names.INFERENCE_QUEUE)
+                      "external_id": external_id, "uploaded_by_id": uploaded_by_id, "deadline_at": deadline_at,
+                      "answer_ttl_s": answer_ttl_s},
+              queue=task_names.LINE_QUEUE)
     except Exception:
         logger.exception("could not queue classify request %s", request_id)
         return False

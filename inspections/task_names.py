@@ -7,6 +7,8 @@ no worker ever picks up. Routing by name pattern is in settings (``CELERY_TASK_R
 
 INFERENCE_QUEUE = "inference"
 TRAINING_QUEUE = "training"
+# classify/ only, served by its own worker process: line frames never wait behind upload batches.
+LINE_QUEUE = "line"
 
 PREDICT_IMAGES = "worker.tasks.inference.predict_images"
 COMPARE_MODEL_VERSIONS = "worker.tasks.inference.compare_model_versions"

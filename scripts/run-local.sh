@@ -25,10 +25,13 @@ pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
-# Inference and training in separate worker processes, as in production: an upload (and its
-# ?wait) is predicted while a model trains. Beat runs inside the inference worker.
+# Inference, line (classify/) and training in separate worker processes, as in production: an
+# upload (and its ?wait) is predicted while a model trains, and line frames never wait behind
+# upload batches. Beat runs inside the inference worker.
 $PY -m celery -A steelqc worker -Q inference --concurrency 1 -n inference@%h --beat --loglevel INFO \
   --schedule var/celerybeat-schedule &
+pids+=($!)
+$PY -m celery -A steelqc worker -Q line --concurrency 1 -n line@%h --loglevel INFO &
 pids+=($!)
 $PY -m celery -A steelqc worker -Q training --concurrency 1 -n training@%h --loglevel INFO &
 pids+=($!)

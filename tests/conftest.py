@@ -74,6 +74,24 @@ def media_root(settings, session_media_root) -> Path:
     return session_media_root
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_throttles() -> None:
+    """Every test starts with empty API rate windows: none inherits another's requests (nor an
+    earlier run's, whose user ids this run's test database hands out again)."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    from inspections.api.throttling import KEY_PREFIX
+
+    if settings.STEELQC_EVENTS_REDIS_URL:
+        client = redis.Redis.from_url(settings.STEELQC_EVENTS_REDIS_URL)
+        keys = list(client.scan_iter(match=f"{KEY_PREFIX}{connection.settings_dict['NAME']}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def neu_dir() -> Path:
     if not SHARED_NEU.is_dir():
@@ -165,21 +183,23 @@ class WorkerProcess:
 
 
 class CeleryWorkers:
-    """The session's workers as production runs them: one process for the inference queue and
-    one for the training queue, so a training run never holds up a prediction (compose's
-    inference-worker and training-worker, `make run`'s two workers).
+    """The session's workers as production runs them: one process each for the inference, line
+    (classify/) and training queues, so a training run never holds up a prediction and line
+    frames never wait behind upload batches (compose's inference-, line- and training-worker,
+    `make run`'s three workers).
 
-    ``inference`` and ``training`` are the two processes, for a test about one of them. The
-    methods here act on both, and both write one log, as they share `make run`'s terminal.
+    ``inference``, ``line`` and ``training`` are the processes, for a test about one of them. The
+    methods here act on all, and all write one log, as they share `make run`'s terminal.
     """
 
     def __init__(self, *, media: Path, log_path: Path):
-        from inspections.task_names import INFERENCE_QUEUE, TRAINING_QUEUE
+        from inspections.task_names import INFERENCE_QUEUE, LINE_QUEUE, TRAINING_QUEUE
 
         self.log_path = log_path
         self.inference = WorkerProcess(media=media, log_path=log_path, queues=INFERENCE_QUEUE, name="inference")
+        self.line = WorkerProcess(media=media, log_path=log_path, queues=LINE_QUEUE, name="line")
         self.training = WorkerProcess(media=media, log_path=log_path, queues=TRAINING_QUEUE, name="training")
-        self.processes = (self.inference, self.training)
+        self.processes = (self.inference, self.line, self.training)
 
     def start(self, timeout: float = 90) -> None:
         """Start each worker that is not running, side by side; return once all consume."""

@@ -32,16 +32,16 @@ def test_make_run_is_the_run_local_script():
     assert "scripts/run-local.sh" in recipe
 
 
-def test_make_run_starts_an_inference_worker_and_a_training_worker_side_by_side():
+def test_make_run_starts_inference_line_and_training_workers_side_by_side():
     workers = _celery_workers(_shell_commands(RUN_LOCAL.read_text()))
-    assert [_worker_queues(worker) for worker in workers] == [{"inference"}, {"training"}]
+    assert [_worker_queues(worker) for worker in workers] == [{"inference"}, {"line"}, {"training"}]
     assert all(worker[-1] == "&" for worker in workers), "a worker in the foreground would keep the next from starting"
-    assert ["--beat" in worker for worker in workers] == [True, False], "beat runs once, beside inference"
+    assert ["--beat" in worker for worker in workers] == [True, False, False], "beat runs once, beside inference"
 
 
-def test_compose_runs_inference_and_training_in_separate_services():
+def test_compose_runs_inference_line_and_training_in_separate_services():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     workers = {name: service["command"] for name, service in services.items()
                if service.get("command", [])[:1] == ["celery"] and "worker" in service["command"]}
     queues = {name: _worker_queues(command) for name, command in workers.items()}
-    assert queues == {"inference-worker": {"inference"}, "training-worker": {"training"}}
+    assert queues == {"inference-worker": {"inference"}, "line-worker": {"line"}, "training-worker": {"training"}}

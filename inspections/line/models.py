@@ -115,6 +115,9 @@ class LineMinute(models.Model):
     seen = models.PositiveIntegerField(default=0)
     kept = models.PositiveIntegerField(default=0)
     flagged = models.PositiveIntegerField(default=0, help_text="Images with any review reason.")
+    dropped = models.PositiveIntegerField(
+        default=0, help_text="Frames dropped unclassified: their request's deadline had passed before a worker "
+                             "took it (the client was answered 504 and sends them again). Not in `seen`.")
     per_class = models.JSONField(default=dict, help_text="Predicted class name -> count.")
     per_reason = models.JSONField(default=dict, help_text="Review reason -> count (an image may have several).")
     kept_per_class = models.JSONField(default=dict, help_text="Of the kept images: predicted class name -> count.")

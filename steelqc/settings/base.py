@@ -314,11 +314,12 @@ CELERY_TASK_DEFAULT_QUEUE = "inference"
 CELERY_TASK_QUEUES = (
     Queue("inference", Exchange("inference"), routing_key="inference"),
     Queue("training", Exchange("training"), routing_key="training"),
+    Queue("line", Exchange("line"), routing_key="line"),
 )
 CELERY_TASK_ROUTES = {
     "worker.tasks.inference.*": {"queue": "inference", "routing_key": "inference"},
     "worker.tasks.training.*": {"queue": "training", "routing_key": "training"},
-    "worker.tasks.classify.*": {"queue": "inference", "routing_key": "inference"},
+    "worker.tasks.classify.*": {"queue": "line", "routing_key": "line"},
 }
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
@@ -438,6 +439,8 @@ STEELQC_RETENTION_SWEEP_MAX_IMAGES = env_int("STEELQC_RETENTION_SWEEP_MAX_IMAGES
 # classify/ waits this long by default (?timeout=, at most STEELQC_CLASSIFY_MAX_TIMEOUT_S) for its answer.
 STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S = env_int("STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S", 10, minimum=1)
 STEELQC_CLASSIFY_MAX_TIMEOUT_S = env_int("STEELQC_CLASSIFY_MAX_TIMEOUT_S", 30, minimum=1)
+# How long a classify/ Idempotency-Key (and the answer stored under it) is remembered.
+STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S = env_int("STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S", 86400, minimum=60)
 # Line counts (LineMinute): minutes older than STEELQC_LINE_MINUTES_KEEP_DAYS are merged into hours,
 # hours older than STEELQC_LINE_HOURS_KEEP_DAYS into days (kept); the roll-up job runs every
 # STEELQC_LINE_ROLLUP_INTERVAL_S.

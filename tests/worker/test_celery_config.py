@@ -31,11 +31,12 @@ def test_broker_is_redis_in_tests():
     assert app.conf.broker_url.startswith("redis://127.0.0.1")
 
 
-def test_inference_and_training_queues_are_declared_and_routed():
-    assert {queue.name for queue in app.conf.task_queues} == {"inference", "training"}
+def test_inference_line_and_training_queues_are_declared_and_routed():
+    assert {queue.name for queue in app.conf.task_queues} == {"inference", "line", "training"}
     router = app.amqp.router
     assert router.route({}, "worker.tasks.inference.predict_images")["queue"].name == "inference"
     assert router.route({}, "worker.tasks.training.run_training")["queue"].name == "training"
+    assert router.route({}, "worker.tasks.classify.classify_images")["queue"].name == "line"
 
 
 def test_one_message_at_a_time_per_worker_process():

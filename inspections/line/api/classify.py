@@ -9,7 +9,8 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -22,7 +23,7 @@ from inspections.catalog.limits import SOURCE_MAX_LENGTH
 from inspections.catalog.services import image_validation
 from inspections.catalog.services.images import upload_display_name
 from inspections.errors import ApplicationError, error_body
-from inspections.line.services.classify import ClassifyFile, classify_request
+from inspections.line.services.classify import ClassifyFile, classify_request, idempotency_key_checked
 from inspections.line.services.stats import (
     RESOLUTIONS,
     bucket_start,
@@ -93,11 +94,16 @@ class Classify(ApiView):
             "`{\"results\": [...]}`, one entry per file in order: `{filename, prediction, kept, image_id}` "
             "(`image_id` the kept image's id, else null), or `{filename, error}` for a refused file (or one the "
             "worker could not decode); 400 `all_files_refused` "
-            "when every file was refused. Past `?timeout=` seconds: 504 `classify_timeout` (a worker that "
-            "finishes later still keeps what the policy keeps). 409 `no_active_model`; 503 `too_many_waiters`, "
-            "`queue_unavailable`."
+            "when every file was refused. Past `?timeout=` seconds: 504 `classify_timeout`; send the same files "
+            "again with the same `Idempotency-Key` header and the first request's answer is returned (or awaited) "
+            "instead of classifying and counting the frames twice. Without a key, a request no worker took "
+            "before its deadline is dropped and counted as `dropped` in line-stats/. 409 `no_active_model`, "
+            "`idempotency_key_reused` (the key came with other files); 503 `too_many_waiters`, `queue_unavailable`."
         ),
-        parameters=[ClassifyQuery],
+        parameters=[ClassifyQuery, OpenApiParameter(
+            "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+            description="Any unique string per request (a UUID), 1 to 200 printable ASCII characters; reuse it "
+                        "only to retry the same files. Remembered STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S (24 h).")],
         request={"multipart/form-data": UploadInput},
         responses={200: inline_serializer("ClassifyOutput", {"results": serializers.ListField(child=CLASSIFY_RESULT)}), 400: ERROR, 413: ERROR,
                    409: ERROR, 503: ERROR, 504: ERROR, **COMMON_ERRORS},
@@ -106,15 +112,18 @@ class Classify(ApiView):
         query = ClassifyQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         timeout = query.validated_data.get("timeout", settings.STEELQC_CLASSIFY_DEFAULT_TIMEOUT_S)
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None:
+            idempotency_key_checked(idempotency_key)
         try:
             with prediction_events.waiter_slot():
-                return self._post(request, timeout=timeout)
+                return self._post(request, timeout=timeout, idempotency_key=idempotency_key or "")
         except prediction_events.TooManyWaiters:
             body = error_body("too_many_waiters", "Too many requests are waiting for their answers on this server; "
                               "retry shortly.")
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
 
-    def _post(self, request, *, timeout: float) -> Response:
+    def _post(self, request, *, timeout: float, idempotency_key: str) -> Response:
         payload = UploadInput(data=request.data)
         payload.is_valid(raise_exception=True)
         source, external_id = image_validation.upload_fields_checked(
@@ -137,10 +146,10 @@ class Classify(ApiView):
                               {"results": results})
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         answers = classify_request(files=accepted, source=source, external_id=external_id,
-                                   uploaded_by=request.user, timeout_s=timeout)
+                                   uploaded_by=request.user, timeout_s=timeout, idempotency_key=idempotency_key)
         if answers is None:
-            body = error_body("classify_timeout", f"No answer within {timeout:g} s; send the images again. Images "
-                              "the worker still finishes are kept as the retention policy says.")
+            body = error_body("classify_timeout", f"No answer within {timeout:g} s; send the images again (with the "
+                              "same Idempotency-Key, so that frames a worker still finishes are not counted twice).")
             return Response(body, status=status.HTTP_504_GATEWAY_TIMEOUT)
         answers_iter = iter(answers)
         return Response({"results": [result or next(answers_iter) for result in results]})
@@ -186,6 +195,8 @@ LINE_BUCKET = inline_serializer("LineBucket", {
     "model_versions": serializers.ListField(child=serializers.IntegerField(allow_null=True)),
     "seen": serializers.IntegerField(), "kept": serializers.IntegerField(),
     "flagged": serializers.IntegerField(help_text="Images with any review reason."),
+    "dropped": serializers.IntegerField(help_text="Frames dropped unclassified because their request's deadline had "
+                                                "passed before a worker took it (answered 504; not in `seen`)."),
     "per_class": serializers.DictField(child=serializers.IntegerField(), help_text="Predicted class -> images."),
     "per_reason": serializers.DictField(child=serializers.IntegerField(), help_text="Review reason -> images."),
     "kept_per_class": serializers.DictField(child=serializers.IntegerField()),

@@ -12,13 +12,23 @@ retention policy, stores the kept images exactly as an upload would (file, ``Ins
 ``Prediction``; status predicted, so the review queue has them), adds the batch to the line
 counts, and publishes the answer. An image that is not kept leaves nothing but the counts.
 
-A request past its deadline answers 504; the message is not withdrawn, so if a worker finishes
-it later the images the policy keeps are kept and counted as usual. A worker killed mid-request
-loses that request (at most once: the client's 504 tells it to send again) -- never a hang.
+The requests go to their own queue (``line``) served by their own worker process, so a frame
+never waits behind a batch of uploads being predicted.
+
+A request past its deadline answers 504 and the client sends again; the same frames must not be
+counted twice. A request may carry an idempotency key (``Idempotency-Key``): the first request
+with a key claims it in Redis for ``STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S``; its worker stores the
+answer under the request, so a retry with the same key and the same files gets that answer (or
+waits for it) instead of classifying again. A retry that finds the earlier request lost (its
+images expired and no answer came within the task's time limit) takes the key over. Without a
+key, a request whose deadline has passed before a worker took it is dropped unclassified and
+counted as ``dropped`` in the line counts; one that a worker started in time is finished and
+counted once. A worker killed mid-request loses that request (at most once) -- never a hang.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -26,14 +36,15 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from inspections.catalog.models import ImageStatus, InspectionImage
 from inspections.catalog.services.images import image_upload, upload_display_name
-from inspections.errors import Conflict, Unavailable, error_body
+from inspections.errors import ApplicationError, Conflict, Unavailable, error_body
 from inspections.line.services.retention import is_kept, retention_decide
-from inspections.line.services.stats import Seen, line_minute_record
+from inspections.line.services.stats import Seen, line_drops_record, line_minute_record
 from inspections.queueing import classify_enqueue
 from inspections.registry.models import ModelVersion, ModelVersionStatus
 from inspections.registry.services.classifiers import pixels_from_bytes
@@ -45,7 +56,10 @@ logger = logging.getLogger(__name__)
 
 BYTES_PREFIX = "steelqc:classify-bytes:"
 ANSWER_PREFIX = "steelqc:classify-answer:"
+STORED_ANSWER_PREFIX = "steelqc:classify-stored:"
+KEY_PREFIX = "steelqc:classify-key:"
 BYTES_GRACE_S = 60
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,32 @@ def _names(request_id: str) -> tuple[str, str]:
     return BYTES_PREFIX + base + ":", ANSWER_PREFIX + base
 
 
+def _stored_answer_name(request_id: str) -> str:
+    return f"{STORED_ANSWER_PREFIX}{connection.settings_dict['NAME']}:{request_id}"
+
+
+def _claim_name(user_id: int | None, idempotency_key: str) -> str:
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return f"{KEY_PREFIX}{connection.settings_dict['NAME']}:{user_id or 0}:{digest}"
+
+
+def _fingerprint(files: list[ClassifyFile], source: str, external_id: str) -> str:
+    return hashlib.sha256(json.dumps([source, external_id, [item.sha256 for item in files]]).encode()).hexdigest()
+
+
+def idempotency_key_checked(value: str) -> str:
+    """``value`` (an ``Idempotency-Key`` header) if usable: 1 to 200 printable ASCII characters."""
+    if not (0 < len(value) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(32 < ord(char) < 127 for char in value):
+        raise ApplicationError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII "
+                               "characters without spaces (a UUID is a good one).", code="invalid_idempotency_key")
+    return value
+
+
 def classify_request(*, files: list[ClassifyFile], source: str, external_id: str, uploaded_by,
-                     timeout_s: float) -> list[dict] | None:
+                     timeout_s: float, idempotency_key: str = "") -> list[dict] | None:
     """Queue ``files`` for classification and wait for the answer: one result per file in order,
-    or None when ``timeout_s`` passed first."""
+    or None when ``timeout_s`` passed first. With ``idempotency_key``, a request already made with
+    it (by the same user, with the same files) is answered from its result instead."""
     deadline = time.monotonic() + timeout_s
     client = events_client()
     if client is None:
@@ -73,7 +109,13 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
         # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
         raise Conflict("No model version is active; nothing can be classified yet.",
                                code="no_active_model")
+    user_id = uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None
     request_id = uuid.uuid4().hex
+    if idempotency_key:
+        earlier = _claim(client, name=_claim_name(user_id, idempotency_key), request_id=request_id,
+                         fingerprint=_fingerprint(files, source, external_id), timeout_s=timeout_s)
+        if earlier is not None:
+            return _earlier_answer(client, request_id=earlier, deadline=deadline)
     key_prefix, answer_channel = _names(request_id)
     keys = [f"{key_prefix}{index}" for index in range(len(files))]
     with ExitStack() as stack:
@@ -89,10 +131,13 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
                                    code="queue_unavailable") from None
         queued = classify_enqueue(
             request_id=request_id, reply_to=answer_channel, source=source, external_id=external_id,
-            uploaded_by_id=uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None,
+            uploaded_by_id=user_id, deadline_at=time.time() + timeout_s,
+            answer_ttl_s=settings.STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S if idempotency_key else 0,
             items=[{"key": key, "filename": item.filename, "sha256": item.sha256} for key, item in zip(keys, files)],
         )
         if not queued:
+            if idempotency_key:  # nothing was started under the key: a retry may claim it afresh
+                _unclaim(client, name=_claim_name(user_id, idempotency_key), request_id=request_id)
             try:
                 client.delete(*keys)
             except Exception:  # they expire with their TTL anyway
@@ -107,19 +152,85 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
         return None if message is None else json.loads(message[1])["results"]
 
 
+def _claim(client, *, name: str, request_id: str, fingerprint: str, timeout_s: float) -> str | None:
+    """Claim the idempotency key ``name`` for ``request_id``; None once claimed, else the id of the
+    request that holds it. A key held by a request that must be lost by now is taken over."""
+    # Past this moment the earlier request's images have expired and its task's time limit has run out.
+    lost_after = time.time() + timeout_s + BYTES_GRACE_S + settings.STEELQC_INFERENCE_TIME_LIMIT
+    record = json.dumps({"request_id": request_id, "fingerprint": fingerprint, "lost_after": lost_after})
+    ttl = settings.STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S
+    try:
+        if client.set(name, record, nx=True, ex=ttl):
+            return None
+        held = json.loads(client.get(name) or "null")
+    except Exception:
+        logger.warning("classify: Redis refused the idempotency key", exc_info=True)
+        raise Unavailable("The inference queue is not reachable; retry shortly.", code="queue_unavailable") from None
+    if held is None:  # expired between the two calls
+        return _claim(client, name=name, request_id=request_id, fingerprint=fingerprint, timeout_s=timeout_s)
+    if held["fingerprint"] != fingerprint:
+        raise Conflict("This Idempotency-Key was used for other files (or another source); use a new key for "
+                       "new frames.", code="idempotency_key_reused")
+    if time.time() > held["lost_after"] and not client.exists(_stored_answer_name(held["request_id"])):
+        client.set(name, record, ex=ttl)
+        return None
+    return held["request_id"]
+
+
+def _unclaim(client, *, name: str, request_id: str) -> None:
+    try:
+        held = json.loads(client.get(name) or "null")
+        if held and held["request_id"] == request_id:
+            client.delete(name)
+    except Exception:  # the claim expires; a retry after a lost request takes it over anyway
+        logger.warning("classify: the idempotency key could not be released", exc_info=True)
+
+
+def _earlier_answer(client, *, request_id: str, deadline: float) -> list[dict] | None:
+    """The answer of the earlier request ``request_id``: stored, or awaited until ``deadline``."""
+    _, answer_channel = _names(request_id)
+    try:
+        with subscribed([answer_channel]) as answers:
+            # Subscribed before looking, so an answer published meanwhile is not missed.
+            stored = client.get(_stored_answer_name(request_id))
+            if stored is not None:
+                return json.loads(stored)["results"]
+            message = answers.next_message(deadline=deadline)
+    except SubscriptionBroken:
+        logger.warning("classify: the answer channel broke off", exc_info=True)
+        return None
+    except Exception:
+        logger.warning("classify: Redis refused the request", exc_info=True)
+        raise Unavailable("The inference queue is not reachable; retry shortly.", code="queue_unavailable") from None
+    return None if message is None else json.loads(message[1])["results"]
+
+
 def _error(filename: str, code: str, message: str) -> dict:
     return {"filename": filename, "error": error_body(code, message)["error"]}
 
 
 def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: str = "", external_id: str = "",
-                 uploaded_by_id: int | None = None) -> int:
+                 uploaded_by_id: int | None = None, deadline_at: float | None = None, answer_ttl_s: int = 0) -> int:
     """The worker's part: predict, apply the retention policy, store what is kept, count, answer.
-    Returns how many images were kept."""
+    Returns how many images were kept.
+
+    Past ``deadline_at`` (epoch seconds) the client has had its 504; unless the answer is to be
+    stored for a retry under its idempotency key (``answer_ttl_s``), the request is dropped and
+    counted as dropped: the client sends the frames again."""
     from inspections.review.services.inference import active_model
 
     client = events_client()
     if client is None:
         logger.error("classify request %s: no Redis to read the images from", request_id)
+        return 0
+    if deadline_at is not None and not answer_ttl_s and time.time() > deadline_at:
+        try:
+            client.delete(*[item["key"] for item in items])
+        except Exception:  # they expire with their TTL
+            logger.warning("classify %s: the dropped request's images could not be removed", request_id)
+        logger.info("classify %s: dropped %d frame(s) of %r, taken %.1f s after its deadline", request_id,
+                    len(items), source, time.time() - deadline_at)
+        line_drops_record(source=source, count=len(items))
         return 0
     pipe = client.pipeline(transaction=False)
     for item in items:
@@ -178,8 +289,11 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
             line_minute_record(source=source, model_version_id=version.pk, rows=seen)
         except Exception:  # the answer matters more than the counts
             logger.exception("classify %s: the line counts could not be written", request_id)
+    answer = json.dumps({"request_id": request_id, "results": results})
     try:
-        client.publish(reply_to, json.dumps({"request_id": request_id, "results": results}))
+        if answer_ttl_s:  # first, so a retry that subscribes after the publish finds it stored
+            client.set(_stored_answer_name(request_id), answer, ex=answer_ttl_s)
+        client.publish(reply_to, answer)
     except Exception:
         logger.warning("classify %s: the answer could not be published", request_id, exc_info=True)
     return kept

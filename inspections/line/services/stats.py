@@ -37,13 +37,14 @@ RESOLUTIONS = (LineResolution.MINUTE, LineResolution.HOUR, LineResolution.DAY)  
 # sum of the stored and the new value per key; the histogram per bin.
 _UPSERT = """
 INSERT INTO inspections_lineminute AS l
-    (source, resolution, minute, model_version_id, seen, kept, flagged, per_class, per_reason, kept_per_class,
-     kept_per_reason, confidence_histogram, latency_ms_sum, latency_ms_max)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s)
+    (source, resolution, minute, model_version_id, seen, kept, flagged, dropped, per_class, per_reason,
+     kept_per_class, kept_per_reason, confidence_histogram, latency_ms_sum, latency_ms_max)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s)
 ON CONFLICT ON CONSTRAINT line_minute_unique DO UPDATE SET
     seen = l.seen + EXCLUDED.seen,
     kept = l.kept + EXCLUDED.kept,
     flagged = l.flagged + EXCLUDED.flagged,
+    dropped = l.dropped + EXCLUDED.dropped,
     per_class = (
         SELECT COALESCE(jsonb_object_agg(
             k, COALESCE((l.per_class->>k)::bigint, 0) + COALESCE((EXCLUDED.per_class->>k)::bigint, 0)), '{}'::jsonb)
@@ -88,14 +89,14 @@ def confidence_bin(confidence: float) -> int:
 
 
 def empty_totals() -> dict:
-    return {"seen": 0, "kept": 0, "flagged": 0, **{name: Counter() for name in COUNT_FIELDS},
+    return {"seen": 0, "kept": 0, "flagged": 0, "dropped": 0, **{name: Counter() for name in COUNT_FIELDS},
             "confidence_histogram": [0] * HISTOGRAM_BINS, "latency_ms_sum": 0.0, "latency_ms_max": 0.0}
 
 
 def totals_add(totals: dict, row) -> dict:
     """Add one stored row (a ``LineMinute`` or its ``values()`` dict) to ``totals``; returns it."""
     get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    for name in ("seen", "kept", "flagged", "latency_ms_sum"):
+    for name in ("seen", "kept", "flagged", "dropped", "latency_ms_sum"):
         totals[name] += get(name)
     totals["latency_ms_max"] = max(totals["latency_ms_max"], get("latency_ms_max"))
     for name in COUNT_FIELDS:
@@ -133,6 +134,15 @@ def line_minute_record(*, source: str, model_version_id: int | None, rows: list[
                     LineResolution.MINUTE), model_version_id=model_version_id, totals=_batch_totals(rows))
 
 
+def line_drops_record(*, source: str, count: int, now: datetime | None = None) -> None:
+    """Count ``count`` frames of ``source`` dropped unclassified (their request's deadline had passed
+    before a worker took it; its client was answered 504 and sends them again)."""
+    if count:
+        line_bucket_add(source=source, resolution=LineResolution.MINUTE,
+                        start=bucket_start(now or timezone.now(), LineResolution.MINUTE), model_version_id=None,
+                        totals={**empty_totals(), "dropped": count})
+
+
 def line_bucket_add(*, source: str, resolution: str, start: datetime, model_version_id: int | None,
                     totals: dict) -> None:
     """Add ``totals`` to the row of (source, resolution, start, version), created on first use."""
@@ -140,6 +150,7 @@ def line_bucket_add(*, source: str, resolution: str, start: datetime, model_vers
         with connection.cursor() as cursor:
             cursor.execute(_UPSERT, [
                 source, resolution, start, model_version_id, totals["seen"], totals["kept"], totals["flagged"],
+                totals["dropped"],
                 *[json.dumps(dict(totals[name])) for name in COUNT_FIELDS],
                 json.dumps(list(totals["confidence_histogram"])), totals["latency_ms_sum"], totals["latency_ms_max"],
             ])
@@ -156,7 +167,8 @@ def _add_locked(*, source: str, resolution: str, start: datetime, model_version_
                     source=source, resolution=resolution, minute=start, model_version_id=model_version_id,
                     defaults={"confidence_histogram": [0] * HISTOGRAM_BINS})
                 merged = totals_add(totals_add(empty_totals(), row), totals)
-                for name in ("seen", "kept", "flagged", "latency_ms_sum", "latency_ms_max", "confidence_histogram"):
+                for name in ("seen", "kept", "flagged", "dropped", "latency_ms_sum", "latency_ms_max",
+                             "confidence_histogram"):
                     setattr(row, name, merged[name])
                 for name in COUNT_FIELDS:
                     setattr(row, name, dict(merged[name]))
@@ -208,7 +220,7 @@ def line_resolution_for(*, since: datetime, now: datetime | None = None) -> str:
 _AGGREGATE = """
 WITH r AS MATERIALIZED (
     SELECT source, COALESCE(date_trunc(%(unit)s, minute, %(tz)s), %(since)s::timestamptz) AS bucket, model_version_id,
-           seen, kept, flagged, per_class, per_reason, kept_per_class, kept_per_reason, confidence_histogram,
+           seen, kept, flagged, dropped, per_class, per_reason, kept_per_class, kept_per_reason, confidence_histogram,
            latency_ms_sum, latency_ms_max
     FROM inspections_lineminute
     WHERE minute >= %(since)s::timestamptz
@@ -235,17 +247,17 @@ WITH r AS MATERIALIZED (
 ), objects AS (
     SELECT source, bucket, jsonb_object_agg(field, counts) AS counts FROM per_field GROUP BY source, bucket
 ), plain AS (
-    SELECT source, bucket, sum(seen) AS seen, sum(kept) AS kept, sum(flagged) AS flagged,
+    SELECT source, bucket, sum(seen) AS seen, sum(kept) AS kept, sum(flagged) AS flagged, sum(dropped) AS dropped,
            sum(latency_ms_sum) AS latency_ms_sum, max(latency_ms_max) AS latency_ms_max,
            array_agg(DISTINCT model_version_id) AS model_versions
     FROM r GROUP BY source, bucket
 )
-SELECT plain.source, plain.bucket, plain.seen, plain.kept, plain.flagged, plain.latency_ms_sum, plain.latency_ms_max,
-       plain.model_versions, objects.counts
+SELECT plain.source, plain.bucket, plain.seen, plain.kept, plain.flagged, plain.dropped, plain.latency_ms_sum,
+       plain.latency_ms_max, plain.model_versions, objects.counts
 FROM plain LEFT JOIN objects ON objects.source = plain.source AND objects.bucket = plain.bucket
 """
 
-_VALUES = ("source", "minute", "model_version_id", "seen", "kept", "flagged", *COUNT_FIELDS, "confidence_histogram",
+_VALUES = ("source", "minute", "model_version_id", "seen", "kept", "flagged", "dropped", *COUNT_FIELDS, "confidence_histogram",
            "latency_ms_sum", "latency_ms_max")
 
 
@@ -281,14 +293,14 @@ def _totals_in_database(*, since: datetime, resolution: str | None, source: str 
         cursor.execute(_AGGREGATE, {"unit": resolution, "tz": timezone.get_current_timezone_name(), "since": since,
                                     "source": source, "version": model_version_id, "histogram": histogram})
         rows = cursor.fetchall()
-    for name, bucket, seen, kept, flagged, latency_sum, latency_max, versions, counts in rows:
+    for name, bucket, seen, kept, flagged, dropped, latency_sum, latency_max, versions, counts in rows:
         counts = json.loads(counts) if isinstance(counts, str) else counts or {}  # Django leaves jsonb undecoded
         histogram = [0] * HISTOGRAM_BINS
         for index, n in (counts.get("confidence_histogram") or {}).items():
             if int(index) < HISTOGRAM_BINS:
                 histogram[int(index)] += int(n)
         merged[(name, bucket.astimezone(dt_timezone.utc) if resolution else None)] = {
-            "seen": int(seen), "kept": int(kept), "flagged": int(flagged),
+            "seen": int(seen), "kept": int(kept), "flagged": int(flagged), "dropped": int(dropped),
             **{field: Counter({key: int(n) for key, n in (counts.get(field) or {}).items()}) for field in COUNT_FIELDS},
             "confidence_histogram": histogram, "latency_ms_sum": float(latency_sum), "latency_ms_max": float(latency_max),
             "model_versions": set(versions),

@@ -6,6 +6,7 @@ files, and a worker killed mid-request answered by the deadline."""
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import threading
 import time
@@ -16,6 +17,8 @@ from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 
+from inspections import task_names
+from inspections.line.services import classify as line_classify
 from inspections.line.services.classify import BYTES_PREFIX
 from inspections.line.services.retention import sampled
 from inspections.models import InspectionImage, LineMinute, Prediction, RetentionPolicy
@@ -325,13 +328,13 @@ def test_a_worker_killed_mid_request_gives_504_by_the_deadline(celery_worker, ti
         thread.start()
         wait_for(lambda: "classify_images" in celery_worker.log_path.read_text(errors="replace")[marker:],
                  timeout=10, interval=0.01)
-        celery_worker.kill(signal.SIGKILL)
+        celery_worker.line.kill(signal.SIGKILL)
         thread.join(15)
         assert not thread.is_alive(), "the request hung past its deadline"
         assert_error(outcome["response"], 504, "classify_timeout")
         assert outcome["elapsed"] < 4 + 3
     finally:
-        celery_worker.start()
+        celery_worker.line.start()
     # The restarted worker answers again: the next request gets its result.
     _warm_up(client)
     response = _post(client, _files(line_tiles[2]), query="?timeout=30", source="strip-c")
@@ -365,3 +368,118 @@ def test_the_hostile_input_tables_accepted_files_are_classified_and_kept_as_uplo
         if case.original_name is not None:
             assert image.original_name == case.original_name, case.kind
         assert all(ch.isprintable() for ch in image.original_name) and "/" not in image.original_name
+
+
+# --- retries: the idempotency key and the deadline (no worker: the worker's part is called here) ---
+
+def _answer(request_id: str, label: str) -> str:
+    results = [{"filename": "a.png", "prediction": {"label": label}, "kept": False, "image_id": None}]
+    return json.dumps({"request_id": request_id, "results": results})
+
+
+@pytest.mark.django_db
+class TestRetries:
+    @pytest.fixture(autouse=True)
+    def _active(self):
+        model_version_promote(version=ModelVersionFactory())
+
+    @pytest.fixture(autouse=True)
+    def _no_keys_remembered(self):
+        """Keys and answers outlive a test run in Redis; each test starts with none of this database's."""
+        redis, name = prediction_events.events_client(), connections["default"].settings_dict["NAME"]
+        for prefix in (line_classify.KEY_PREFIX, line_classify.STORED_ANSWER_PREFIX):
+            stale = redis.keys(f"{prefix}{name}:*")
+            if stale:
+                redis.delete(*stale)
+
+    @pytest.fixture(autouse=True)
+    def _client(self):
+        self.client = client_for("integrator")  # keys are per user: every request of a test is the same one's
+
+    def _post_keyed(self, key: str, *files, timeout: str = "1"):
+        return self.client.post(URL + f"?timeout={timeout}", {"file": _files(*files), "source": "s1"},
+                                             format="multipart", HTTP_IDEMPOTENCY_KEY=key)
+
+    def test_every_request_goes_to_the_line_queue_with_its_deadline(self, no_queue):
+        started = time.time()
+        assert_error(self._post_keyed("k-queue", ("a.png", image_bytes(seed=40))), 504, "classify_timeout")
+        [(name, kwargs, queue)] = no_queue
+        assert (name, queue) == (task_names.CLASSIFY_IMAGES, task_names.LINE_QUEUE)
+        assert started + 1 <= kwargs["deadline_at"] <= time.time() + 1
+        assert kwargs["answer_ttl_s"] > 0
+
+    def test_a_retry_with_the_key_gets_the_first_answer_and_queues_nothing(self, no_queue):
+        tile = ("a.png", image_bytes(seed=41))
+        assert_error(self._post_keyed("k-retry", tile), 504, "classify_timeout")
+        [(_, kwargs, _)] = no_queue
+        # The worker finished after the deadline and stored its answer under the request.
+        redis = prediction_events.events_client()
+        redis.set(line_classify._stored_answer_name(kwargs["request_id"]), _answer(kwargs["request_id"], "crazing"))
+        response = self._post_keyed("k-retry", tile)
+        assert response.status_code == 200, response.content[:300]
+        assert response.json()["results"][0]["prediction"]["label"] == "crazing"
+        assert len(no_queue) == 1, "the retry classified the frames again"
+
+    def test_a_retry_while_the_first_runs_waits_for_its_answer(self, no_queue):
+        tile = ("a.png", image_bytes(seed=42))
+        assert_error(self._post_keyed("k-wait", tile), 504, "classify_timeout")
+        request_id = no_queue[0][1]["request_id"]
+        channel = line_classify._names(request_id)[1]
+        redis = prediction_events.events_client()
+        publisher = threading.Timer(0.7, lambda: redis.publish(channel, _answer(request_id, "patches")))
+        publisher.start()
+        try:
+            response = self._post_keyed("k-wait", tile, timeout="10")
+        finally:
+            publisher.cancel()
+        assert response.status_code == 200 and response.json()["results"][0]["prediction"]["label"] == "patches"
+        assert len(no_queue) == 1
+
+    def test_the_key_with_other_files_is_409_and_a_lost_request_is_taken_over(self, no_queue, settings):
+        assert_error(self._post_keyed("k-other", ("a.png", image_bytes(seed=43))), 504, "classify_timeout")
+        assert_error(self._post_keyed("k-other", ("a.png", image_bytes(seed=44))), 409, "idempotency_key_reused")
+        assert len(no_queue) == 1
+        # Once the first request must be lost (its images expired, its time limit run out, no
+        # answer stored), a retry classifies again under the same key.
+        settings.STEELQC_INFERENCE_TIME_LIMIT = -line_classify.BYTES_GRACE_S - 10
+        assert_error(self._post_keyed("k-lost", ("a.png", image_bytes(seed=45))), 504, "classify_timeout")
+        assert_error(self._post_keyed("k-lost", ("a.png", image_bytes(seed=45))), 504, "classify_timeout")
+        assert len(no_queue) == 3 and no_queue[1][1]["request_id"] != no_queue[2][1]["request_id"]
+
+    @pytest.mark.parametrize("key", ["", "a b", "x" * 201, "k\u00e9y"])
+    def test_an_unusable_key_is_400_before_anything_is_queued(self, key, no_queue):
+        response = client_for("integrator").post(URL, {"file": _files(("a.png", image_bytes(seed=46)))},
+                                                 format="multipart", HTTP_IDEMPOTENCY_KEY=key)
+        assert_error(response, 400, "invalid_idempotency_key")
+        assert not no_queue
+
+    def test_a_request_taken_after_its_deadline_without_a_key_is_dropped_and_counted(self):
+        redis = prediction_events.events_client()
+        prefix, _ = line_classify._names("late-request")
+        items = [{"key": f"{prefix}{i}", "filename": f"{i}.png", "sha256": "0" * 64} for i in range(3)]
+        for item in items:
+            redis.set(item["key"], image_bytes(seed=47), ex=60)
+        kept = line_classify.classify_run(request_id="late-request", reply_to="nobody", items=items, source="late",
+                                          deadline_at=time.time() - 1, answer_ttl_s=0)
+        assert kept == 0 and not any(redis.exists(item["key"]) for item in items)
+        minute = LineMinute.objects.get(source="late")
+        assert (minute.dropped, minute.seen, minute.kept) == (3, 0, 0)
+        response = client_for("integrator").get("/api/v1/line-stats/?source=late")
+        assert [bucket["dropped"] for bucket in response.json()["buckets"]] == [3]
+
+
+@pytest.mark.worker
+@WORKER_DB
+def test_a_retried_request_with_its_key_is_counted_once(celery_worker, tiny_model_dirs, line_tiles):
+    model_version_promote(version=model_version_register(model_dir=tiny_model_dirs[0]))
+    client = client_for("integrator")
+    _warm_up(client)
+
+    def post():
+        return client.post(URL + "?timeout=30", {"file": _files(*line_tiles[:2]), "source": "strip-k"},
+                           format="multipart", HTTP_IDEMPOTENCY_KEY="coil-7-frame-1")
+
+    first, second = post(), post()
+    assert first.status_code == second.status_code == 200, (first.content[:300], second.content[:300])
+    assert second.json() == first.json()
+    assert sum(LineMinute.objects.filter(source="strip-k").values_list("seen", flat=True)) == 2
