@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from inspections.api.permissions import ReadRole, RolePerMethod
+from inspections.api.throttling import (
+    unauthenticated_request_count,
+    unauthenticated_throttle_check,
+)
 from inspections.registry import selectors as registry_selectors
 from inspections.review import selectors as review_selectors
 
@@ -42,7 +46,20 @@ class ApiView(GenericAPIView):
         # After authentication, permissions and throttles, as a view's own query serializer would
         # run; here once for every endpoint, so none can forget it.
         super().initial(request, *args, **kwargs)
+        if not request.user.is_authenticated:  # a view that lets anonymous callers in
+            unauthenticated_request_count(request)
         query_parameters_once(request.query_params)
+
+    def perform_authentication(self, request):
+        # An address over its budget of unauthenticated requests is refused before its
+        # credentials cost a lookup.
+        unauthenticated_throttle_check(request)
+        super().perform_authentication(request)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (AuthenticationFailed, NotAuthenticated)):
+            unauthenticated_request_count(self.request)
+        return super().handle_exception(exc)
 
     def output(self, serializer_class, instance, **kwargs):
         return serializer_class(instance, context=self.get_serializer_context(), **kwargs).data

@@ -235,10 +235,13 @@ def _throttle_rate(name: str, default: str) -> str:
 
 
 # Generous by default: the limits protect the server from a runaway client, not ration normal use.
+# Per user, except "anon": requests that end unauthenticated (no or refused credentials), per client
+# address. Counted in Redis (STEELQC_EVENTS_REDIS_URL) for all web processes together when it is set.
 STEELQC_API_THROTTLE_RATES = {
     "read": _throttle_rate("STEELQC_API_THROTTLE_READ", "6000/min"),
     "upload": _throttle_rate("STEELQC_API_THROTTLE_UPLOAD", "3000/min"),
     "write": _throttle_rate("STEELQC_API_THROTTLE_WRITE", "600/min"),
+    "anon": _throttle_rate("STEELQC_API_THROTTLE_ANON", "120/min"),
 }
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -34,7 +34,8 @@ def api_client_for():
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle_counters():
-    # Throttle history lives in the cache; a test must not inherit another's.
+    # Without Redis (a test that clears STEELQC_EVENTS_REDIS_URL) throttle windows live in the
+    # cache; a test must not inherit another's. The Redis windows: tests/conftest.py.
     cache.clear()
     yield
     cache.clear()
