@@ -8,8 +8,9 @@ from inspections.ops.services.backup import backup_create, main_counts
 
 class Command(BaseCommand):
     help = ("Back up the installation into OUT_DIR while it runs: the database (pg_dump custom format, or the "
-            "SQLite file), every stored file it refers to (images, model artefacts) under storage/, and "
-            "manifest.json with each file's size and sha256, the row counts and the schema's migrations. "
+            "SQLite file), every stored file it refers to (images, model artefacts) under storage/, "
+            "manifest.json with each file's size and sha256, the row counts and the schema's migrations, and "
+            "manifest.sig, its HMAC-SHA256 under STEELQC_BACKUP_KEY (keep that key apart from the backups). "
             "`restore_installation OUT_DIR` puts it back; `restore_installation --verify OUT_DIR` checks it.")
 
     def add_arguments(self, parser):
@@ -30,5 +31,6 @@ class Command(BaseCommand):
             self.stderr.write(f"missing from storage: {name}")
         self.stdout.write(self.style.SUCCESS(
             f"Backed up the {manifest['database']['engine']} database ({manifest['database']['size']} bytes) and "
-            f"{len(manifest['files'])} stored files ({total} bytes) to {report.path}; {counts}."
+            f"{len(manifest['files'])} stored files ({total} bytes) to {report.path}; {counts}; signed with "
+            f"backup key {report.key_id}."
         ))

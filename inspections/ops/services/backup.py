@@ -10,18 +10,20 @@ are copied after it; files stored meanwhile belong to rows the dump does not hol
 Login sessions are left out (their tables are dumped empty and counted as 0), and a restore ends
 with none: a backup holds no working login, and a restored installation starts with everyone
 logged out.
+
+A backup is trusted only as far as its signature goes: ``manifest.sig`` (backup_folder.py) shows
+that an installation holding this one's backup key wrote the manifest, and the manifest's sha256
+sums then vouch for every file. Even so, the database file is restored so that it can bring tables
+and rows and nothing that acts (backup_database.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
-
-# The PostgreSQL client tools run with a fixed argument list; connection settings go in the environment.
-import subprocess  # nosec B404
+import tempfile
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -39,14 +41,31 @@ import mlcore
 import steelqc
 from inspections.catalog.models import InspectionImage
 from inspections.errors import ApplicationError
+from inspections.ops.services.backup_database import (
+    database_check,
+    database_restore,
+    run_tool,
+)
+from inspections.ops.services.backup_folder import (
+    MANIFEST_FILE,
+    MemberError,
+    manifest_sign,
+    manifest_signature_check,
+    member_copy,
+    member_create,
+    member_digest,
+    member_name,
+    member_open,
+    regular_file_check,
+)
 from inspections.registry.models import DatasetSnapshot, ModelVersion, TrainingRun
 from inspections.registry.services.artefacts import ON_DEMAND
 from inspections.review.models import Review
 
-MANIFEST_FILE = "manifest.json"
 STORAGE_FOLDER = "storage"
 POSTGRES_DUMP_FILE = "database.dump"
 SQLITE_FILE = "database.sqlite3"
+DATABASE_FILES = {"postgresql": POSTGRES_DUMP_FILE, "sqlite": SQLITE_FILE}
 FORMAT_VERSION = 1
 # The tables a person checks first; the manifest counts every table.
 MAIN_TABLES = {
@@ -63,6 +82,7 @@ class BackupReport:
     path: Path
     manifest: dict
     missing: list[str] = field(default_factory=list)
+    key_id: str = ""
 
 
 @dataclass
@@ -70,6 +90,7 @@ class RestoreReport:
     manifest: dict
     files_written: int = 0
     files_present: int = 0
+    restored_as: str | None = None  # the PostgreSQL role pg_restore ran as
 
 
 def main_counts(manifest: dict) -> dict[str, int]:
@@ -80,7 +101,8 @@ def main_counts(manifest: dict) -> dict[str, int]:
 # --- backup ---------------------------------------------------------------------------------
 
 def backup_create(*, out_dir: Path, allow_missing: bool = False) -> BackupReport:
-    """Write a backup into ``out_dir`` (new or empty): database, stored files, ``manifest.json``.
+    """Write a backup into ``out_dir`` (new or empty): database, stored files, ``manifest.json`` and
+    its signature ``manifest.sig``.
 
     A stored file the database refers to but storage lacks fails the backup (the names are listed
     in the error), unless ``allow_missing``: then the manifest lists them under ``missing``.
@@ -95,7 +117,7 @@ def backup_create(*, out_dir: Path, allow_missing: bool = False) -> BackupReport
     partial.mkdir(parents=True)
     try:
         database, contents = _database_backup(partial)
-        files, missing = _files_copy(names=contents["files"], folder=partial / STORAGE_FOLDER)
+        files, missing = _files_copy(names=contents["files"], folder=partial)
         if missing and not allow_missing:
             raise ApplicationError(
                 f"{len(missing)} stored file(s) the database refers to are missing from storage: "
@@ -114,14 +136,17 @@ def backup_create(*, out_dir: Path, allow_missing: bool = False) -> BackupReport
             "files": files,
             "missing": missing,
         }
-        (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
+        manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
+        with member_create(partial, MANIFEST_FILE) as handle:
+            handle.write(manifest_bytes)
+        key_id = manifest_sign(partial, manifest_bytes)
         if out_dir.exists():
             out_dir.rmdir()
         partial.rename(out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return BackupReport(path=out_dir, manifest=manifest, missing=missing)
+    return BackupReport(path=out_dir, manifest=manifest, missing=missing, key_id=key_id)
 
 
 def _database_backup(folder: Path) -> tuple[dict, dict]:
@@ -134,7 +159,9 @@ def _database_backup(folder: Path) -> tuple[dict, dict]:
         contents = _sqlite_copy(path)
     else:
         raise ApplicationError(f"Backups support PostgreSQL and SQLite, not {vendor}.", code="unsupported_database")
-    return {"engine": vendor, "file": path.name, "size": path.stat().st_size, "sha256": _file_digest(path)}, contents
+    regular_file_check(folder, path.name)  # the tools wrote it by path: make sure it is a file of its own
+    size, digest = member_digest(folder, path.name)
+    return {"engine": vendor, "file": path.name, "size": size, "sha256": digest}, contents
 
 
 def _postgres_dump(path: Path) -> dict:
@@ -147,7 +174,7 @@ def _postgres_dump(path: Path) -> dict:
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]
         left_out = [f"--exclude-table-data={table}" for table in _session_tables()]
-        _run_tool(["pg_dump", "--format=custom", f"--snapshot={snapshot}", *left_out, f"--file={path}"])
+        run_tool(["pg_dump", "--format=custom", f"--snapshot={snapshot}", *left_out, f"--file={path}"])
         return _contents(_django_rows)
 
 
@@ -238,32 +265,34 @@ def _files_copy(*, names: list[str], folder: Path) -> tuple[list[dict], list[str
         if name.endswith("/") or not default_storage.exists(name):
             missing.append(name)
             continue
-        target = folder / _safe_name(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
         hasher = hashlib.sha256()
-        with default_storage.open(name, "rb") as source, target.open("wb") as sink:
+        size = 0
+        with default_storage.open(name, "rb") as source, member_create(folder, _storage_member(name)) as sink:
             for chunk in iter(lambda: source.read(_CHUNK), b""):
                 hasher.update(chunk)
                 sink.write(chunk)
-        files.append({"name": name, "size": target.stat().st_size, "sha256": hasher.hexdigest()})
+                size += len(chunk)
+        files.append({"name": name, "size": size, "sha256": hasher.hexdigest()})
     return files, missing
 
 
 # --- verify ---------------------------------------------------------------------------------
 
-def backup_verify(*, backup_dir: Path) -> dict:
-    """The manifest of the backup in ``backup_dir`` once every file matches its size and sha256.
+def backup_verify(*, backup_dir: Path, allow_unsigned: bool = False) -> dict:
+    """The manifest of the backup in ``backup_dir`` once its signature and every file check out.
 
-    A missing or changed file raises ``backup_damaged`` naming every such file.
+    Without a signature by this installation's backup key (or an old one) the backup is refused
+    (``backup_unsigned``, ``backup_signature_invalid``) unless ``allow_unsigned``. A missing or
+    changed file, or one that is a symbolic link or lies behind one, raises ``backup_damaged``
+    naming every such file.
     """
     backup_dir = Path(backup_dir)
-    manifest = _manifest_read(backup_dir)
+    manifest = _manifest_read(backup_dir, allow_unsigned=allow_unsigned)
     problems = []
     database = manifest["database"]
-    problems += _file_problems(backup_dir / _safe_name(database["file"]), database, shown=database["file"])
+    problems += _file_problems(backup_dir, database["file"], database)
     for entry in manifest["files"]:
-        path = backup_dir / STORAGE_FOLDER / _safe_name(entry["name"])
-        problems += _file_problems(path, entry, shown=f"{STORAGE_FOLDER}/{entry['name']}")
+        problems += _file_problems(backup_dir, _storage_member(entry["name"]), entry)
     if problems:
         raise ApplicationError(
             f"The backup in {backup_dir} is damaged; {len(problems)} file(s) do not match the manifest:\n  "
@@ -273,42 +302,59 @@ def backup_verify(*, backup_dir: Path) -> dict:
     return manifest
 
 
-def _manifest_read(backup_dir: Path) -> dict:
+def _manifest_read(backup_dir: Path, *, allow_unsigned: bool) -> dict:
+    """The manifest, parsed from the very bytes whose signature was checked."""
     try:
-        manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
-    except (OSError, ValueError) as error:
+        with member_open(backup_dir, MANIFEST_FILE) as handle:
+            content = handle.read()
+    except (OSError, MemberError) as error:
         raise ApplicationError(f"{backup_dir} holds no readable {MANIFEST_FILE} ({error}).",
                                code="not_a_backup") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+    if not allow_unsigned:
+        manifest_signature_check(backup_dir, content)
+    try:
+        manifest = json.loads(content)
+    except ValueError as error:
+        raise ApplicationError(f"{backup_dir / MANIFEST_FILE} is not JSON ({error}).", code="not_a_backup") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION or not _manifest_complete(manifest):
         raise ApplicationError(f"{backup_dir / MANIFEST_FILE} is not a backup manifest of format {FORMAT_VERSION}.",
                                code="not_a_backup")
+    for entry in manifest["files"]:
+        member_name(entry["name"])  # an unsafe name refuses the whole backup, naming it
     return manifest
 
 
-def _file_problems(path: Path, entry: dict, *, shown: str) -> list[str]:
-    if not path.is_file():
-        return [f"{shown}: missing"]
-    if path.stat().st_size != entry["size"]:
-        return [f"{shown}: {path.stat().st_size} bytes, the manifest says {entry['size']}"]
-    if _file_digest(path) != entry["sha256"]:
-        return [f"{shown}: sha256 differs from the manifest"]
+def _manifest_complete(manifest: dict) -> bool:
+    database, files, counts = manifest.get("database"), manifest.get("files"), manifest.get("counts")
+    return (isinstance(database, dict) and database.get("file") == DATABASE_FILES.get(database.get("engine"))
+            and _entry_complete(database)
+            and isinstance(files, list) and all(isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                                                and _entry_complete(entry) for entry in files)
+            and isinstance(counts, dict) and all(isinstance(label, str) and type(count) is int
+                                                 for label, count in counts.items()))
+
+
+def _entry_complete(entry: dict) -> bool:
+    size, digest = entry.get("size"), entry.get("sha256")
+    return (type(size) is int and size >= 0 and isinstance(digest, str) and len(digest) == 64
+            and all(ch in "0123456789abcdef" for ch in digest))
+
+
+def _file_problems(backup_dir: Path, member: str, entry: dict) -> list[str]:
+    try:
+        size, digest = member_digest(backup_dir, member)
+    except MemberError as error:
+        return [f"{member}: {error}"]
+    if size != entry["size"]:
+        return [f"{member}: {size} bytes, the manifest says {entry['size']}"]
+    if digest != entry["sha256"]:
+        return [f"{member}: sha256 differs from the manifest"]
     return []
 
 
-def _safe_name(name: str) -> PurePosixPath:
-    """``name`` as a relative path that stays inside its folder (manifests are read from disk)."""
-    path = PurePosixPath(name)
-    if not name or "\\" in name or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts):
-        raise ApplicationError(f"The backup lists an unsafe file name: {name!r}.", code="not_a_backup")
-    return path
-
-
-def _file_digest(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+def _storage_member(name: str) -> str:
+    """The path inside the backup folder of the stored file ``name``."""
+    return f"{STORAGE_FOLDER}/{member_name(name)}"
 
 
 def _stored_digest(name: str) -> str:
@@ -321,19 +367,22 @@ def _stored_digest(name: str) -> str:
 
 # --- restore --------------------------------------------------------------------------------
 
-def backup_restore(*, backup_dir: Path, force: bool = False) -> RestoreReport:
+def backup_restore(*, backup_dir: Path, force: bool = False, allow_unsigned: bool = False) -> RestoreReport:
     """Restore the backup in ``backup_dir`` into the configured database and storage.
 
-    The backup is verified first; the files go back before the database, so every file the
-    restored rows refer to is there once they are. A database that already has tables, or a
-    stored file with the same name and other bytes, is refused unless ``force``. Afterwards the
-    table counts are checked against the manifest, ``migrate`` brings an older schema up to date, and
-    every login session is removed (an older backup may hold some).
+    The backup is verified first (its signature too, unless ``allow_unsigned``), and its database
+    file is checked to hold only tables and rows (``backup_refused``) before anything is written.
+    The files go back before the database, so every file the restored rows refer to is there once
+    they are. A database that already has tables, or a stored file with the same name and other
+    bytes, is refused unless ``force``. Afterwards the table counts are checked against the
+    manifest, ``migrate`` brings an older schema up to date, and every login session is removed
+    (an older backup may hold some).
     """
     backup_dir = Path(backup_dir)
-    manifest = backup_verify(backup_dir=backup_dir)
-    if manifest["database"]["engine"] != connection.vendor:
-        raise ApplicationError(f"The backup holds a {manifest['database']['engine']} database; the configured "
+    manifest = backup_verify(backup_dir=backup_dir, allow_unsigned=allow_unsigned)
+    database = manifest["database"]
+    if database["engine"] != connection.vendor:
+        raise ApplicationError(f"The backup holds a {database['engine']} database; the configured "
                                f"one is {connection.vendor}.", code="wrong_database")
     tables = connection.introspection.table_names()
     if tables and not force:
@@ -341,8 +390,15 @@ def backup_restore(*, backup_dir: Path, force: bool = False) -> RestoreReport:
             f"The database {connection.settings_dict['NAME']} is not empty ({len(tables)} tables); restore into an "
             "empty database, or pass --force to replace what the backup holds.", code="database_not_empty",
         )
-    report = backup_files_restore(backup_dir=backup_dir, manifest=manifest, force=force)
-    _database_restore(backup_dir / _safe_name(manifest["database"]["file"]))
+    with tempfile.TemporaryDirectory(prefix="steelqc-restore-") as scratch:
+        # The tools open the file by its path: they get a private copy, checked again, nobody can swap.
+        copy = Path(scratch) / database["file"]
+        if member_copy(backup_dir, database["file"], copy) != database["sha256"]:
+            raise ApplicationError(f"{database['file']} changed while the backup was being restored.",
+                                   code="backup_damaged")
+        database_check(copy, engine=database["engine"])
+        report = backup_files_restore(backup_dir=backup_dir, manifest=manifest, force=force)
+        report.restored_as = database_restore(copy, force=force)
     found_counts = {label: _restored_count(label) for label in manifest["counts"]}
     differing = {label: (count, found_counts[label]) for label, count in manifest["counts"].items()
                  if found_counts[label] not in (None, count)}
@@ -364,7 +420,7 @@ def _sessions_clear() -> None:
 
 def backup_files_restore(*, backup_dir: Path, manifest: dict, force: bool = False) -> RestoreReport:
     """Copy the backup's files into the configured storage and check each one's sha256 there."""
-    folder = Path(backup_dir) / STORAGE_FOLDER
+    backup_dir = Path(backup_dir)
     report = RestoreReport(manifest=manifest)
     pending, conflicts = [], []
     for entry in manifest["files"]:
@@ -387,12 +443,17 @@ def backup_files_restore(*, backup_dir: Path, manifest: dict, force: bool = Fals
     pending += [entry for entry in manifest["files"] if entry["name"] in replaced]
     damaged = []
     for entry in pending:
-        with (folder / _safe_name(entry["name"])).open("rb") as handle:
-            saved = default_storage.save(entry["name"], File(handle))
+        try:
+            with member_open(backup_dir, _storage_member(entry["name"])) as handle:
+                saved = default_storage.save(entry["name"], File(handle))
+        except MemberError as error:
+            raise ApplicationError(f"The backup in {backup_dir} is damaged: {_storage_member(entry['name'])}: "
+                                   f"{error}.", code="backup_damaged") from None
         if saved != entry["name"]:
             default_storage.delete(saved)
             raise ApplicationError(f"Storage stored {entry['name']} as {saved}; nothing may be renamed.",
                                    code="storage_conflict")
+        # Checked as storage has it: a file swapped in the backup after the check is caught here.
         if _stored_digest(saved) != entry["sha256"]:
             damaged.append(saved)
         report.files_written += 1
@@ -402,47 +463,11 @@ def backup_files_restore(*, backup_dir: Path, manifest: dict, force: bool = Fals
     return report
 
 
-def _database_restore(path: Path) -> None:
-    connection.close()
-    if connection.vendor == "postgresql":
-        _run_tool(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-                   "--exit-on-error", f"--dbname={connection.settings_dict['NAME']}", str(path)])
-    else:
-        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(connection.settings_dict["NAME"])) as target:
-            source.backup(target)
-
-
 def _restored_count(label: str) -> int | None:
     try:
         model = apps.get_model(label)
-    except LookupError:
+    except (LookupError, ValueError):
         return None  # a table this version no longer has
     with connection.cursor() as cursor:
         cursor.execute(_select("COUNT(*)", model._meta.db_table))
         return cursor.fetchone()[0]
-
-
-# --- the PostgreSQL client tools ------------------------------------------------------------
-
-def _postgres_environment() -> dict[str, str]:
-    """The connection settings as libpq variables: the password never appears on a command line."""
-    settings_dict = connection.settings_dict
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    for key, variable in (("HOST", "PGHOST"), ("PORT", "PGPORT"), ("USER", "PGUSER"),
-                          ("PASSWORD", "PGPASSWORD"), ("NAME", "PGDATABASE")):
-        if settings_dict.get(key):
-            environment[variable] = str(settings_dict[key])
-    if (settings_dict.get("OPTIONS") or {}).get("sslmode"):
-        environment["PGSSLMODE"] = settings_dict["OPTIONS"]["sslmode"]
-    return environment
-
-
-def _run_tool(command: list[str]) -> None:
-    try:
-        # A fixed tool name and arguments built here, no shell.
-        result = subprocess.run(command, env=_postgres_environment(), capture_output=True, text=True)  # nosec B603
-    except FileNotFoundError:
-        raise ApplicationError(f"{command[0]} is not installed: install the PostgreSQL client tools of the "
-                               "server's major version.", code="tool_missing") from None
-    if result.returncode != 0:
-        raise ApplicationError(f"{command[0]} failed: {result.stderr.strip()[-2000:]}", code="tool_failed")
