@@ -21,11 +21,14 @@ from django.db import connection
 from inspections.catalog.services.images import image_upload
 from inspections.models import DatasetSnapshot, DatasetSnapshotItem, DefectClass, InspectionImage, ModelVersion, Review
 from inspections.ops.services.backup import MANIFEST_FILE, STORAGE_FOLDER
+from inspections.ops.services.backup_folder import SIGNATURE_FILE, key_id
 from inspections.registry.services.model_versions import model_version_register
 from inspections.review.services.reviews import review_submit
 from tests.factories import TrainingRunFactory, UserFactory, image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+# Backups here are signed with this key, given to the restoring processes as STEELQC_BACKUP_KEY.
+BACKUP_KEY = "backup-key-of-the-test-installation"
 
 # Transactional: pg_dump reads from its own connection, so the rows must be committed. Without
 # serialized_rollback the suite runs it with every app available (tests/conftest.py), so the
@@ -54,6 +57,11 @@ versions = [[v.number, v.artifact_path, default_storage.exists(v.artifact_path +
 counts = {m._meta.label: m._default_manager.count() for m in apps.get_models() if m._meta.managed and not m._meta.proxy}
 print(json.dumps({"images": images, "versions": versions, "counts": counts}))
 """
+
+
+@pytest.fixture(autouse=True)
+def backup_key(settings):
+    settings.STEELQC_BACKUP_KEY = BACKUP_KEY
 
 
 def _artefact_dir(folder: Path) -> Path:
@@ -116,7 +124,7 @@ def _environment(database: str, media: Path) -> dict[str, str]:
     url = (f"postgres://{settings_dict['USER']}@{settings_dict['HOST'] or '127.0.0.1'}:"
            f"{settings_dict['PORT'] or 5432}/{database}")
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "steelqc.settings.test", "DATABASE_URL": url,
-            "MEDIA_ROOT": str(media), "PYTHONUNBUFFERED": "1"}
+            "MEDIA_ROOT": str(media), "PYTHONUNBUFFERED": "1", "STEELQC_BACKUP_KEY": BACKUP_KEY}
 
 
 def _run(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
@@ -155,8 +163,9 @@ def test_the_manifest_lists_every_stored_file_with_its_sha256_and_the_row_counts
     assert manifest["migrations"]["inspections"] == max(
         path.stem for path in (ROOT / "inspections" / "migrations").glob("0*.py"))
     assert manifest["missing"] == []
+    assert json.loads((backup_dir / SIGNATURE_FILE).read_text())["key_id"] == key_id(BACKUP_KEY.encode())
     call_command("restore_installation", str(backup_dir), verify=True)
-    assert "is complete" in capsys.readouterr().out
+    assert "is complete: its signature and the database" in capsys.readouterr().out
 
 
 def test_a_backup_restores_into_an_empty_database_and_storage(installation, backup_dir, empty_database, tmp_path):
@@ -166,6 +175,7 @@ def test_a_backup_restores_into_an_empty_database_and_storage(installation, back
     assert result.returncode == 0, result.stderr[-3000:]
     first, again = [line for line in result.stdout.splitlines() if line.startswith("Restored")]
     assert "images 4" in first and "0 already in storage" in first
+    assert "pg_restore ran as role steelqc_restore_" in first  # the test database's role is a superuser
     assert "0 files written" in again and "images 4" in again
 
     manifest = json.loads((backup_dir / MANIFEST_FILE).read_text())
