@@ -183,9 +183,6 @@ def _sqlite_copy(path: Path) -> dict:
     # The online backup API copies a consistent state; counts and files are read from that copy.
     with closing(sqlite3.connect(connection.settings_dict["NAME"])) as source, closing(sqlite3.connect(path)) as copy:
         source.backup(copy)
-        # VACUUM checks every row again, and CHECK constraints use REGEXP, which Django registers
-        # on its own connections only (the class-name format).
-        copy.create_function("REGEXP", 2, _regexp, deterministic=True)
         _sqlite_sessions_remove(copy)
         return _contents(lambda sql: copy.execute(sql).fetchall())
 
@@ -199,6 +196,9 @@ def _regexp(pattern: str | None, value: object) -> bool | None:
 
 def _sqlite_sessions_remove(copy: sqlite3.Connection) -> None:
     """Empty the session tables of ``copy``; VACUUM rewrites the file so no freed page keeps a row."""
+    # VACUUM checks every row again, and a CHECK constraint (the class-name format) uses REGEXP,
+    # which Django registers on its own connections only.
+    copy.create_function("REGEXP", 2, _regexp, deterministic=True)
     present = {name for (name,) in copy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for table in _session_tables():
         if table in present:
