@@ -20,5 +20,8 @@ urlpatterns = [
     path("", include("inspections.registry.urls")),
     path("", include("inspections.urls")),
 ]
+# A refused page shows the site's layout and says which role it needs (inspections.pages.access).
+handler403 = "inspections.access.pages.errors.permission_denied"
+
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

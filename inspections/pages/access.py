@@ -22,13 +22,23 @@ def can_see_dashboard(user) -> bool:
 
 def navigation(user) -> dict[str, bool]:
     """Which links the top bar shows for ``user``."""
-    return {
+    manages = roles.can_manage_models(user)
+    links = {
         "dashboard": can_see_dashboard(user),
         "queue": can_review_queue(user),
         "upload": roles.can_upload(user),
         "api": roles.can_read(user),
+        # The Administration menu: the pages of the role ml_admin, and the Django admin for staff.
+        "api_tokens": manages,
+        "lockouts": manages,
+        "retention": manages,
         "admin": bool(getattr(user, "is_staff", False)),
     }
+    links["administration"] = any(links[name] for name in ADMINISTRATION_LINKS)
+    return links
+
+
+ADMINISTRATION_LINKS = ("api_tokens", "lockouts", "retention", "admin")
 
 
 def role_required(check, message: str):
