@@ -175,20 +175,35 @@ def image_list_for_review(*, filters: dict | None = None) -> QuerySet[Inspection
 
 
 def review_queue_counts(*, filters: dict | None = None) -> dict:
-    """What is left to review under ``filters`` (whatever their ``reviewed`` value says).
+    """What is left to review under ``filters`` (whatever their ``reviewed`` value says), in the
+    two kinds every page shows apart, with the same words (templates/inspections/_queue_counts.html):
+
+    - ``need_person``: images only a person can settle: flagged by the model (``needs_review``),
+      with a suspect label, or unlabelled;
+    - ``unconfirmed``: labelled images (a dataset import's label) that no person has confirmed and
+      the model did not flag.
+
+    ``left`` is both together (the queue's length); ``flagged`` (flagged by the model, label not
+    suspect), ``suspect_label``, ``unlabelled`` and ``without_prediction`` break them down, and
+    ``needs_review`` is ``flagged`` plus ``suspect_label`` (the queue's first key). An image may be
+    flagged and unlabelled: the breakdown may add up to more than ``need_person``.
 
     Exact counts. Without filters they are one index-only scan of ``image_review_queue`` (its
     entries are the waiting images and it carries the columns counted) and one of ``image_reviewed``:
     about 2 s for 8 million waiting images on a 2-core machine (docs/benchmarks.md, bench-tables).
     """
     left = _review_queue_base({**(filters or {}), "reviewed": "unreviewed"})
+    suspect = Q(suspect_suggestion__isnull=False)
     counts = left.order_by().aggregate(
         left=Count("id"),
+        need_person=Count("id", filter=Q(needs_attention=True) | Q(label__isnull=True)),
         needs_review=Count("id", filter=Q(needs_attention=True)),
-        suspect_label=Count("id", filter=Q(suspect_suggestion__isnull=False)),
+        flagged=Count("id", filter=Q(needs_attention=True) & ~suspect),
+        suspect_label=Count("id", filter=suspect),
         unlabelled=Count("id", filter=Q(label__isnull=True)),
         without_prediction=Count("id", filter=Q(latest_prediction__isnull=True)),
     )
+    counts["unconfirmed"] = counts["left"] - counts["need_person"]
     counts["reviewed"] = InspectionImage.objects.filter(label_source=LabelSource.REVIEW).count()
     return counts
 

@@ -66,7 +66,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     log_in(page, "qa-anna")
     page.goto("/review/")
     assert _queue_order(page) == [flagged.pk, unsure.pk, fairly_sure.pk, sure.pk]
-    assert page.locator('#queue-counts [data-count="left"] strong').inner_text() == "4"
+    assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "4"
     screenshot(page, "review-queue.png")
 
     page.keyboard.press("Enter")
@@ -98,14 +98,14 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     # Classes are numbered by name: 1 crazing, 2 inclusion, 3 patches.
     page.keyboard.press("2")
     page.wait_for_url(re.compile(rf"/review/{unsure.pk}/$"))
-    assert page.locator('#queue-counts [data-count="left"] strong').inner_text() == "3"
+    assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "3"
     page.keyboard.press("1")
     page.wait_for_url(re.compile(rf"/review/{fairly_sure.pk}/$"))
     page.keyboard.press("3")
     page.wait_for_url(re.compile(rf"/review/{sure.pk}/$"))
     page.keyboard.press("Enter")  # confirm the prediction (crazing)
     page.wait_for_url(re.compile(r"/review/$"))
-    assert page.locator('#queue-counts [data-count="left"] strong').inner_text() == "0"
+    assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "0"
     assert page.locator('#queue-counts [data-count="reviewed"] strong').inner_text() == "4"
 
     expected = {flagged.pk: "inclusion", unsure.pk: "crazing", fairly_sure.pk: "patches", sure.pk: "crazing"}
@@ -122,7 +122,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     assert "qa-anna" in history and "unlabelled → inclusion" in history
 
     page.goto("/dashboard/")
-    assert page.locator('[data-metric="backlog-left"]').inner_text() == "0"
+    assert page.locator('[data-metric="backlog-need-person"]').inner_text() == "0"
     page.locator(".confusion img").wait_for(state="visible")
     assert page.evaluate("() => document.querySelector('.confusion img').naturalWidth") > 0
     screenshot(page, "dashboard.png", full_page=True)

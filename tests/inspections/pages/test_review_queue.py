@@ -77,7 +77,7 @@ def test_queue_page_lists_images_in_review_order_with_counts(client, role_user, 
     client.force_login(role_user("viewer"))
     html = client.get("/review/").content.decode()
     assert html.index(f'data-image-id="{urgent.pk}"') < html.index(f'data-image-id="{calm.pk}"')
-    assert '<strong>2</strong> left' in html
+    assert '<strong>2</strong> need a person' in html
     assert f'href="/review/{urgent.pk}/"' in html
 
 
