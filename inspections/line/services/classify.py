@@ -2,10 +2,12 @@
 policy keeps.
 
 The web process validates the files exactly as uploads are validated, puts each file's bytes
-under a short-lived Redis key (TTL: the request's deadline plus ``BYTES_GRACE_S``) and queues one
+under a short-lived key (TTL: the request's deadline plus ``BYTES_GRACE_S``) and queues one
 message holding only the keys (``docs/benchmarks.md``: smaller broker messages than carrying the
-bytes base64-encoded in JSON). It has subscribed to the request's answer channel *before*
-queueing, so the answer cannot slip past it, and sleeps until the answer or its deadline.
+bytes base64-encoded in JSON). It listens for the request's answer *before* queueing, so the
+answer cannot slip past it, and sleeps until the answer or its deadline. The keys, answers and
+claims live in Redis, or in files under ``var/`` on an installation without Redis
+(``classify_transport.py``).
 
 The worker takes (and deletes) the bytes, predicts the batch with the serving model, asks the
 retention policy, stores the kept images exactly as an upload would (file, ``InspectionImage``,
@@ -17,7 +19,7 @@ never waits behind a batch of uploads being predicted.
 
 A request past its deadline answers 504 and the client sends again; the same frames must not be
 counted twice. A request may carry an idempotency key (``Idempotency-Key``): the first request
-with a key claims it in Redis for ``STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S``; its worker stores the
+with a key claims it for ``STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S``; its worker stores the
 answer under the request, so a retry with the same key and the same files gets that answer (or
 waits for it) instead of classifying again. A retry that finds the earlier request lost (its
 images expired and no answer came within the task's time limit) takes the key over. Without a
@@ -49,7 +51,8 @@ from inspections.queueing import classify_enqueue
 from inspections.registry.models import ModelVersion, ModelVersionStatus
 from inspections.registry.services.classifiers import pixels_from_bytes
 from inspections.review.models import Prediction
-from inspections.review.prediction_events import SubscriptionBroken, events_client, images_done_announce, subscribed
+from inspections.line.services.classify_transport import classify_transport
+from inspections.review.prediction_events import SubscriptionBroken, images_done_announce
 from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 
 logger = logging.getLogger(__name__)
@@ -101,32 +104,31 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
     or None when ``timeout_s`` passed first. With ``idempotency_key``, a request already made with
     it (by the same user, with the same files) is answered from its result instead."""
     deadline = time.monotonic() + timeout_s
-    client = events_client()
-    if client is None:
-        raise Unavailable("classify/ needs Redis (STEELQC_EVENTS_REDIS_URL); use images/ on this installation.",
-                               code="classify_unavailable")
     if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
         # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
         raise Conflict("No model version is active; nothing can be classified yet.",
                                code="no_active_model")
     user_id = uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None
     request_id = uuid.uuid4().hex
+    try:
+        transport = classify_transport()
+    except OSError:
+        logger.warning("classify: the transport's folder is not usable", exc_info=True)
+        raise Unavailable("The inference queue is not reachable; retry shortly.", code="queue_unavailable") from None
     if idempotency_key:
-        earlier = _claim(client, name=_claim_name(user_id, idempotency_key), request_id=request_id,
+        earlier = _claim(transport, name=_claim_name(user_id, idempotency_key), request_id=request_id,
                          fingerprint=_fingerprint(files, source, external_id), timeout_s=timeout_s)
         if earlier is not None:
-            return _earlier_answer(client, request_id=earlier, deadline=deadline)
+            return _earlier_answer(transport, request_id=earlier, deadline=deadline)
     key_prefix, answer_channel = _names(request_id)
     keys = [f"{key_prefix}{index}" for index in range(len(files))]
     with ExitStack() as stack:
         try:
-            answers = stack.enter_context(subscribed([answer_channel]))
-            pipe = client.pipeline(transaction=False)
-            for key, item in zip(keys, files):
-                pipe.set(key, item.content, ex=int(timeout_s) + BYTES_GRACE_S)
-            pipe.execute()
+            answers = stack.enter_context(transport.answer_wait(answer_channel))
+            transport.frames_put({key: item.content for key, item in zip(keys, files)},
+                                 ttl_s=int(timeout_s) + BYTES_GRACE_S)
         except Exception:
-            logger.warning("classify: Redis refused the request", exc_info=True)
+            logger.warning("classify: the transport (%s) refused the request", transport.kind, exc_info=True)
             raise Unavailable("The inference queue is not reachable; retry shortly.",
                                    code="queue_unavailable") from None
         queued = classify_enqueue(
@@ -137,22 +139,22 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
         )
         if not queued:
             if idempotency_key:  # nothing was started under the key: a retry may claim it afresh
-                _unclaim(client, name=_claim_name(user_id, idempotency_key), request_id=request_id)
+                _unclaim(transport, name=_claim_name(user_id, idempotency_key), request_id=request_id)
             try:
-                client.delete(*keys)
+                transport.frames_discard(keys)
             except Exception:  # they expire with their TTL anyway
                 logger.warning("classify: the unqueued request's images could not be removed", exc_info=True)
             raise Unavailable("The inference queue is not reachable; retry shortly.",
                                    code="queue_unavailable")
         try:
-            message = answers.next_message(deadline=deadline)
+            answer = answers.next_answer(deadline=deadline)
         except SubscriptionBroken:
             logger.warning("classify: the answer channel broke off", exc_info=True)
             return None
-        return None if message is None else json.loads(message[1])["results"]
+        return None if answer is None else json.loads(answer)["results"]
 
 
-def _claim(client, *, name: str, request_id: str, fingerprint: str, timeout_s: float) -> str | None:
+def _claim(transport, *, name: str, request_id: str, fingerprint: str, timeout_s: float) -> str | None:
     """Claim the idempotency key ``name`` for ``request_id``; None once claimed, else the id of the
     request that holds it. A key held by a request that must be lost by now is taken over."""
     # Past this moment the earlier request's images have expired and its task's time limit has run out.
@@ -160,49 +162,49 @@ def _claim(client, *, name: str, request_id: str, fingerprint: str, timeout_s: f
     record = json.dumps({"request_id": request_id, "fingerprint": fingerprint, "lost_after": lost_after})
     ttl = settings.STEELQC_CLASSIFY_IDEMPOTENCY_TTL_S
     try:
-        if client.set(name, record, nx=True, ex=ttl):
+        if transport.value_add(name, record, ttl_s=ttl):
             return None
-        held = json.loads(client.get(name) or "null")
+        held = json.loads(transport.value_get(name) or "null")
     except Exception:
-        logger.warning("classify: Redis refused the idempotency key", exc_info=True)
+        logger.warning("classify: the transport (%s) refused the idempotency key", transport.kind, exc_info=True)
         raise Unavailable("The inference queue is not reachable; retry shortly.", code="queue_unavailable") from None
     if held is None:  # expired between the two calls
-        return _claim(client, name=name, request_id=request_id, fingerprint=fingerprint, timeout_s=timeout_s)
+        return _claim(transport, name=name, request_id=request_id, fingerprint=fingerprint, timeout_s=timeout_s)
     if held["fingerprint"] != fingerprint:
         raise Conflict("This Idempotency-Key was used for other files (or another source); use a new key for "
                        "new frames.", code="idempotency_key_reused")
-    if time.time() > held["lost_after"] and not client.exists(_stored_answer_name(held["request_id"])):
-        client.set(name, record, ex=ttl)
+    if time.time() > held["lost_after"] and transport.value_get(_stored_answer_name(held["request_id"])) is None:
+        transport.value_set(name, record, ttl_s=ttl)
         return None
     return held["request_id"]
 
 
-def _unclaim(client, *, name: str, request_id: str) -> None:
+def _unclaim(transport, *, name: str, request_id: str) -> None:
     try:
-        held = json.loads(client.get(name) or "null")
+        held = json.loads(transport.value_get(name) or "null")
         if held and held["request_id"] == request_id:
-            client.delete(name)
+            transport.value_delete(name)
     except Exception:  # the claim expires; a retry after a lost request takes it over anyway
         logger.warning("classify: the idempotency key could not be released", exc_info=True)
 
 
-def _earlier_answer(client, *, request_id: str, deadline: float) -> list[dict] | None:
+def _earlier_answer(transport, *, request_id: str, deadline: float) -> list[dict] | None:
     """The answer of the earlier request ``request_id``: stored, or awaited until ``deadline``."""
     _, answer_channel = _names(request_id)
     try:
-        with subscribed([answer_channel]) as answers:
-            # Subscribed before looking, so an answer published meanwhile is not missed.
-            stored = client.get(_stored_answer_name(request_id))
+        with transport.answer_wait(answer_channel) as answers:
+            # Listening before looking, so an answer sent meanwhile is not missed.
+            stored = transport.value_get(_stored_answer_name(request_id))
             if stored is not None:
                 return json.loads(stored)["results"]
-            message = answers.next_message(deadline=deadline)
+            answer = answers.next_answer(deadline=deadline)
     except SubscriptionBroken:
         logger.warning("classify: the answer channel broke off", exc_info=True)
         return None
     except Exception:
-        logger.warning("classify: Redis refused the request", exc_info=True)
+        logger.warning("classify: the transport (%s) refused the request", transport.kind, exc_info=True)
         raise Unavailable("The inference queue is not reachable; retry shortly.", code="queue_unavailable") from None
-    return None if message is None else json.loads(message[1])["results"]
+    return None if answer is None else json.loads(answer)["results"]
 
 
 def _error(filename: str, code: str, message: str) -> dict:
@@ -219,24 +221,17 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
     counted as dropped: the client sends the frames again."""
     from inspections.review.services.inference import active_model
 
-    client = events_client()
-    if client is None:
-        logger.error("classify request %s: no Redis to read the images from", request_id)
-        return 0
+    transport = classify_transport()
     if deadline_at is not None and not answer_ttl_s and time.time() > deadline_at:
         try:
-            client.delete(*[item["key"] for item in items])
+            transport.frames_discard([item["key"] for item in items])
         except Exception:  # they expire with their TTL
             logger.warning("classify %s: the dropped request's images could not be removed", request_id)
         logger.info("classify %s: dropped %d frame(s) of %r, taken %.1f s after its deadline", request_id,
                     len(items), source, time.time() - deadline_at)
         line_drops_record(source=source, count=len(items))
         return 0
-    pipe = client.pipeline(transaction=False)
-    for item in items:
-        pipe.get(item["key"])
-    pipe.delete(*[item["key"] for item in items])
-    contents = pipe.execute()[:len(items)]
+    contents = transport.frames_take([item["key"] for item in items])
     results: list[dict | None] = [None] * len(items)
     arrays, ready = [], []
     for index, (item, content) in enumerate(zip(items, contents)):
@@ -291,9 +286,8 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
             logger.exception("classify %s: the line counts could not be written", request_id)
     answer = json.dumps({"request_id": request_id, "results": results})
     try:
-        if answer_ttl_s:  # first, so a retry that subscribes after the publish finds it stored
-            client.set(_stored_answer_name(request_id), answer, ex=answer_ttl_s)
-        client.publish(reply_to, answer)
+        transport.answer_send(reply_to, answer, stored_name=_stored_answer_name(request_id) if answer_ttl_s else "",
+                              stored_ttl_s=answer_ttl_s)
     except Exception:
         logger.warning("classify %s: the answer could not be published", request_id, exc_info=True)
     return kept

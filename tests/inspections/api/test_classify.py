@@ -130,7 +130,7 @@ class TestInput:
         def refused(channels):
             raise prediction_events.SubscriptionBroken("connection refused")
 
-        monkeypatch.setattr("inspections.line.services.classify.subscribed", refused)
+        monkeypatch.setattr("inspections.line.services.classify_transport.subscribed", refused)
         before = _stored_bytes()
         response = _post(client_for("integrator"), _files(("a.png", image_bytes(seed=8))))
         assert_error(response, 503, "queue_unavailable")
