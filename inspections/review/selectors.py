@@ -50,7 +50,8 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
     ``unreviewed`` or ``all``. ``created_after`` / ``created_before``: datetimes, inclusive.
     Prediction filters look at the image's *latest* prediction only — the one users see:
     ``model_version`` (id of the version that made it), ``predicted_label`` (its class name),
-    ``needs_review`` (its flag). An image without a prediction matches none of them.
+    ``needs_review`` (its flag). An image without a prediction matches none of them. ``q``: a
+    search (``image_search``).
     """
     def given(key: str) -> bool:
         return filters.get(key) not in (None, "")
@@ -77,11 +78,24 @@ def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QueryS
             images = images.filter(suspect)
         else:
             images = images.filter(_has_review_reason(filters["review_reason"]))
+    if given("q") and filters["q"].strip():
+        images = images.filter(image_search(filters["q"]))
     if given("created_after"):
         images = images.filter(created_at__gte=filters["created_after"])
     if given("created_before"):
         images = images.filter(created_at__lte=filters["created_before"])
     return images
+
+
+def image_search(text: str) -> Q:
+    """What the search box (``?q=``, the review queue's and ``GET images/``'s) finds: images whose
+    file name or external id contains ``text`` (case-insensitive), and, when ``text`` is a whole
+    number, the image with that id."""
+    text = text.strip()
+    found = Q(original_name__icontains=text) | Q(external_id__icontains=text)
+    if text.isdecimal() and len(text) < 19:  # larger than any id column
+        found |= Q(pk=int(text))
+    return found
 
 
 def _has_review_reason(code: str):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SOURCE_MAX_LENGTH
+from inspections.catalog.limits import EXTERNAL_ID_MAX_LENGTH, SEARCH_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import DefectClass, ImageStatus, Split
 from inspections.registry.models import ModelVersion
 from mlcore.artefact import REVIEW_REASONS
 
 
 class ImageFilters(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=SEARCH_MAX_LENGTH, help_text=(
+        "Search: part of the file name or external id (case-insensitive); a whole number also finds the "
+        "image with that id. The review queue's search box means the same."))
     status = serializers.ChoiceField(choices=ImageStatus.values, required=False)
     label = serializers.CharField(required=False, allow_blank=True, max_length=64,
                                   help_text="Class name of the current label; empty for unlabelled images.")

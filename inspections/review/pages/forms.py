@@ -8,17 +8,19 @@ from django import forms
 from django.utils import timezone
 
 from inspections.catalog import selectors as catalog_selectors
-from inspections.catalog.limits import SOURCE_MAX_LENGTH
+from inspections.catalog.limits import SEARCH_MAX_LENGTH, SOURCE_MAX_LENGTH
 from inspections.catalog.models import Split
 from inspections.registry import selectors as registry_selectors
 from inspections.review.reasons import REASON_TITLES
 
 REVIEWED_CHOICES = [("unreviewed", "not yet reviewed"), ("reviewed", "reviewed"), ("all", "all")]
-FILTER_NAMES = ("predicted_label", "review_reason", "source", "created_after", "created_before", "model_version",
+FILTER_NAMES = ("q", "predicted_label", "review_reason", "source", "created_after", "created_before", "model_version",
                 "split", "reviewed")
 
 
 class QueueFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=SEARCH_MAX_LENGTH, widget=forms.TextInput(attrs={
+        "type": "search", "placeholder": "file name, external id or image id", "autocomplete": "off"}))
     predicted_label = forms.ChoiceField(label="Predicted class", required=False)
     review_reason = forms.ChoiceField(label="Reason", required=False, choices=[("", "any"), *REASON_TITLES.items()])
     source = forms.CharField(label="Source", required=False, max_length=SOURCE_MAX_LENGTH)
@@ -50,7 +52,7 @@ class QueueFilterForm(forms.Form):
             name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors
         }
         filters: dict = {"reviewed": data.get("reviewed") or "unreviewed"}
-        for name in ("predicted_label", "review_reason", "source", "split"):
+        for name in ("q", "predicted_label", "review_reason", "source", "split"):
             if data.get(name):
                 filters[name] = data[name]
         if data.get("model_version"):
