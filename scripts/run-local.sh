@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: the embedded installation (SQLite, local files, filesystem broker) with an inference
-# worker and a training worker.
+# `make run`: the embedded installation (SQLite, local files, filesystem broker) with inference, line
+# and training workers, and a private Redis when redis-server is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-steelqc.settings.local}"
@@ -24,6 +24,22 @@ $PY manage.py train_model --if-no-active || echo "No first model started (see th
 pids=()
 stop() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
+
+# classify/, ?wait= and the API throttles use Redis when there is one. Unless
+# STEELQC_EVENTS_REDIS_URL (or a Redis broker) names one already, start a private redis-server for
+# this run when it is installed (scripts/private-redis.sh). Without it, classify/ passes frames and
+# answers through files under var/classify and ?wait= uploads look at the database every 0.5 s.
+if [ -z "${STEELQC_EVENTS_REDIS_URL:-}" ] && [[ "${CELERY_BROKER_URL:-}" != redis* ]] \
+    && command -v redis-server >/dev/null 2>&1; then
+  source scripts/private-redis.sh
+  private_redis_start "${STEELQC_VAR_DIR:-$PWD/var}/redis" \
+    || echo "The private Redis did not start (see ${STEELQC_VAR_DIR:-var}/redis/redis.log); going on without it." >&2
+fi
+if [ -n "${STEELQC_EVENTS_REDIS_URL:-}" ] || [[ "${CELERY_BROKER_URL:-}" == redis* ]]; then
+  echo "classify/ and ?wait= go through Redis at ${STEELQC_EVENTS_REDIS_URL:-$CELERY_BROKER_URL}."
+else
+  echo "No Redis: classify/ goes through files under ${STEELQC_VAR_DIR:-var}/classify (install redis-server to use Redis)."
+fi
 
 # Inference, line (classify/) and training in separate worker processes, as in production: an
 # upload (and its ?wait) is predicted while a model trains, and line frames never wait behind
