@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from inspections.catalog import selectors as catalog_selectors
+from inspections.line import selectors as line_selectors
 from inspections.line.services.drift import drift_report
 from inspections.line.services.stats import HISTOGRAM_BINS, line_source_totals
 from inspections.pages.access import can_see_dashboard, role_required
@@ -136,5 +137,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "model": _model_metrics(version),
         "drift": _drift(drift_report(days=DRIFT_DAYS)),
         "line_sources": _line(timezone.now()),
+        "classify_transport": line_selectors.classify_transport_in_use(),
         "histogram_height": HISTOGRAM_HEIGHT,
     })
