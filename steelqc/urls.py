@@ -2,9 +2,9 @@ from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 
-from inspections.access.pages import logins, tokens
+from inspections.access.pages import logins, people, tokens
 from steelqc.views import favicon, healthz
 
 urlpatterns = [
@@ -17,6 +17,15 @@ urlpatterns = [
     path("accounts/lockouts/unlock/", logins.login_lockout_unlock, name="login-lockout-unlock"),
     path("accounts/api-tokens/", tokens.api_token_page, name="api-tokens"),
     path("accounts/api-tokens/<int:token_id>/revoke/", tokens.api_token_revoke_page, name="api-token-revoke"),
+    path("accounts/people/", people.people_page, name="people"),
+    path("accounts/people/<int:person_id>/role/", people.person_role_page, name="person-role"),
+    path("accounts/people/<int:person_id>/active/", people.person_active_page, name="person-active"),
+    path("accounts/people/<int:person_id>/password-link/", people.person_password_link_page,
+         name="person-password-link"),
+    # Where a password link from the People page leads (Django's reset token; nothing is mailed).
+    path("accounts/password/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
+        success_url=reverse_lazy("password-reset-complete")), name="password-reset-confirm"),
+    path("accounts/password/done/", auth_views.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("", include("inspections.registry.urls")),
     path("", include("inspections.urls")),
 ]

@@ -19,6 +19,10 @@ class AuthEventKind(models.TextChoices):
     ROLE_ADDED = "role_added", "role added"
     ROLE_REMOVED = "role_removed", "role removed"
     TOKEN_NEW_ADDRESS = "token_new_ip", "API token used from a new address"
+    USER_CREATED = "user_created", "account created"
+    USER_DEACTIVATED = "user_deactivated", "account deactivated"
+    USER_REACTIVATED = "user_reactivated", "account reactivated"
+    PASSWORD_LINK = "password_link", "password link made"
 
 
 class AuthEvent(models.Model):

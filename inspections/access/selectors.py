@@ -65,3 +65,46 @@ def user_by_username(username: str):
 
     User = get_user_model()
     return User.objects.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+
+
+# --- People ---------------------------------------------------------------------------------------
+
+def person_list() -> list:
+    """Every account, by user name, each with ``role_names`` (its role groups, in ROLES order)
+    and ``live_tokens`` (how many of its API tokens work now)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db.models import Count, Prefetch
+
+    from inspections.access import roles
+
+    User = get_user_model()
+    live = Q(api_tokens__revoked_at__isnull=True) & (
+        Q(api_tokens__expires_at__isnull=True) | Q(api_tokens__expires_at__gt=timezone.now()))
+    people = list(
+        User.objects.annotate(live_tokens=Count("api_tokens", filter=live))
+        .prefetch_related(Prefetch("groups", queryset=Group.objects.filter(name__in=roles.ROLES),
+                                   to_attr="role_groups"))
+        .order_by(User.USERNAME_FIELD)
+    )
+    for person in people:
+        names = {group.name for group in person.role_groups}
+        person.role_names = [role for role in roles.ROLES if role in names]
+        roles.user_roles_known(person, names)
+    return people
+
+
+def person_get(*, person_id: int):
+    """One account, or None."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=person_id).first()
+
+
+def account_event_list(*, limit: int = 20) -> list:
+    """The latest account changes (made, roles, deactivated, password links), newest first."""
+    from inspections.access.models import AuthEvent, AuthEventKind
+
+    kinds = [AuthEventKind.USER_CREATED, AuthEventKind.USER_DEACTIVATED, AuthEventKind.USER_REACTIVATED,
+             AuthEventKind.PASSWORD_LINK, AuthEventKind.ROLE_ADDED, AuthEventKind.ROLE_REMOVED]
+    return list(AuthEvent.objects.filter(kind__in=kinds).select_related("actor")[:limit])

@@ -29,6 +29,7 @@ def navigation(user) -> dict[str, bool]:
         "upload": roles.can_upload(user),
         "api": roles.can_read(user),
         # The Administration menu: the pages of the role ml_admin, and the Django admin for staff.
+        "people": manages,
         "api_tokens": manages,
         "lockouts": manages,
         "retention": manages,
@@ -38,7 +39,7 @@ def navigation(user) -> dict[str, bool]:
     return links
 
 
-ADMINISTRATION_LINKS = ("api_tokens", "lockouts", "retention", "admin")
+ADMINISTRATION_LINKS = ("people", "api_tokens", "lockouts", "retention", "admin")
 
 
 def role_required(check, message: str):

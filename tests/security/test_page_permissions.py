@@ -34,7 +34,8 @@ class Rule:
     allowed: set[str]
 
 
-PUBLIC = {"healthz", "login", "logout", "favicon"}
+# A password link is the credential itself (Django's reset token, made on the People page).
+PUBLIC = {"healthz", "login", "logout", "favicon", "password-reset-confirm", "password-reset-complete"}
 RULES: dict[str, list[Rule]] = {
     "inspections:home": [Rule("get", EVERY_ROLE)],
     "inspections:dashboard": [Rule("get", EVERY_ROLE)],
@@ -61,6 +62,10 @@ RULES: dict[str, list[Rule]] = {
     "login-lockout-unlock": [Rule("post", MODEL_ADMINS)],
     "api-tokens": [Rule("get", MODEL_ADMINS)],
     "api-token-revoke": [Rule("post", MODEL_ADMINS)],
+    "people": [Rule("get", MODEL_ADMINS)],
+    "person-role": [Rule("post", MODEL_ADMINS)],
+    "person-active": [Rule("post", MODEL_ADMINS)],
+    "person-password-link": [Rule("post", MODEL_ADMINS)],
     "registry:model-version-compare": [Rule("get", EVERY_ROLE)],
     "registry:model-version-thresholds": [Rule("post", MODEL_ADMINS)],
     "inspections:retention": [Rule("get", MODEL_ADMINS)],
@@ -156,6 +161,9 @@ WORLD = {
     "registry:training-run-start": _trainable_images,
     "registry:training-run-cancel": lambda request: {"run_id": TrainingRunFactory(status=TrainingRunStatus.QUEUED).pk},
     "api-token-revoke": lambda request: {"token_id": _api_token()},
+    "person-role": lambda request: {"person_id": UserFactory(roles=["viewer"]).pk},
+    "person-active": lambda request: {"person_id": UserFactory(roles=["viewer"]).pk},
+    "person-password-link": lambda request: {"person_id": UserFactory(roles=["viewer"]).pk},
     "registry:model-version-thresholds": lambda request: _version_with_plots(),
 }
 
@@ -172,6 +180,8 @@ POST_DATA = {
     "inspections:upload-zip": lambda: {"file": _zip_of_one_image()},
     "registry:training-run-start": lambda: {"backbone": "efficientnet_lite0", "finetune": "off"},
     "login-lockout-unlock": lambda: {"username": "someone", "ip_address": "10.0.0.1"},
+    "person-role": lambda: {"role": "qa"},
+    "person-active": lambda: {"active": "0"},
     "inspections:retention-remove": lambda: {"source": "line-9"},
     "registry:model-version-thresholds": lambda: {"threshold-crazing": "0.8", "note": "permissions"},
 }
@@ -186,6 +196,8 @@ REDIRECTS = {
     "registry:training-run-cancel": lambda kwargs: reverse("registry:training-run", kwargs=kwargs),
     "login-lockout-unlock": lambda kwargs: reverse("login-lockouts"),
     "api-token-revoke": lambda kwargs: reverse("api-tokens"),
+    "person-role": lambda kwargs: reverse("people"),
+    "person-active": lambda kwargs: reverse("people"),
     "registry:model-version-thresholds": lambda kwargs: reverse("registry:model-version", kwargs=kwargs) + "#thresholds",
     "inspections:retention-remove": lambda kwargs: reverse("inspections:retention"),
 }

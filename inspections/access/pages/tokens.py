@@ -19,9 +19,10 @@ from inspections.access.models import ApiTokenScope
 from inspections.access.services.api_tokens import (
     ApiTokenError,
     api_token_create,
+    api_token_create_for_new_api_user,
     api_token_revoke,
 )
-from inspections.errors import PermissionDenied
+from inspections.errors import ApplicationError, PermissionDenied
 from inspections.pages.access import found_or_404, role_required
 
 token_role = role_required(roles.can_manage_models, "API tokens are managed by the role ml_admin.")
@@ -29,10 +30,11 @@ token_role = role_required(roles.can_manage_models, "API tokens are managed by t
 MAX_EXPIRY_DAYS = 3650
 
 
-def _page(request: HttpRequest, *, form: dict, issued=None, error: str = "", status: int = 200) -> HttpResponse:
+def _page(request: HttpRequest, *, form: dict, issued=None, error: str = "", offer_api_user: bool = False,
+          status: int = 200) -> HttpResponse:
     return render(request, "registration/api_tokens.html", {
         "tokens": access_selectors.api_token_list(), "scopes": ApiTokenScope.choices, "form": form,
-        "issued": issued, "error": error,
+        "issued": issued, "error": error, "offer_api_user": offer_api_user,
     }, status=status)
 
 
@@ -40,26 +42,33 @@ def _page(request: HttpRequest, *, form: dict, issued=None, error: str = "", sta
 @require_http_methods(["GET", "POST"])
 @token_role
 def api_token_page(request: HttpRequest) -> HttpResponse:
-    """GET lists; POST makes a token and answers with the page showing its secret (never stored)."""
+    """GET lists; POST makes a token and answers with the page showing its secret (never stored).
+    For a user name nobody has, the answer offers to make it an API-only account with the token
+    (the same form again with ``create_user=1``)."""
     if request.method == "GET":
         return _page(request, form={"scope": ApiTokenScope.READ})
     form = {key: request.POST.get(key, "").strip() for key in ("username", "name", "scope", "expires_days")}
-    owner = access_selectors.user_by_username(form["username"])
-    if owner is None:
-        return _page(request, form=form, error=f"No user {form['username']!r}.", status=400)
     expires_at = None
     if form["expires_days"]:
         if not form["expires_days"].isdigit() or not 1 <= int(form["expires_days"]) <= MAX_EXPIRY_DAYS:
             return _page(request, form=form, error=f"Expiry: a whole number of days, 1 to {MAX_EXPIRY_DAYS}.",
                          status=400)
         expires_at = timezone.now() + timedelta(days=int(form["expires_days"]))
+    owner = access_selectors.user_by_username(form["username"])
+    arguments = {"name": form["name"], "scope": form["scope"], "expires_at": expires_at, "actor": request.user,
+                 "ip_address": client_address(request)}
     try:
-        issued = api_token_create(user=owner, name=form["name"], scope=form["scope"], expires_at=expires_at,
-                                  actor=request.user, ip_address=client_address(request))
+        if owner is not None:
+            issued = api_token_create(user=owner, **arguments)
+        elif form["username"] and request.POST.get("create_user") == "1":
+            issued = api_token_create_for_new_api_user(username=form["username"], **arguments)
+        else:
+            return _page(request, form=form, error=f"No user {form['username']!r}.",
+                         offer_api_user=bool(form["username"]), status=400)
     except ApiTokenError as error:
         return _page(request, form=form, error=str(error), status=400)
-    except PermissionDenied as error:
-        return _page(request, form=form, error=error.message, status=403)
+    except ApplicationError as error:
+        return _page(request, form=form, error=error.message, status=403 if isinstance(error, PermissionDenied) else 400)
     return _page(request, form={"scope": ApiTokenScope.READ}, issued=issued, status=201)
 
 

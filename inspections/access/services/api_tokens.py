@@ -23,6 +23,7 @@ from django.utils import timezone
 from inspections.access import roles
 from inspections.access.models import ApiToken, ApiTokenScope, AuthEventKind
 from inspections.access.services.auth_events import auth_event_record
+from inspections.access.services.people import person_create
 from inspections.errors import PermissionDenied
 
 SECRET_PREFIX = "sqc_"  # nosec B105 - the marker every secret starts with, not a secret
@@ -104,6 +105,18 @@ def api_token_create(*, user, name: str, scope: str = ApiTokenScope.ADMIN, expir
         auth_event_record(kind=AuthEventKind.TOKEN_CREATED, user=user, actor=_other(actor, user),
                           ip_address=ip_address, detail=_describe(token) + _where(actor) + _for_person(user, actor))
     return IssuedToken(token=token, secret=secret)
+
+
+def api_token_create_for_new_api_user(*, username: str, name: str, scope: str = ApiTokenScope.ADMIN,
+                                      expires_at=None, actor, ip_address: str | None = None) -> IssuedToken:
+    """A new API-only account ``username`` (role integrator, no password) and its first token,
+    both or neither. The same rules as ``person_create`` (an ml_admin may give the role
+    integrator) and ``api_token_create``."""
+    with transaction.atomic():
+        user = person_create(username=username, role=roles.INTEGRATOR, actor=actor, ip_address=ip_address,
+                             api_only=True)
+        return api_token_create(user=user, name=name, scope=scope, expires_at=expires_at, actor=actor,
+                                ip_address=ip_address)
 
 
 def api_token_revoke(*, token: ApiToken, actor=None, ip_address: str | None = None) -> bool:

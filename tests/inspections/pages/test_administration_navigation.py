@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-ADMINISTRATION = ("api-tokens", "lockouts", "retention", "admin")
+ADMINISTRATION = ("people", "api-tokens", "lockouts", "retention", "admin")
 
 
 def _shown(html: str) -> set[str]:
@@ -16,7 +16,7 @@ def _shown(html: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("role", "expected"), [
-    ("ml_admin", {"api-tokens", "lockouts", "retention"}),
+    ("ml_admin", {"people", "api-tokens", "lockouts", "retention"}),
     ("superuser", set(ADMINISTRATION)),
     ("qa", set()),
     ("viewer", set()),
@@ -32,7 +32,7 @@ def test_administration_menu_lists_the_pages_the_role_may_open(client, role_user
 def test_each_administration_link_opens_for_an_ml_admin(client, role_user):
     client.force_login(role_user("ml_admin"))
     html = client.get("/").content.decode()
-    for path in ("/accounts/api-tokens/", "/accounts/lockouts/", "/retention/"):
+    for path in ("/accounts/people/", "/accounts/api-tokens/", "/accounts/lockouts/", "/retention/"):
         assert f'href="{path}"' in html
         assert client.get(path).status_code == 200
 
