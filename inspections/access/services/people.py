@@ -145,8 +145,7 @@ def password_link_make(*, person, actor, ip_address: str | None = None) -> Passw
                                code="user_inactive")
     link = PasswordLink(uidb64=urlsafe_base64_encode(force_bytes(person.pk)),
                         token=default_token_generator.make_token(person))
-    auth_event_record(kind=AuthEventKind.PASSWORD_LINK, user=person, actor=actor, ip_address=ip_address,
-                      detail="password link made on the People page")
+    auth_event_record(kind=AuthEventKind.PASSWORD_LINK, user=person, actor=actor, ip_address=ip_address)
     return link
 
 
