@@ -90,6 +90,13 @@
     return "drawn by " + (box.created_by || "someone");
   }
 
+  // Where a box is, for people: fractions of the image rounded to two places (stored values
+  // such as 0.2999999890618 read 0.30).
+  function position(box) {
+    function fixed(value) { return Number(value).toFixed(2); }
+    return "x " + fixed(box[0]) + "–" + fixed(box[2]) + ", y " + fixed(box[1]) + "–" + fixed(box[3]);
+  }
+
   function pending() {
     return sending || queue.length > 0 || Object.keys(dirty).length > 0 || draft !== null;
   }
@@ -181,6 +188,10 @@
       origin.className = "muted small";
       origin.textContent = describe(box);
       item.appendChild(origin);
+      var where = document.createElement("span");
+      where.className = "muted small box-where";
+      where.textContent = " · " + position(geometry(box.id));
+      item.appendChild(where);
       list.appendChild(item);
     });
     waiting.forEach(function (found) {

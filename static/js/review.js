@@ -122,7 +122,7 @@
 
   function decide(label) {
     if (!label) return;
-    send({ label: label }, "“" + label + "”", label + ".");
+    send({ label: label }, "“" + label + "”", "labelled " + label + ".");
   }
 
   function exclude(reason) {
@@ -141,9 +141,16 @@
     decision.expected_version = version;
     apiPost(data.reviewApi, decision).then(function (result) {
       if (result.response.status === 201) {
-        say("Saved: " + done);
+        // Said here and, kept, on the page that follows (static/js/saved_note.js): the move is at once.
+        var saved = "Saved: image " + data.imageId + " " + done;
+        say(saved);
         showState(result.body.image);
-        return refreshCounts().then(goNext).then(function (left) { if (!left) busy = false; });
+        api.savedNoteKeep(saved);
+        return refreshCounts().then(goNext).then(function (left) {
+          if (left) return;
+          busy = false;
+          api.savedNoteShow();  // the page stays (a box change to settle): the note is for this page
+        });
       }
       busy = false;
       if (result.response.status === 409) {

@@ -251,11 +251,12 @@ def test_a_change_against_boxes_someone_changed_meanwhile_is_refused_and_reloade
 def test_a_viewer_sees_the_boxes_and_changes_nothing(page, users):
     users("viewer", "viewer-ola")
     image, _ = _image(boxes=FOUND[:1])
-    DefectBox.objects.create(image=image, label=DefectClass.objects.get(name="crazing"), x0=0.1, y0=0.1, x1=0.3,
-                             y1=0.3, source=BoxSource.IMPORT)
+    DefectBox.objects.create(image=image, label=DefectClass.objects.get(name="crazing"), x0=0.1, y0=0.1,
+                             x1=0.2999999890618, y1=0.3, source=BoxSource.IMPORT)
     log_in(page, "viewer-ola")
     _open(page, image)
     assert page.locator("#box-layer .defect-box[data-box-id]").count() == 1
+    assert page.locator("#box-list li[data-box-id] .box-where").text_content() == " · x 0.10–0.30, y 0.10–0.30"
     assert page.locator("#box-layer .defect-box.predicted").count() == 1
     assert page.locator("#boxes-accept").count() == 0
     Layer(page).drag((0.5, 0.5), (0.7, 0.7))

@@ -94,10 +94,21 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     page.keyboard.press("h")
     overlay.wait_for(state="visible")
     screenshot(page, "review-view.png")
+    # At 1366x768 the side panel does not scroll on its own and its History is in view.
+    layout = page.evaluate("""() => {
+        const panel = document.querySelector('.side-panel');
+        return {panelScrolls: panel.scrollHeight > panel.clientHeight + 1 && getComputedStyle(panel).overflowY !== 'visible',
+                historyBottom: document.querySelector('#history thead').getBoundingClientRect().bottom,
+                height: window.innerHeight, scrolled: window.scrollY};
+    }""")
+    assert (page.viewport_size["width"], layout["height"]) == (1366, 768)
+    assert not layout["panelScrolls"] and layout["scrolled"] == 0
+    assert layout["historyBottom"] <= layout["height"], layout
 
     # Classes are numbered by name: 1 crazing, 2 inclusion, 3 patches.
     page.keyboard.press("2")
     page.wait_for_url(re.compile(rf"/review/{unsure.pk}/$"))
+    assert page.locator("#saved-note").inner_text() == f"Saved: image {flagged.pk} labelled inclusion."
     assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "3"
     page.keyboard.press("1")
     page.wait_for_url(re.compile(rf"/review/{fairly_sure.pk}/$"))
@@ -105,6 +116,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     page.wait_for_url(re.compile(rf"/review/{sure.pk}/$"))
     page.keyboard.press("Enter")  # confirm the prediction (crazing)
     page.wait_for_url(re.compile(r"/review/$"))
+    assert page.locator("#saved-note").inner_text() == f"Saved: image {sure.pk} labelled crazing."
     assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "0"
     assert page.locator('#queue-counts [data-count="reviewed"] strong').inner_text() == "4"
 

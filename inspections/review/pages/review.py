@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -129,17 +130,22 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     decision = form.cleaned_data
     try:
         if decision.get("exclude") == "true":
-            review_exclude(image=image, reviewer=request.user, reason=decision.get("reason", ""),
-                           expected_version=decision.get("expected_version"))
+            review = review_exclude(image=image, reviewer=request.user, reason=decision.get("reason", ""),
+                                    expected_version=decision.get("expected_version"))
+            done = f"excluded ({review.reason})"
         elif decision.get("exclude") == "false":
             review_include(image=image, reviewer=request.user, expected_version=decision.get("expected_version"))
+            done = "included again"
         else:
-            review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
-                          expected_version=decision.get("expected_version"))
+            review = review_submit(image=image, label_name=decision.get("label", ""), reviewer=request.user,
+                                   expected_version=decision.get("expected_version"))
+            done = f"labelled {review.label.name}"
     except ApplicationError as error:
         fresh = review_selectors.image_detail(image_id=image_id)
         context = _review_context(request, fresh, conflict={"message": error.message, "code": error.code})
         return render(request, "inspections/review_image.html", context, status=http_status(error))
+    # The page that follows says it was saved, in the words of the script's note (static/js/review.js).
+    messages.success(request, f"Saved: image {image.pk} {done}.")
     return redirect(decision.get("next") or reverse("inspections:review-queue"))
 
 

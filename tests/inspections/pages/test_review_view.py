@@ -46,6 +46,9 @@ def test_form_decision_records_the_review_and_goes_to_the_next_image(client, rol
     review = Review.objects.get()
     assert (review.image_id, review.label.name, review.previous_label, review.reviewer) == (first.pk, "inclusion", None, qa)
     assert review.prediction == first.predictions.get()
+    following = client.get(response["Location"]).content.decode()
+    assert f'<p id="saved-note" class="saved-note" role="status">Saved: image {first.pk} labelled inclusion. </p>' \
+        in following
 
 
 def test_next_must_stay_on_this_site(client, role_user, predicted_image):
