@@ -105,13 +105,19 @@ class InspectionImage(models.Model):
     exclusion_reason = models.CharField(max_length=500, blank=True)
     suspect_suggestion = models.ForeignKey(
         DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        help_text="Set when the last training run found the current label suspect: the class the model suggests.",
+        help_text="Set when the out-of-fold check of a training run whose version was promoted found the current "
+                  "label suspect: the class that check suggests (not necessarily the model in service's answer).",
     )
     suspect_score = models.FloatField(null=True, blank=True, help_text="How suspect the label is, 0..1.")
     suspect_cleared_label = models.ForeignKey(
         DefectClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The label a person decided while it was suspect: not flagged again until the label changes.",
     )
+    suspect_run = models.ForeignKey(
+        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+        help_text="The training run whose out-of-fold check flagged the current suspect label.",
+    )
+    suspect_flagged_at = models.DateTimeField(null=True, blank=True, help_text="When that run flagged it.")
     boxes_version = models.PositiveIntegerField(
         default=0, help_text="Bumped on every change of the image's defect boxes; clients send it back (409 if stale).",
     )

@@ -7,6 +7,8 @@ The sentences are built here once and shown by the review view, the upload page 
 
 from __future__ import annotations
 
+from django.utils import dateformat, timezone
+
 from mlcore.artefact import (
     REASON_BLANK_FRAME,
     REASON_FOREIGN,
@@ -35,8 +37,8 @@ def reason_sentence(code: str, *, probabilities: dict | None = None, suggested_l
             return f"The model hesitates between {top[0][0]} and {top[1][0]}."
         return "The model is not confident."
     if code == REASON_SUSPECT_LABEL:
-        return f"The label may be wrong: the model thinks {suggested_label}." if suggested_label else \
-            "The label may be wrong."
+        return (f"The label may be wrong: the last training run's out-of-fold check suggests {suggested_label}."
+                if suggested_label else "The label may be wrong.")
     return code
 
 
@@ -54,12 +56,34 @@ def image_review_reasons(image, prediction) -> list[str]:
     return reasons
 
 
+def suspect_source(image) -> str:
+    """Whose opinion a suspect label is, and when: a training run's out-of-fold check."""
+    if image.suspect_run_id is None:
+        return "the last training run's out-of-fold check"
+    when = f" ({dateformat.format(timezone.localtime(image.suspect_flagged_at), 'Y-m-d H:i')})" \
+        if image.suspect_flagged_at else ""
+    return f"training run {image.suspect_run_id}'s out-of-fold check{when}"
+
+
+def suspect_sentence(image, prediction) -> str:
+    """The suspect label in words: who suggests what, and that it is not the model in service,
+    whose own answer may well agree with the label."""
+    suggestion = image.suspect_suggestion.name
+    text = (f"The label may be wrong: {suspect_source(image)} suggests {suggestion}. That check scores each "
+            "training image with a model that never saw it; it is not the model in service")
+    if prediction is None:
+        return text + "."
+    said = f"{prediction.label.name} ({100 * prediction.confidence:.0f}%)"
+    if prediction.label.name == suggestion:
+        return text + f", which also predicts {said}."
+    return text + f", which predicts {said}."
+
+
 def image_explanation(image, prediction) -> list[dict]:
     """``[{"code", "text"}]`` for everything that puts ``image`` in front of a person."""
     explanation = prediction_explanation(prediction) if prediction else []
     if image.suspect_suggestion_id is not None:
-        explanation.append({"code": REASON_SUSPECT_LABEL, "text": reason_sentence(
-            REASON_SUSPECT_LABEL, suggested_label=image.suspect_suggestion.name)})
+        explanation.append({"code": REASON_SUSPECT_LABEL, "text": suspect_sentence(image, prediction)})
     return explanation
 
 

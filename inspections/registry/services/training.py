@@ -290,8 +290,12 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
     decision = gate_and_promote(candidate=version, snapshot=run.snapshot, actor=run.requested_by)
     reporter.log("promoted" if decision["promoted"] else "kept as candidate: " + "; ".join(decision["reasons"]))
     _finish(run.pk, status=TrainingRunStatus.SUCCEEDED, gate_decision=decision, progress=1.0, phase="done")
-    flagged = suspect_labels_flag(image_ids=[item.image_id for item in items], flagged=suspects)
-    reporter.log(f"{flagged} suspect label(s) sent to review")
+    if decision["promoted"]:
+        flagged = suspect_labels_flag(image_ids=[item.image_id for item in items], flagged=suspects, run_id=run.pk)
+        reporter.log(f"{flagged} suspect label(s) sent to review")
+    else:
+        reporter.log(f"{len(suspects)} suspect label(s) not sent to review: the gate kept this version as a "
+                     "candidate, so the suspicions of the run behind the version in service stand")
 
 
 def training_runs_fail_stale(*, older_than_s: float) -> int:

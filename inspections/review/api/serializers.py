@@ -74,7 +74,9 @@ class ImageOutput(serializers.ModelSerializer):
     review_reasons = serializers.SerializerMethodField(
         help_text="Why the image needs a person: the latest prediction's reasons, plus suspect_label.")
     suspect_label = serializers.SerializerMethodField(
-        help_text="When the last training run found the label suspect: {suggested_label, score}; else null.")
+        help_text="When a training run's out-of-fold check found the label suspect: {suggested_label, score, "
+                  "training_run, flagged_at} (the run and when it flagged it; that check is not the model in "
+                  "service); else null.")
 
     def get_uploaded_by(self, image: InspectionImage) -> str | None:
         return _username(image.uploaded_by)
@@ -87,7 +89,8 @@ class ImageOutput(serializers.ModelSerializer):
     def get_suspect_label(self, image: InspectionImage) -> dict | None:
         if image.suspect_suggestion_id is None:
             return None
-        return {"suggested_label": image.suspect_suggestion.name, "score": image.suspect_score}
+        return {"suggested_label": image.suspect_suggestion.name, "score": image.suspect_score,
+                "training_run": image.suspect_run_id, "flagged_at": image.suspect_flagged_at}
 
     def get_url(self, image: InspectionImage) -> str:
         return self._absolute(reverse("inspections:api:image-detail", args=[image.pk]))

@@ -67,7 +67,9 @@ def test_the_api_shows_the_reason_and_the_suggestion():
     viewer = client_for("viewer")
     body = viewer.get(f"/api/v1/images/{image.pk}/").json()
     assert body["review_reasons"] == ["suspect_label"]
-    assert body["suspect_label"] == {"suggested_label": "inclusion", "score": 0.75}
+    assert body["suspect_label"] == {"suggested_label": "inclusion", "score": 0.75, "training_run": None,
+                                     "flagged_at": body["suspect_label"]["flagged_at"]}
+    assert body["suspect_label"]["flagged_at"]
     rows = viewer.get("/api/v1/images/?review_reason=suspect_label").json()["results"]
     assert [row["id"] for row in rows] == [image.pk]
 
@@ -77,7 +79,7 @@ def test_the_review_view_says_the_label_may_be_wrong(client, qa):
     _flag(image, suggested="patches")
     client.force_login(qa)
     html = client.get(f"/review/{image.pk}/").content.decode()
-    assert "The label may be wrong: the model thinks patches." in html
+    assert "The label may be wrong: the last training run&#x27;s out-of-fold check suggests patches." in html
 
 
 def test_confirming_the_label_clears_it_and_the_next_run_does_not_flag_it_again(qa):
