@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from inspections.api.authentication import not_authenticated_explained
 from inspections.errors import (
     ApplicationError,
     Conflict,
@@ -42,7 +43,9 @@ def http_status(error: ApplicationError) -> int:
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=http_status(exc))
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, exceptions.NotAuthenticated):
+        exc = not_authenticated_explained(exc, context.get("request"))
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=_django_validation_detail(exc))
     elif isinstance(exc, Http404):
         # DRF converts these too, but only inside its handler; the body below needs the DRF form

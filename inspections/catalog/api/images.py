@@ -31,11 +31,21 @@ from inspections.catalog.services.classes import defect_class_create
 from inspections.catalog.services.images import image_upload
 from inspections.errors import ApplicationError, error_body
 from inspections.queueing import inference_enqueue
+from inspections.registry import selectors as registry_selectors
 from inspections.review import prediction_events
 from inspections.review import selectors as review_selectors
 from inspections.review.api.serializers import ImageDetailOutput, ImageOutput
 
 # --- Images ----------------------------------------------------------------------------------
+
+# Beside the answer of an upload with ?wait= that did not wait, and why. The one reason so far: no
+# version is active, so nothing predicts the images within any wait.
+WAIT_SKIPPED_NO_ACTIVE_MODEL = {
+    "code": "no_active_model",
+    "message": "No model version is active, so nothing predicts uploads yet: the images are stored as pending and "
+               "predicted as soon as a version goes live (GET training-runs/ shows a run in progress). The answer "
+               "did not wait.",
+}
 
 UPLOAD_RESPONSE = PolymorphicProxySerializer(
     component_name="UploadResponse", serializers=[ImageOutput, MultiUploadOutput], resource_type_field_name=None,
@@ -71,7 +81,9 @@ class ImageListCreate(ApiView):
             "file was new, 200 when all accepted files were known, 400 (error body, per-file results in "
             "`details.results`) when every file was refused. `?wait=SECONDS` waits up to that long for the "
             "predictions and includes those that are ready; when too many uploads already wait on the server the "
-            "answer is 503 `too_many_waiters` with `Retry-After` and nothing is stored."
+            "answer is 503 `too_many_waiters` with `Retry-After` and nothing is stored. When no model version is "
+            "active the answer comes at once (the same 201/200 answer) with `wait_skipped`: `{code: "
+            "no_active_model, message}`, beside the image's fields or beside `results`."
         ),
         parameters=[UploadQuery],
         request={"multipart/form-data": UploadInput},
@@ -85,6 +97,8 @@ class ImageListCreate(ApiView):
             wait = query.validated_data["wait"]
         if not wait:
             return self._post(request, deadline=0.0)
+        if registry_selectors.active_model_version() is None:
+            return self._post(request, deadline=0.0, wait_skipped=WAIT_SKIPPED_NO_ACTIVE_MODEL)
         try:
             with prediction_events.waiter_slot():  # taken before anything is stored: a 503 stores nothing
                 return self._post(request, deadline=time.monotonic() + wait)
@@ -93,7 +107,7 @@ class ImageListCreate(ApiView):
                               "retry shortly, or upload without ?wait and read the prediction later.")
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"})
 
-    def _post(self, request, *, deadline: float):
+    def _post(self, request, *, deadline: float, wait_skipped: dict | None = None):
         payload = UploadInput(data=request.data)
         payload.is_valid(raise_exception=True)
         files, meta = payload.validated_data["file"], {
@@ -104,10 +118,12 @@ class ImageListCreate(ApiView):
             image = self._after_wait([result], deadline)[result.image.pk]
             code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
             body = self._image_answer(image)
+            if wait_skipped:
+                body["wait_skipped"] = wait_skipped
             return Response(body, status=code, headers={"Location": body["url"]})
-        return self._multi_upload(files, meta, deadline)
+        return self._multi_upload(files, meta, deadline, wait_skipped)
 
-    def _multi_upload(self, files: list, meta: dict, deadline: float) -> Response:
+    def _multi_upload(self, files: list, meta: dict, deadline: float, wait_skipped: dict | None) -> Response:
         outcomes = []
         for uploaded in files:
             try:
@@ -129,7 +145,8 @@ class ImageListCreate(ApiView):
                               {"results": results})
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         created = any(result.created for _, result, _ in outcomes if result)
-        return Response({"results": results}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = {"results": results, **({"wait_skipped": wait_skipped} if wait_skipped else {})}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def _image_answer(self, image) -> dict:
         # An image with no prediction and no label yet is answered without the serializer (upload_output.py).

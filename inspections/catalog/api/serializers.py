@@ -31,6 +31,9 @@ class UploadResultOutput(serializers.Serializer):
 
 class MultiUploadOutput(serializers.Serializer):
     results = UploadResultOutput(many=True)
+    wait_skipped = serializers.DictField(
+        required=False, help_text="Only with ?wait= when the answer did not wait: {code, message}; code "
+                                  "no_active_model (nothing predicts uploads until a version is active).")
 
 
 class DefectClassOutput(serializers.ModelSerializer):

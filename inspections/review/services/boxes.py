@@ -30,6 +30,7 @@ from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.errors import ApplicationError, Conflict, PermissionDenied
 from inspections.review import selectors as review_selectors
 from inspections.review.models import Prediction
+from inspections.review.services.version_conflicts import version_conflict_message
 
 MAX_CHANGES = 500  # per request
 UNITS = ("fraction", "pixels")
@@ -220,8 +221,9 @@ def boxes_change(*, image: InspectionImage, changes, expected_version, actor, un
         locked = InspectionImage.objects.select_for_update(of=("self",)).get(pk=image.pk)
         if locked.boxes_version != expected_version:
             raise Conflict(
-                f"The image's boxes changed since version {expected_version}; they are now at version "
-                f"{locked.boxes_version}. Reload and change them again.", code="conflict",
+                version_conflict_message(subject="The image's boxes", field="boxes_version", expected=expected_version,
+                                         current=locked.boxes_version, redo="Reload and change them again."),
+                code="conflict",
                 details={"image": locked.pk, "boxes_version": locked.boxes_version,
                          "expected_version": expected_version})
         version = locked.boxes_version + 1

@@ -12,6 +12,7 @@ from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.catalog.services.splits import splits_assign_unassigned
 from inspections.errors import ApplicationError, Conflict, PermissionDenied
 from inspections.review.models import Prediction, Review, ReviewDecision
+from inspections.review.services.version_conflicts import version_conflict_message
 
 
 def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected_version: int | None = None) -> Review:
@@ -104,8 +105,8 @@ def _locked(image: InspectionImage, expected_version: int | None) -> InspectionI
     locked = InspectionImage.objects.select_for_update(of=("self",)).select_related("label").get(pk=image.pk)
     if expected_version is not None and expected_version != locked.label_version:
         raise Conflict(
-            f"The image's label changed since version {expected_version}; it is now at version "
-            f"{locked.label_version}. Reload and decide again.",
+            version_conflict_message(subject="The image's label", field="label_version", expected=expected_version,
+                                     current=locked.label_version, redo="Reload and decide again."),
             code="conflict",
             details={**_state(locked), "expected_version": expected_version},
         )

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 
-from inspections.models import InspectionImage
+from inspections.models import InspectionImage, ModelVersionStatus
 from inspections.review.prediction_events import images_done_announce
 from tests.factories import ModelVersionFactory, PredictionFactory, image_bytes
 from tests.inspections.api.conftest import assert_error, client_for
@@ -157,6 +157,7 @@ def test_wait_returns_as_soon_as_the_prediction_lands():
     import hashlib
 
     content = image_bytes(seed=50)
+    ModelVersionFactory(status=ModelVersionStatus.ACTIVE)  # without one, ?wait= answers at once (test_error_texts)
     helper = _predict_when_stored(hashlib.sha256(content).hexdigest(), delay_s=0.3)
     started = time.monotonic()
     response = _post(client_for("integrator"), [_file("a.png", content)], query="?wait=10")
@@ -170,6 +171,7 @@ def test_wait_returns_as_soon_as_the_prediction_lands():
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_wait_gives_up_after_the_time_asked_for():
+    ModelVersionFactory(status=ModelVersionStatus.ACTIVE)
     started = time.monotonic()
     response = _post(client_for("integrator"), [_file("a.png", image_bytes(seed=51))], query="?wait=0.6")
     elapsed = time.monotonic() - started

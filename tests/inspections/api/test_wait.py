@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from inspections.models import InspectionImage, Prediction
+from inspections.models import InspectionImage, ModelVersionStatus, Prediction
 from inspections.review import prediction_events
 from inspections.review import selectors as review_selectors
 from tests.conftest import wait_for
@@ -112,6 +112,7 @@ def test_without_redis_waiting_falls_back_to_a_slow_poll(settings):
 @pytest.mark.django_db
 def test_waiters_beyond_the_bound_get_503_and_nothing_is_stored(settings):
     settings.STEELQC_API_MAX_WAITERS = 1
+    ModelVersionFactory(status=ModelVersionStatus.ACTIVE)  # without one, ?wait= does not wait (nor take a place)
     client = client_for("integrator")
     with prediction_events.waiter_slot():  # another request is waiting in this process
         response = _post(client, image_bytes(seed=72), "?wait=5")
