@@ -95,6 +95,17 @@ def training_run_enqueue(*, run_id: int) -> bool:
     return True
 
 
+def onnx_copy_enqueue(*, version_id: int) -> bool:
+    """Queue the build of a version's ONNX copy on the training worker (TensorFlow and the converter
+    live there, not in web processes); False (and a log line) when the broker is unreachable."""
+    try:
+        _send(task_names.BUILD_ONNX_COPY, kwargs={"version_id": version_id}, queue=task_names.TRAINING_QUEUE)
+    except Exception:
+        logger.exception("could not queue the ONNX copy of version %s", version_id)
+        return False
+    return True
+
+
 def promotion_event_enqueue(*, version_id: int) -> bool:
     """Queue the promotion webhook (if one is configured); never raises."""
     if not settings.STEELQC_PROMOTION_WEBHOOK_URL:

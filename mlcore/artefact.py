@@ -19,6 +19,9 @@ DETECTION_FILE = "detection.keras"    # the detection head, when the version has
 DETECTION_CONFIG_FILE = "detection.json"  # its classes, grid and training facts
 SUSPECTS_FILE = "suspects.json"       # labelled images ranked by "this label is probably wrong"
 TFLITE_FILE = "model.tflite"          # `python -m mlcore export --format tflite`
+ONNX_FILE = "model.onnx"              # the ONNX copy for edge runtimes, when its check against Keras passed
+ONNX_CHECK_FILE = "onnx_check.json"   # how the ONNX copy was checked, or why it was left out
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # `python -m mlcore export --format`
 
 # Plots written beside the model: page/API name -> file name.
 CONFUSION_PLOT_FILE = "confusion_matrix.png"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlcore.artefact import CLASSES_FILE, MODEL_FILE, REVIEW_REASONS
+from mlcore.artefact import CLASSES_FILE, EXPORT_FORMATS, MODEL_FILE, REVIEW_REASONS
 from mlcore.io import (
     ClassMismatchError,
     DatasetError,
@@ -98,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+", metavar="FILE")
     predict.set_defaults(handler=_predict)
 
-    export = commands.add_parser("export", help="write a SavedModel or TFLite copy for edge devices")
+    export = commands.add_parser("export", help="write a SavedModel, TFLite or ONNX copy for edge devices")
     export.add_argument("--model", required=True, metavar="MODEL_DIR")
     export.add_argument("--out", required=True, metavar="OUT")
-    export.add_argument("--format", default="saved_model", choices=("saved_model", "tflite"))
+    export.add_argument("--format", default="saved_model", choices=EXPORT_FORMATS)
     export.set_defaults(handler=_export)
 
     fetch = commands.add_parser(

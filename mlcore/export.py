@@ -1,4 +1,4 @@
-"""Copies of a model version for edge devices: TensorFlow SavedModel or TFLite.
+"""Copies of a model version for edge devices: TensorFlow SavedModel, TFLite or ONNX.
 
 Both keep the in-model preprocessing and return class probabilities and the pooled features
 (the descriptor the OOD check compares), so a device can apply the same review rule (the OOD
@@ -6,7 +6,8 @@ memory rides along in ``ood.npz``).
 The SavedModel takes any image size and 1 or 3 channels. TFLite wants one fixed input
 shape: the most common training image shape recorded in config.json (e.g. 200x200x1),
 with a free batch dimension; its resize is the same map expressed as two matrices, so it
-needs only builtin TFLite operations for shrinking and enlarging alike.
+needs only builtin TFLite operations for shrinking and enlarging alike. ONNX is converted (tf2onnx)
+from the same fixed-shape model: the antialiased resize has no ONNX operator either.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from mlcore.artefact import (
     CONFIG_FILE,
     DETECTION_CONFIG_FILE,
     DETECTION_FILE,
+    EXPORT_FORMATS,
+    ONNX_FILE,
     OOD_FILE,
     TFLITE_FILE,
 )
 from mlcore.model import load_keras_model, read_json, with_features
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = EXPORT_FORMATS
+# Opset 17: ONNX Runtime runs it from 1.13 on, so older line PCs need no upgrade.
+ONNX_OPSET = 17
 SIDE_FILES = (CLASSES_FILE, CONFIG_FILE, OOD_FILE)
 
 
@@ -75,6 +80,8 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
     # and its Keras path freezes the weights (converting a bare concrete function left the
     # variables uninitialised and produced garbage on this TensorFlow version).
     fixed = _fixed_shape_model(load_keras_model(model_dir), shape, head)
+    if format == "onnx":
+        return _onnx_export(fixed, shape, out_dir / ONNX_FILE)
     converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     if int8_calibration is not None:
         import numpy as np
@@ -92,6 +99,29 @@ def export_model(*, model_dir: str | Path, out_dir: str | Path, format: str = "s
         raise ValueError(f"reduced must be 'dynamic' or 'fp16', got {reduced!r}")
     target = out_dir / TFLITE_FILE
     target.write_bytes(converter.convert())
+    return target
+
+
+def _onnx_export(fixed, shape: tuple[int, ...], target: Path) -> Path:
+    """``fixed`` as ONNX: input ``image`` (N, H, W, C) float32 pixels 0..255, outputs named
+    ``probabilities``, ``features`` and (with a detection head) ``detection_map``."""
+    import logging
+
+    import tensorflow as tf
+    import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # a line per graph rewrite otherwise
+    spec = (tf.TensorSpec((None, *shape), tf.float32, name="image"),)
+
+    @tf.function(input_signature=spec)
+    def serve(image):
+        probabilities, features, *maps = fixed(image, training=False)
+        outputs = {"probabilities": probabilities, "features": features}
+        if maps:
+            outputs["detection_map"] = maps[0]
+        return outputs
+
+    tf2onnx.convert.from_function(serve, input_signature=spec, opset=ONNX_OPSET, output_path=str(target))
     return target
 
 

@@ -35,6 +35,9 @@ TASK_OPTIONS: dict[str, dict] = {
     # rather than silently started again from the beginning.
     task_names.RUN_TRAINING: {"acks_late": False, "soft_time_limit": settings.STEELQC_TRAINING_SOFT_TIME_LIMIT,
                               "time_limit": settings.STEELQC_TRAINING_TIME_LIMIT, "ignore_result": True},
+    # A conversion and a check: well under a minute for the backbones here. A lost worker's message
+    # is not redelivered; the next download of model.onnx queues it again.
+    task_names.BUILD_ONNX_COPY: {"soft_time_limit": 600, "time_limit": 660, "ignore_result": True},
     task_names.START_TRAINING_IF_DUE: {"time_limit": 120, "ignore_result": True},
     task_names.FAIL_STALE_TRAINING_RUNS: {"time_limit": 60, "ignore_result": True},
     task_names.SEND_PROMOTION_WEBHOOK: _WEBHOOK,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, Value, When
 
-from inspections.registry.models import ModelVersion, ModelVersionStatus, TrainingRun
+from inspections.catalog.models import Split
+from inspections.registry.models import DatasetSnapshotItem, ModelVersion, ModelVersionStatus, TrainingRun
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
@@ -22,6 +23,20 @@ def model_version_file(*, version: ModelVersion, file_name: str) -> str | None:
     """Storage name of ``file_name`` (an ``mlcore.artefact`` name) in ``version``'s artefact; None when absent."""
     name = f"{version.artifact_path}/{file_name}"
     return name if default_storage.exists(name) else None
+
+
+def model_version_check_image_files(*, version: ModelVersion, width: int, height: int, limit: int) -> list[str]:
+    """Storage names of up to ``limit`` images of ``width`` x ``height`` that ``version`` never trained
+    on: its training run's frozen test split first, then its validation split. Empty for a version
+    without a run (registered from the command line)."""
+    run = TrainingRun.objects.filter(model_version=version).only("snapshot_id").first()
+    if run is None or run.snapshot_id is None:
+        return []
+    items = (DatasetSnapshotItem.objects.filter(snapshot_id=run.snapshot_id, split__in=[Split.TEST, Split.VAL],
+                                                image__width=width, image__height=height)
+             .annotate(test_first=Case(When(split=Split.TEST, then=Value(0)), default=Value(1)))
+             .order_by("test_first", "id").values_list("image__file", flat=True)[:limit])
+    return list(items)
 
 
 def training_run_list() -> QuerySet[TrainingRun]:

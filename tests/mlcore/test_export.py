@@ -25,4 +25,4 @@ def test_tflite_export_loads_and_matches_the_classifier(tiny_trained, tiny_class
 
 def test_unknown_export_format_is_refused(tiny_trained, tmp_path):
     with pytest.raises(ValueError, match="format"):
-        export_model(model_dir=tiny_trained[0].model_dir, out_dir=tmp_path, format="onnx")
+        export_model(model_dir=tiny_trained[0].model_dir, out_dir=tmp_path, format="coreml")

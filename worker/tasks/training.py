@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from inspections import task_names
+from inspections.registry.services.onnx_copy import model_version_onnx_build
 from inspections.registry.services.training import training_run_execute, training_runs_fail_stale
 from inspections.review.services.continuous_learning import training_run_start_if_due
 from worker.task_options import task_options
@@ -12,6 +13,11 @@ from worker.task_options import task_options
 @shared_task(**task_options(task_names.RUN_TRAINING))
 def run_training(run_id: int) -> None:
     training_run_execute(run_id=run_id)
+
+
+@shared_task(**task_options(task_names.BUILD_ONNX_COPY))
+def build_onnx_copy(version_id: int) -> None:
+    model_version_onnx_build(version_id=version_id)
 
 
 @shared_task(**task_options(task_names.START_TRAINING_IF_DUE))

@@ -18,7 +18,8 @@ from inspections.registry.services import artefacts as model_artefacts
 from inspections.registry.services.artefacts import SAVED_MODEL_ZIP
 from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review.services.inference import predictions_create
-from mlcore.artefact import CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OOD_FILE, SERVING_FILE, SUSPECTS_FILE
+from mlcore.artefact import (CLASSES_FILE, CONFIG_FILE, METRICS_FILE, MODEL_FILE, ONNX_FILE, OOD_FILE, SERVING_FILE,
+                             SUSPECTS_FILE)
 from tests.conftest import ROOT, tiny_dataset
 from tests.inspections.api.conftest import assert_error, client_for
 
@@ -44,12 +45,13 @@ def _body(response) -> bytes:
 def test_the_list_names_every_file_with_its_size_and_sha256(version, tiny_model_dirs):
     entries = _get(f"{version.pk}/artefacts/").json()
     by_name = {entry["name"]: entry for entry in entries}
-    assert set(by_name) == {*STORED, SAVED_MODEL_ZIP}
+    assert set(by_name) == {*STORED, SAVED_MODEL_ZIP, ONNX_FILE}
     for name in STORED:
         local = (tiny_model_dirs[0] / name).read_bytes()
         assert (by_name[name]["size"], by_name[name]["sha256"]) == (len(local), hashlib.sha256(local).hexdigest())
         assert by_name[name]["url"].endswith(f"/api/v1/model-versions/{version.pk}/artefacts/{name}/")
-    assert (by_name[SAVED_MODEL_ZIP]["size"], by_name[SAVED_MODEL_ZIP]["sha256"]) == (None, None)
+    for name in (SAVED_MODEL_ZIP, ONNX_FILE):  # made on their first download
+        assert (by_name[name]["size"], by_name[name]["sha256"]) == (None, None)
 
 
 @pytest.mark.parametrize("name", STORED)
@@ -83,7 +85,7 @@ def test_a_version_without_a_serving_copy_lists_none_and_answers_404(version):
     assert_error(_get(f"{version.pk}/artefacts/{SERVING_FILE}/"), 404, "not_found")
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "plots.png", "..", "confusion_matrix.png"])
+@pytest.mark.parametrize("name", ["model.pt", "plots.png", "..", "confusion_matrix.png"])
 def test_an_unknown_artefact_name_is_404(version, name):
     assert_error(_get(f"{version.pk}/artefacts/{name}/"), 404, "not_found")
 
@@ -141,4 +143,4 @@ def test_the_downloaded_tflite_copy_gives_the_apis_probabilities_in_another_proc
 def test_the_digest_is_computed_once(version, monkeypatch):
     _get(f"{version.pk}/artefacts/")
     monkeypatch.setattr(model_artefacts.default_storage, "open", lambda *a, **k: pytest.fail("read again"))
-    assert len(_get(f"{version.pk}/artefacts/").json()) == len(STORED) + 1
+    assert len(_get(f"{version.pk}/artefacts/").json()) == len(STORED) + 2
