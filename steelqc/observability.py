@@ -117,6 +117,10 @@ def logging_config(*, log_format: str, level: str) -> dict:
             # request warning would be written twice, once plain, once here. One handler: the root's.
             "django": {"handlers": [], "level": level, "propagate": True},
             "django.db.backends": {"level": "WARNING"},
+            # django-axes announces its configuration ("AXES: BEGIN ...") at INFO on every start,
+            # each manage.py command included; nothing there to act on. Its lockouts and errors are
+            # logged by its other modules, which keep the configured level.
+            "axes.apps": {"level": "WARNING"},
         },
     }
 
