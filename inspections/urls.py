@@ -13,6 +13,7 @@ urlpatterns = [
     path("upload/", uploads.upload, name="upload"),
     path("upload/bulk/", uploads.bulk_upload, name="upload-bulk"),
     path("upload/zip/", uploads.upload_zip, name="upload-zip"),
+    path("upload/answers/", uploads.upload_answers, name="upload-answers"),
     path("review/", review.review_queue, name="review-queue"),
     path("review/counts/", review.review_queue_counts, name="review-counts"),
     path("review/<int:image_id>/", review.review_image, name="review-image"),

@@ -1,5 +1,7 @@
 // Bulk upload: plain images go one per request to POST /api/v1/images/; each zip goes to the
-// page's zip endpoint, which unpacks it on the server. XHR (not fetch) for upload progress.
+// page's zip endpoint, which unpacks it on the server. XHR (not fetch) for upload progress. Each
+// file (each member of a zip) gets the result row of both upload pages (static/js/upload_results.js),
+// which shows the model's answer once it is there.
 (function (api) {
   "use strict";
 
@@ -12,38 +14,27 @@
   var progressText = document.getElementById("bulk-progress-text");
   var message = document.getElementById("bulk-message");
   var summary = document.getElementById("bulk-summary");
-  var rows = document.querySelector("#bulk-results tbody");
+  var list = document.getElementById("bulk-results");
+  var results = api.uploadResults(list);
   var csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
-  var LABELS = { created: "stored", duplicate: "already there", refused: "refused", skipped: "skipped" };
   var tally = { created: 0, duplicate: 0, refused: 0, skipped: 0 };
 
   function isZip(file) {
     return /\.zip$/i.test(file.name) || file.type === "application/zip" || file.type === "application/x-zip-compressed";
   }
 
-  function addRow(name, from, status, details, link) {
-    var row = document.createElement("tr");
-    row.dataset.status = status;
-    var nameCell = document.createElement("td");
-    if (link) {
-      var a = document.createElement("a");
-      a.href = link;
-      a.textContent = name;
-      nameCell.appendChild(a);
-    } else {
-      nameCell.textContent = name;
-    }
-    row.appendChild(nameCell);
-    [from, LABELS[status] || status, details || ""].forEach(function (text, i) {
-      var td = document.createElement("td");
-      td.textContent = text;
-      if (i === 1) td.className = "result result-" + status;
-      row.appendChild(td);
-    });
-    rows.appendChild(row);
+  function count(status) {
     tally[status] = (tally[status] || 0) + 1;
     summary.textContent = tally.created + " stored · " + tally.duplicate + " already there · " +
       tally.refused + " refused" + (tally.skipped ? " · " + tally.skipped + " skipped" : "");
+  }
+
+  // One result row (static/js/upload_results.js, the upload page's too) for what became of a file.
+  function addRow(name, from, status, imageId, reason) {
+    var row = results.add(name, from);
+    if (status === "created" || status === "duplicate") row.stored(imageId, status === "created");
+    else row.refused(reason || "", status);
+    count(status);
   }
 
   function send(url, file, onProgress) {
@@ -75,10 +66,9 @@
   function uploadImage(file, onProgress) {
     return send(form.dataset.apiUrl, file, onProgress).then(function (result) {
       if (result.status === 201 || result.status === 200) {
-        addRow(file.name, "file", result.status === 201 ? "created" : "duplicate",
-          "image " + result.body.id, "/review/" + result.body.id + "/");
+        addRow(file.name, "", result.status === 201 ? "created" : "duplicate", result.body.id);
       } else {
-        addRow(file.name, "file", "refused", errorText(result));
+        addRow(file.name, "", "refused", null, errorText(result));
       }
     });
   }
@@ -86,12 +76,11 @@
   function uploadZip(file, onProgress) {
     return send(form.dataset.zipUrl, file, onProgress).then(function (result) {
       if (result.status !== 200) {
-        addRow(file.name, "zip", "refused", errorText(result));
+        addRow(file.name, "", "refused", null, errorText(result));
         return;
       }
       result.body.results.forEach(function (member) {
-        addRow(member.name, file.name, member.status,
-          member.message || (member.image_id ? "image " + member.image_id : ""), member.image_url);
+        addRow(member.name, file.name, member.status, member.image_id, member.message);
       });
     });
   }
@@ -107,7 +96,7 @@
     var total = files.reduce(function (sum, file) { return sum + Math.max(file.size, 1); }, 0);
     var done = 0;
     button.disabled = true;
-    rows.textContent = "";
+    list.textContent = "";
     tally = { created: 0, duplicate: 0, refused: 0, skipped: 0 };
     function show(fraction) {
       var value = Math.round(100 * Math.min(1, fraction));
@@ -128,9 +117,9 @@
     });
     chain.then(function () {
       // A zip is one file chosen but many rows: say both, so the count matches the table.
-      var results = rows.children.length;
+      var rows = list.children.length;
       message.textContent = "Done: " + files.length + (files.length === 1 ? " file" : " files") + " sent, " +
-        results + (results === 1 ? " result" : " results") + " below.";
+        rows + (rows === 1 ? " result" : " results") + " below.";
       button.disabled = false;
       show(1);
     });

@@ -37,7 +37,7 @@ def test_a_chosen_file_is_classified_and_its_probability_bars_are_drawn(page, us
 
     item = page.locator("#upload-results li.upload-item").first
     item.locator("table.probabilities").wait_for(timeout=60_000)
-    assert item.get_attribute("data-state") == "predicted"
+    assert item.get_attribute("data-answer") == "predicted"
     assert item.locator(".upload-name").inner_text() == "coil-9.png"
     rows = item.locator("table.probabilities tbody tr").all()
     names = [row.locator(".prob-name").inner_text() for row in rows]
@@ -46,9 +46,24 @@ def test_a_chosen_file_is_classified_and_its_probability_bars_are_drawn(page, us
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1], widths
     image = InspectionImage.objects.get(original_name="coil-9.png")
     prediction = image.predictions.get(model_version=version)
+    assert item.locator(".upload-state").inner_text() == f"Stored as image {image.pk}"
     assert item.locator(".prediction-label").inner_text() == prediction.label.name
-    assert f"{100 * prediction.confidence:.1f}%" in item.locator(".prediction-summary").inner_text()
+    assert f"{100 * prediction.confidence:.1f}%" in item.locator(".upload-answer").inner_text()
+    assert item.locator(".upload-review").get_attribute("href") == f"/review/{image.pk}/"
+    assert item.locator("img.upload-thumb").evaluate("img => img.decode().then(() => img.naturalWidth)") == image.width
     assert image.status == ImageStatus.PREDICTED
+
+    # The same file again: the row names the image the platform already had, with its answer.
+    page.set_input_files("#upload-files", files=[{"name": "coil-9-again.png", "mimeType": "image/png",
+                                                  "buffer": _stripes_png()}])
+    page.click("#upload-button")
+    again = page.locator("#upload-results li.upload-item").nth(1)
+    again.locator(".upload-state").filter(has_text="Already there").wait_for()
+    assert again.locator(".upload-state").inner_text() == f"Already there (image {image.pk})"
+    assert again.get_attribute("data-state") == "duplicate"
+    assert again.locator(".prediction-label").inner_text() == prediction.label.name
+    assert again.locator(".upload-review").get_attribute("href") == f"/review/{image.pk}/"
+    assert InspectionImage.objects.count() == 1
     screenshot(page, "upload.png")
 
 

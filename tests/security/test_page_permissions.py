@@ -43,6 +43,7 @@ RULES: dict[str, list[Rule]] = {
     "inspections:upload": [Rule("get", UPLOADERS)],
     "inspections:upload-bulk": [Rule("get", UPLOADERS)],
     "inspections:upload-zip": [Rule("post", UPLOADERS)],
+    "inspections:upload-answers": [Rule("get", UPLOADERS)],
     "inspections:review-queue": [Rule("get", REVIEWERS)],
     "inspections:review-counts": [Rule("get", REVIEWERS)],
     "inspections:review-image": [Rule("get", REVIEWERS)],
