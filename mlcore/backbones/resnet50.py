@@ -16,30 +16,27 @@ from mlcore.backbones.contract import (
     file_sha256,
 )
 from mlcore.backbones.normalization import CaffeImageNetNormalization
+from mlcore.weights.files import (
+    RESNET50_WEIGHTS_FILE_NAME,
+    RESNET50_WEIGHTS_URL,
+    resnet50_default_weights_path,
+    resnet50_weights_available,
+    resnet50_weights_path,
+)
 
 NAME = RESNET50
-WEIGHTS_FILE_NAME = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE_NAME
-)
+WEIGHTS_FILE_NAME = RESNET50_WEIGHTS_FILE_NAME
+WEIGHTS_URL = RESNET50_WEIGHTS_URL
 # Last block of stages 2, 3 and 4: strides 4, 8 and 16 (256 + 512 + 1024 channels). Their
 # frame-averaged activations are the classifier's features (mlcore.model); stage 5 is not built.
 TEXTURE_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out")
 LAST_CONV_LAYER = TEXTURE_LAYERS[-1]
 
 
-def default_weights_path() -> Path:
-    """Where Keras itself keeps downloaded application weights: ``$KERAS_HOME/models``."""
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(keras_home) / "models" / WEIGHTS_FILE_NAME
-
-
-def weights_path(explicit: str | os.PathLike | None) -> Path:
-    return Path(explicit) if explicit else default_weights_path()
-
-
-def weights_available(*, explicit: str | os.PathLike | None = None) -> bool:
-    return weights_path(explicit).is_file()
+# Where the weights file is (no Keras needed to ask): mlcore.weights.files.
+default_weights_path = resnet50_default_weights_path
+weights_path = resnet50_weights_path
+weights_available = resnet50_weights_available
 
 
 def build_resnet50(
