@@ -57,6 +57,11 @@ class ModelArtefact:
     sha256: str | None
 
     @property
+    def built_by_worker(self) -> bool:
+        """Made by the training worker when first asked for (its download answers 503 until then)."""
+        return self.name in CHECKED
+
+    @property
     def content_type(self) -> str:
         return CONTENT_TYPES.get(Path(self.name).suffix, "application/octet-stream")
 

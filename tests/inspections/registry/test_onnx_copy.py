@@ -167,3 +167,12 @@ def test_a_copy_that_failed_its_check_is_left_out_with_the_reason(version, conve
     assert_error(response, 404, "artefact_left_out")
     assert "87.5% of the check images" in response.json()["error"]["message"]
     assert no_queue == [], "a decided copy is not built again"
+
+
+def test_the_version_page_says_the_worker_builds_it_when_first_asked_for(version, client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(roles=["ml_admin"]))
+    page = client.get(f"/models/{version.pk}/").content.decode()
+    row = page[page.index(f'data-artefact="{ONNX_FILE}"'):].split("</tr>")[0]
+    assert "built and checked by the training worker when first asked for" in row
