@@ -21,6 +21,7 @@ from mlcore.artefact import (
     DETECTION_FILE,
     DEFAULT_MARGIN_THRESHOLD,
     OOD_FILE,
+    REASON_BLANK_FRAME,
     review_reasons_for,
 )
 from mlcore.detection import decode
@@ -43,6 +44,9 @@ class PredictionResult:
     # Where the defects are (mlcore.detection.DetectedBox.to_dict()), best first; empty when
     # the version has no detection head.
     boxes: list[dict] = field(default_factory=list)
+    # What the frame check found when it flagged the frame (blank_frame): dark, saturated or
+    # uniform (mlcore.ood.FRAME_ISSUES); None otherwise.
+    frame_issue: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,8 +159,9 @@ class Classifier:
         threshold) overrides the artefact's global threshold for the classes it names."""
         probabilities, features, parts, maps = self._run(images)
         ordered = self.thresholds_in_order(class_thresholds)
-        results = [self._result(p, feature, frame, ordered)
-                   for p, feature, frame in zip(probabilities, parts.feature, parts.frame)]
+        issues = parts.frame_issues or (None,) * len(probabilities)
+        results = [self._result(p, feature, frame, ordered, frame_issue=issue)
+                   for p, feature, frame, issue in zip(probabilities, parts.feature, parts.frame, issues)]
         if maps is not None:
             results = [replace(result, boxes=[box.to_dict() for box in decode(grid, self.detection_classes)])
                        for result, grid in zip(results, maps)]
@@ -189,7 +194,7 @@ class Classifier:
                                   margin_threshold=self.margin_threshold, class_thresholds=class_thresholds)
 
     def _result(self, probabilities: np.ndarray, feature_score: float, frame_score: float,
-                class_thresholds: Sequence[float] | None = None) -> PredictionResult:
+                class_thresholds: Sequence[float] | None = None, *, frame_issue: str | None = None) -> PredictionResult:
         best = int(np.argmax(probabilities))
         reasons = self.reasons(probabilities, feature_score=feature_score, frame_score=frame_score,
                                class_thresholds=class_thresholds)
@@ -200,6 +205,7 @@ class Classifier:
             needs_review=bool(reasons),
             ood_score=float(min(max(feature_score, frame_score), MAX_SCORE)),
             review_reasons=reasons,
+            frame_issue=frame_issue if REASON_BLANK_FRAME in reasons else None,
         )
 
 

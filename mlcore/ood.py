@@ -18,7 +18,14 @@ metal at once (figures in docs/benchmarks.md). The layers are frozen ImageNet we
 every training phase, so the descriptor means the same thing for every model.
 
 A frame check runs beside it: a camera that returns a blank, nearly blank or mostly clipped
-frame is flagged from its pixels, whatever features the backbone makes of it.
+frame is flagged from its pixels, whatever features the backbone makes of it, and says which
+(``frame_issue``): ``dark`` (most pixels black, or an even frame too dark to show anything: unlit,
+a covered lens), ``saturated`` (most pixels clipped white: overexposed) or ``uniform`` (an even
+frame without texture: a plain sheet, a lens out of focus). A frame clipped at one end while a
+real share of its pixels lies in the far quarter of the range is not an exposure fault, since
+exposure moves every level the same way: it is a high-contrast scene (print on paper, a label,
+the bright patches of NEU's own ``patches`` class), and whether it is steel is the feature
+check's question, the one that generalises to any picture that is not an inspection frame.
 
 ``ood_score`` is the larger of the two ratios (feature distance / threshold, frame check), so
 a score above 1 means "send to a person" and the scale reads the same for every model; the
@@ -36,6 +43,15 @@ from pathlib import Path
 import numpy as np
 
 CLIP_LOW, CLIP_HIGH = 2, 253
+# A frame clipped at one end is an exposure fault only if almost none of it lies in the far
+# quarter of the range: a page of print has several per cent of near-black ink (3 to 9 % for
+# 10 to 24 px type), an overexposed frame none.
+OPPOSITE_QUARTER_SHARE = 0.02
+# An even frame darker than this on average is an unlit one, not a plain sheet.
+DARK_MEAN = 48.0
+# What the frame check found (PredictionResult.frame_issue); None: nothing.
+FRAME_DARK, FRAME_SATURATED, FRAME_UNIFORM = "dark", "saturated", "uniform"
+FRAME_ISSUES = (FRAME_DARK, FRAME_SATURATED, FRAME_UNIFORM)
 MAX_SCORE = 1000.0
 TEXTURE_KNN = "multi_depth_texture_knn"
 LEGACY_MAHALANOBIS = "mahalanobis_shared_covariance_ledoit_wolf"
@@ -44,10 +60,12 @@ MAX_MEMORY = 30_000
 
 @dataclass(frozen=True)
 class OodParts:
-    """The two halves of ``ood_score`` for a batch: feature distance ratio and frame check ratio."""
+    """The two halves of ``ood_score`` for a batch: feature distance ratio and frame check ratio,
+    and per image what the frame check found (``FRAME_ISSUES`` or None) when its ratio is > 1."""
 
     feature: np.ndarray
     frame: np.ndarray
+    frame_issues: tuple = ()
 
     @property
     def combined(self) -> np.ndarray:
@@ -66,9 +84,22 @@ class FrameCheck:
         floor = 0.25 * float(np.percentile(pixel_stds, 1)) if len(pixel_stds) else 1.0
         return cls(std_floor=max(floor, 0.5), clipped_share_limit=0.5)
 
+    def assess(self, image: np.ndarray) -> tuple[float, str | None]:
+        """(ratio, issue): ratio > 1 flags the frame, and then ``issue`` says which fault."""
+        facts = frame_facts(image)
+        # Exposure first: a clipped frame is dark or saturated, whatever its texture.
+        dark = facts.dark_share / self.clipped_share_limit if facts.bright_quarter_share < OPPOSITE_QUARTER_SHARE else 0.0
+        bright = facts.bright_share / self.clipped_share_limit if facts.dark_quarter_share < OPPOSITE_QUARTER_SHARE else 0.0
+        texture = self.std_floor / max(facts.std, 1e-6)
+        ratio = max(dark, bright, texture)
+        if ratio <= 1.0:
+            return ratio, None
+        if max(dark, bright) > 1.0:
+            return ratio, FRAME_DARK if dark >= bright else FRAME_SATURATED
+        return ratio, FRAME_DARK if facts.mean < DARK_MEAN else FRAME_UNIFORM
+
     def ratio(self, image: np.ndarray) -> float:
-        std, clipped = frame_statistics(image)
-        return max(self.std_floor / max(std, 1e-6), clipped / self.clipped_share_limit)
+        return self.assess(image)[0]
 
     def ratios(self, images: list[np.ndarray]) -> np.ndarray:
         return np.array([self.ratio(image) for image in images], dtype=np.float64)
@@ -79,7 +110,10 @@ class _DistanceScore:
 
     def parts(self, *, features: np.ndarray, images: list[np.ndarray]) -> OodParts:
         feature = self.distances(features) / max(self.threshold, 1e-12) if len(images) else np.zeros(0)
-        return OodParts(feature=np.asarray(feature, np.float64), frame=self.frame_check.ratios(images))
+        assessed = [self.frame_check.assess(image) for image in images]
+        return OodParts(feature=np.asarray(feature, np.float64),
+                        frame=np.array([ratio for ratio, _ in assessed], dtype=np.float64),
+                        frame_issues=tuple(issue for _, issue in assessed))
 
     def scores(self, *, features: np.ndarray, images: list[np.ndarray]) -> np.ndarray:
         return self.parts(features=features, images=images).combined
@@ -207,10 +241,28 @@ def nearest_distances(queries: np.ndarray, memory: np.ndarray, *, query_groups: 
     return np.sqrt(np.maximum(nearest, 0.0))
 
 
-def frame_statistics(image: np.ndarray) -> tuple[float, float]:
-    """(pixel standard deviation, share of clipped pixels) of a uint8 frame, gray levels."""
+@dataclass(frozen=True)
+class FrameFacts:
+    """The pixel facts of one frame (gray levels 0..255) the frame check reads."""
+
+    std: float
+    mean: float
+    dark_share: float         # clipped black (<= CLIP_LOW)
+    bright_share: float       # clipped white (>= CLIP_HIGH)
+    dark_quarter_share: float    # the darkest quarter of the range (< 64)
+    bright_quarter_share: float  # the brightest quarter (>= 192)
+
+
+def frame_facts(image: np.ndarray) -> FrameFacts:
     gray = np.asarray(image, dtype=np.float32)
     if gray.ndim == 3:
         gray = gray.mean(axis=-1)
-    clipped = np.mean((gray <= CLIP_LOW) | (gray >= CLIP_HIGH))
-    return float(gray.std()), float(clipped)
+    return FrameFacts(std=float(gray.std()), mean=float(gray.mean()), dark_share=float(np.mean(gray <= CLIP_LOW)),
+                      bright_share=float(np.mean(gray >= CLIP_HIGH)), dark_quarter_share=float(np.mean(gray < 64)),
+                      bright_quarter_share=float(np.mean(gray >= 192)))
+
+
+def frame_statistics(image: np.ndarray) -> tuple[float, float]:
+    """(pixel standard deviation, share of clipped pixels) of a uint8 frame, gray levels."""
+    facts = frame_facts(image)
+    return facts.std, facts.dark_share + facts.bright_share

@@ -27,6 +27,11 @@ class Prediction(models.Model):
         default=list, blank=True,
         help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
     )
+    frame_issue = models.CharField(
+        max_length=16, blank=True, default="",
+        help_text="With blank_frame, what the frame check found: dark, saturated or uniform "
+                  "(mlcore.ood.FRAME_ISSUES); empty otherwise and for predictions made before it was recorded.",
+    )
     latency_ms = models.FloatField(null=True, blank=True)
     boxes = models.JSONField(
         default=list, blank=True,

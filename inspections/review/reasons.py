@@ -16,6 +16,7 @@ from mlcore.artefact import (
     REASON_SUSPECT_LABEL,
     REVIEW_REASONS,
 )
+from mlcore.ood import FRAME_DARK, FRAME_SATURATED, FRAME_UNIFORM
 
 REASON_TITLES = {
     REASON_FOREIGN: "foreign",
@@ -25,12 +26,14 @@ REASON_TITLES = {
 }
 
 
-def reason_sentence(code: str, *, probabilities: dict | None = None, suggested_label: str | None = None) -> str:
+def reason_sentence(code: str, *, probabilities: dict | None = None, suggested_label: str | None = None,
+                    frame_issue: str | None = None) -> str:
     """One reason in words, for people."""
     if code == REASON_FOREIGN:
-        return "Unlike anything the model was trained on."
+        return ("Unlike anything the model was trained on. A new kind of defect, another surface, or not an "
+                "inspection frame at all (a document, a photo: exclude it).")
     if code == REASON_BLANK_FRAME:
-        return "The frame is blank or saturated — check the camera."
+        return _frame_sentence(frame_issue, probabilities)
     if code == REASON_LOW_CONFIDENCE:
         top = sorted((probabilities or {}).items(), key=lambda item: item[1], reverse=True)[:2]
         if len(top) == 2:
@@ -42,9 +45,26 @@ def reason_sentence(code: str, *, probabilities: dict | None = None, suggested_l
     return code
 
 
+def _frame_sentence(frame_issue: str | None, probabilities: dict | None) -> str:
+    """blank_frame in the words of what the frame check found: a camera to check (dark,
+    saturated) or a frame with nothing to judge (uniform), whose class guess means nothing."""
+    if frame_issue == FRAME_DARK:
+        return "The frame is dark: the strip is unlit or the lens covered — check the lighting and the camera."
+    if frame_issue == FRAME_SATURATED:
+        return ("Most of the frame is clipped white: overexposed, or a bright sheet in front of the camera — "
+                "check the exposure and the lighting.")
+    if frame_issue == FRAME_UNIFORM:
+        top = max((probabilities or {}).items(), key=lambda item: item[1], default=None)
+        guess = f" (its {top[0]} at {100 * top[1]:.1f}% means nothing here)" if top else ""
+        return ("The frame is even, with no surface texture: a plain sheet or a lens out of focus, nothing the "
+                f"model can judge{guess}. Exclude it if it is not an inspection frame.")
+    return "The frame is blank or saturated — check the camera."
+
+
 def prediction_explanation(prediction) -> list[dict]:
     """``[{"code", "text"}]`` for a prediction's own reasons, in the model's order."""
-    return [{"code": code, "text": reason_sentence(code, probabilities=prediction.probabilities)}
+    return [{"code": code, "text": reason_sentence(code, probabilities=prediction.probabilities,
+                                                   frame_issue=getattr(prediction, "frame_issue", None))}
             for code in (prediction.review_reasons or [])]
 
 

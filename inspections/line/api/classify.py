@@ -57,6 +57,7 @@ CLASSIFY_PREDICTION = inline_serializer("ClassifyPrediction", {
     "needs_review": serializers.BooleanField(),
     "review_reasons": serializers.ListField(child=serializers.CharField(),
                                             help_text="foreign, low_confidence, blank_frame; empty when accepted."),
+    "frame_issue": serializers.CharField(allow_null=True, help_text="With blank_frame: dark, saturated or uniform."),
     "ood_score": serializers.FloatField(),
     "boxes": serializers.ListField(child=serializers.DictField(),
                                    help_text="Where the defects are, best first: [{label, box: [x0, y0, x1, y1] "

@@ -25,6 +25,8 @@ class PredictionOutput(serializers.ModelSerializer):
         child=serializers.CharField(),
         help_text="Why it needs a person: foreign, low_confidence, blank_frame; empty when auto-accepted.")
     review_explanation = serializers.SerializerMethodField(help_text="The reasons in words: [{code, text}].")
+    frame_issue = serializers.SerializerMethodField(
+        help_text="With blank_frame, what the frame check found: dark, saturated or uniform; else null.")
     boxes = serializers.ListField(
         child=serializers.DictField(), read_only=True,
         help_text="Where the model found defects, best first: [{label, box: [x0, y0, x1, y1] as fractions of "
@@ -33,12 +35,16 @@ class PredictionOutput(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = ["id", "label", "confidence", "probabilities", "needs_review", "review_reasons",
-                  "review_explanation", "ood_score", "boxes", "latency_ms", "model_version", "model_version_number",
-                  "created_at"]
+                  "review_explanation", "frame_issue", "ood_score", "boxes", "latency_ms", "model_version",
+                  "model_version_number", "created_at"]
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField(child=serializers.CharField())))
     def get_review_explanation(self, prediction: Prediction) -> list[dict]:
         return prediction_explanation(prediction)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_frame_issue(self, prediction: Prediction) -> str | None:
+        return prediction.frame_issue or None
 
 
 class ReviewOutput(serializers.ModelSerializer):

@@ -107,7 +107,7 @@ def _predict_batch(*, version: ModelVersion, model: _LoadedModel, image_ids: lis
                     image=image, model_version=version, label=model.classes[result.label],
                     confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
                     needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
-                    review_reasons=list(result.review_reasons),
+                    review_reasons=list(result.review_reasons), frame_issue=result.frame_issue or "",
                     margin=_margin(result.probabilities, result.confidence), boxes=result.boxes,
                     embedding=embedding_bytes(feature),
                 )

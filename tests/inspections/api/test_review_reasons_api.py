@@ -30,7 +30,8 @@ def test_prediction_json_carries_reasons_their_words_and_the_ood_score():
     assert body["review_reasons"] == ["foreign", "low_confidence"]
     assert body["ood_score"] == 3.25
     assert body["review_explanation"] == [
-        {"code": "foreign", "text": "Unlike anything the model was trained on."},
+        {"code": "foreign", "text": "Unlike anything the model was trained on. A new kind of defect, another "
+                                    "surface, or not an inspection frame at all (a document, a photo: exclude it)."},
         {"code": "low_confidence", "text": "The model hesitates between crazing and patches."},
     ]
 
