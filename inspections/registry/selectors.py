@@ -6,7 +6,14 @@ from django.core.files.storage import default_storage
 from django.db.models import Case, QuerySet, Value, When
 
 from inspections.catalog.models import Split
-from inspections.registry.models import DatasetSnapshotItem, ModelVersion, ModelVersionStatus, TrainingRun
+from inspections.registry.models import (
+    DatasetSnapshotItem,
+    ModelVersion,
+    ModelVersionStatus,
+    TrainingRun,
+    TrainingRunStatus,
+)
+from inspections.registry.run_timeline import EarlierRun, phase_log_line, run_phases, run_timing
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
@@ -47,6 +54,29 @@ def training_run_list() -> QuerySet[TrainingRun]:
 
 def training_run_detail(*, run_id: int) -> TrainingRun | None:
     return training_run_list().filter(pk=run_id).first()
+
+
+EARLIER_RUNS_FOR_ESTIMATES = 10
+
+
+def training_run_timing(*, run: TrainingRun, now=None) -> dict:
+    """``run_timeline.run_timing`` for ``run``: its elapsed time and phases, and while it runs the
+    estimates, from its own progress and the last few succeeded runs."""
+    from django.utils import timezone
+
+    earlier = []
+    if run.status == TrainingRunStatus.RUNNING:
+        rows = (TrainingRun.objects.filter(status=TrainingRunStatus.SUCCEEDED, started_at__isnull=False,
+                                           finished_at__isnull=False, log__contains=phase_log_line("export"))
+                .exclude(pk=run.pk).order_by("-finished_at")
+                .values_list("log", "started_at", "finished_at", "snapshot__image_count")[:EARLIER_RUNS_FOR_ESTIMATES])
+        earlier = [EarlierRun(phases=run_phases(log=log, started_at=started, finished_at=finished),
+                              image_count=images or 0) for log, started, finished, images in rows]
+    parameters = run.parameters or {}
+    skipped = frozenset(name for name in ("finetune", "detection") if parameters.get(name) == "off")
+    return run_timing(status=run.status, progress=run.progress, created_at=run.created_at, started_at=run.started_at,
+                      finished_at=run.finished_at, log=run.log, skipped=skipped, earlier=earlier,
+                      image_count=run.snapshot.image_count if run.snapshot_id else 0, now=now or timezone.now())
 
 
 # --- Dashboard ---------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ A run is a sequence of steps, each in its own module:
 4. **OOD** (``ood.py`` at package level): the descriptors of the training views become the
    nearest-neighbour memory, calibrated so 95 % of validation images pass;
 5. **suspect labels** (``mlcore.suspects``): out-of-fold scores of every labelled image;
-6. **evaluation and artefact** (``evaluate.py``, ``artefact.py`` here): metrics on the test
-   split, the artefact directory, plots and the verified serving copy.
+6. **evaluation** (``evaluate.py``): metrics on the test split;
+7. **export** (``artefact.py`` here): the artefact directory, plots and the verified serving copies.
 """
 
 from __future__ import annotations
@@ -93,6 +93,6 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
     write_artefact(Path(out_dir), model=model, classes=classes, metrics=metrics, ood=ood, suspects=suspects,
                    history=history, config=config, backbone=backbone, cache=cache, by_split=by_split,
                    forward=compile_forward(model, detection[0]) if detection else forward,
-                   wall_time_s=time.monotonic() - started, detection=detection)
-    tracker.report("evaluate", 1.0, metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
+                   wall_time_s=time.monotonic() - started, detection=detection, tracker=tracker)
+    tracker.report("export", 1.0, metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
     return TrainResult(model_dir=str(out_dir), classes=classes, metrics=metrics, history=history)

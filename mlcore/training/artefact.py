@@ -9,13 +9,17 @@ from mlcore.artefact import DETECTION_CONFIG_FILE, DETECTION_FILE, DETECTION_PLO
 from mlcore.io import load_image
 from mlcore.training.config import TrainConfig
 from mlcore.training.inputs import FeatureCache
+from mlcore.training.progress import Progress
 
 
 def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, ood, suspects: list[dict],
                    history: dict, config: TrainConfig, backbone, cache: FeatureCache, by_split,
-                   forward, wall_time_s: float, detection=None) -> None:
+                   forward, wall_time_s: float, detection=None, tracker: Progress | None = None) -> None:
     """``detection``: (head model, facts, example images) when a detection head was trained;
-    ``forward`` then gives its map too, so the serving copy is checked with it."""
+    ``forward`` then gives its map too, so the serving copy is checked with it. ``tracker`` hears
+    the "export" phase begin and pass its steps."""
+    report = tracker.report if tracker is not None else (lambda *args, **kwargs: None)
+    report("export", 0.0)
     from mlcore.model import save_artefact, write_json
     from mlcore.plots import save_plots
 
@@ -33,9 +37,10 @@ def write_artefact(out_dir: Path, *, model, classes: list[str], metrics: dict, o
         write_json(out_dir / DETECTION_CONFIG_FILE, facts)
         plot_detection_examples(out_dir / DETECTION_PLOT_FILE, examples=examples)
     save_plots(out_dir=out_dir, metrics=metrics, history=history)
+    report("export", 0.1)
     if config.serving_export:
         export_serving_copy(out_dir, forward, by_split, typical_shape=cache.typical_shape, classes=classes,
-                            ood=ood, int8=config.serving_int8)
+                            ood=ood, int8=config.serving_int8, report=report)
 
 
 def artefact_config(config: TrainConfig, *, backbone, ood, facts: dict) -> dict:
@@ -56,7 +61,7 @@ def artefact_config(config: TrainConfig, *, backbone, ood, facts: dict) -> dict:
 
 
 def export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, classes: list[str], ood,
-                        int8: bool = True) -> None:
+                        int8: bool = True, report=lambda *args, **kwargs: None) -> None:
     """The verified fp32 TFLite copy, then (``int8``) the full-integer copy, kept only if it is
     as good on the validation split (``mlcore.serving.int8_check``)."""
     from mlcore.serving import INT8_CALIBRATION_IMAGES, int8_serving_export, serving_export
@@ -74,6 +79,7 @@ def export_serving_copy(out_dir: Path, forward, by_split, *, typical_shape, clas
 
     samples = [image for _, image in of_shape(by_split["val"] + by_split["test"], 32)]
     serving = serving_export(model_dir=out_dir, sample_images=samples, keras_forward=forward, num_classes=len(classes))
+    report("export", 0.5)
     if not int8 or serving.get("runtime") != "tflite":
         return
     check = list(of_shape(by_split["val"] or by_split["test"], 10_000))

@@ -15,6 +15,8 @@ def test_progress_is_monotone_and_reaches_one(tiny_trained):
     assert fractions[-1] == 1.0
     phases = [info["phase"] for _, info in events]
     assert {"features", "head", "finetune", "evaluate"} <= set(phases)
+    # Writing the artefact and its serving copies is a phase of its own, the last (not 99 % of "evaluate").
+    assert phases[-1] == "export" and phases.index("export") > max(i for i, p in enumerate(phases) if p == "evaluate")
     head_epochs = [info["epoch"] for _, info in events if info["phase"] == "head"]
     assert head_epochs[0] == 1 and "val_loss" in next(i for _, i in events if i["phase"] == "head")["metrics"]
 

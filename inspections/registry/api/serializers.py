@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from inspections.api.fields import _username
 from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, TrainingRun
+from inspections.registry.selectors import training_run_timing
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter
 
 
@@ -73,9 +74,37 @@ class TrainingRunOutput(serializers.ModelSerializer):
         return _username(run.cancelled_by)
 
 
+class TrainingPhaseOutput(serializers.Serializer):
+    name = serializers.CharField(help_text="prepare, features, head, finetune, detection, evaluate, export or gate.")
+    label = serializers.CharField()
+    state = serializers.ChoiceField(choices=["done", "current", "next"])
+    seconds = serializers.FloatField(allow_null=True, help_text="How long it took, or has taken so far; null: to come.")
+    estimate_s = serializers.FloatField(
+        allow_null=True, help_text="Current phase: seconds left; a phase to come: seconds it should take; null: unknown.")
+    basis = serializers.CharField(help_text="Where the estimate comes from.")
+
+
+class TrainingRunTimingOutput(serializers.Serializer):
+    elapsed_s = serializers.FloatField(allow_null=True, help_text="Since the worker started it (to its end when ended).")
+    waiting_s = serializers.FloatField(allow_null=True, help_text="A queued run: seconds since it was requested.")
+    phases = TrainingPhaseOutput(many=True)
+    remaining_s = serializers.FloatField(allow_null=True, help_text="A running run: the estimated seconds left.")
+    remaining_is_lower_bound = serializers.BooleanField(help_text="A phase has no estimate: at least remaining_s.")
+    finish_at = serializers.DateTimeField(allow_null=True, help_text="When a running run should end.")
+    history_runs = serializers.IntegerField(help_text="Earlier succeeded runs the estimates draw on.")
+
+
 class TrainingRunDetailOutput(TrainingRunOutput):
+    timing = serializers.SerializerMethodField(
+        help_text="Elapsed time and each phase's time; while it runs, the estimates of what is left (from the "
+                  "phase's own progress and earlier runs' phase times).")
+
     class Meta(TrainingRunOutput.Meta):
-        fields = [*TrainingRunOutput.Meta.fields, "log"]
+        fields = [*TrainingRunOutput.Meta.fields, "timing", "log"]
+
+    @extend_schema_field(TrainingRunTimingOutput)
+    def get_timing(self, run: TrainingRun) -> dict:
+        return training_run_timing(run=run)
 
 
 def training_parameters_serializer(parameters: Sequence[Parameter]) -> type[serializers.Serializer]:

@@ -20,6 +20,7 @@ from inspections.registry.backbones import backbone_availability, backbone_choic
 from inspections.registry.models import ModelVersionStatus
 from inspections.registry.pages.forms import PromoteForm, TrainingRunStartForm
 from inspections.registry.pages.gate_figures import gate_class_rows, per_class_rows
+from inspections.registry.pages.run_details import left_out_rows, parameter_rows, timing_context
 from inspections.registry.pages.thresholds import thresholds_context
 from inspections.registry.services.artefacts import model_artefact_list
 from inspections.registry.services.model_versions import (gate_refusal_reasons, model_version_promote,
@@ -190,6 +191,8 @@ def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(run_id)
     return render(request, "registry/training_run_detail.html", {
         "run": run, "can_manage": roles.can_manage_models(request.user),
+        "timing": timing_context(registry_selectors.training_run_timing(run=run)),
+        "parameter_rows": parameter_rows(run.parameters or {}), "left_out": left_out_rows(run.parameters or {}),
         # The error's first line is for people; the traceback below it, folded, for whoever debugs.
         "error_summary": run.error.split("\n", 1)[0],
     })

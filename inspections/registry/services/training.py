@@ -37,6 +37,7 @@ from inspections.registry.models import (
     TrainingRunTrigger,
 )
 from inspections.registry.services.model_versions import model_version_register
+from inspections.registry.run_timeline import GATE, phase_log_line
 from inspections.registry.services.promotion import gate_and_promote
 from mlcore.readiness import COLLECTING, ClassImages, ClassReadiness, class_readiness
 from mlcore.training import parameters as training_parameters
@@ -216,7 +217,7 @@ class _RunReporter:
         if phase == self.last_phase and now - self.last_write < self.interval_s:
             return
         if phase != self.last_phase:
-            self.log(f"phase {phase}")
+            self.log(phase_log_line(phase))
         self.last_phase, self.last_write = phase, now
         epoch = info.get("epoch")
         TrainingRun.objects.filter(pk=self.run_id).update(
@@ -286,7 +287,8 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
                                          + (f"; left out (collecting): {', '.join(left_out)}" if left_out else ""))
         suspects = suspects_read(model_dir=out_dir, image_ids_by_path={
             str(paths[item.image.file.name]): item.image_id for item in items})
-    TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase="gate")
+    TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase=GATE)
+    reporter.log(phase_log_line(GATE))
     decision = gate_and_promote(candidate=version, snapshot=run.snapshot, actor=run.requested_by)
     reporter.log("promoted" if decision["promoted"] else "kept as candidate: " + "; ".join(decision["reasons"]))
     _finish(run.pk, status=TrainingRunStatus.SUCCEEDED, gate_decision=decision, progress=1.0, phase="done")
