@@ -19,6 +19,7 @@ urlpatterns = [
     path("review/<int:image_id>/", review.review_image, name="review-image"),
     path("review/<int:image_id>/decide/", review.review_decide, name="review-decide"),
     path("review/groups/", novelty.novelty_group_list, name="novelty-groups"),
+    path("review/groups/undo/", novelty.novelty_bulk_undo, name="novelty-undo"),
     path("images/<int:image_id>/heatmap.png", review.image_heatmap, name="image-heatmap"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("retention/", retention.retention_policies, name="retention"),

@@ -68,19 +68,32 @@ class ReviewDecision(models.TextChoices):
     LABEL = "label", "labelled"
     EXCLUDE = "exclude", "excluded"
     INCLUDE = "include", "included again"
+    UNDO = "undo", "undone"
 
 
 class Review(models.Model):
-    """An append-only record of one human decision: a label, or excluding the image (or undoing that)."""
+    """An append-only record of one human decision: a label, excluding the image (or including it
+    again), or taking back an earlier decision (undo: the image returns to the state that decision
+    found, the label included, which may be none)."""
 
     image = models.ForeignKey(InspectionImage, on_delete=models.PROTECT, related_name="reviews")
     decision = models.CharField(max_length=16, choices=ReviewDecision.choices, default=ReviewDecision.LABEL)
     label = models.ForeignKey(
         DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The class decided; empty for exclude/include decisions.",
+        help_text="The class decided (an undo: the label restored, empty for unlabelled); empty for exclude/include.",
     )
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was excluded.")
     previous_label = models.ForeignKey(DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    previous_state = models.JSONField(
+        default=dict, blank=True,
+        help_text="The image's decision fields before this decision (review services DECIDED_FIELDS), so an "
+                  "undo can restore them; empty for decisions made before it was recorded.",
+    )
+    bulk_id = models.UUIDField(null=True, blank=True, help_text="Shared by the reviews of one bulk decision.")
+    undoes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="undone_by",
+        help_text="For an undo: the decision it took back (each decision is undone at most once).",
+    )
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -90,13 +103,25 @@ class Review(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(decision__in=ReviewDecision.values), name="review_decision_valid"),
             models.CheckConstraint(
-                condition=Q(decision=ReviewDecision.LABEL, label__isnull=False)
-                | (~Q(decision=ReviewDecision.LABEL) & Q(label__isnull=True)),
+                condition=Q(decision=ReviewDecision.LABEL, label__isnull=False) | Q(decision=ReviewDecision.UNDO)
+                | (Q(decision__in=[ReviewDecision.EXCLUDE, ReviewDecision.INCLUDE]) & Q(label__isnull=True)),
                 name="review_label_only_for_label_decisions",
             ),
+            models.CheckConstraint(
+                condition=Q(decision=ReviewDecision.UNDO, undoes__isnull=False)
+                | (~Q(decision=ReviewDecision.UNDO) & Q(undoes__isnull=True)),
+                name="review_undo_names_what_it_undoes",
+            ),
+        ]
+        indexes = [
+            # A reviewer's last bulk decision (the look-alike groups page offers to undo it).
+            models.Index(fields=["reviewer", "-created_at"], condition=Q(bulk_id__isnull=False),
+                         name="review_bulk_by_reviewer"),
         ]
 
     def __str__(self) -> str:
+        if self.decision == ReviewDecision.UNDO:
+            return f"{self.reviewer} undid review {self.undoes_id} of image {self.image_id} (back to {self.label})"
         if self.decision != ReviewDecision.LABEL:
             return f"{self.reviewer} {self.get_decision_display()} image {self.image_id}"
         return f"{self.reviewer} labelled image {self.image_id} as {self.label} ({self.previous_label} before)"

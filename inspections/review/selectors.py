@@ -127,6 +127,22 @@ def image_latest_prediction(*, image: InspectionImage) -> Prediction | None:
     )
 
 
+def bulk_decision_last(*, reviewer) -> dict | None:
+    """``reviewer``'s last bulk decision (the look-alike groups page offers to undo it), or None:
+    its ``bulk_id``, ``decision``, ``label`` (class name), ``reason``, how many images it decided
+    (``count``), ``created_at``, and ``undone_at`` (None while it stands)."""
+    latest = (Review.objects.filter(reviewer=reviewer, bulk_id__isnull=False).select_related("label")
+              .order_by("-created_at", "-id").first())
+    if latest is None:
+        return None
+    return {
+        "bulk_id": latest.bulk_id, "decision": latest.decision, "label": latest.label.name if latest.label else None,
+        "reason": latest.reason, "count": Review.objects.filter(bulk_id=latest.bulk_id).count(),
+        "created_at": latest.created_at,
+        "undone_at": Review.objects.filter(undoes__bulk_id=latest.bulk_id).aggregate(at=Max("created_at"))["at"],
+    }
+
+
 def review_list_for_image(*, image: InspectionImage) -> QuerySet[Review]:
     return Review.objects.filter(image=image).select_related("label", "previous_label", "reviewer").order_by(
         "-created_at", "-id"

@@ -83,6 +83,7 @@
       row.appendChild(cell(review.reviewer));
       var change = review.decision === "exclude" ? "excluded: " + review.reason
         : review.decision === "include" ? "included again"
+        : review.decision === "undo" ? "undone: back to " + (review.label || "unlabelled")
         : (review.previous_label || "unlabelled") + " → " + review.label;
       row.appendChild(cell(change));
       row.appendChild(cell(review.prediction ? "#" + review.prediction : "–"));

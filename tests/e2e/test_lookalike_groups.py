@@ -1,6 +1,7 @@
 """In a browser, with the real worker predicting and storing descriptors: the review view shows
 the nearest look-alikes of an image, and a QA person names a whole group of foreign images as a
-new class from the look-alike groups page (one review per image)."""
+new class from the look-alike groups page (one review per image), after a confirmation that
+says how many, and undoes it."""
 
 from __future__ import annotations
 
@@ -69,13 +70,22 @@ def test_a_group_of_foreign_images_is_named_as_a_new_class_at_once(page, users, 
     assert group.get_attribute("data-size") == "3"
     shown = {int(i) for i in group.locator("img.group-thumb").evaluate_all("imgs => imgs.map(i => i.dataset.imageId)")}
     assert shown == {image.pk for image, _ in photos}
-    screenshot(page, "novelty-groups.png")
+    # The class menu starts at the model's most frequent guess for the group.
+    guesses = [prediction.label.name for _, prediction in photos]
+    majority = sorted(set(guesses), key=lambda name: (-guesses.count(name), name))[0]
+    assert group.locator(".group-label select").input_value() == majority
+    assert majority in group.locator("h2").inner_text()
 
     group.locator(".group-new-class input[name=name]").fill("stray photo")
     group.locator(".group-new-class button").click()
+    confirm = group.locator(".group-confirm")
+    assert confirm.inner_text().startswith("Add the class stray photo and label all 3 images of this group with it?")
+    screenshot(page, "novelty-groups.png")
+    assert not DefectClass.objects.filter(name="stray_photo").exists()  # nothing happens before yes
+    confirm.locator(".group-confirm-yes").click()
     result = group.locator(".group-result")
-    result.filter(has_text="labelled 3 image(s)").wait_for()
-    assert "New class stray_photo" in result.inner_text()
+    result.filter(has_text="Labelled 3 images").wait_for()
+    assert result.inner_text() == "Labelled 3 images as stray_photo (a new class)."
     assert DefectClass.objects.filter(name="stray_photo").exists()
     for image, _ in photos:
         image.refresh_from_db()
@@ -84,6 +94,17 @@ def test_a_group_of_foreign_images_is_named_as_a_new_class_at_once(page, users, 
             ("stray_photo", "label")]
     assert not Review.objects.filter(image=coil).exists()
 
-    page.reload()
-    assert page.locator(".novelty-group").count() == 0
-    assert page.locator("#no-groups").is_visible()
+    # Undo: one more review per image, each image back as it was (unlabelled, in its group again).
+    last = page.locator("#last-bulk")
+    assert last.locator(".last-bulk-text").inner_text() == (
+        "Your last bulk decision: labelled 3 images as stray_photo (a new class).")
+    last.locator(".last-bulk-undo").click()
+    page.locator("#last-bulk").filter(has_text="undone").wait_for()
+    assert "those images are back as they were" in page.locator("#last-bulk").inner_text()
+    assert page.locator("#last-bulk .last-bulk-undo").is_hidden()
+    assert page.locator(".novelty-group").count() == 1
+    for image, _ in photos:
+        image.refresh_from_db()
+        assert image.label is None and image.label_version == 2
+        assert list(Review.objects.filter(image=image).order_by("id").values_list("decision", "reviewer__username")) == [
+            ("label", "qa-mira"), ("undo", "qa-mira")]

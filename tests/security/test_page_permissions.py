@@ -50,6 +50,7 @@ RULES: dict[str, list[Rule]] = {
     "inspections:image-heatmap": [Rule("get", REVIEWERS)],
     "inspections:review-decide": [Rule("post", LABELLERS)],
     "inspections:novelty-groups": [Rule("get", REVIEWERS)],
+    "inspections:novelty-undo": [Rule("post", LABELLERS)],
     "registry:model-versions": [Rule("get", EVERY_ROLE)],
     "registry:model-version": [Rule("get", EVERY_ROLE)],
     "registry:model-version-plot": [Rule("get", EVERY_ROLE)],
@@ -142,6 +143,22 @@ def _two_versions_promoted_in_turn() -> dict:
     return {}
 
 
+def _bulk_decision_of_the_caller() -> str:
+    """The id of a bulk decision by the user the test just logged in (the latest made); any id for
+    a caller who may not label (refused before it is looked at)."""
+    from django.contrib.auth import get_user_model
+
+    from inspections.access import roles
+    from inspections.review.services.bulk_reviews import reviews_bulk_submit
+
+    caller = get_user_model().objects.order_by("-id").first()
+    if caller is None or not roles.can_label(caller):
+        return str(uuid.uuid4())
+    image = _labelled_image()["image_id"]
+    outcomes = reviews_bulk_submit(items=[(image, 0)], reviewer=caller, label_name="crazing")
+    return str(outcomes[0].review.bulk_id)
+
+
 def _api_token() -> int:
     from inspections.access.services.api_tokens import api_token_create
 
@@ -179,6 +196,7 @@ def _zip_of_one_image() -> SimpleUploadedFile:
 POST_DATA = {
     "inspections:review-decide": lambda: {"label": "crazing"},
     "inspections:upload-zip": lambda: {"file": _zip_of_one_image()},
+    "inspections:novelty-undo": lambda: {"bulk_id": _bulk_decision_of_the_caller()},
     "registry:training-run-start": lambda: {"backbone": "efficientnet_lite0", "finetune": "off"},
     "login-lockout-unlock": lambda: {"username": "someone", "ip_address": "10.0.0.1"},
     "person-role": lambda: {"role": "qa"},

@@ -95,6 +95,8 @@ BULK_OUTPUT = inline_serializer("BulkReviewOutput", {
     }, many=True),
     "decided": serializers.IntegerField(),
     "failed": serializers.IntegerField(),
+    "bulk_id": serializers.UUIDField(help_text="The decision's id, shared by its reviews: the look-alike groups "
+                                               "page undoes a person's last bulk decision by it."),
 })
 
 
@@ -159,7 +161,8 @@ class BulkReviewCreate(ApiView):
         if not decided:
             return Response(error_body("no_image_decided", "No image was decided; see details.results.",
                                        {"results": results}), status=status.HTTP_409_CONFLICT)
-        return Response({"results": results, "decided": decided, "failed": len(results) - decided})
+        bulk_id = next(outcome.review.bulk_id for outcome in outcomes if outcome.error is None)
+        return Response({"results": results, "decided": decided, "failed": len(results) - decided, "bulk_id": bulk_id})
 
     def _result(self, outcome) -> dict:
         if outcome.error is not None:

@@ -1,7 +1,10 @@
 """Human decisions on an image, each one an append-only Review row: a label (the image's label
-follows it), excluding the image as "not an inspection image", or including it again."""
+follows it), excluding the image as "not an inspection image", including it again, or taking back
+an earlier decision (undo)."""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 from django.db import transaction
 
@@ -12,10 +15,16 @@ from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.catalog.services.splits import splits_assign_unassigned
 from inspections.errors import ApplicationError, Conflict, PermissionDenied
 from inspections.review.models import Prediction, Review, ReviewDecision
+
+# What a decision may change on the image besides its label (and label_version): an undo restores
+# them from the decision's previous_state. Ids and plain values, so they are stored as JSON.
+DECIDED_FIELDS = ("label_source", "excluded", "exclusion_reason", "suspect_suggestion_id", "suspect_score",
+                  "suspect_cleared_label_id")
 from inspections.review.services.version_conflicts import version_conflict_message
 
 
-def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected_version: int | None = None) -> Review:
+def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected_version: int | None = None,
+                  bulk_id: UUID | None = None) -> Review:
     """Record ``reviewer``'s decision that ``image`` shows ``label_name``.
 
     Every decision (a confirmation too) bumps ``image.label_version``. A reviewer who sends back
@@ -27,7 +36,7 @@ def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected
     label = _active_class(label_name)
     with transaction.atomic():
         locked = _locked(image, expected_version)
-        review = _record(locked, reviewer, decision=ReviewDecision.LABEL, label=label)
+        review = _record(locked, reviewer, decision=ReviewDecision.LABEL, label=label, bulk_id=bulk_id)
         locked.label = label
         locked.label_source = LabelSource.REVIEW
         locked.excluded, locked.exclusion_reason = False, ""
@@ -41,7 +50,8 @@ def review_submit(*, image: InspectionImage, label_name: str, reviewer, expected
     return review
 
 
-def review_exclude(*, image: InspectionImage, reviewer, reason: str, expected_version: int | None = None) -> Review:
+def review_exclude(*, image: InspectionImage, reviewer, reason: str, expected_version: int | None = None,
+                   bulk_id: UUID | None = None) -> Review:
     """Mark ``image`` as not an inspection image (camera fault, wrong material, test shot): it
     leaves the review queue and every later training or evaluation snapshot; its label and
     history stay. Undone by ``review_include`` or by labelling it."""
@@ -53,14 +63,15 @@ def review_exclude(*, image: InspectionImage, reviewer, reason: str, expected_ve
         locked = _locked(image, expected_version)
         if locked.excluded:
             raise Conflict(f"Image {locked.pk} is already excluded.", code="already_excluded", details=_state(locked))
-        review = _record(locked, reviewer, decision=ReviewDecision.EXCLUDE, reason=reason)
+        review = _record(locked, reviewer, decision=ReviewDecision.EXCLUDE, reason=reason, bulk_id=bulk_id)
         locked.excluded, locked.exclusion_reason = True, reason
         _save_decided(locked, "excluded", "exclusion_reason")
     image.refresh_from_db(fields=["label_version", "excluded", "exclusion_reason"])
     return review
 
 
-def review_include(*, image: InspectionImage, reviewer, expected_version: int | None = None) -> Review:
+def review_include(*, image: InspectionImage, reviewer, expected_version: int | None = None,
+                   bulk_id: UUID | None = None) -> Review:
     """Undo an exclusion: the image is an inspection image again, with the label it had."""
     _check_role(reviewer)
     with transaction.atomic():
@@ -68,11 +79,44 @@ def review_include(*, image: InspectionImage, reviewer, expected_version: int | 
         if not locked.excluded:
             raise Conflict(f"Image {locked.pk} is not excluded.", code="not_excluded",
                                    details=_state(locked))
-        review = _record(locked, reviewer, decision=ReviewDecision.INCLUDE)
+        review = _record(locked, reviewer, decision=ReviewDecision.INCLUDE, bulk_id=bulk_id)
         locked.excluded, locked.exclusion_reason = False, ""
         _save_decided(locked, "excluded", "exclusion_reason")
     image.refresh_from_db(fields=["label_version", "excluded", "exclusion_reason"])
     return review
+
+
+def review_undo(*, review: Review, reviewer) -> Review:
+    """Take back ``review``: a new decision (reviews are append-only) that returns the image to
+    the state ``review`` found it in: its label (which may be none) and where that label came from,
+    excluded or not, a suspect label. Refused (409 ``decided_since``) when the image was decided
+    again after ``review``; an undo is not undone, and a decision is undone once."""
+    _check_role(reviewer)
+    if review.decision == ReviewDecision.UNDO:
+        raise Conflict("An undo is not undone; decide the image again instead.", code="invalid")
+    before = review.previous_state or {}
+    if "label_version" not in before:
+        raise Conflict(f"Review {review.pk} was made before decisions could be undone.", code="not_undoable")
+    with transaction.atomic():
+        locked = _locked(review.image, None)
+        if locked.label_version != before["label_version"] + 1:  # every decision, an undo too, bumps it
+            raise Conflict(f"Image {locked.pk} was decided again after this decision; it is left as it is.",
+                           code="decided_since", details=_state(locked))
+        undo = _record(locked, reviewer, decision=ReviewDecision.UNDO, label=review.previous_label, undoes=review)
+        locked.label = review.previous_label
+        for field in DECIDED_FIELDS:
+            setattr(locked, field, before[field])
+        locked.needs_attention = needs_attention_value(suspect=locked.suspect_suggestion_id is not None,
+                                                       latest_needs_review=locked.latest_needs_review)
+        _save_decided(locked, "label", *DECIDED_FIELDS, "needs_attention")
+    image = review.image
+    image.refresh_from_db(fields=["label", "label_version", *DECIDED_FIELDS, "needs_attention"])
+    return undo
+
+
+def _decided_state(image: InspectionImage) -> dict:
+    """The image's DECIDED_FIELDS and label_version, as a decision finds them (JSON values)."""
+    return {"label_version": image.label_version, **{field: getattr(image, field) for field in DECIDED_FIELDS}}
 
 
 def _settle_suspicion(locked: InspectionImage, label: DefectClass) -> None:
@@ -114,13 +158,16 @@ def _locked(image: InspectionImage, expected_version: int | None) -> InspectionI
 
 
 def _record(locked: InspectionImage, reviewer, *, decision: str, label: DefectClass | None = None,
-            reason: str = "") -> Review:
+            reason: str = "", bulk_id: UUID | None = None, undoes: Review | None = None) -> Review:
     return Review.objects.create(
         image=locked,
         decision=decision,
         label=label,
         reason=reason,
         previous_label=locked.label,
+        previous_state=_decided_state(locked),
+        bulk_id=bulk_id,
+        undoes=undoes,
         reviewer=reviewer,
         prediction=Prediction.objects.filter(image=locked).order_by("-created_at", "-id").first(),
     )

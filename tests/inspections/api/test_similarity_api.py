@@ -139,6 +139,7 @@ def test_bulk_label_writes_one_review_per_image(two_groups):
     assert Review.objects.filter(image__in=big, label__name="no_defect").count() == 3
     assert set(InspectionImage.objects.filter(pk__in=[i.pk for i in big]).values_list("label__name", flat=True)) == {
         "no_defect"}
+    assert {str(review.bulk_id) for review in Review.objects.filter(image__in=big)} == {body["bulk_id"]}
 
 
 def test_bulk_with_a_new_class_created_first_labels_the_group_with_it(two_groups):

@@ -50,6 +50,8 @@ def test_groups_are_listed_largest_first_with_their_members_versions(client, gro
     assert all(pair.endswith(":0") for pair in members[0].split(","))
     assert "and 1 more" in html  # 5 members, 4 representatives shown
     assert "Label all 5" in html and 'value="no_defect"' in html
+    # Each menu starts at the model's most frequent guess for the group, not at the first class.
+    assert html.count('<option value="crazing" selected>') == 2 and html.count(" selected>") == 2
 
 
 def test_a_viewer_sees_the_groups_but_no_way_to_name_them(client, groups):
@@ -60,3 +62,25 @@ def test_a_viewer_sees_the_groups_but_no_way_to_name_them(client, groups):
 
 def test_without_an_active_model_the_page_says_so(client):
     assert "No model is active" in _page(client, "qa")
+
+
+def test_the_last_bulk_decision_is_offered_for_undo_and_undone_by_the_page(client, groups):
+    from inspections.models import InspectionImage, Review
+    from inspections.review.services.bulk_reviews import reviews_bulk_submit
+
+    small, _ = groups
+    qa = UserFactory(roles=["qa"])
+    client.force_login(qa)
+    decided = reviews_bulk_submit(items=[(pk, 0) for pk in small], reviewer=qa, label_name="patches")
+    bulk_id = str(decided[0].review.bulk_id)
+    html = client.get("/review/groups/").content.decode()
+    assert f'data-bulk-id="{bulk_id}"' in html
+    assert re.search(r"Your last bulk decision: labelled 2 images as patches, [\d-]+ [\d:]+\.", html)
+
+    response = client.post("/review/groups/undo/", {"bulk_id": bulk_id})
+    assert response.status_code == 200 and response.json() == {"undone": 2, "failed": []}
+    assert list(InspectionImage.objects.filter(pk__in=small).values_list("label", flat=True)) == [None, None]
+    assert Review.objects.filter(decision="undo", reviewer=qa).count() == 2
+    html = client.get("/review/groups/").content.decode()
+    assert 'data-bulk-id=""' in html and "those images are back as they were" in html
+    assert client.post("/review/groups/undo/", {"bulk_id": bulk_id}).json()["error"]["code"] == "already_undone"
