@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from inspections.catalog.services.suspects import suspect_labels_flag
-from inspections.models import DefectClass, InspectionImage, Prediction, TrainingRunStatus
+from inspections.models import DefectClass, Prediction, TrainingRunStatus
 from inspections.registry.services import training as training_service
 from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory
@@ -68,7 +68,7 @@ def test_a_promoted_run_sends_its_suspects_with_its_name_and_time(run_with_resul
 def test_a_refused_run_leaves_the_suspicions_of_the_run_in_service(run_with_results):
     earlier, flagged = run_with_results(promoted=True)
     # The next run trains on the same images and more, finds another suspect, and is refused.
-    later, refused_suspect = run_with_results(promoted=False)
+    _, refused_suspect = run_with_results(promoted=False)
     flagged.refresh_from_db()
     assert (flagged.suspect_suggestion.name, flagged.suspect_run_id) == ("inclusion", earlier.pk)
     assert refused_suspect.suspect_suggestion_id is None
