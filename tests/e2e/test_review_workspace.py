@@ -134,7 +134,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     assert "qa-anna" in history and "unlabelled → inclusion" in history
 
     page.goto("/dashboard/")
-    assert page.locator('[data-metric="backlog-need-person"]').inner_text() == "0"
+    assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "0"
     page.locator(".confusion img").wait_for(state="visible")
     assert page.evaluate("() => document.querySelector('.confusion img').naturalWidth") > 0
     screenshot(page, "dashboard.png", full_page=True)

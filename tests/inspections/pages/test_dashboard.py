@@ -26,7 +26,7 @@ def test_dashboard_shows_backlog_throughput_trend_and_model_metrics(client, role
     review_submit(image=image, label_name="crazing", reviewer=role_user("qa"), expected_version=0)
     client.force_login(role_user("viewer"))
     html = client.get("/dashboard/").content.decode()
-    assert 'data-metric="backlog-need-person">1<' in html
+    assert 'data-count="need_person" title="flagged by the model, a suspect label, or unlabelled"><strong>1</strong>' in html
     assert 'data-metric="accuracy">87.5%<' in html
     per_class = html[html.index('id="per-class-metrics"'):]
     assert "<td>inclusion</td><td>100.0%</td><td>75.0%</td>" in per_class
