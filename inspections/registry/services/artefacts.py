@@ -93,9 +93,15 @@ def model_artefact_list(*, version: ModelVersion) -> list[ModelArtefact]:
             entries.append(ModelArtefact(name=name, size=default_storage.size(storage_name),
                                          sha256=_stored_digest(storage_name)))
         elif (name in ON_DEMAND and default_storage.exists(artefact_storage_name(version, ON_DEMAND[name]))
-              and not (name in CHECKED and default_storage.exists(artefact_storage_name(version, CHECKED[name])))):
+              and not (name in CHECKED and _left_out(model_artefact_check(version=version, name=name)))):
             entries.append(ModelArtefact(name=name, size=None, sha256=None))
     return entries
+
+
+def _left_out(record: dict | None) -> bool:
+    """The check decided against the copy. A record that kept it while the copy is missing (a restored
+    backup leaves out what is made on demand) decides nothing: the copy is built again."""
+    return record is not None and not record.get("included")
 
 
 def model_artefact_check(*, version: ModelVersion, name: str) -> dict | None:
@@ -133,7 +139,7 @@ def _worker_built_missing(*, version: ModelVersion, name: str) -> None:
     from inspections.registry.services.onnx_copy import ONNX_RETRY_AFTER_S, model_version_onnx_request
 
     record = model_artefact_check(version=version, name=name)
-    if record is not None:
+    if _left_out(record):
         raise NotFound(f"{version.name} has no {name}: it was left out ({record.get('reason', 'no reason recorded')}). "
                        f"The check's figures are in {CHECKED[name]}.", code="artefact_left_out",
                        details={"reason": record.get("reason", ""), "check": CHECKED[name]})

@@ -7,6 +7,8 @@ against Keras on the version's held-out images (its run's frozen test split, the
 split, of the copy's input shape) and stores ``onnx_check.json`` beside the artefact, with
 ``model.onnx`` only when the check passed. The record's presence means "decided": a copy that was
 left out is not built again, and its download answers 404 ``artefact_left_out`` with the reason.
+Backups leave out what is made on demand, so after a restore a record may keep a copy that is
+not there: that one is built again.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ def model_version_onnx_build(*, version_id: int) -> dict | None:
     with artefact_build_lock(version=version, namespace=ONNX_BUILD_LOCK):
         if default_storage.exists(record_name):
             with default_storage.open(record_name, "rb") as handle:
-                return json.load(handle)
+                record = json.load(handle)
+            if not record.get("included") or default_storage.exists(artefact_storage_name(version, ONNX_FILE)):
+                return record
+            # It kept a copy that is not there (a restored backup leaves out what is made on demand).
+            default_storage.delete(record_name)
         return _build(version)
 
 

@@ -129,3 +129,19 @@ def test_the_version_page_says_the_worker_builds_it_when_first_asked_for(version
     page = client.get(f"/models/{version.pk}/").content.decode()
     row = page[page.index(f'data-artefact="{ONNX_FILE}"'):].split("</tr>")[0]
     assert "built and checked by the training worker when first asked for" in row
+
+
+def test_after_a_restore_without_the_copy_it_is_built_again(version, converted, monkeypatch, no_queue):
+    # Backups leave out what is made on demand: the record that kept the copy comes back without it.
+    out, record, _ = converted
+    seen: list = []
+    monkeypatch.setattr("mlcore.onnx_copy.onnx_copy_export", _converter_from(out, record, seen))
+    model_version_onnx_build(version_id=version.pk)
+    default_storage.delete(f"{version.artifact_path}/{ONNX_FILE}")
+
+    assert _listed(version)[ONNX_FILE]["size"] is None
+    assert_error(_get(f"{version.pk}/artefacts/{ONNX_FILE}/"), 503, "artefact_building")
+    assert [name for name, _, _ in no_queue] == [task_names.BUILD_ONNX_COPY]
+    model_version_onnx_build(version_id=version.pk)
+    assert len(seen) == 2
+    assert _get(f"{version.pk}/artefacts/{ONNX_FILE}/").status_code == 200
