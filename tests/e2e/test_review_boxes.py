@@ -122,7 +122,8 @@ def test_qa_draws_classes_moves_resizes_deletes_a_box_and_accepts_the_models(pag
     handle = page.locator('#box-layer .defect-box-handle[data-corner="se"]')
     page.wait_for_function("() => { const h = document.querySelector('#box-layer [data-corner=se]');"
                            " return h && Math.abs(parseFloat(h.getAttribute('cx')) - 50) < 1.5; }")
-    handle_box = handle.bounding_box()
+    # Each answer from the server draws the layer again, handles included: measure one that is there.
+    handle_box = wait_for(handle.bounding_box, timeout=20)
     page.mouse.move(handle_box["x"] + handle_box["width"] / 2, handle_box["y"] + handle_box["height"] / 2)
     page.mouse.down()
     page.mouse.move(*layer.at(0.55, 0.6), steps=4)
