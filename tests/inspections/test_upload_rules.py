@@ -64,7 +64,7 @@ def classify_answers(monkeypatch):
     """classify/ without Redis or a worker: every accepted file is predicted and not kept."""
     calls = []
 
-    def answer(*, files, source, external_id, uploaded_by, timeout_s):
+    def answer(*, files, source, external_id, uploaded_by, timeout_s, idempotency_key=""):
         calls.append({"source": source, "files": [f.filename for f in files]})
         return [{"filename": f.filename, "prediction": {}, "kept": False, "image_id": None} for f in files]
 
