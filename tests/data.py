@@ -74,3 +74,23 @@ def tiny_model_surface(label: str, rng: np.random.Generator, *, size: int = SURF
     """One texture as the platform data set draws it: crazing is stripes, any other label spots."""
     pattern = "horizontal_stripes" if label == "crazing" else "spots"
     return surface(pattern, rng, size=size, spots_draw_frequency=False)
+
+
+# Anomaly models: good strip is horizontal stripes of random frequency and phase at a non-square
+# size (so maps must come back at the image's own width x height); a defect is a flat square.
+ANOMALY_SURFACE_SHAPE = (96, 160)  # height, width
+ANOMALY_DEFECT_BOX = (36, 100, 56, 120)  # y0, x0, y1, x1 of the planted defect
+
+
+def good_strip(rng: np.random.Generator, *, shape: tuple[int, int] = ANOMALY_SURFACE_SHAPE) -> np.ndarray:
+    ys = np.mgrid[0:shape[0], 0:shape[1]][0]
+    base = 128 + 90 * np.sin(ys * rng.uniform(0.6, 0.9) + rng.uniform(0, 2 * np.pi))
+    return np.clip(base + rng.normal(0, 8, shape), 0, 255).astype(np.uint8)
+
+
+def strip_with_defect(rng: np.random.Generator, *, value: int = 0,
+                      box: tuple[int, int, int, int] = ANOMALY_DEFECT_BOX) -> np.ndarray:
+    image = good_strip(rng)
+    y0, x0, y1, x1 = box
+    image[y0:y1, x0:x1] = value
+    return image
