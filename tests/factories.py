@@ -89,6 +89,14 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     classes = factory.LazyFunction(lambda: ["crazing", "inclusion"])
 
 
+class AnomalyVersionFactory(ModelVersionFactory):
+    """An anomaly model version: no classes, its threshold in metrics as registering one records it."""
+
+    kind = "anomaly"
+    classes = factory.LazyFunction(list)
+    metrics = factory.LazyFunction(lambda: {"anomaly": {"threshold": 1.0, "false_alarm_rate": 0.01}})
+
+
 class PredictionFactory(factory.django.DjangoModelFactory):
     """A prediction whose ``label`` and ``confidence`` follow from its probabilities."""
 

@@ -15,7 +15,7 @@ from inspections.line.models import (  # noqa: F401
 )
 from inspections.registry.models import (  # noqa: F401
     IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, DecisionThresholdChange, ModelVersion,
-    ModelVersionStatus, Retirement, TrainingRun, TrainingRunStatus, TrainingRunTrigger, VersionComparison,
+    ModelVersionKind, ModelVersionStatus, Retirement, TrainingRun, TrainingRunStatus, TrainingRunTrigger, VersionComparison,
     VersionComparisonStatus,
 )
 from inspections.review.models import (  # noqa: F401

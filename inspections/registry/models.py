@@ -15,6 +15,14 @@ class ModelVersionStatus(models.TextChoices):
     RETIRED = "retired"
 
 
+class ModelVersionKind(models.TextChoices):
+    """What a version does: name a defect class (``classifier``), or say how unlike good steel an
+    image is (``anomaly``, learnt from defect-free images alone). One of each may be active."""
+
+    CLASSIFIER = "classifier"
+    ANOMALY = "anomaly"
+
+
 class Retirement(models.TextChoices):
     NONE = ""
     REPLACED = "replaced", "replaced"
@@ -27,6 +35,10 @@ OVERRIDE_REASON_MAX_LENGTH = 2000
 
 class ModelVersion(models.Model):
     number = models.PositiveIntegerField(unique=True)
+    kind = models.CharField(
+        max_length=16, choices=ModelVersionKind.choices, default=ModelVersionKind.CLASSIFIER,
+        help_text="classifier (names a defect class) or anomaly (scores how unlike good steel an image is).",
+    )
     status = models.CharField(
         max_length=16, choices=ModelVersionStatus.choices, default=ModelVersionStatus.CANDIDATE, db_index=True
     )
@@ -73,9 +85,11 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["-number"]
         constraints = [
+            # One active version of each kind: the classifier in service and the anomaly model in service.
             models.UniqueConstraint(
-                fields=["status"], condition=Q(status=ModelVersionStatus.ACTIVE), name="one_active_model_version"
+                fields=["kind"], condition=Q(status=ModelVersionStatus.ACTIVE), name="one_active_model_version_per_kind"
             ),
+            models.CheckConstraint(condition=Q(kind__in=ModelVersionKind.values), name="model_version_kind_valid"),
             models.CheckConstraint(condition=Q(status__in=ModelVersionStatus.values), name="model_version_status_valid"),
             models.CheckConstraint(condition=Q(retirement__in=Retirement.values), name="model_version_retirement_valid"),
             # An override is recorded whole: a reason always has its time, and a time its reason.
@@ -91,6 +105,8 @@ class ModelVersion(models.Model):
         return f"v{self.number}"
 
     def __str__(self) -> str:
+        if self.kind == ModelVersionKind.ANOMALY:
+            return f"{self.name} (anomaly, {self.backbone}, {self.status})"
         return f"{self.name} ({self.backbone}, {self.status})"
 
 

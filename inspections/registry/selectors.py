@@ -9,6 +9,7 @@ from inspections.catalog.models import Split
 from inspections.registry.models import (
     DatasetSnapshotItem,
     ModelVersion,
+    ModelVersionKind,
     ModelVersionStatus,
     TrainingRun,
     TrainingRunStatus,
@@ -81,5 +82,6 @@ def training_run_timing(*, run: TrainingRun, now=None) -> dict:
 
 # --- Dashboard ---------------------------------------------------------------------------------
 
-def active_model_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+def active_model_version(*, kind: str = ModelVersionKind.CLASSIFIER) -> ModelVersion | None:
+    """The version of ``kind`` in service: the classifier unless asked for the anomaly model."""
+    return ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=kind).first()

@@ -19,7 +19,7 @@ from inspections.catalog.models import (
     InspectionImage,
     LabelSource,
 )
-from inspections.registry.models import ModelVersionStatus
+from inspections.registry.models import ModelVersionKind, ModelVersionStatus
 from inspections.review.models import Prediction, Review
 from mlcore.artefact import REASON_SUSPECT_LABEL
 
@@ -151,7 +151,8 @@ def review_list_for_image(*, image: InspectionImage) -> QuerySet[Review]:
 
 def box_prediction_for_image(*, image: InspectionImage) -> Prediction | None:
     """The image's prediction by the version in service (the one whose boxes the review view offers), or None."""
-    return (Prediction.objects.filter(image=image, model_version__status=ModelVersionStatus.ACTIVE)
+    return (Prediction.objects.filter(image=image, model_version__status=ModelVersionStatus.ACTIVE,
+                                      model_version__kind=ModelVersionKind.CLASSIFIER)
             .select_related("model_version").order_by("-created_at", "-id").first())
 
 

@@ -36,7 +36,7 @@ from inspections import queueing
 from inspections.line.models import DriftAlert, LineResolution
 from inspections.line.services.stats import line_totals
 from inspections.locks import DRIFT_ALERT_LOCK, lock_for_transaction
-from inspections.registry.models import ModelVersion, ModelVersionStatus
+from inspections.registry.models import ModelVersion, ModelVersionKind, ModelVersionStatus
 from inspections.review.models import Prediction
 from inspections.task_names import DRIFT_ALERT_EVENT, DRIFT_RESOLVED_EVENT
 from mlcore.artefact import REASON_FOREIGN
@@ -147,7 +147,7 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 
 def _active_version() -> ModelVersion | None:
     return (ModelVersion.objects.select_related("training_run__snapshot")
-            .filter(status=ModelVersionStatus.ACTIVE).first())
+            .filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).first())
 
 
 def _predictions(*, version: ModelVersion, since: datetime, source: str | None = None) -> QuerySet[Prediction]:

@@ -9,6 +9,7 @@ from inspections.management.local import LOCAL_URL
 from inspections.registry.models import (
     IN_PROGRESS_STATUSES,
     ModelVersion,
+    ModelVersionKind,
     ModelVersionStatus,
     TrainingRun,
     TrainingRunStatus,
@@ -40,7 +41,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, param, if_no_active: bool, wait: bool, **options):
         if if_no_active:
-            if ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
+            if ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).exists():
                 self.stdout.write("A model version is active; no training started (--if-no-active).")
                 return
             if TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).exists():

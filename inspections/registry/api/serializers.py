@@ -8,13 +8,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inspections.api.fields import _username
-from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, TrainingRun
+from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, ModelVersionKind, TrainingRun
 from inspections.registry.selectors import training_run_timing
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter
 
 
 class ModelVersionOutput(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True)
+    kind = serializers.ChoiceField(
+        choices=ModelVersionKind.choices, read_only=True,
+        help_text="classifier (names a defect class) or anomaly (scores how unlike good steel an image is, "
+                  "learnt from no_defect images; its classes list is empty). One of each kind may be active.")
     created_by = serializers.SerializerMethodField()
     promoted_by = serializers.SerializerMethodField(help_text="Username of who made it active last; null: the system.")
     retired_by = serializers.SerializerMethodField(
@@ -30,7 +34,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "number", "name", "status", "backbone", "weight_source", "classes", "metrics", "notes",
+        fields = ["id", "number", "name", "kind", "status", "backbone", "weight_source", "classes", "metrics", "notes",
                   "artifact_path", "created_at", "created_by", "promoted_at", "promoted_by", "retired_at",
                   "retired_by", "retirement", "training_run", "promotion_override_reason", "promotion_override_by",
                   "promotion_override_at"]
@@ -143,6 +147,12 @@ class TrainingRunInput(serializers.Serializer):
         help_text="Optional training parameters over the installation's defaults: "
                   f"{', '.join(param.name for param in PARAMETERS)}.",
     )
+
+
+class RollbackInput(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=ModelVersionKind.choices, required=False, default=ModelVersionKind.CLASSIFIER,
+        help_text="Which kind's active version to roll back (default classifier).")
 
 
 class PromoteInput(serializers.Serializer):

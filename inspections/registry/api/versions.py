@@ -13,6 +13,7 @@ from inspections.registry import selectors as registry_selectors
 from inspections.registry.api.serializers import (
     ModelVersionOutput,
     PromoteInput,
+    RollbackInput,
     TrainingRunDetailOutput,
     TrainingRunInput,
     TrainingRunOutput,
@@ -61,14 +62,18 @@ class ModelVersionPromote(ApiView):
 class ModelVersionRollback(ApiView):
     role_checks = {"POST": ModelAdminRole}
     throttle_scopes = {"POST": "write"}
+    parser_classes = [BoundedJSONParser, BoundedFormParser]
 
     @extend_schema(
-        operation_id="model_versions_rollback", request=None,
-        description="Re-activate the version that was active before the current one; answers with it.",
+        operation_id="model_versions_rollback", request=RollbackInput,
+        description="Re-activate the version that was active before the current one of its kind (the classifier "
+                    "unless the body says `{\"kind\": \"anomaly\"}`); answers with it.",
         responses={200: ModelVersionOutput, 400: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
     def post(self, request):
-        version = model_version_rollback(actor=request.user)
+        options = RollbackInput(data=request.data)
+        options.is_valid(raise_exception=True)
+        version = model_version_rollback(actor=request.user, kind=options.validated_data["kind"])
         return Response(self.output(ModelVersionOutput, version))
 
 

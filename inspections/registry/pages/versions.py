@@ -17,7 +17,7 @@ from inspections.errors import ApplicationError, Conflict
 from inspections.pages.access import role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.backbones import backbone_availability, backbone_choices
-from inspections.registry.models import ModelVersionStatus
+from inspections.registry.models import ModelVersionKind, ModelVersionStatus
 from inspections.registry.pages.forms import PromoteForm, TrainingRunStartForm
 from inspections.registry.pages.gate_figures import gate_class_rows, per_class_rows
 from inspections.registry.pages.run_details import left_out_rows, parameter_rows, timing_context
@@ -52,12 +52,21 @@ def _run_or_404(run_id: int):
 @read_role
 def model_version_list(request: HttpRequest) -> HttpResponse:
     versions = list(registry_selectors.model_version_list())
-    active = next((v for v in versions if v.status == ModelVersionStatus.ACTIVE), None)
-    # What model_version_rollback would re-activate: the most recently promoted retired version.
-    earlier = sorted((v for v in versions if v.status == ModelVersionStatus.RETIRED and v.promoted_at),
-                     key=lambda v: v.promoted_at, reverse=True)
+
+    def active_of(kind: str):
+        return next((v for v in versions if v.status == ModelVersionStatus.ACTIVE and v.kind == kind), None)
+
+    def rollback_target(kind: str):
+        # What model_version_rollback would re-activate: the kind's most recently promoted retired version.
+        earlier = sorted((v for v in versions if v.kind == kind and v.status == ModelVersionStatus.RETIRED
+                          and v.promoted_at), key=lambda v: v.promoted_at, reverse=True)
+        return earlier[0] if active_of(kind) and earlier else None
+
     return render(request, "registry/model_versions.html", {
-        "versions": versions, "active": active, "rollback_target": earlier[0] if active and earlier else None,
+        "versions": versions, "active": active_of(ModelVersionKind.CLASSIFIER),
+        "rollback_target": rollback_target(ModelVersionKind.CLASSIFIER),
+        "active_anomaly": active_of(ModelVersionKind.ANOMALY),
+        "anomaly_rollback_target": rollback_target(ModelVersionKind.ANOMALY),
         # Versions the gate refused: their Promote leads to the confirmation step that asks why.
         "refused_ids": {version.pk for version in versions if gate_refusal_reasons(version) is not None},
         "can_manage": roles.can_manage_models(request.user), "promote_form": PromoteForm(auto_id=False),
@@ -134,8 +143,9 @@ def model_version_promote_page(request: HttpRequest, version_id: int) -> HttpRes
 @require_POST
 @model_admin_role
 def model_version_rollback_page(request: HttpRequest) -> HttpResponse:
+    kind = request.POST.get("kind") or ModelVersionKind.CLASSIFIER
     try:
-        version = model_version_rollback(actor=request.user)
+        version = model_version_rollback(actor=request.user, kind=kind)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:

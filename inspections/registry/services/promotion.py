@@ -69,7 +69,8 @@ def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, acto
 
     items = list(snapshot.items.filter(split=Split.TEST).select_related("image", "label").order_by("id"))
     rule = gate_rule()
-    champion = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exclude(pk=candidate.pk).first()
+    champion = (ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=candidate.kind)
+                .exclude(pk=candidate.pk).first())
     labels = [item.label.name for item in items]
     with tempfile.TemporaryDirectory(prefix="steelqc-gate-") as folder:
         paths_by_name = local_copies(names=[item.image.file.name for item in items], folder=Path(folder))
@@ -98,7 +99,8 @@ def gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, acto
 
     with transaction.atomic():
         lock_for_transaction(MODEL_REGISTRY_LOCK)
-        current = ModelVersion.objects.select_for_update().filter(status=ModelVersionStatus.ACTIVE).first()
+        current = (ModelVersion.objects.select_for_update()
+                   .filter(status=ModelVersionStatus.ACTIVE, kind=candidate.kind).first())
         if decision["passed"] and current is not None and champion is not None and current.pk != champion.pk:
             # Someone promoted another version while we evaluated: do not overrule them.
             decision["passed"] = False

@@ -22,7 +22,7 @@ from django.utils import timezone
 from inspections.catalog.models import DefectClass, ImageStatus, InspectionImage
 from inspections.catalog.services.classes import defect_classes_ensure
 from inspections.queueing import inference_enqueue
-from inspections.registry.models import ModelVersion, ModelVersionStatus
+from inspections.registry.models import ModelVersion, ModelVersionKind, ModelVersionStatus
 from inspections.registry.services.classifiers import classifier_for_version, image_pixels
 from inspections.review.models import Prediction
 from inspections.review.prediction_events import images_done_announce
@@ -46,7 +46,7 @@ _load_lock = threading.Lock()
 def active_model() -> tuple[ModelVersion, _LoadedModel] | None:
     """The active version and its loaded classifier, loading or swapping it when needed."""
     global _loaded
-    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).first()
     if version is None:
         return None
     classifier = classifier_for_version(version=version)

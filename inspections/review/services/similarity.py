@@ -33,7 +33,7 @@ from django.db.models.lookups import Contains
 
 from inspections.catalog.models import LabelSource
 from inspections.errors import Conflict
-from inspections.registry.models import ModelVersion, ModelVersionStatus
+from inspections.registry.models import ModelVersion, ModelVersionKind, ModelVersionStatus
 from inspections.review.models import Prediction
 from mlcore.artefact import CONFIG_FILE, REASON_FOREIGN
 
@@ -133,7 +133,7 @@ def prediction_descriptors_fill(*, batch_size: int = 32) -> int:
     the groups). Returns how many were filled; images whose file no longer decodes are skipped."""
     from inspections.registry.services.classifiers import classifier_for_version, image_pixels
 
-    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).first()
     if version is None:
         return 0
     classifier = classifier_for_version(version=version)
@@ -158,7 +158,7 @@ def prediction_descriptors_fill(*, batch_size: int = 32) -> int:
 
 
 def _active_version() -> ModelVersion:
-    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).first()
+    version = ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).first()
     if version is None:
         raise Conflict("No model version is active: there are no predictions to compare.",
                                code="no_active_model")

@@ -1,0 +1,35 @@
+"""Model versions in the API carry their kind; rollback takes the kind to roll back."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspections.models import ModelVersionStatus
+from inspections.registry.services.model_versions import model_version_promote
+from tests.factories import AnomalyVersionFactory, ModelVersionFactory
+from tests.inspections.api.conftest import assert_error, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_versions_carry_their_kind():
+    ModelVersionFactory(number=1)
+    AnomalyVersionFactory(number=2)
+    listed = client_for("viewer").get("/api/v1/model-versions/").json()["results"]
+    assert {row["number"]: row["kind"] for row in listed} == {1: "classifier", 2: "anomaly"}
+
+
+def test_rollback_of_the_anomaly_kind_leaves_the_classifier(no_queue):
+    classifier = model_version_promote(version=ModelVersionFactory())
+    first = model_version_promote(version=AnomalyVersionFactory())
+    model_version_promote(version=AnomalyVersionFactory())
+    response = client_for("ml_admin").post("/api/v1/model-versions/rollback/", {"kind": "anomaly"}, format="json")
+    assert response.status_code == 200, response.content
+    assert (response.json()["id"], response.json()["kind"]) == (first.pk, "anomaly")
+    classifier.refresh_from_db()
+    assert classifier.status == ModelVersionStatus.ACTIVE
+
+
+def test_rollback_of_an_unknown_kind_is_refused():
+    response = client_for("ml_admin").post("/api/v1/model-versions/rollback/", {"kind": "regressor"}, format="json")
+    assert_error(response, 400)
