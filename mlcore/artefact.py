@@ -23,6 +23,12 @@ ONNX_FILE = "model.onnx"              # the ONNX copy for edge runtimes, when it
 ONNX_CHECK_FILE = "onnx_check.json"   # how the ONNX copy was checked, or why it was left out
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")  # `python -m mlcore export --format`
 
+# An anomaly model's folder (`python -m mlcore anomaly-train`, mlcore.anomaly): CONFIG_FILE says
+# "kind": ANOMALY_KIND and holds the threshold and everything else needed to score.
+ANOMALY_KIND = "anomaly"
+ANOMALY_FEATURES_FILE = "anomaly_features.keras"  # pixels -> patch features, preprocessing inside
+ANOMALY_MEMORY_FILE = "anomaly_memory.npz"        # the coreset of good patches the scores are distances to
+
 # Plots written beside the model: page/API name -> file name.
 CONFUSION_PLOT_FILE = "confusion_matrix.png"
 CURVES_PLOT_FILE = "training_curves.png"

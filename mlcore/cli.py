@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlcore.anomaly.cli import add_anomaly_commands
 from mlcore.artefact import CLASSES_FILE, EXPORT_FORMATS, MODEL_FILE, REVIEW_REASONS
 from mlcore.io import (
     ClassMismatchError,
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--url", default=None, help="a mirror of the file (default: Keras' own address)")
     fetch.add_argument("--md5", default=None, help="expected md5 (default: the hash Keras publishes)")
     fetch.set_defaults(handler=_fetch_weights)
+
+    add_anomaly_commands(commands)
     return parser
 
 
