@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure the real PostgreSQL and Redis the tests use are up on 127.0.0.1, starting them if
+# Makes sure the real PostgreSQL, Redis and Mosquitto the tests use are up on 127.0.0.1, starting them if
 # they are installed but stopped. Never falls back to anything else: exits non-zero saying what
 # is missing.
 set -uo pipefail
@@ -24,4 +24,15 @@ if ! redis_up; then
   for _ in $(seq 1 30); do redis_up && break; sleep 1; done
   redis_up || { echo "ERROR: Redis is needed on 127.0.0.1:6379 and could not be started." >&2; exit 1; }
 fi
-echo "PostgreSQL and Redis are up on 127.0.0.1."
+# The line bridge's tests start their own brokers; the shared one serves `make run` and the docs' examples.
+mosquitto_up() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
+if ! mosquitto_up; then
+  echo "Mosquitto is not answering on 127.0.0.1:1883; starting it."
+  if [ -x /usr/sbin/mosquitto ]; then
+    # No configuration file: Mosquitto 2 then listens on the loopback interface only, port 1883.
+    /usr/sbin/mosquitto -d || true
+  fi
+  for _ in $(seq 1 30); do mosquitto_up && break; sleep 1; done
+  mosquitto_up || { echo "ERROR: Mosquitto (the MQTT broker) is needed on 127.0.0.1:1883 and could not be started (apt-get install mosquitto)." >&2; exit 1; }
+fi
+echo "PostgreSQL, Redis and Mosquitto are up on 127.0.0.1."

@@ -53,6 +53,12 @@ $PY -m celery -A steelqc worker -Q training --concurrency 1 -n training@%h --log
 pids+=($!)
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)
+# The line bridge (camera folders in, MQTT and OPC UA out) when it has frames to take.
+if [ -n "${STEELQC_BRIDGE_FOLDERS:-}${STEELQC_MQTT_FRAME_SOURCES:-}" ]; then
+  $PY manage.py line_bridge &
+  pids+=($!)
+  echo "The line bridge is running (docs/operations.md, \"The line bridge\")."
+fi
 echo "steelqc is serving on http://127.0.0.1:8000/ (log in at http://127.0.0.1:8000/accounts/login/; training: http://127.0.0.1:8000/training/). Ctrl-C stops it."
 
 # If a worker or the web server stops, stop the rest too rather than run half a system.

@@ -1,4 +1,4 @@
-"""The production line: classify/ at line rate, per-minute counts and their roll-up,: models (fields and constraints; services do the writing)."""
+"""The production line: classify/ at line rate, per-minute counts and their roll-up, retention, drift alerts, the line bridge's records: models (fields and constraints; services do the writing)."""
 
 from __future__ import annotations
 
@@ -196,3 +196,70 @@ class PendingFileDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"pending deletion of {self.name}"
+
+
+class BridgeFrameState(models.TextChoices):
+    TAKEN = "taken", "taken: sent to be classified"
+    DONE = "done", "done: classified"
+    FAILED = "failed", "failed: refused, with its reason"
+
+
+class BridgeFrameOrigin(models.TextChoices):
+    FOLDER = "folder", "a file in a watched folder"
+    MQTT = "mqtt", "an MQTT message"
+
+
+class BridgeFrame(models.Model):
+    """One frame the line bridge took (a file from a watched folder, or an MQTT message): the
+    bridge's record that it was processed, so a restart never classifies it twice.
+
+    Written ``taken`` (with the ``batch`` it was sent in) before it is sent to be classified, and
+    ``done`` (with its ``result``) or ``failed`` (with its ``reason``) afterwards. The same bytes
+    from the same source again are the same frame. Rows older than ``STEELQC_BRIDGE_KEEP_DAYS``
+    are deleted by the bridge itself."""
+
+    source = models.CharField(max_length=100)
+    sha256 = models.CharField(max_length=64)
+    name = models.CharField(max_length=255, help_text="The file's name in its folder (or the frame's, from MQTT).")
+    origin = models.CharField(max_length=6, choices=BridgeFrameOrigin.choices, default=BridgeFrameOrigin.FOLDER)
+    state = models.CharField(max_length=6, choices=BridgeFrameState.choices, default=BridgeFrameState.TAKEN)
+    batch = models.CharField(max_length=64, help_text="The classify request it went in: its idempotency key's stem.")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Its place in that request.")
+    result = models.JSONField(null=True, blank=True, help_text="What was published as its result.")
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it failed.")
+    taken_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "sha256"], name="bridge_frame_once_per_source"),
+            models.CheckConstraint(condition=Q(state__in=BridgeFrameState.values), name="bridge_frame_state_valid"),
+            models.CheckConstraint(condition=Q(origin__in=BridgeFrameOrigin.values), name="bridge_frame_origin_valid"),
+        ]
+        indexes = [models.Index(fields=["source", "batch"], condition=Q(state="taken"), name="bridge_frame_taken")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.name} ({self.state})"
+
+
+class BridgeMessage(models.Model):
+    """A message the line bridge is to publish on MQTT (a result or an alert): written in the
+    transaction that records what it says, deleted ``STEELQC_BRIDGE_KEEP_DAYS`` after the broker
+    acknowledged it. The unpublished ones are the bridge's outbox, published in ``id`` order; at
+    most ``STEELQC_MQTT_QUEUE_LIMIT`` wait (then the inlets stop taking frames until the broker
+    is back). ``key`` makes each one unique (a result per frame, an alert per event)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    topic = models.CharField(max_length=200)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="bridge_message_outbox"),
+                   models.Index(fields=["published_at"], name="bridge_message_published")]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk} ({'published' if self.published_at else 'waiting'})"

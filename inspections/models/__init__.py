@@ -10,8 +10,8 @@ from inspections.catalog.models import (  # noqa: F401
     Split, image_upload_to,
 )
 from inspections.line.models import (  # noqa: F401
-    DriftAlert, LineMinute, LineResolution, PendingFileDeletion, RetentionPolicy, RetentionRun,
-    RetentionTrigger, retention_default_keep_days,
+    BridgeFrame, BridgeFrameOrigin, BridgeFrameState, BridgeMessage, DriftAlert, LineMinute, LineResolution,
+    PendingFileDeletion, RetentionPolicy, RetentionRun, RetentionTrigger, retention_default_keep_days,
 )
 from inspections.registry.models import (  # noqa: F401
     IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, DecisionThresholdChange, ModelVersion,

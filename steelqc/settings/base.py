@@ -455,6 +455,42 @@ if STEELQC_LINE_HOURS_KEEP_DAYS < STEELQC_LINE_MINUTES_KEEP_DAYS:
     raise ImproperlyConfigured("STEELQC_LINE_HOURS_KEEP_DAYS must be at least STEELQC_LINE_MINUTES_KEEP_DAYS "
                                "(hours are made from minutes).")
 STEELQC_LINE_ROLLUP_INTERVAL_S = env_int("STEELQC_LINE_ROLLUP_INTERVAL_S", 3600, minimum=60)
+
+# --- The line bridge (`manage.py line_bridge`: camera folders in, MQTT and OPC UA out) ----------
+# Watched folders, "SOURCE=DIR,SOURCE=DIR" (`--folder SOURCE=DIR` overrides); a file is taken once
+# its size and time stayed the same for STEELQC_BRIDGE_SETTLE_S (0: at first sight, for writers that
+# rename a finished temporary file into place), looked for every STEELQC_BRIDGE_POLL_S.
+STEELQC_BRIDGE_FOLDERS = env_list("STEELQC_BRIDGE_FOLDERS", [])
+STEELQC_BRIDGE_POLL_S = env_float("STEELQC_BRIDGE_POLL_S", 0.5)
+STEELQC_BRIDGE_SETTLE_S = env_float("STEELQC_BRIDGE_SETTLE_S", 1.0)
+STEELQC_BRIDGE_BATCH = env_int("STEELQC_BRIDGE_BATCH", 8, minimum=1)
+STEELQC_BRIDGE_TIMEOUT_S = env_int("STEELQC_BRIDGE_TIMEOUT_S", 30, minimum=1)
+STEELQC_BRIDGE_KEEP_DAYS = env_int("STEELQC_BRIDGE_KEEP_DAYS", 7, minimum=2)
+# MQTT: mqtt://user:pass@host:port (mqtts:// for TLS, checked against STEELQC_MQTT_CA_FILE or the
+# system's CAs); empty: no MQTT. Results wait in a persistent outbox of at most
+# STEELQC_MQTT_QUEUE_LIMIT messages while the broker is away.
+STEELQC_MQTT_URL = env_str("STEELQC_MQTT_URL", "")
+if STEELQC_MQTT_URL and not STEELQC_MQTT_URL.startswith(("mqtt://", "mqtts://")):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_MQTT_URL must be mqtt://[user:password@]host[:port] or mqtts://..., "
+                               "or empty.")
+STEELQC_MQTT_CLIENT_ID = env_str("STEELQC_MQTT_CLIENT_ID", "steelqc-line-bridge")
+STEELQC_MQTT_CA_FILE = env_str("STEELQC_MQTT_CA_FILE", "")
+STEELQC_MQTT_QUEUE_LIMIT = env_int("STEELQC_MQTT_QUEUE_LIMIT", 100000, minimum=100)
+STEELQC_MQTT_FRAME_SOURCES = env_list("STEELQC_MQTT_FRAME_SOURCES", [])
+# OPC UA: the server's endpoint (e.g. opc.tcp://0.0.0.0:4840/steelqc/); empty: no server. Anonymous
+# clients only with STEELQC_OPCUA_ALLOW_ANONYMOUS; otherwise the user name and password below.
+STEELQC_OPCUA_ENDPOINT = env_str("STEELQC_OPCUA_ENDPOINT", "")
+if STEELQC_OPCUA_ENDPOINT and not STEELQC_OPCUA_ENDPOINT.startswith("opc.tcp://"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STEELQC_OPCUA_ENDPOINT must be an opc.tcp:// URL, or empty.")
+STEELQC_OPCUA_USERNAME = env_str("STEELQC_OPCUA_USERNAME", "")
+STEELQC_OPCUA_PASSWORD = env_str("STEELQC_OPCUA_PASSWORD", "")
+STEELQC_OPCUA_ALLOW_ANONYMOUS = env_bool("STEELQC_OPCUA_ALLOW_ANONYMOUS", False)
+STEELQC_OPCUA_CERTIFICATE = env_str("STEELQC_OPCUA_CERTIFICATE", "")
+STEELQC_OPCUA_PRIVATE_KEY = env_str("STEELQC_OPCUA_PRIVATE_KEY", "")
 # Periodic jobs live in the database (django-celery-beat), so an admin can change their interval
 # in the admin and it stays changed; `manage.py ensure_periodic_tasks` creates missing ones with
 # the intervals above (see inspections/services/schedules.py).
