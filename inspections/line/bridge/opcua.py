@@ -81,6 +81,7 @@ class OpcUaOutlet:
 
     def start(self, timeout_s: float = 30) -> None:
         """Start the server; return once it listens (raise if it could not start)."""
+        logging.getLogger("asyncua").setLevel(logging.WARNING)  # it logs every request at INFO
         self._thread.start()
         if not self._ready.wait(timeout_s):
             raise RuntimeError("the OPC UA server did not start in time")

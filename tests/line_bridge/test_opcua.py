@@ -1,0 +1,136 @@
+"""The OPC UA server, read with asyncua's own client as a PLC would: the folder, one object per
+source with its variables, values updated as results arrive (a subscription sees them),
+anonymous and wrong passwords refused, nothing writable."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+from asyncua import Client, ua
+from asyncua.ua.uaerrors import BadIdentityTokenRejected, BadUserAccessDenied, UaStatusCodeError
+
+from inspections.line.bridge.config import OpcUaServerConfig
+from inspections.line.bridge.opcua import NAMESPACE, VARIABLES, OpcUaOutlet
+from tests.mosquitto import free_port
+
+USER, PASSWORD = "plc", "line-secret"
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One server for the module: asyncua takes seconds to build its standard address space."""
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/steelqc/"
+    last = {"line-b": {"label": "patches", "confidence": 0.5, "needs_review": True, "at": "2026-01-02T03:04:05+00:00",
+                       "model_version": 4, "review_reasons": ["low_confidence"]}}
+    outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, username=USER, password=PASSWORD),
+                         sources=["line-a", "line-b", "line-c"], last_results=last)
+    outlet.start()
+    yield outlet
+    outlet.stop()
+
+
+def _result(label: str, *, reasons=(), at="2026-05-04T09:12:44+00:00") -> dict:
+    return {"label": label, "confidence": 0.75, "review_reasons": list(reasons), "needs_review": bool(reasons),
+            "at": at, "model_version": 9}
+
+
+async def _read(endpoint: str, source: str, *, user=USER, password=PASSWORD) -> dict:
+    client = Client(endpoint, timeout=5)
+    if user is not None:
+        client.set_user(user)
+        client.set_password(password)
+    async with client:
+        ns = await client.get_namespace_index(NAMESPACE)
+        node = await client.nodes.objects.get_child([f"{ns}:steelqc", f"{ns}:{source}"])
+        return {name: await (await node.get_child(f"{ns}:{name}")).read_value() for name in VARIABLES}
+
+
+def test_each_source_is_an_object_in_the_steelqc_folder_with_its_latest_values(server):
+    endpoint = server.config.endpoint
+    assert asyncio.run(_read(endpoint, "line-a")) == {
+        "frames_seen": 0, "flagged": 0, "last_label": "", "last_confidence": 0.0, "last_needs_review": False,
+        "last_at": datetime(1601, 1, 1, tzinfo=timezone.utc), "model_version": 0}
+    restored = asyncio.run(_read(endpoint, "line-b"))  # from the latest recorded result
+    assert (restored["last_label"], restored["last_needs_review"], restored["model_version"]) == ("patches", True, 4)
+    assert restored["last_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    server.results_arrived("line-a", [_result("crazing"), _result("scratches", reasons=["foreign"])])
+
+    async def settled():
+        for _ in range(50):
+            values = await _read(endpoint, "line-a")
+            if values["frames_seen"] == 2:
+                return values
+            await asyncio.sleep(0.05)
+        raise AssertionError(values)
+
+    values = asyncio.run(settled())
+    assert values == {"frames_seen": 2, "flagged": 1, "last_label": "scratches", "last_confidence": 0.75,
+                      "last_needs_review": True, "last_at": datetime(2026, 5, 4, 9, 12, 44, tzinfo=timezone.utc),
+                      "model_version": 9}
+
+
+def test_a_subscribed_client_is_told_each_new_value(server):
+    endpoint = server.config.endpoint
+
+    async def subscribe_and_watch() -> list:
+        seen = []
+
+        class Handler:
+            def datachange_notification(self, node, value, data):
+                seen.append(value)
+
+        client = Client(endpoint, timeout=5)
+        client.set_user(USER)
+        client.set_password(PASSWORD)
+        async with client:
+            ns = await client.get_namespace_index(NAMESPACE)
+            label = await client.nodes.objects.get_child([f"{ns}:steelqc", f"{ns}:line-c", f"{ns}:last_label"])
+            subscription = await client.create_subscription(50, Handler())
+            await subscription.subscribe_data_change(label)
+            await asyncio.sleep(0.3)
+            server.results_arrived("line-c", [_result("inclusion")])
+            for _ in range(40):
+                if "inclusion" in seen:
+                    break
+                await asyncio.sleep(0.05)
+            await subscription.delete()
+        return seen
+
+    assert asyncio.run(subscribe_and_watch())[-1] == "inclusion"
+
+
+def test_anonymous_clients_and_wrong_passwords_are_refused(server):
+    endpoint = server.config.endpoint
+    with pytest.raises((BadIdentityTokenRejected, BadUserAccessDenied)):
+        asyncio.run(_read(endpoint, "line-a", user=None))
+    with pytest.raises(BadUserAccessDenied):
+        asyncio.run(_read(endpoint, "line-a", password="guess"))
+
+
+def test_anonymous_clients_are_let_in_only_when_allowed():
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/steelqc/"
+    outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, allow_anonymous=True), sources=["line-a"])
+    outlet.start()
+    try:
+        assert asyncio.run(_read(endpoint, "line-a", user=None))["frames_seen"] == 0
+    finally:
+        outlet.stop()
+
+
+def test_no_client_can_write_a_value(server):
+    before = asyncio.run(_read(server.config.endpoint, "line-b"))
+
+    async def write() -> None:
+        client = Client(server.config.endpoint, timeout=5)
+        client.set_user(USER)
+        client.set_password(PASSWORD)
+        async with client:
+            ns = await client.get_namespace_index(NAMESPACE)
+            node = await client.nodes.objects.get_child([f"{ns}:steelqc", f"{ns}:line-b", f"{ns}:last_label"])
+            await node.write_value(ua.Variant("forged", ua.VariantType.String))
+
+    with pytest.raises(UaStatusCodeError):
+        asyncio.run(write())
+    assert asyncio.run(_read(server.config.endpoint, "line-b")) == before
