@@ -332,6 +332,32 @@ def tiny_model_dirs(tmp_path_factory) -> tuple[Path, Path]:
     return train_tiny_model(root / "first", seed=1), train_tiny_model(root / "second", seed=2, serving_export=False)
 
 
+# An anomaly model in seconds: 64 px input, and a 20 % false-alarm rate, whose threshold 4 held-out
+# good images can set (1 % needs 99); 14 distinct good images at the least.
+TINY_ANOMALY_PARAMS = dict(input_size=64, false_alarm_rate=0.2, batch_size=16)
+
+
+def train_tiny_anomaly_model(out_dir: Path, *, good: int = 30, seed: int = 0) -> Path:
+    """A small real anomaly model (pretrained Lite0 at 64 px) of ``good`` striped surfaces."""
+    import numpy as np
+    from django.conf import settings
+
+    from mlcore.anomaly import AnomalyConfig, train_anomaly_model
+    from tests.data import ANOMALY_GOOD_PATTERN, surface
+
+    rng = np.random.default_rng(seed)
+    images = [surface(ANOMALY_GOOD_PATTERN, rng) for _ in range(good)]
+    train_anomaly_model(AnomalyConfig(**TINY_ANOMALY_PARAMS, seed=seed, cache_dir=settings.STEELQC_CACHE_DIR), images,
+                        out_dir=out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_anomaly_model_dir(tmp_path_factory) -> Path:
+    """One small anomaly artefact (good = striped surfaces), shared by the session."""
+    return train_tiny_anomaly_model(tmp_path_factory.mktemp("tiny-anomaly") / "model")
+
+
 def wait_for(condition, *, timeout: float = 120, interval: float = 0.1):
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

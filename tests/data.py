@@ -94,3 +94,18 @@ def strip_with_defect(rng: np.random.Generator, *, value: int = 0,
     y0, x0, y1, x1 = box
     image[y0:y1, x0:x1] = value
     return image
+
+
+# Anomaly models learn what good looks like from no_defect alone: good strip is horizontal stripes,
+# a defect is anything else (spots here, the crazing-free texture of another class).
+ANOMALY_GOOD_PATTERN, ANOMALY_DEFECT_PATTERN = "horizontal_stripes", "spots"
+
+
+def good_and_defect_folders(root: Path, *, good: int = 50, defects: int = 8, seed: int = 0,
+                            defect_class: str = "inclusion") -> list[tuple[Path, str, str]]:
+    """``root/no_defect/`` with ``good`` striped surfaces and ``root/<defect_class>/`` with
+    ``defects`` spotted ones, for ``import_dataset``: the anomaly tests' labelled line."""
+    rows = write_class_folders(root, {"no_defect": ANOMALY_GOOD_PATTERN}, per_class=good, seed=seed,
+                               file_name="good-{seed}-{i}.png")
+    return rows + write_class_folders(root, {defect_class: ANOMALY_DEFECT_PATTERN}, per_class=defects, seed=seed + 1,
+                                      file_name="defect-{seed}-{i}.png")

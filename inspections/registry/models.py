@@ -184,6 +184,10 @@ class TrainingRun(models.Model):
     status = models.CharField(
         max_length=16, choices=TrainingRunStatus.choices, default=TrainingRunStatus.QUEUED, db_index=True
     )
+    kind = models.CharField(
+        max_length=16, choices=ModelVersionKind.choices, default=ModelVersionKind.CLASSIFIER,
+        help_text="What it trains: a classifier from the labelled images, or an anomaly model from the no_defect ones.",
+    )
     progress = models.FloatField(default=0.0)
     phase = models.CharField(max_length=64, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
@@ -214,6 +218,7 @@ class TrainingRun(models.Model):
             models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="training_run_progress_0_1"),
             models.CheckConstraint(condition=Q(status__in=TrainingRunStatus.values), name="training_run_status_valid"),
             models.CheckConstraint(condition=Q(trigger__in=TrainingRunTrigger.values), name="training_run_trigger_valid"),
+            models.CheckConstraint(condition=Q(kind__in=ModelVersionKind.values), name="training_run_kind_valid"),
             # Training runs one at a time: the database refuses a second queued or running run.
             models.UniqueConstraint(
                 models.Value(1), condition=Q(status__in=IN_PROGRESS_STATUSES), name="one_training_run_in_progress"

@@ -16,10 +16,22 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mlcore.anomaly.training import PHASE_SPANS as ANOMALY_SPANS  # an anomaly run's phases, in order
 from mlcore.training.progress import PHASE_ORDER, PHASE_SPANS
 
 PREPARE, GATE = "prepare", "gate"
 PHASES = (PREPARE, *PHASE_ORDER, GATE)
+ANOMALY_PHASES = (PREPARE, *ANOMALY_SPANS, GATE)
+ANOMALY_PHASE_LABELS = {
+    PREPARE: "Preparing (images copied)",
+    "scan": "Checking the good images",
+    "features": "Reading the good images' patches",
+    "coreset": "Choosing the patches to remember",
+    "calibrate": "Setting the threshold on held-out good images",
+    "save": "Writing the model",
+    GATE: "Promotion gate (anomaly)",
+}
+ANOMALY = "anomaly"
 PHASE_LABELS = {
     PREPARE: "Preparing (images copied, backbone loaded)",
     "features": "Reading features",
@@ -84,16 +96,25 @@ class EarlierRun:
     image_count: int
 
 
-def typical_seconds(earlier: list[EarlierRun], *, image_count: int) -> dict[str, float]:
+def last_phase(kind: str = "") -> str:
+    """The phase a finished run of ``kind`` has always logged (earlier runs count when they did)."""
+    return "save" if kind == ANOMALY else "export"
+
+
+def _order(kind: str) -> tuple[str, ...]:
+    return ANOMALY_PHASES if kind == ANOMALY else PHASES
+
+
+def typical_seconds(earlier: list[EarlierRun], *, image_count: int, kind: str = "") -> dict[str, float]:
     """Per phase, the median of earlier runs' durations (per image, times ``image_count``, where the
-    work grows with images). Only runs that logged the export phase count: older logs folded the
-    export and the gate into other phases."""
+    work grows with images). Only runs that logged the export phase (an anomaly run: save) count:
+    older logs folded the export and the gate into other phases."""
     samples: dict[str, list[float]] = {}
     for run in earlier:
         took = {phase.name: phase.seconds(phase.ended_at or phase.started_at) for phase in run.phases}
-        if "export" not in took or any(phase.ended_at is None for phase in run.phases):
+        if last_phase(kind) not in took or any(phase.ended_at is None for phase in run.phases):
             continue
-        for name in PHASES:
+        for name in _order(kind):
             if name not in took and name not in OPTIONAL:
                 continue
             seconds = took.get(name, 0.0)
@@ -103,17 +124,18 @@ def typical_seconds(earlier: list[EarlierRun], *, image_count: int) -> dict[str,
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _within(phase: str, progress: float) -> float | None:
-    if phase not in PHASE_SPANS:
+def _within(phase: str, progress: float, kind: str = "") -> float | None:
+    spans = ANOMALY_SPANS if kind == ANOMALY else PHASE_SPANS
+    if phase not in spans:
         return None
-    start, end = PHASE_SPANS[phase]
+    start, end = spans[phase]
     return min(max((progress - start) / (end - start), 0.0), 1.0)
 
 
 def _current_remaining(phase: PhaseTime, *, progress: float, typical: float | None,
-                       now: datetime) -> tuple[float | None, str]:
+                       now: datetime, kind: str = "") -> tuple[float | None, str]:
     spent = phase.seconds(now)
-    within = _within(phase.name, progress)
+    within = _within(phase.name, progress, kind)
     by_pace = (spent * (1 - within) / within
                if within is not None and within >= MIN_WITHIN_FOR_PACE and spent >= MIN_SECONDS_FOR_PACE else None)
     # None too when this phase has already run longer than earlier runs' did.
@@ -131,13 +153,16 @@ def _current_remaining(phase: PhaseTime, *, progress: float, typical: float | No
 
 def run_timing(*, status: str, progress: float, created_at: datetime, started_at: datetime | None,
                finished_at: datetime | None, log: str, skipped: frozenset[str] = frozenset(),
-               earlier: list[EarlierRun] = (), image_count: int = 0, now: datetime) -> dict:
+               earlier: list[EarlierRun] = (), image_count: int = 0, now: datetime, kind: str = "") -> dict:
     """Elapsed time, each phase's time (done, in progress, still to come) with an estimate, and the
     estimated time left and finish, for the run page and the API.
 
-    ``skipped``: phases this run will not have (fine-tuning off, no boxes to detect)."""
-    typical = typical_seconds(list(earlier), image_count=image_count)
-    history_runs = sum(1 for run in earlier if any(phase.name == "export" for phase in run.phases))
+    ``skipped``: phases this run will not have (fine-tuning off, no boxes to detect). ``kind``
+    ``anomaly``: an anomaly run's phases; ``earlier`` are then earlier anomaly runs."""
+    typical = typical_seconds(list(earlier), image_count=image_count, kind=kind)
+    history_runs = sum(1 for run in earlier if any(phase.name == last_phase(kind) for phase in run.phases))
+    order = _order(kind)
+    labels = ANOMALY_PHASE_LABELS if kind == ANOMALY else PHASE_LABELS
     if started_at is None:
         return {"elapsed_s": None, "waiting_s": round((now - created_at).total_seconds(), 1) if status == "queued"
                 else None, "phases": [], "remaining_s": None, "remaining_is_lower_bound": False,
@@ -147,23 +172,23 @@ def run_timing(*, status: str, progress: float, created_at: datetime, started_at
     rows, remaining, lower_bound = [], 0.0, False
     for phase in phases:
         current = running and phase.ended_at is None
-        row = {"name": phase.name, "label": PHASE_LABELS.get(phase.name, phase.name),
+        row = {"name": phase.name, "label": labels.get(phase.name, phase.name),
                "state": "current" if current else "done", "seconds": round(phase.seconds(now), 1),
                "estimate_s": None, "basis": ""}
         if current:
             left, row["basis"] = _current_remaining(phase, progress=progress, typical=typical.get(phase.name),
-                                                    now=now)
+                                                    now=now, kind=kind)
             row["estimate_s"] = None if left is None else round(left, 1)
             remaining, lower_bound = remaining + (left or 0.0), left is None
         rows.append(row)
     if running:
         seen = {phase.name for phase in phases}
-        later = PHASES[PHASES.index(phases[-1].name) + 1:] if phases[-1].name in PHASES else ()
+        later = order[order.index(phases[-1].name) + 1:] if phases[-1].name in order else ()
         for name in later:
             if name in seen or name in skipped or (name in OPTIONAL and not typical.get(name)):
                 continue
             expected = typical.get(name)
-            rows.append({"name": name, "label": PHASE_LABELS[name], "state": "next", "seconds": None,
+            rows.append({"name": name, "label": labels[name], "state": "next", "seconds": None,
                          "estimate_s": None if expected is None else round(expected, 1),
                          "basis": "from earlier runs" if expected is not None else "no earlier run to compare with"})
             remaining += expected or 0.0

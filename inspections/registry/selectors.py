@@ -14,7 +14,7 @@ from inspections.registry.models import (
     TrainingRun,
     TrainingRunStatus,
 )
-from inspections.registry.run_timeline import EarlierRun, phase_log_line, run_phases, run_timing
+from inspections.registry.run_timeline import EarlierRun, last_phase, phase_log_line, run_phases, run_timing
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
@@ -67,8 +67,8 @@ def training_run_timing(*, run: TrainingRun, now=None) -> dict:
 
     earlier = []
     if run.status == TrainingRunStatus.RUNNING:
-        rows = (TrainingRun.objects.filter(status=TrainingRunStatus.SUCCEEDED, started_at__isnull=False,
-                                           finished_at__isnull=False, log__contains=phase_log_line("export"))
+        rows = (TrainingRun.objects.filter(status=TrainingRunStatus.SUCCEEDED, kind=run.kind, started_at__isnull=False,
+                                           finished_at__isnull=False, log__contains=phase_log_line(last_phase(run.kind)))
                 .exclude(pk=run.pk).order_by("-finished_at")
                 .values_list("log", "started_at", "finished_at", "snapshot__image_count")[:EARLIER_RUNS_FOR_ESTIMATES])
         earlier = [EarlierRun(phases=run_phases(log=log, started_at=started, finished_at=finished),
@@ -77,7 +77,8 @@ def training_run_timing(*, run: TrainingRun, now=None) -> dict:
     skipped = frozenset(name for name in ("finetune", "detection") if parameters.get(name) == "off")
     return run_timing(status=run.status, progress=run.progress, created_at=run.created_at, started_at=run.started_at,
                       finished_at=run.finished_at, log=run.log, skipped=skipped, earlier=earlier,
-                      image_count=run.snapshot.image_count if run.snapshot_id else 0, now=now or timezone.now())
+                      image_count=run.snapshot.image_count if run.snapshot_id else 0, now=now or timezone.now(),
+                      kind=run.kind)
 
 
 # --- Dashboard ---------------------------------------------------------------------------------

@@ -36,19 +36,23 @@ class Command(BaseCommand):
                             help="Training parameter, e.g. --param backbone=efficientnet_lite0 --param head_epochs=100")
         parser.add_argument("--if-no-active", action="store_true",
                             help="Do nothing when a model version is active or a run is already queued or running.")
+        parser.add_argument("--kind", choices=ModelVersionKind.values, default=ModelVersionKind.CLASSIFIER,
+                            help="classifier (default), or anomaly: learn what good looks like from the no_defect images "
+                                 "(its parameters: false_alarm_rate, input_size, coreset_ratio, max_memory, batch_size, seed).")
         parser.add_argument("--wait", action="store_true",
                             help="Train in this process and wait for the result instead of queueing it for a worker.")
 
-    def handle(self, *args, param, if_no_active: bool, wait: bool, **options):
+    def handle(self, *args, param, if_no_active: bool, wait: bool, kind: str, **options):
         if if_no_active:
-            if ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=ModelVersionKind.CLASSIFIER).exists():
+            if ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=kind).exists():
                 self.stdout.write("A model version is active; no training started (--if-no-active).")
                 return
             if TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).exists():
                 self.stdout.write("A training run is already queued or running (--if-no-active).")
                 return
         try:
-            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait, trigger=TrainingRunTrigger.COMMAND)
+            run = training_run_start(requested_by=None, params=dict(param), enqueue=not wait, kind=kind,
+                                     trigger=TrainingRunTrigger.COMMAND)
         except ApplicationError as error:
             raise CommandError(error.message) from None
         if not wait:
@@ -63,8 +67,9 @@ class Command(BaseCommand):
         if run.status != TrainingRunStatus.SUCCEEDED:
             raise CommandError(f"Training run {run.pk} {run.status}: {run.error.splitlines()[0] if run.error else ''}")
         decision = run.gate_decision or {}
+        figure = (f"anomaly threshold {run.model_version.metrics.get('anomaly', {}).get('threshold', 0):.4g}"
+                  if kind == ModelVersionKind.ANOMALY else f"test accuracy {run.model_version.metrics.get('accuracy', 0):.4f}")
         self.stdout.write(self.style.SUCCESS(
             f"Training run {run.pk} succeeded in {time.monotonic() - started:.0f}s: version v{run.model_version.number}, "
-            f"test accuracy {run.model_version.metrics.get('accuracy', 0):.4f}, "
-            f"{'promoted' if decision.get('promoted') else 'kept as candidate'}."
+            f"{figure}, {'promoted' if decision.get('promoted') else 'kept as candidate'}."
         ))

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from inspections.api.fields import _username
 from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersion, ModelVersionKind, TrainingRun
 from inspections.registry.selectors import training_run_timing
+from inspections.registry.services.anomaly_training import ANOMALY_PARAMETERS
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, PARAMETERS, Parameter
 
 
@@ -60,6 +61,8 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
 
 class TrainingRunOutput(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=ModelVersionKind.choices, read_only=True,
+                                   help_text="What the run trains: a classifier, or an anomaly model.")
     requested_by = serializers.SerializerMethodField()
     cancelled_by = serializers.SerializerMethodField(help_text="Username of who asked to cancel the run.")
     parameters = serializers.JSONField()
@@ -67,7 +70,7 @@ class TrainingRunOutput(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "status", "progress", "phase", "parameters", "trigger", "requested_by", "created_at",
+        fields = ["id", "kind", "status", "progress", "phase", "parameters", "trigger", "requested_by", "created_at",
                   "started_at", "finished_at", "cancel_requested", "cancelled_at", "cancelled_by", "error", "snapshot",
                   "model_version", "gate_decision"]
 
@@ -142,10 +145,16 @@ class TrainingParametersField(serializers.DictField):
 
 
 class TrainingRunInput(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=ModelVersionKind.choices, required=False, default=ModelVersionKind.CLASSIFIER,
+        help_text="classifier (default): learn the defect classes from the labelled images; anomaly: learn what good "
+                  "steel looks like from the images labelled no_defect (held-out good images and labelled defects "
+                  "judge it).")
     parameters = TrainingParametersField(
         required=False, default=dict,
         help_text="Optional training parameters over the installation's defaults: "
-                  f"{', '.join(param.name for param in PARAMETERS)}.",
+                  f"{', '.join(param.name for param in PARAMETERS)}. An anomaly run takes "
+                  f"{', '.join(ANOMALY_PARAMETERS)} instead.",
     )
 
 

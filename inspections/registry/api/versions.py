@@ -94,14 +94,16 @@ class TrainingRunListCreate(ApiView):
         description=(
             "Start a training run (ml_admin) on the labelled images as they are now (frozen in a dataset "
             "snapshot). One run at a time: while another is queued or running the answer is 409 "
-            "`training_in_progress` (nothing is queued). All parameters are optional."
+            "`training_in_progress` (nothing is queued). All parameters are optional. `\"kind\": \"anomaly\"` "
+            "trains an anomaly model from the images labelled no_defect instead of a classifier."
         ),
         responses={202: TrainingRunDetailOutput, 400: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
     def post(self, request):
         payload = TrainingRunInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        run = training_run_start(requested_by=request.user, params=payload.validated_data["parameters"])
+        run = training_run_start(requested_by=request.user, params=payload.validated_data["parameters"],
+                                 kind=payload.validated_data["kind"])
         return Response(self.output(TrainingRunDetailOutput, run), status=status.HTTP_202_ACCEPTED)
 
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from django import forms
 
-from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH
+from inspections.registry.models import OVERRIDE_REASON_MAX_LENGTH, ModelVersionKind
+from inspections.registry.services.anomaly_training import ANOMALY_PARAMETERS, anomaly_parameters_defaults
 from inspections.registry.services.training import training_parameters_defaults
 from mlcore.training import parameters as training_parameters
 from mlcore.training.parameters import BOOL, CHOICE, FLOAT, INT, Parameter, ParameterError
@@ -74,6 +75,25 @@ class TrainingRunStartForm(forms.Form):
         installation's defaults; the service fills in the rest."""
         return {name: value for name, value in self.cleaned_data.items()
                 if value not in (None, "") and value != self.defaults.get(name)}
+
+
+class AnomalyRunStartForm(forms.Form):
+    """Start an anomaly run: its parameters (``ANOMALY_PARAMETERS``), each left empty for its default;
+    the service checks them (``anomaly_parameters_clean``)."""
+
+    kind = forms.CharField(widget=forms.HiddenInput, initial=ModelVersionKind.ANOMALY)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.defaults = anomaly_parameters_defaults()
+        for name, (kind, help_text) in ANOMALY_PARAMETERS.items():
+            field = forms.IntegerField if kind is int else forms.FloatField
+            self.fields[name] = field(required=False, help_text=help_text, widget=forms.NumberInput(
+                attrs={"placeholder": self.defaults[name], "step": 1 if kind is int else "any"}))
+
+    def training_parameters(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items()
+                if name in ANOMALY_PARAMETERS and value is not None and value != self.defaults[name]}
 
 
 class PromoteForm(forms.Form):

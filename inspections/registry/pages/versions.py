@@ -18,7 +18,7 @@ from inspections.pages.access import role_required
 from inspections.registry import selectors as registry_selectors
 from inspections.registry.backbones import backbone_availability, backbone_choices
 from inspections.registry.models import ModelVersionKind, ModelVersionStatus
-from inspections.registry.pages.forms import PromoteForm, TrainingRunStartForm
+from inspections.registry.pages.forms import AnomalyRunStartForm, PromoteForm, TrainingRunStartForm
 from inspections.registry.pages.gate_figures import gate_class_rows, per_class_rows
 from inspections.registry.pages.run_details import left_out_rows, parameter_rows, timing_context
 from inspections.registry.pages.thresholds import thresholds_context
@@ -171,6 +171,7 @@ def training_run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/training_runs.html", {
         "runs": registry_selectors.training_run_list()[:50], "can_manage": can_manage,
         "start_form": start_form, "unavailable_backbones": unavailable,
+        "anomaly_form": AnomalyRunStartForm(auto_id="anomaly-%s") if can_manage else None,
         # What the next run would train: active classes, and collecting ones it leaves out.
         "class_readiness": list(catalog_selectors.class_readiness_list().values()),
         "readiness_rule": catalog_selectors.class_readiness_rule(),
@@ -180,18 +181,20 @@ def training_run_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @model_admin_role
 def training_run_start_page(request: HttpRequest) -> HttpResponse:
-    form, _ = _start_form(request.POST)
+    kind = request.POST.get("kind") or ModelVersionKind.CLASSIFIER
+    form = AnomalyRunStartForm(request.POST) if kind == ModelVersionKind.ANOMALY else _start_form(request.POST)[0]
     if not form.is_valid():
         for field, errors in form.errors.items():
             messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields
                            else " ".join(errors))
         return redirect("registry:training-runs")
     try:
-        run = training_run_start(requested_by=request.user, params=form.training_parameters())
+        run = training_run_start(requested_by=request.user, params=form.training_parameters(), kind=kind)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("registry:training-runs")
-    messages.success(request, f"Training run {run.pk} queued on {run.snapshot.image_count} labelled images.")
+    what = "an anomaly model from the no_defect images" if kind == ModelVersionKind.ANOMALY else "a classifier"
+    messages.success(request, f"Training run {run.pk} queued: {what}, on {run.snapshot.image_count} labelled images.")
     return redirect("registry:training-run", run_id=run.pk)
 
 

@@ -1,5 +1,8 @@
 """Training runs: start (freeze the data), execute (train, register, gate, promote), cancel.
 
+A run trains a classifier, or (kind ``anomaly``) an anomaly model from the no_defect images
+(``anomaly_training.py`` holds what differs); both kinds share the queue, one run at a time.
+
 One run at a time: the database refuses a second queued/running run. A run trains on the
 dataset snapshot frozen when it was requested, so later labels never leak into it, and a
 crash marks the run failed without touching the active model version.
@@ -32,12 +35,19 @@ from inspections.registry.models import (
     IN_PROGRESS_STATUSES,
     DatasetSnapshot,
     DatasetSnapshotItem,
+    ModelVersionKind,
     TrainingRun,
     TrainingRunStatus,
     TrainingRunTrigger,
 )
 from inspections.registry.services.model_versions import model_version_register
 from inspections.registry.run_timeline import GATE, phase_log_line
+from inspections.registry.services.anomaly_training import (
+    anomaly_gate_and_promote,
+    anomaly_parameters_clean,
+    anomaly_run_train,
+    anomaly_snapshot_check,
+)
 from inspections.registry.services.promotion import gate_and_promote
 from mlcore.readiness import COLLECTING, ClassImages, ClassReadiness, class_readiness
 from mlcore.training import parameters as training_parameters
@@ -71,16 +81,18 @@ def training_parameters_clean(params: dict | None) -> dict:
         raise ApplicationError(error.message, code="invalid_parameter", details=error.details) from None
 
 
-def _snapshot_freeze() -> tuple[DatasetSnapshot, dict[str, ClassReadiness]]:
+def _snapshot_freeze(*, kind: str = ModelVersionKind.CLASSIFIER) -> tuple[DatasetSnapshot, dict[str, ClassReadiness]]:
     """Freeze the labelled images of the classes ready to train; also return the collecting
-    classes whose images were kept out (name -> why), so the run can say so."""
+    classes whose images were kept out (name -> why), so the run can say so. An anomaly run
+    keeps every class: it learns from no_defect only, and any labelled defect is evidence for its
+    gate, collecting or not."""
     rows = list(
         InspectionImage.objects.filter(label__isnull=False, label__active=True, excluded=False)
         .exclude(split=Split.UNASSIGNED)
         .order_by("id")
         .values_list("id", "sha256", "label_id", "label__name", "split")
     )
-    left_out = _collecting_classes(rows)
+    left_out = _collecting_classes(rows) if kind == ModelVersionKind.CLASSIFIER else {}
     rows = [row for row in rows if row[3] not in left_out]
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     digest = hashlib.sha256()
@@ -140,20 +152,28 @@ def _check_snapshot_trainable(snapshot: DatasetSnapshot, left_out: dict[str, Cla
 
 
 def training_run_start(*, requested_by, params: dict | None = None, trigger: str = TrainingRunTrigger.MANUAL,
-                       enqueue: bool = True) -> TrainingRun:
-    """Freeze the labelled data and queue a run. Refused (409) while another run is queued or running.
+                       enqueue: bool = True, kind: str = ModelVersionKind.CLASSIFIER) -> TrainingRun:
+    """Freeze the labelled data and queue a run of ``kind`` (a classifier, or an anomaly model from
+    the no_defect images). Refused (409) while another run is queued or running.
 
     ``enqueue=False`` leaves the run for the caller to execute in-process (command line ``--wait``).
     """
-    cleaned = training_parameters_clean(params)
+    if kind not in ModelVersionKind.values:
+        raise ApplicationError(f"Unknown model kind {kind!r}; one of {', '.join(ModelVersionKind.values)}.",
+                               code="invalid_kind")
+    anomaly = kind == ModelVersionKind.ANOMALY
+    cleaned = anomaly_parameters_clean(params) if anomaly else training_parameters_clean(params)
     try:
         with transaction.atomic():
             if TrainingRun.objects.filter(status__in=IN_PROGRESS_STATUSES).exists():
                 raise IntegrityError("a run is in progress")
-            snapshot, left_out = _snapshot_freeze()
-            _check_snapshot_trainable(snapshot, left_out)
+            snapshot, left_out = _snapshot_freeze(kind=kind)
+            if anomaly:
+                anomaly_snapshot_check(snapshot, parameters=cleaned)
+            else:
+                _check_snapshot_trainable(snapshot, left_out)
             run = TrainingRun.objects.create(
-                status=TrainingRunStatus.QUEUED, parameters=_with_left_out(cleaned, left_out), trigger=trigger,
+                kind=kind, status=TrainingRunStatus.QUEUED, parameters=_with_left_out(cleaned, left_out), trigger=trigger,
                 requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
                 snapshot=snapshot, log=f"{timezone.now():%H:%M:%S} {_left_out_line(left_out)}\n",
             )
@@ -247,7 +267,10 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     run = TrainingRun.objects.select_related("snapshot", "requested_by").get(pk=run_id)
     reporter = _RunReporter(run_id)
     try:
-        _execute(run, reporter)
+        if run.kind == ModelVersionKind.ANOMALY:
+            _execute_anomaly(run, reporter)
+        else:
+            _execute(run, reporter)
     except Exception as error:
         from mlcore.training import TrainingCancelled
 
@@ -298,6 +321,15 @@ def _execute(run: TrainingRun, reporter: _RunReporter) -> None:
     else:
         reporter.log(f"{len(suspects)} suspect label(s) not sent to review: the gate kept this version as a "
                      "candidate, so the suspicions of the run behind the version in service stand")
+
+
+def _execute_anomaly(run: TrainingRun, reporter: _RunReporter) -> None:
+    version = anomaly_run_train(run=run, reporter=reporter)
+    TrainingRun.objects.filter(pk=run.pk).update(model_version=version, progress=0.99, phase=GATE)
+    reporter.log(phase_log_line(GATE))
+    decision = anomaly_gate_and_promote(candidate=version, snapshot=run.snapshot, actor=run.requested_by)
+    reporter.log("promoted" if decision["promoted"] else "kept as candidate: " + "; ".join(decision["reasons"]))
+    _finish(run.pk, status=TrainingRunStatus.SUCCEEDED, gate_decision=decision, progress=1.0, phase="done")
 
 
 def training_runs_fail_stale(*, older_than_s: float) -> int:

@@ -33,3 +33,20 @@ def test_rollback_of_the_anomaly_kind_leaves_the_classifier(no_queue):
 def test_rollback_of_an_unknown_kind_is_refused():
     response = client_for("ml_admin").post("/api/v1/model-versions/rollback/", {"kind": "regressor"}, format="json")
     assert_error(response, 400)
+
+
+def test_an_anomaly_run_starts_through_the_api_with_its_kind(tmp_path, no_queue):
+    from inspections.catalog.services.dataset_import import dataset_import_folder
+    from tests.data import good_and_defect_folders
+
+    good_and_defect_folders(tmp_path / "data", good=30, defects=2)
+    dataset_import_folder(root=tmp_path / "data")
+    admin = client_for("ml_admin")
+    refused = admin.post("/api/v1/training-runs/", {"kind": "anomaly", "parameters": {"head_epochs": 5}}, format="json")
+    assert_error(refused, 400, "invalid_parameter")
+    response = admin.post("/api/v1/training-runs/", {"kind": "anomaly", "parameters": {"false_alarm_rate": 0.2}},
+                          format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["kind"] == "anomaly" and body["parameters"]["false_alarm_rate"] == 0.2
+    assert admin.get(f"/api/v1/training-runs/{body['id']}/").json()["kind"] == "anomaly"
