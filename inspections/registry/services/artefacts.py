@@ -27,6 +27,8 @@ from inspections.errors import NotFound, Unavailable
 from inspections.registry.models import ModelVersion
 from inspections.registry.services.artefact_storage import artefact_local_dir
 from mlcore.artefact import (
+    ANOMALY_FEATURES_FILE,
+    ANOMALY_MEMORY_FILE,
     CLASSES_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -41,7 +43,7 @@ from mlcore.artefact import (
 
 SAVED_MODEL_ZIP = "saved_model.zip"  # mlcore.export's SavedModel folder and its side files, zipped
 DOWNLOADABLE = (MODEL_FILE, SERVING_FILE, SERVING_INT8_FILE, SAVED_MODEL_ZIP, ONNX_FILE, ONNX_CHECK_FILE, CLASSES_FILE,
-                CONFIG_FILE, METRICS_FILE, OOD_FILE, SUSPECTS_FILE)
+                CONFIG_FILE, METRICS_FILE, OOD_FILE, SUSPECTS_FILE, ANOMALY_FEATURES_FILE, ANOMALY_MEMORY_FILE)
 ON_DEMAND = {SAVED_MODEL_ZIP: MODEL_FILE, ONNX_FILE: MODEL_FILE}  # produced on first download from this file
 # Built by a worker and kept only when it passed its check; this record is stored either way, so a
 # copy that was left out is not built again and its download says why.

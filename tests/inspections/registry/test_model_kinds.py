@@ -90,3 +90,23 @@ def test_register_model_command_says_it_registered_an_anomaly_model(tmp_path, ca
     assert "(anomaly model, efficientnet_lite0), status active" in capsys.readouterr().out
     assert active_model_version(kind=ModelVersionKind.ANOMALY) is not None
     assert active_model_version() is None
+
+
+def test_the_version_page_shows_an_anomaly_gates_figures_and_no_classifier_sections(client, no_queue):
+    from django.urls import reverse
+
+    from mlcore.anomaly_gate import decide_anomaly
+    from tests.factories import UserFactory
+
+    champion = model_version_promote(version=AnomalyVersionFactory())
+    decision = decide_anomaly(candidate_good=[0.5] * 12, candidate_defects=[2.0] * 6, champion_good=[0.5] * 12,
+                              champion_defects=[2.0] * 5 + [0.5]).to_dict()
+    decision.update(promoted=True, champion_version=champion.number, defect_classes={"inclusion": 6})
+    version = AnomalyVersionFactory(metrics={"anomaly": {"threshold": 3.25, "false_alarm_rate": 0.01,
+                                                         "good_images": {"train": 80, "calibration": 99}},
+                                             "gate": decision})
+    client.force_login(UserFactory(roles=["viewer"]))
+    page = client.get(reverse("registry:model-version", args=[version.pk])).content.decode()
+    assert 'id="anomaly-gate"' in page and "1 of 6" in page and "0 of 6" in page  # misses: candidate 0, active 1
+    assert "inclusion 6" in page and "3.2500" in page and "80 good (no_defect) images" in page
+    assert "Confusion matrix" not in page and "compare-with-active" not in page
