@@ -3,10 +3,12 @@ when, where they go, what is recorded and queued, and what a restart does."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
 import pytest
+from django.utils import timezone
 
 from inspections.line.bridge.folder import FolderInlet
 from inspections.line.bridge.stats import SourceStats
@@ -19,6 +21,7 @@ from inspections.line.services.bridge import (
     classify_key,
     result_payload,
 )
+from inspections.line.services.classify import ClassifyFile
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -132,15 +135,11 @@ def test_a_restart_mid_request_asks_again_under_the_same_key_and_records_once(tm
 def test_a_stop_after_recording_before_the_move_moves_it_without_a_second_result(tmp_path, fake_classifier):
     content = image_bytes(seed=20)
     (tmp_path / "f.png").write_bytes(content)
-    import hashlib
-
-    sha = hashlib.sha256(content).hexdigest()
-    _, states = bridge_frames_claim(source="cam-1", frames=[("f.png", sha)])
-    answer = fake_classifier([type("F", (), {"filename": "f.png", "sha256": sha})()], source="cam-1", key="k")[0]
-    from django.utils import timezone
-
-    bridge_frames_finish(source="cam-1", publish=True, outcomes=[FrameOutcome(sha256=sha, result=result_payload(
-        filename="f.png", sha256=sha, answer=answer, at=timezone.now()))])
+    item = ClassifyFile(filename="f.png", content=content, sha256=hashlib.sha256(content).hexdigest())
+    bridge_frames_claim(source="cam-1", frames=[("f.png", item.sha256)])
+    answer = fake_classifier([item], source="cam-1", key="k")[0]
+    bridge_frames_finish(source="cam-1", publish=True, outcomes=[FrameOutcome(sha256=item.sha256, result=result_payload(
+        filename="f.png", sha256=item.sha256, answer=answer, at=timezone.now()))])  # then the bridge stopped
     calls = len(fake_classifier.calls)
     _drain(_inlet(tmp_path, fake_classifier))
     assert _names(tmp_path / "done") == {"f.png"}

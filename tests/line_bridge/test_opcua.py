@@ -5,11 +5,15 @@ anonymous and wrong passwords refused, nothing writable."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from asyncua import Client, ua
-from asyncua.ua.uaerrors import BadIdentityTokenRejected, BadUserAccessDenied, UaStatusCodeError
+from asyncua.ua.uaerrors import (
+    BadIdentityTokenRejected,
+    BadUserAccessDenied,
+    UaStatusCodeError,
+)
 
 from inspections.line.bridge.config import OpcUaServerConfig
 from inspections.line.bridge.opcua import NAMESPACE, VARIABLES, OpcUaOutlet
@@ -51,10 +55,10 @@ def test_each_source_is_an_object_in_the_steelqc_folder_with_its_latest_values(s
     endpoint = server.config.endpoint
     assert asyncio.run(_read(endpoint, "line-a")) == {
         "frames_seen": 0, "flagged": 0, "last_label": "", "last_confidence": 0.0, "last_needs_review": False,
-        "last_at": datetime(1601, 1, 1, tzinfo=timezone.utc), "model_version": 0}
+        "last_at": datetime(1601, 1, 1, tzinfo=UTC), "model_version": 0}
     restored = asyncio.run(_read(endpoint, "line-b"))  # from the latest recorded result
     assert (restored["last_label"], restored["last_needs_review"], restored["model_version"]) == ("patches", True, 4)
-    assert restored["last_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert restored["last_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     server.results_arrived("line-a", [_result("crazing"), _result("scratches", reasons=["foreign"])])
 
     async def settled():
@@ -67,7 +71,7 @@ def test_each_source_is_an_object_in_the_steelqc_folder_with_its_latest_values(s
 
     values = asyncio.run(settled())
     assert values == {"frames_seen": 2, "flagged": 1, "last_label": "scratches", "last_confidence": 0.75,
-                      "last_needs_review": True, "last_at": datetime(2026, 5, 4, 9, 12, 44, tzinfo=timezone.utc),
+                      "last_needs_review": True, "last_at": datetime(2026, 5, 4, 9, 12, 44, tzinfo=UTC),
                       "model_version": 9}
 
 

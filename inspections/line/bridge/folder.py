@@ -35,11 +35,19 @@ from django.db import close_old_connections, connection
 
 from inspections.catalog.services.images import upload_display_name
 from inspections.errors import ApplicationError
-from inspections.line.bridge.frames import Classify, batch_send, frame_checked, refusal_reason
+from inspections.line.bridge.frames import (
+    Classify,
+    batch_send,
+    frame_checked,
+    refusal_reason,
+)
 from inspections.line.bridge.stats import SourceStats
 from inspections.line.selectors import bridge_taken_batches
 from inspections.line.services.bridge import (
-    FrameOutcome, bridge_frames_claim, bridge_frames_finish, bridge_frames_rebatch,
+    FrameOutcome,
+    bridge_frames_claim,
+    bridge_frames_finish,
+    bridge_frames_rebatch,
 )
 from inspections.line.services.classify import ClassifyFile
 
@@ -220,6 +228,7 @@ class FolderInlet:
 
     def _resume(self, batch: str, rows: list) -> None:
         """Finish a batch recorded as taken: after a restart, or frames to send again."""
+        logger.info("line bridge %s: finishing %d frame(s) taken before (batch %s)", self.source, len(rows), batch)
         files, gone = [], []
         for row in rows:
             try:

@@ -17,7 +17,11 @@ from inspections.catalog.services import image_validation
 from inspections.catalog.services.images import upload_display_name
 from inspections.errors import ApplicationError, Conflict, Unavailable
 from inspections.line.services.bridge import (
-    FrameOutcome, bridge_frames_finish, bridge_frames_rebatch, classify_key, result_payload,
+    FrameOutcome,
+    bridge_frames_finish,
+    bridge_frames_rebatch,
+    classify_key,
+    result_payload,
 )
 from inspections.line.services.classify import ClassifyFile, classify_request
 

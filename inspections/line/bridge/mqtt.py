@@ -30,11 +30,20 @@ from django.db import close_old_connections, connection
 
 from inspections.errors import ApplicationError
 from inspections.line.bridge.config import MqttBroker
-from inspections.line.bridge.frames import Classify, batch_send, frame_checked, refusal_reason
+from inspections.line.bridge.frames import (
+    Classify,
+    batch_send,
+    frame_checked,
+    refusal_reason,
+)
 from inspections.line.bridge.stats import SourceStats
 from inspections.line.models import BridgeFrameOrigin
 from inspections.line.selectors import bridge_outbox_after
-from inspections.line.services.bridge import bridge_frames_claim, bridge_messages_published, frame_topic
+from inspections.line.services.bridge import (
+    bridge_frames_claim,
+    bridge_messages_published,
+    frame_topic,
+)
 
 logger = logging.getLogger("inspections.line.bridge")
 
@@ -194,7 +203,7 @@ class MqttFrameInlet:
             stats.add(failed=1)
             return True
         name = f"mqtt-{item.sha256[:16]}"
-        batch, states = bridge_frames_claim(source=source, frames=[(name, item.sha256)],
+        _, states = bridge_frames_claim(source=source, frames=[(name, item.sha256)],
                                             origin=BridgeFrameOrigin.MQTT)
         state, held_by = states[item.sha256]
         if state == "done":

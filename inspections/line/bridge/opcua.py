@@ -17,7 +17,7 @@ import asyncio
 import hmac
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
@@ -35,7 +35,7 @@ VARIABLES = {  # name -> (variant type, value before any result)
     "last_label": (ua.VariantType.String, ""),
     "last_confidence": (ua.VariantType.Double, 0.0),
     "last_needs_review": (ua.VariantType.Boolean, False),
-    "last_at": (ua.VariantType.DateTime, datetime(1601, 1, 1, tzinfo=timezone.utc)),
+    "last_at": (ua.VariantType.DateTime, datetime(1601, 1, 1, tzinfo=UTC)),
     "model_version": (ua.VariantType.Int64, 0),
 }
 

@@ -17,7 +17,10 @@ from inspections.line.bridge.folder import FolderInlet
 from inspections.line.bridge.frames import Classify, ServiceClassifier
 from inspections.line.bridge.stats import SourceStats
 from inspections.line.selectors import bridge_last_results, bridge_outbox_size
-from inspections.line.services.bridge import bridge_drift_alerts_queue, bridge_records_prune
+from inspections.line.services.bridge import (
+    bridge_drift_alerts_queue,
+    bridge_records_prune,
+)
 
 logger = logging.getLogger("inspections.line.bridge")
 
@@ -119,11 +122,11 @@ class LineBridge:
         if busy:
             logger.info("line bridge: %s still waiting for an answer; left recorded as taken for the next start",
                         ", ".join(busy))
+        self.log_minute()
         if self._publisher is not None:
             self._publisher.join(timeout=JOIN_S)
         if self.opcua is not None:
             self.opcua.stop()
-        self.log_minute()
         logger.info("line bridge: stopped")
         connection.close()
 

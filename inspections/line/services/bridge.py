@@ -23,7 +23,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inspections.line.models import BridgeFrame, BridgeFrameOrigin, BridgeFrameState, BridgeMessage, DriftAlert
+from inspections.line.models import (
+    BridgeFrame,
+    BridgeFrameOrigin,
+    BridgeFrameState,
+    BridgeMessage,
+    DriftAlert,
+)
 from mlcore.artefact import REASON_FOREIGN
 
 TOPIC_ROOT = "steelqc"
