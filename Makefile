@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-mixed bench-detect bench-tables worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-mixed bench-bridge bench-detect bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ bench-line: $(STAMP)
 bench-mixed: $(STAMP)
 	@bash scripts/ensure-services.sh
 	$(PY) benchmarks/bench_mixed.py
+
+## The line bridge on a fresh stack: files/s through camera folders, folder -> MQTT latency, broker and bridge restarts (lost/duplicated), CPU per frame.
+bench-bridge: $(STAMP)
+	@bash scripts/ensure-services.sh
+	$(PY) benchmarks/bench_bridge.py
 
 ## The growing tables at 10 million predictions (own throw-away database): sizes, EXPLAIN ANALYZE of the app's reads.
 bench-tables: $(STAMP)
