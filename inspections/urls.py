@@ -21,6 +21,7 @@ urlpatterns = [
     path("review/groups/", novelty.novelty_group_list, name="novelty-groups"),
     path("review/groups/undo/", novelty.novelty_bulk_undo, name="novelty-undo"),
     path("images/<int:image_id>/heatmap.png", review.image_heatmap, name="image-heatmap"),
+    path("images/<int:image_id>/anomaly-map.png", review.image_anomaly_map, name="image-anomaly-map"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("retention/", retention.retention_policies, name="retention"),
     path("retention/remove/", retention.retention_policy_remove, name="retention-remove"),

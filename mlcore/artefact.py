@@ -48,7 +48,8 @@ REASON_FOREIGN = "foreign"                  # unlike anything the model was trai
 REASON_LOW_CONFIDENCE = "low_confidence"    # top probability or top-2 margin too small
 REASON_BLANK_FRAME = "blank_frame"          # the frame check: blank, unlit or saturated
 REASON_SUSPECT_LABEL = "suspect_label"      # a person's label the model strongly disputes
-REVIEW_REASONS = (REASON_FOREIGN, REASON_LOW_CONFIDENCE, REASON_BLANK_FRAME, REASON_SUSPECT_LABEL)
+REASON_ANOMALY = "anomaly"                  # the anomaly model finds it unlike good steel (anomaly_score > 1)
+REVIEW_REASONS = (REASON_FOREIGN, REASON_LOW_CONFIDENCE, REASON_BLANK_FRAME, REASON_SUSPECT_LABEL, REASON_ANOMALY)
 
 # Defaults of the review rule; each artefact records the values it was trained with.
 DEFAULT_CONFIDENCE_THRESHOLD = 0.6
@@ -56,7 +57,8 @@ DEFAULT_MARGIN_THRESHOLD = 0.2
 REVIEW_RULE = ("needs_review = review_reasons is not empty: foreign when the feature score > 1, "
                "blank_frame when the frame check > 1, low_confidence when confidence < "
                "confidence_threshold (the predicted class's own threshold when the version sets one) "
-               "or top-2 margin < margin_threshold")
+               "or top-2 margin < margin_threshold; on the platform, anomaly when the anomaly model in service "
+               "scores the frame above its threshold (anomaly_score > 1) and the frame is not blank")
 
 
 def review_reasons_for(probabilities, *, feature_score: float, frame_score: float,
@@ -98,3 +100,12 @@ def review_reasons(*, feature_score: float, frame_score: float, confidence: floa
         reasons.append(REASON_LOW_CONFIDENCE)
     return reasons
 
+
+
+def with_anomaly_reason(reasons, *, anomalous: bool) -> list[str]:
+    """``reasons`` (the classifier's, or none without one) and ``anomaly`` when the anomaly model
+    flags the frame. A blank frame stays only a blank frame: the fix is the camera, not a label."""
+    reasons = list(reasons)
+    if anomalous and REASON_BLANK_FRAME not in reasons:
+        reasons.append(REASON_ANOMALY)
+    return reasons

@@ -139,6 +139,10 @@ class InspectionImage(models.Model):
         editable=False, help_text="The version that made the latest prediction.",
     )
     latest_review_reasons = models.JSONField(null=True, blank=True, editable=False)
+    latest_anomaly_score = models.FloatField(
+        null=True, blank=True, editable=False,
+        help_text="The latest prediction's anomaly score (null: none was scored): what the queue may order by.",
+    )
     needs_attention = models.BooleanField(
         null=True, blank=True, editable=False,
         help_text="The queue's first key: the label is suspect, else the latest prediction's needs_review "
@@ -159,6 +163,9 @@ class InspectionImage(models.Model):
             models.Index(fields=["label", "split"]),
             # The retention sweep: a source's oldest images first (migration 0018 builds it concurrently).
             models.Index(fields=["source", "created_at"], name="image_source_created_at"),
+            # The review queue ordered by anomaly score, most unlike good first (?order=anomaly).
+            models.Index(F("latest_anomaly_score").desc(), "id", condition=Q(latest_anomaly_score__isnull=False),
+                         name="image_anomaly_score"),
             # The queue's "reviewed so far" count, read from this index alone.
             models.Index(fields=["id"], condition=Q(label_source=LabelSource.REVIEW), name="image_reviewed"),
             # Finds the images to re-point when a prediction is deleted.

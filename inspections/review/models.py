@@ -11,18 +11,38 @@ from inspections.registry.models import ModelVersion
 
 
 class Prediction(models.Model):
+    """What the models in service said of one image: the classifier's answer (``model_version``),
+    and beside it the anomaly model's score when one is active (``anomaly_version``). With no
+    classifier active an anomaly model answers alone: ``model_version`` is then the anomaly version,
+    and the class fields (``label``, ``confidence``, ``ood_score``, ``margin``) are empty."""
+
     # No index of its own: prediction_image_latest (image, newest first) serves every lookup by image.
     image = models.ForeignKey(InspectionImage, on_delete=models.CASCADE, related_name="predictions", db_index=False)
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
-    label = models.ForeignKey(DefectClass, on_delete=models.PROTECT, related_name="+")
-    confidence = models.FloatField()
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions",
+        help_text="The classifier that answered; an anomaly model's answer alone names the anomaly version.",
+    )
+    label = models.ForeignKey(
+        DefectClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The predicted class; empty for an anomaly model's answer alone (no classifier was active).",
+    )
+    confidence = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(help_text="Class name -> probability, for every class of the model.")
     needs_review = models.BooleanField(db_index=True)
     margin = models.FloatField(
         null=True, blank=True, db_index=True,
         help_text="Top class probability minus the runner-up's: small means the model hesitated.",
     )
-    ood_score = models.FloatField()
+    ood_score = models.FloatField(null=True, blank=True)
+    anomaly_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False,
+        help_text="The anomaly model that scored the image; empty when none was active.",
+    )
+    anomaly_score = models.FloatField(
+        null=True, blank=True,
+        help_text="How unlike good steel the image is: the anomaly model's image score over its threshold "
+                  "(above 1: reason anomaly); empty when no anomaly model was active.",
+    )
     review_reasons = models.JSONField(
         default=list, blank=True,
         help_text="Codes of why it needs a person (mlcore.artefact.REVIEW_REASONS); empty: auto-accepted.",
@@ -49,6 +69,17 @@ class Prediction(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_image_and_version"),
             models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_0_1"),
+            # A class comes with its confidence; an answer without a class is an anomaly model's alone.
+            models.CheckConstraint(
+                condition=Q(label__isnull=False, confidence__isnull=False, ood_score__isnull=False)
+                | Q(label__isnull=True, confidence__isnull=True, anomaly_score__isnull=False),
+                name="prediction_class_or_anomaly_score",
+            ),
+            models.CheckConstraint(
+                condition=Q(anomaly_score__isnull=True, anomaly_version__isnull=True)
+                | Q(anomaly_score__isnull=False, anomaly_version__isnull=False),
+                name="prediction_anomaly_score_names_its_version",
+            ),
         ]
         # Sized for a billion rows (make bench-tables, docs/benchmarks.md): the latest prediction of an
         # image is one index probe; look-alike search finds a version's descriptors without reading
@@ -61,6 +92,8 @@ class Prediction(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.label_id is None:
+            return f"anomaly {self.anomaly_score:.2f} for image {self.image_id} by model {self.model_version_id}"
         return f"{self.label} {self.confidence:.2f} for image {self.image_id} by model {self.model_version_id}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.utils import dateformat, timezone
 
 from mlcore.artefact import (
+    REASON_ANOMALY,
     REASON_BLANK_FRAME,
     REASON_FOREIGN,
     REASON_LOW_CONFIDENCE,
@@ -23,12 +24,17 @@ REASON_TITLES = {
     REASON_LOW_CONFIDENCE: "low confidence",
     REASON_BLANK_FRAME: "blank frame",
     REASON_SUSPECT_LABEL: "suspect label",
+    REASON_ANOMALY: "anomaly",
 }
 
 
 def reason_sentence(code: str, *, probabilities: dict | None = None, suggested_label: str | None = None,
-                    frame_issue: str | None = None) -> str:
+                    frame_issue: str | None = None, anomaly_score: float | None = None) -> str:
     """One reason in words, for people."""
+    if code == REASON_ANOMALY:
+        score = f" (anomaly score {anomaly_score:.2f}; above 1 is flagged)" if anomaly_score is not None else ""
+        return (f"Unlike the good steel the anomaly model learnt{score}: a defect, perhaps of a kind no class "
+                "names yet. The map (M) shows where; label it with a class (or a new one), no_defect, or exclude it.")
     if code == REASON_FOREIGN:
         return ("Unlike anything the model was trained on. A new kind of defect, another surface, or not an "
                 "inspection frame at all (a document, a photo: exclude it).")
@@ -64,7 +70,8 @@ def _frame_sentence(frame_issue: str | None, probabilities: dict | None) -> str:
 def prediction_explanation(prediction) -> list[dict]:
     """``[{"code", "text"}]`` for a prediction's own reasons, in the model's order."""
     return [{"code": code, "text": reason_sentence(code, probabilities=prediction.probabilities,
-                                                   frame_issue=getattr(prediction, "frame_issue", None))}
+                                                   frame_issue=getattr(prediction, "frame_issue", None),
+                                                   anomaly_score=getattr(prediction, "anomaly_score", None))}
             for code in (prediction.review_reasons or [])]
 
 
@@ -91,7 +98,7 @@ def suspect_sentence(image, prediction) -> str:
     suggestion = image.suspect_suggestion.name
     text = (f"The label may be wrong: {suspect_source(image)} suggests {suggestion}. That check scores each "
             "training image with a model that never saw it; it is not the model in service")
-    if prediction is None:
+    if prediction is None or prediction.label_id is None:
         return text + "."
     said = f"{prediction.label.name} ({100 * prediction.confidence:.0f}%)"
     if prediction.label.name == suggestion:

@@ -28,7 +28,8 @@ from mlcore.artefact import REASON_SUSPECT_LABEL
 def _latest_predictions_prefetch() -> Prefetch:
     return Prefetch(
         "predictions",
-        queryset=Prediction.objects.select_related("label", "model_version").order_by("-created_at", "-id"),
+        queryset=Prediction.objects.select_related("label", "model_version", "anomaly_version")
+        .order_by("-created_at", "-id"),
         to_attr="predictions_latest_first",
     )
 
@@ -120,7 +121,7 @@ def image_latest_prediction(*, image: InspectionImage) -> Prediction | None:
     if prefetched is not None:
         return prefetched[0] if prefetched else None
     return (
-        Prediction.objects.select_related("label", "model_version")
+        Prediction.objects.select_related("label", "model_version", "anomaly_version")
         .filter(image=image)
         .order_by("-created_at", "-id")
         .first()
@@ -174,7 +175,18 @@ def _queue_key(order) -> tuple[str, bool, bool]:
     return "unlabelled_first", not order.descending, False
 
 
-_QUEUE_KEYS = tuple(_queue_key(order) for order in REVIEW_QUEUE_ORDER)
+# ?order=anomaly: the images the anomaly model finds least like good steel first (index
+# image_anomaly_score), then the queue's own order; images without a score after every scored one.
+ANOMALY_ORDER = "anomaly"
+ANOMALY_QUEUE_ORDER = (F("latest_anomaly_score").desc(nulls_last=True), *REVIEW_QUEUE_ORDER)
+
+
+def _queue_order(filters: dict | None = None) -> list:
+    return list(ANOMALY_QUEUE_ORDER if (filters or {}).get("order") == ANOMALY_ORDER else REVIEW_QUEUE_ORDER)
+
+
+def _queue_keys(filters: dict | None = None) -> tuple[tuple[str, bool, bool], ...]:
+    return tuple(_queue_key(order) for order in _queue_order(filters))
 
 
 def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
@@ -182,10 +194,6 @@ def _review_queue_base(filters: dict) -> QuerySet[InspectionImage]:
     images = (InspectionImage.objects.select_related("label", "suspect_suggestion", "latest_label")
               .filter(excluded=False))
     return _images_filtered(images, {**filters, "reviewed": filters.get("reviewed") or "unreviewed"})
-
-
-def _queue_order() -> list:
-    return list(REVIEW_QUEUE_ORDER)
 
 
 def image_list_for_review(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
@@ -199,10 +207,10 @@ def image_list_for_review(*, filters: dict | None = None) -> QuerySet[Inspection
     is a read of the partial index ``image_review_queue``.
 
     ``filters``: those of ``image_list`` (``_images_filtered``); ``reviewed`` defaults to
-    ``unreviewed`` here.
+    ``unreviewed`` here. ``order``: ``anomaly`` puts the highest anomaly score first.
     """
     return (_review_queue_base(filters or {}).annotate(latest_confidence=F("latest_prediction__confidence"))
-            .order_by(*_queue_order()))
+            .order_by(*_queue_order(filters)))
 
 
 def review_queue_counts(*, filters: dict | None = None) -> dict:
@@ -248,37 +256,38 @@ def review_queue_neighbours(*, image_id: int, filters: dict | None = None, windo
     the entries before it, up to ``window`` (beyond that it is None).
     """
     queue = _review_queue_base(filters or {}).annotate(unlabelled_first=UNLABELLED_FIRST)
-    key = queue.filter(pk=image_id).values_list(*(name for name, _, _ in _QUEUE_KEYS)).first()
+    order, keys = _queue_order(filters), _queue_keys(filters)
+    key = queue.filter(pk=image_id).values_list(*(name for name, _, _ in keys)).first()
     if key is None:
-        return {"previous": None, "next": _first(queue, reverse=False), "position": None}
-    following = next((found for rng in _ranges(key, after=True)
-                      if (found := _first(queue.filter(rng), reverse=False)) is not None), None)
-    preceding = next((found for rng in _ranges(key, after=False)
-                      if (found := _first(queue.filter(rng), reverse=True)) is not None), None)
+        return {"previous": None, "next": _first(queue, order, reverse=False), "position": None}
+    following = next((found for rng in _ranges(key, keys, after=True)
+                      if (found := _first(queue.filter(rng), order, reverse=False)) is not None), None)
+    preceding = next((found for rng in _ranges(key, keys, after=False)
+                      if (found := _first(queue.filter(rng), order, reverse=True)) is not None), None)
     before = 0
-    for rng in _ranges(key, after=False):
+    for rng in _ranges(key, keys, after=False):
         if before >= window:
             break
         before += queue.filter(rng).order_by()[: window - before].count()
     return {"previous": preceding, "next": following, "position": before + 1 if before < window else None}
 
 
-def _first(queryset: QuerySet[InspectionImage], *, reverse: bool) -> int | None:
-    ordered = queryset.order_by(*_queue_order())
+def _first(queryset: QuerySet[InspectionImage], order: list, *, reverse: bool) -> int | None:
+    ordered = queryset.order_by(*order)
     return (ordered.reverse() if reverse else ordered).values_list("id", flat=True).first()
 
 
-def _ranges(key: tuple, *, after: bool) -> list[Q]:
+def _ranges(key: tuple, keys: tuple, *, after: bool) -> list[Q]:
     """The queue entries after (or before) ``key``, as ranges of the queue's index, nearest first:
     equal on the first n keys and beyond on key n+1, for n from the last key down to 0. Each range
     is one index condition (a column comparison, IS NULL or IS NOT NULL), so its first entry is a
     one-row read."""
     ranges = []
-    for depth in range(len(_QUEUE_KEYS) - 1, -1, -1):
+    for depth in range(len(keys) - 1, -1, -1):
         equal = Q()
-        for (name, _, _), value in zip(_QUEUE_KEYS[:depth], key[:depth]):
+        for (name, _, _), value in zip(keys[:depth], key[:depth]):
             equal &= Q(**{f"{name}__isnull": True}) if value is None else Q(**{name: value})
-        name, ascending, nullable = _QUEUE_KEYS[depth]
+        name, ascending, nullable = keys[depth]
         beyond = _beyond(name, key[depth], ascending=ascending, nullable=nullable, after=after)
         ranges += [equal & condition for condition in beyond]
     return ranges

@@ -1,6 +1,6 @@
 // The review view: keyboard-first labelling through the REST API (session + CSRF).
 // 0 no defect; 1..9 (then letters) label with the keyed class; X exclude / include again; Enter/Space confirm the prediction; S/→ skip;
-// ← back; H heatmap; +/− zoom; [/] contrast; R reset the view; N new class; Q queue. The keys for the defect
+// ← back; H heatmap; M anomaly map; +/− zoom; [/] contrast; R reset the view; N new class; Q queue. The keys for the defect
 // boxes (B, A, E and, while a box is selected, the label keys and arrows) live in static/js/boxes.js.
 (function (api) {
   "use strict";
@@ -17,6 +17,8 @@
   var zoomInput = document.getElementById("zoom");
   var contrastInput = document.getElementById("contrast");
   var heatmapButton = document.getElementById("heatmap-toggle");
+  var anomalyOverlay = document.getElementById("anomaly-overlay");
+  var anomalyButton = document.getElementById("anomaly-toggle");
   var decideForm = document.getElementById("decide-form");
   var newClassForm = document.getElementById("new-class-form");
   var excludeForm = document.getElementById("exclude-form");
@@ -235,9 +237,24 @@
     if (heatmapButton) heatmapButton.setAttribute("aria-pressed", String(!overlay.hidden));
   }
 
+  function toggleAnomalyMap() {
+    if (!anomalyOverlay || !data.anomalyMapUrl) return;
+    if (!anomalyOverlay.getAttribute("src")) {
+      say("Drawing the anomaly map…");
+      anomalyOverlay.addEventListener("load", function () {
+        say("Anomaly map: where the surface is unlike the good steel the anomaly model learnt (yellow at its threshold, red beyond).");
+      }, { once: true });
+      anomalyOverlay.addEventListener("error", function () { say("The anomaly map could not be drawn.", true); }, { once: true });
+      anomalyOverlay.setAttribute("src", data.anomalyMapUrl);
+    }
+    anomalyOverlay.hidden = !anomalyOverlay.hidden;
+    if (anomalyButton) anomalyButton.setAttribute("aria-pressed", String(!anomalyOverlay.hidden));
+  }
+
   zoomInput.addEventListener("input", applyView);
   contrastInput.addEventListener("input", applyView);
   if (heatmapButton) heatmapButton.addEventListener("click", toggleHeatmap);
+  if (anomalyButton) anomalyButton.addEventListener("click", toggleAnomalyMap);
 
   // --- Keyboard ----------------------------------------------------------------------------
 
@@ -272,6 +289,8 @@
       goBack();
     } else if (key === "h" || key === "H") {
       toggleHeatmap();
+    } else if (key === "m" || key === "M") {
+      toggleAnomalyMap();
     } else if (key === "+" || key === "=") {
       step(zoomInput, 0.5);
     } else if (key === "-" || key === "_") {

@@ -180,8 +180,15 @@ window.steelqc = window.steelqc || {};
         }
         answer.textContent = "";
         item.dataset.answer = "predicted";
-        answer.appendChild(el("strong", "prediction-label", p.label));
-        answer.appendChild(document.createTextNode(" " + percent(p.confidence)));
+        if (p.label !== null) {
+          answer.appendChild(el("strong", "prediction-label", p.label));
+          answer.appendChild(document.createTextNode(" " + percent(p.confidence)));
+        } else {
+          answer.appendChild(el("strong", "prediction-label", "no class"));  // an anomaly model answered alone
+        }
+        if (p.anomaly_score !== null && p.anomaly_score !== undefined) {
+          answer.appendChild(el("span", "anomaly-score", " · anomaly score " + p.anomaly_score.toFixed(2)));
+        }
         answer.appendChild(el("span", "muted", " (model v" + p.model_version_number + ")"));
         if (p.needs_review) answer.appendChild(el("span", "pill pill-warn", "needs review"));
         if (image.label) answer.appendChild(el("span", "muted", " · labelled " + image.label));

@@ -54,7 +54,7 @@ def test_evaluate_json_prints_one_object_with_the_contract_keys(cli_model, tiny_
     assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["accuracy"] > 0.8
     review = metrics["review"]
     assert review["ood_method"] == "multi_depth_texture_knn" and review["ood_threshold"] > 0
-    assert set(review["reasons"]) == {"foreign", "low_confidence", "blank_frame", "suspect_label"}
+    assert set(review["reasons"]) == {"foreign", "low_confidence", "blank_frame", "suspect_label", "anomaly"}
     assert review["needs_review_rate"] == metrics["needs_review_rate"] >= max(review["reasons"].values())
 
 

@@ -110,12 +110,13 @@ def _answer(image) -> dict:
         "label": image.label.name if image.label_id else None,
         "excluded": image.excluded,
         "prediction": None if prediction is None else {
-            "label": prediction.label.name,
+            "label": prediction.label.name if prediction.label_id else None,
             "confidence": prediction.confidence,
             "needs_review": prediction.needs_review,
             "probabilities": prediction.probabilities,
             "review_explanation": prediction_explanation(prediction),
             "ood_score": prediction.ood_score,
+            "anomaly_score": prediction.anomaly_score,
             "model_version_number": prediction.model_version.number,
         },
     }

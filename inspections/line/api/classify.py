@@ -51,14 +51,19 @@ class ClassifyQuery(serializers.Serializer):
 
 
 CLASSIFY_PREDICTION = inline_serializer("ClassifyPrediction", {
-    "label": serializers.CharField(),
-    "confidence": serializers.FloatField(),
+    "label": serializers.CharField(allow_null=True, help_text="null when an anomaly model answers alone (no classifier)."),
+    "confidence": serializers.FloatField(allow_null=True),
     "probabilities": serializers.DictField(child=serializers.FloatField(), help_text="Class name -> probability."),
     "needs_review": serializers.BooleanField(),
     "review_reasons": serializers.ListField(child=serializers.CharField(),
-                                            help_text="foreign, low_confidence, blank_frame; empty when accepted."),
+                                            help_text="foreign, low_confidence, blank_frame, anomaly; empty when "
+                                                      "accepted."),
     "frame_issue": serializers.CharField(allow_null=True, help_text="With blank_frame: dark, saturated or uniform."),
-    "ood_score": serializers.FloatField(),
+    "ood_score": serializers.FloatField(allow_null=True),
+    "anomaly_score": serializers.FloatField(
+        allow_null=True, help_text="How unlike good steel the frame is (above 1: reason anomaly); null without an "
+                                   "active anomaly model."),
+    "anomaly_model_version": serializers.IntegerField(allow_null=True, help_text="Id of the anomaly model that scored it."),
     "boxes": serializers.ListField(child=serializers.DictField(),
                                    help_text="Where the defects are, best first: [{label, box: [x0, y0, x1, y1] "
                                              "fractions, score}]; empty without a detection head."),

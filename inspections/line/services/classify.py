@@ -105,7 +105,8 @@ def classify_request(*, files: list[ClassifyFile], source: str, external_id: str
     it (by the same user, with the same files) is answered from its result instead."""
     deadline = time.monotonic() + timeout_s
     if not ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists():
-        # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault.
+        # 409 as elsewhere (images/{id}/similar/): the installation's state, not a server fault. An
+        # active anomaly model alone answers (a score, no class): a line with only good images.
         raise Conflict("No model version is active; nothing can be classified yet.",
                                code="no_active_model")
     user_id = uploaded_by.pk if getattr(uploaded_by, "is_authenticated", False) else None
@@ -219,7 +220,7 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
     Past ``deadline_at`` (epoch seconds) the client has had its 504; unless the answer is to be
     stored for a retry under its idempotency key (``answer_ttl_s``), the request is dropped and
     counted as dropped: the client sends the frames again."""
-    from inspections.review.services.inference import active_model
+    from inspections.review.services.inference import serving_answers, serving_models
 
     transport = classify_transport()
     if deadline_at is not None and not answer_ttl_s and time.time() > deadline_at:
@@ -245,42 +246,30 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
             logger.warning("classify %s: %s does not decode: %s", request_id, item["filename"], error)
             results[index] = _error(item["filename"], "undecodable_image", "The image cannot be decoded.")
     kept = 0
-    loaded = active_model() if arrays else None
-    if arrays and loaded is None:
+    serving = serving_models() if arrays else None
+    if arrays and serving is None:
         for index, item, _ in ready:
             results[index] = _error(item["filename"], "no_active_model", "No model version is active.")
     elif arrays:
-        version, model = loaded
-        thresholds = ModelVersion.objects.filter(pk=version.pk).values_list("decision_thresholds", flat=True).first()
+        version = serving.version
         started = time.perf_counter()
-        predicted, features = model.classifier.predict_with_features(arrays, class_thresholds=thresholds)
+        answers = serving_answers(serving=serving, arrays=arrays)
         latency_ms = (time.perf_counter() - started) * 1000 / len(arrays)
-        decisions = retention_decide(source=source, items=[(item["sha256"], list(result.review_reasons))
-                                                           for (_, item, _), result in zip(ready, predicted)])
+        decisions = retention_decide(source=source, items=[(item["sha256"], answer.review_reasons)
+                                                           for (_, item, _), answer in zip(ready, answers)])
         user = get_user_model().objects.filter(pk=uploaded_by_id).first() if uploaded_by_id else None
         seen = []
-        for (index, item, content), result, feature, decision in zip(ready, predicted, features, decisions):
+        for (index, item, content), answer, decision in zip(ready, answers, decisions):
             image_id = None
             if is_kept(decision):
                 image_id = _keep(content=content, filename=item["filename"], source=source, external_id=external_id,
-                                 user=user, version=version, model=model, result=result, feature=feature,
-                                 latency_ms=latency_ms)
+                                 user=user, serving=serving, answer=answer, latency_ms=latency_ms)
                 kept += image_id is not None
-            confidence = min(max(float(result.confidence), 0.0), 1.0)
-            results[index] = {
-                "filename": item["filename"],
-                "prediction": {
-                    "label": result.label, "confidence": confidence,
-                    "probabilities": {k: float(v) for k, v in result.probabilities.items()},
-                    "needs_review": bool(result.needs_review), "review_reasons": list(result.review_reasons),
-                    "frame_issue": result.frame_issue, "ood_score": float(result.ood_score),
-                    "boxes": list(result.boxes), "latency_ms": latency_ms,
-                    "model_version": version.pk, "model_version_number": version.number,
-                },
-                "kept": image_id is not None, "image_id": image_id,
-            }
-            seen.append(Seen(label=result.label, confidence=confidence, review_reasons=tuple(result.review_reasons),
-                             kept=image_id is not None, latency_ms=latency_ms))
+            results[index] = {"filename": item["filename"], "prediction": _answer_json(serving, answer, latency_ms),
+                              "kept": image_id is not None, "image_id": image_id}
+            seen.append(Seen(label=answer.label, confidence=answer.confidence,
+                             review_reasons=tuple(answer.review_reasons), kept=image_id is not None,
+                             latency_ms=latency_ms))
         try:
             line_minute_record(source=source, model_version_id=version.pk, rows=seen)
         except Exception:  # the answer matters more than the counts
@@ -294,11 +283,27 @@ def classify_run(*, request_id: str, reply_to: str, items: list[dict], source: s
     return kept
 
 
-def _keep(*, content: bytes, filename: str, source: str, external_id: str, user, version, model, result, feature,
+def _answer_json(serving, answer, latency_ms: float) -> dict:
+    """One frame's ``prediction`` in the answer: the classifier's fields (empty without one) and
+    the anomaly model's score beside them (null without one)."""
+    result, version = answer.result, serving.version
+    return {
+        "label": answer.label, "confidence": answer.confidence,
+        "probabilities": {k: float(v) for k, v in result.probabilities.items()} if result else {},
+        "needs_review": bool(answer.review_reasons), "review_reasons": answer.review_reasons,
+        "frame_issue": result.frame_issue if result else None,
+        "ood_score": float(result.ood_score) if result else None,
+        "anomaly_score": answer.anomaly_score,
+        "anomaly_model_version": serving.anomaly_version.pk if answer.anomaly_score is not None else None,
+        "boxes": list(result.boxes) if result else [], "latency_ms": latency_ms,
+        "model_version": version.pk, "model_version_number": version.number,
+    }
+
+
+def _keep(*, content: bytes, filename: str, source: str, external_id: str, user, serving, answer,
           latency_ms: float) -> int | None:
     """Store one kept image as an upload would, with this prediction; its id (None if it failed)."""
-    from inspections.review.services.inference import _margin
-    from inspections.review.services.similarity import embedding_bytes
+    from inspections.review.services.inference import prediction_for
 
     try:
         image = image_upload(content=content, filename=upload_display_name(filename), uploaded_by=user,
@@ -308,14 +313,9 @@ def _keep(*, content: bytes, filename: str, source: str, external_id: str, user,
         return None
     try:
         with transaction.atomic():
-            Prediction.objects.bulk_create([Prediction(
-                image=image, model_version=version, label=model.classes[result.label],
-                confidence=min(max(result.confidence, 0.0), 1.0), probabilities=result.probabilities,
-                needs_review=result.needs_review, ood_score=result.ood_score, latency_ms=latency_ms,
-                review_reasons=list(result.review_reasons), frame_issue=result.frame_issue or "",
-                margin=_margin(result.probabilities, result.confidence),
-                boxes=list(result.boxes), embedding=embedding_bytes(feature),
-            )], ignore_conflicts=True)
+            Prediction.objects.bulk_create(
+                [prediction_for(image=image, serving=serving, answer=answer, latency_ms=latency_ms)],
+                ignore_conflicts=True)
             images_latest_prediction_refresh(image_ids=[image.pk])
             InspectionImage.objects.filter(pk=image.pk, status=ImageStatus.PENDING).update(status=ImageStatus.PREDICTED)
         images_done_announce(image_ids=[image.pk])

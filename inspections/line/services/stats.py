@@ -75,10 +75,10 @@ ON CONFLICT ON CONSTRAINT line_minute_unique DO UPDATE SET
 
 @dataclass(frozen=True)
 class Seen:
-    """One classified image, kept or not."""
+    """One classified image, kept or not (no label and no confidence: an anomaly model answered alone)."""
 
-    label: str
-    confidence: float
+    label: str | None
+    confidence: float | None
     review_reasons: tuple[str, ...]
     kept: bool
     latency_ms: float
@@ -111,13 +111,16 @@ def _batch_totals(rows: list[Seen]) -> dict:
     for row in rows:
         totals["seen"] += 1
         totals["flagged"] += bool(row.review_reasons)
-        totals["per_class"][row.label] += 1
+        if row.label is not None:
+            totals["per_class"][row.label] += 1
         totals["per_reason"].update(row.review_reasons)
         if row.kept:
             totals["kept"] += 1
-            totals["kept_per_class"][row.label] += 1
+            if row.label is not None:
+                totals["kept_per_class"][row.label] += 1
             totals["kept_per_reason"].update(row.review_reasons)
-        totals["confidence_histogram"][confidence_bin(row.confidence)] += 1
+        if row.confidence is not None:
+            totals["confidence_histogram"][confidence_bin(row.confidence)] += 1
         totals["latency_ms_sum"] += float(row.latency_ms)
         totals["latency_ms_max"] = max(totals["latency_ms_max"], float(row.latency_ms))
     return totals

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from inspections.catalog.models import Split
 from inspections.errors import ApplicationError, StaleRevision
-from inspections.registry.models import DecisionThresholdChange, ModelVersion
+from inspections.registry.models import DecisionThresholdChange, ModelVersion, ModelVersionKind
 from mlcore.artefact import CONFIG_FILE, DEFAULT_CONFIDENCE_THRESHOLD
 from mlcore.thresholds import threshold_curves
 
@@ -108,6 +108,9 @@ def threshold_history(*, version: ModelVersion):
 
 
 def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], str]:
+    if version.kind == ModelVersionKind.ANOMALY:
+        raise ApplicationError(f"{version.name} is an anomaly model: it has no classes to set thresholds for (its "
+                               "threshold is set on held-out good images when it is trained).", code="not_a_classifier")
     if not isinstance(thresholds, dict) or not thresholds:
         raise ApplicationError("Send \"thresholds\": an object of class name -> threshold with at least one class.",
                                code="invalid_thresholds", details={"thresholds": ["Must be a non-empty object."]})

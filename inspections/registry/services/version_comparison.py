@@ -32,6 +32,7 @@ from inspections.queueing import version_comparison_enqueue
 from inspections.registry.models import (
     DatasetSnapshot,
     ModelVersion,
+    ModelVersionKind,
     TrainingRun,
     VersionComparison,
     VersionComparisonStatus,
@@ -68,6 +69,12 @@ class ImageSet:
 def comparison_versions_check(*, first: ModelVersion, second: ModelVersion) -> None:
     if first.pk == second.pk:
         raise ApplicationError("Compare two different versions.", code="same_version",
+                               details={"a": first.pk, "b": second.pk})
+    anomaly = [version.name for version in (first, second) if version.kind == ModelVersionKind.ANOMALY]
+    if anomaly:
+        raise ApplicationError(f"{' and '.join(anomaly)} {'is an anomaly model' if len(anomaly) == 1 else 'are anomaly models'}: "
+                               "a comparison is of two classifiers' answers; an anomaly model's gate compares it with "
+                               "the active one (its version page).", code="not_a_classifier",
                                details={"a": first.pk, "b": second.pk})
 
 

@@ -17,16 +17,25 @@ from inspections.review.reasons import image_review_reasons, prediction_explanat
 # --- Outputs ---------------------------------------------------------------------------------
 
 class PredictionOutput(serializers.ModelSerializer):
-    label = serializers.CharField(source="label.name")
+    label = serializers.CharField(
+        source="label.name", allow_null=True, default=None,
+        help_text="The predicted class; null when an anomaly model answered alone (no classifier was active).")
     model_version = serializers.IntegerField(source="model_version_id")
     model_version_number = serializers.IntegerField(source="model_version.number")
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Class name -> probability, every class.")
     review_reasons = serializers.ListField(
         child=serializers.CharField(),
-        help_text="Why it needs a person: foreign, low_confidence, blank_frame; empty when auto-accepted.")
+        help_text="Why it needs a person: foreign, low_confidence, blank_frame, anomaly; empty when auto-accepted.")
     review_explanation = serializers.SerializerMethodField(help_text="The reasons in words: [{code, text}].")
     frame_issue = serializers.SerializerMethodField(
         help_text="With blank_frame, what the frame check found: dark, saturated or uniform; else null.")
+    anomaly_score = serializers.FloatField(
+        allow_null=True, read_only=True,
+        help_text="How unlike good steel the image is: the anomaly model's score over its threshold (above 1: reason "
+                  "anomaly); null when no anomaly model was active.")
+    anomaly_model_version = serializers.IntegerField(
+        source="anomaly_version_id", allow_null=True, read_only=True,
+        help_text="Id of the anomaly model that scored it; null when none was active.")
     boxes = serializers.ListField(
         child=serializers.DictField(), read_only=True,
         help_text="Where the model found defects, best first: [{label, box: [x0, y0, x1, y1] as fractions of "
@@ -35,7 +44,8 @@ class PredictionOutput(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = ["id", "label", "confidence", "probabilities", "needs_review", "review_reasons",
-                  "review_explanation", "frame_issue", "ood_score", "boxes", "latency_ms", "model_version",
+                  "review_explanation", "frame_issue", "ood_score", "anomaly_score", "anomaly_model_version", "boxes",
+                  "latency_ms", "model_version",
                   "model_version_number", "created_at"]
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField(child=serializers.CharField())))

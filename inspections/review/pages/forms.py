@@ -15,7 +15,8 @@ from inspections.review.reasons import REASON_TITLES
 
 REVIEWED_CHOICES = [("unreviewed", "not yet reviewed"), ("reviewed", "reviewed"), ("all", "all")]
 FILTER_NAMES = ("q", "predicted_label", "review_reason", "source", "created_after", "created_before", "model_version",
-                "split", "reviewed")
+                "split", "reviewed", "order")
+ORDER_CHOICES = [("", "needs a person first, most uncertain first"), ("anomaly", "anomaly score, highest first")]
 
 
 class QueueFilterForm(forms.Form):
@@ -29,6 +30,7 @@ class QueueFilterForm(forms.Form):
     model_version = forms.ChoiceField(label="Model version", required=False)
     split = forms.ChoiceField(label="Split", required=False, choices=[("", "any"), *Split.choices])
     reviewed = forms.ChoiceField(label="Reviewed", required=False, choices=REVIEWED_CHOICES)
+    order = forms.ChoiceField(label="Order", required=False, choices=ORDER_CHOICES)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,7 +54,7 @@ class QueueFilterForm(forms.Form):
             name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors
         }
         filters: dict = {"reviewed": data.get("reviewed") or "unreviewed"}
-        for name in ("q", "predicted_label", "review_reason", "source", "split"):
+        for name in ("q", "predicted_label", "review_reason", "source", "split", "order"):
             if data.get(name):
                 filters[name] = data[name]
         if data.get("model_version"):

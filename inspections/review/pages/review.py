@@ -1,4 +1,4 @@
-"""The review queue, the review view of one image, its heatmap, and the no-JavaScript decision form."""
+"""The review queue, the review view of one image, its heatmap and anomaly map, and the no-JavaScript decision form."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from inspections.review.services.reviews import review_exclude, review_include, 
 QUEUE_PAGE_SIZE = 50
 NO_DEFECT_KEY = "0"
 # Defect classes in name order take 1..9, then these letters (none of them is a command key:
-# A, B and E are the defect boxes' keys).
-CLASS_KEYS = "123456789cdfgijklmoptuvwyz"
+# A, B and E are the defect boxes' keys, M the anomaly map's).
+CLASS_KEYS = "123456789cdfgijkloptuvwyz"
 queue_role = role_required(can_review_queue, "The review queue needs the role qa, ml_admin or viewer.")
 label_role = role_required(roles.can_label, "Labelling needs the role qa or ml_admin.")
 
@@ -104,6 +104,8 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
         "queue_url": _with_query(reverse("inspections:review-queue"), query),
         "counts_url": _with_query(reverse("inspections:review-counts"), query),
         "heatmap_url": reverse("inspections:image-heatmap", args=[image.pk]) if active else None,
+        "anomaly_map_url": (reverse("inspections:image-anomaly-map", args=[image.pk])
+                            if prediction and prediction.anomaly_version_id else None),
         "active_version": active,
         "can_label": roles.can_label(request.user),
         "can_add_class": roles.can_label(request.user),
@@ -163,9 +165,24 @@ def image_heatmap(request: HttpRequest, image_id: int) -> HttpResponse:
         # The class this version predicted; with a prediction from another version, the
         # active model's own top class (heatmap_png's default).
         prediction = review_selectors.image_latest_prediction(image=image)
-        if prediction and prediction.model_version_id == version.pk:
+        if prediction and prediction.model_version_id == version.pk and prediction.label_id:
             class_name = prediction.label.name
     response = HttpResponse(heatmap_png(image=image, version=version, class_name=class_name),
                             content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+@queue_role
+def image_anomaly_map(request: HttpRequest, image_id: int) -> HttpResponse:
+    """Where the image is unlike good steel, by the anomaly model that scored its latest prediction."""
+    from inspections.review.pages.anomaly_maps import anomaly_map_png
+
+    image = review_selectors.image_detail(image_id=image_id)
+    prediction = review_selectors.image_latest_prediction(image=image) if image else None
+    if prediction is None or prediction.anomaly_version_id is None:
+        raise Http404("No such image, or no anomaly model scored it.")
+    response = HttpResponse(anomaly_map_png(image=image, version=prediction.anomaly_version), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -42,6 +42,7 @@ def images_latest_prediction_refresh(*, image_ids: list[int]) -> int:
             latest_label=fact("label_id"),
             latest_model_version=fact("model_version_id"),
             latest_review_reasons=fact("review_reasons"),
+            latest_anomaly_score=fact("anomaly_score"),
             needs_attention=Case(When(suspect_suggestion__isnull=False, then=Value(True)),
                                  default=fact("needs_review"), output_field=BooleanField()),
         )

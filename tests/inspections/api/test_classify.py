@@ -234,8 +234,9 @@ def test_classify_keeps_flagged_only_with_rate_zero_and_counts_everything(celery
         assert set(result) == {"filename", "prediction", "kept", "image_id"}
         prediction = result["prediction"]
         assert set(prediction) == {"label", "confidence", "probabilities", "needs_review", "review_reasons",
-                                   "frame_issue", "ood_score", "boxes", "latency_ms", "model_version",
-                                   "model_version_number"}
+                                   "frame_issue", "ood_score", "anomaly_score", "anomaly_model_version", "boxes",
+                                   "latency_ms", "model_version", "model_version_number"}
+        assert (prediction["anomaly_score"], prediction["anomaly_model_version"]) == (None, None)
         assert prediction["boxes"] == []  # the tiny model has no detection head
         assert result["kept"] == bool(prediction["review_reasons"])  # flagged: kept; the rest: rate 0
         assert prediction["needs_review"] == bool(prediction["review_reasons"])

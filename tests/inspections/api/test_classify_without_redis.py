@@ -19,6 +19,7 @@ from inspections.line.services.classify import classify_run
 from inspections.models import InspectionImage, LineMinute, RetentionPolicy
 from inspections.registry.services.model_versions import model_version_promote
 from inspections.review import prediction_events
+from inspections.review.services.inference import Serving
 from mlcore.inference import PredictionResult
 from tests.factories import ModelVersionFactory, image_bytes
 from tests.inspections.api.conftest import client_for
@@ -51,7 +52,8 @@ def line_worker(monkeypatch, spool) -> list[dict]:
     """Each classify/ message handed to the line worker's service at once; returns the messages."""
     version = model_version_promote(version=ModelVersionFactory())
     loaded = SimpleNamespace(classifier=_Classifier(), classes=defect_classes_ensure(names=CLASSES))
-    monkeypatch.setattr("inspections.review.services.inference.active_model", lambda: (version, loaded))
+    serving = Serving(classifier_version=version, classifier=loaded, anomaly_version=None)
+    monkeypatch.setattr("inspections.review.services.inference.serving_models", lambda: serving)
     RetentionPolicy.objects.create(source="", sample_rate=0.0, max_per_minute=10, max_per_day=10)
     sent = []
 

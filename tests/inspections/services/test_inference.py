@@ -69,7 +69,7 @@ def test_the_worker_and_the_heatmaps_share_one_loaded_classifier_and_one_decode(
     version = model_version_register(model_dir=tiny_model_dirs[0])
     model_version_promote(version=version)
     image = _upload(50)
-    _, loaded = inference.active_model()
+    loaded = inference.serving_models().classifier
     seen = []
 
     def fake_gradcam(classifier, pixels, class_index=None):
