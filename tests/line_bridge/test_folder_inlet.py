@@ -187,3 +187,21 @@ def test_nothing_is_taken_while_the_outbox_is_full(tmp_path, fake_classifier):
     inlet = _inlet(tmp_path, fake_classifier, may_take=lambda: False)
     assert inlet.step() is False
     assert _names(tmp_path) == {"f.png"} and not fake_classifier.calls
+
+
+def test_old_records_are_pruned_but_taken_frames_and_waiting_messages_are_kept(tmp_path, fake_classifier):
+    from datetime import timedelta
+
+    from inspections.line.services.bridge import bridge_messages_published, bridge_records_prune
+
+    for i in range(3):
+        (tmp_path / f"f{i}.png").write_bytes(image_bytes(seed=50 + i))
+    _drain(_inlet(tmp_path, fake_classifier))
+    bridge_frames_claim(source="cam-1", frames=[("waiting.png", "f" * 64)])
+    published = list(BridgeMessage.objects.order_by("id").values_list("id", flat=True))[:2]
+    bridge_messages_published(ids=published)
+    later = timezone.now() + timedelta(days=8)
+    assert bridge_records_prune(keep_days=7, now=later) == 3 + 2
+    assert list(BridgeFrame.objects.values_list("name", flat=True)) == ["waiting.png"]
+    assert BridgeMessage.objects.filter(published_at__isnull=True).count() == 1
+    assert bridge_records_prune(keep_days=7, now=timezone.now()) == 0

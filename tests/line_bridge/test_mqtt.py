@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import subprocess
 import threading
 import time
 import uuid
@@ -28,7 +30,7 @@ from inspections.line.services.bridge import (
     bridge_frames_finish,
     result_payload,
 )
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 from tests.factories import image_bytes
 from tests.mosquitto import PrivateBroker
 
@@ -265,3 +267,26 @@ def test_broker_urls():
     for bad in ("http://broker", "mqtt://", "mqtt://host:port"):
         with pytest.raises(BridgeConfigError):
             mqtt_broker_from_url(bad)
+
+
+def test_the_operations_guides_mosquitto_sub_example_shows_a_result(broker):
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    command = next(line for line in guide.split("\n### MQTT\n", 1)[1].splitlines() if line.startswith("mosquitto_sub"))
+    assert "-p 1883" in command
+    args = shlex.split(command.replace("-p 1883", f"-p {broker.port}")) + ["-C", "1", "-W", "10"]
+    watching = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # subscribed
+        _record("strip-top", ["coil-4711-0001.png"])
+        link = _link(broker.url)
+        try:
+            assert link.connected.wait(5)
+            _publish_all(link)
+        finally:
+            _close(link)
+        out, _ = watching.communicate(timeout=15)
+    finally:
+        if watching.poll() is None:
+            watching.kill()
+    topic, payload = out.strip().split(" ", 1)
+    assert topic == "steelqc/strip-top/result" and json.loads(payload)["filename"] == "coil-4711-0001.png"

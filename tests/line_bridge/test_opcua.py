@@ -17,9 +17,10 @@ from asyncua.ua.uaerrors import (
 
 from inspections.line.bridge.config import OpcUaServerConfig
 from inspections.line.bridge.opcua import NAMESPACE, VARIABLES, OpcUaOutlet
+from tests.conftest import ROOT
 from tests.mosquitto import free_port
 
-USER, PASSWORD = "plc", "line-secret"
+USER, PASSWORD = "plc", "change-me"  # the operations guide's example
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def server():
     last = {"line-b": {"label": "patches", "confidence": 0.5, "needs_review": True, "at": "2026-01-02T03:04:05+00:00",
                        "model_version": 4, "review_reasons": ["low_confidence"]}}
     outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, username=USER, password=PASSWORD),
-                         sources=["line-a", "line-b", "line-c"], last_results=last)
+                         sources=["line-a", "line-b", "line-c", "strip-top"], last_results=last)
     outlet.start()
     yield outlet
     outlet.stop()
@@ -138,3 +139,13 @@ def test_no_client_can_write_a_value(server):
     with pytest.raises(UaStatusCodeError):
         asyncio.run(write())
     assert asyncio.run(_read(server.config.endpoint, "line-b")) == before
+
+
+def test_the_operations_guides_client_example_reads_every_variable(server, capsys):
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    example = guide.split("\n### OPC UA\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "opc.tcp://127.0.0.1:4840/steelqc/" in example
+    exec(compile(example.replace("opc.tcp://127.0.0.1:4840/steelqc/", server.config.endpoint), "guide", "exec"),
+         {"__name__": "guide"})
+    printed = [line.split(" ", 1)[0] for line in capsys.readouterr().out.splitlines()]
+    assert printed == list(VARIABLES)
