@@ -16,7 +16,7 @@ LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 26
 @dataclass(frozen=True)
 class Series:
     name: str
-    values: list[float]  # 0..1
+    values: list[float | None]  # 0..1; None: no value in that bucket (no point drawn)
     css_class: str
 
 
@@ -56,9 +56,10 @@ def line_chart(*, times: list[datetime], series: list[Series], unit: str, title:
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">',
              f"<title>{escape(title)}</title>", *_axes("100%"), *_x_labels(times, unit)]
     for line in series:
-        points = " ".join(f"{_x(i, len(line.values)):.1f},{_y(v, 1.0):.1f}" for i, v in enumerate(line.values))
+        drawn = [(i, v) for i, v in enumerate(line.values) if v is not None]
+        points = " ".join(f"{_x(i, len(line.values)):.1f},{_y(v, 1.0):.1f}" for i, v in drawn)
         parts.append(f'<polyline class="{escape(line.css_class)}" fill="none" points="{points}"/>')
-        for i, v in enumerate(line.values):
+        for i, v in drawn:
             parts.append(f'<circle class="{escape(line.css_class)}" r="2.5" cx="{_x(i, len(line.values)):.1f}" '
                          f'cy="{_y(v, 1.0):.1f}"><title>{escape(line.name)}: {100 * v:.1f}%</title></circle>')
     parts.append("</svg>")

@@ -341,7 +341,9 @@ def prediction_trend(*, days: int = 30, now=None) -> list[dict]:
     )
     return [
         {"start": row["bucket"], "count": row["n"], "needs_review_share": row["flagged"] / row["n"],
-         "mean_confidence": float(row["confidence"]), "unit": "hour" if hourly else "day"}
+         # None in a bucket of an anomaly model's answers alone (no class, so no confidence).
+         "mean_confidence": None if row["confidence"] is None else float(row["confidence"]),
+         "unit": "hour" if hourly else "day"}
         for row in rows
     ]
 

@@ -32,6 +32,7 @@ def promotion_payload(version: ModelVersion) -> dict:
         "version": {
             "id": version.pk,
             "number": version.number,
+            "kind": version.kind,
             "backbone": version.backbone,
             "weight_source": version.weight_source,
             "classes": version.classes,

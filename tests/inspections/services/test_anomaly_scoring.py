@@ -116,3 +116,14 @@ def test_the_queue_filters_by_reason_anomaly_and_orders_by_anomaly_score():
     assert [image.pk for image in flagged] == [high.image_id, low.image_id]
     everything = [image.pk for image in image_list_for_review(filters={"order": "anomaly"})]
     assert everything[:2] == [high.image_id, low.image_id] and len(everything) == 3
+
+
+def test_the_dashboard_draws_a_line_whose_predictions_have_no_class(client):
+    version = AnomalyVersionFactory()
+    for score in (0.5, 2.0):
+        PredictionFactory(model_version=version, anomaly_version=version, anomaly_score=score, label=None,
+                          confidence=None, ood_score=None, probabilities={}, review_reasons=["anomaly"] * (score > 1))
+    client.force_login(UserFactory(roles=["viewer"]))
+    response = client.get(reverse("inspections:dashboard"))
+    assert response.status_code == 200
+    assert "mean confidence" in response.content.decode()
