@@ -98,7 +98,7 @@ class MqttLink:
         self.wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self.stop.is_set():
             logger.warning("line bridge: lost the MQTT broker (%s); results wait in the outbox", reason_code)
         self.connected.clear()
 
