@@ -309,7 +309,8 @@ def _server_runs_programs_for_a_superuser(marker: Path) -> None:
     """The server does run a superuser's COPY TO PROGRAM here, so a file not made proves the restore stopped it."""
     probe = marker.with_name(marker.name + "-probe")
     with _admin() as admin:
-        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {probe}'")
+        # The program reads what COPY writes: one that exits first (touch) breaks the pipe now and then.
+        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'cat > {probe}'")
     assert probe.exists()
     probe.unlink()
 
