@@ -290,3 +290,60 @@ def test_the_operations_guides_mosquitto_sub_example_shows_a_result(broker):
             watching.kill()
     topic, payload = out.strip().split(" ", 1)
     assert topic == "steelqc/strip-top/result" and json.loads(payload)["filename"] == "coil-4711-0001.png"
+
+
+def _self_signed(folder) -> tuple[str, str, str]:
+    """(CA file, certificate file, key file): a CA and a server certificate for 127.0.0.1."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, issuer, public_key, signing_key, *, ca: bool):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
+                "127.0.0.1"))]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test plant CA")])
+    ca_cert = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    server_cert = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name,
+                              server_key.public_key(), ca_key, ca=False)
+    files = {"ca.pem": ca_cert.public_bytes(serialization.Encoding.PEM),
+             "server.pem": server_cert.public_bytes(serialization.Encoding.PEM),
+             "server.key": server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption())}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return str(folder / "ca.pem"), str(folder / "server.pem"), str(folder / "server.key")
+
+
+def test_an_mqtts_url_connects_over_tls_checked_against_the_ca_file(tmp_path):
+    ca, cert, key = _self_signed(tmp_path)
+    broker = PrivateBroker(tmp_path / "tls")
+    broker.config.write_text(broker.config.read_text() + f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    broker.start()
+    try:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        trusted = MqttLink(mqtt_broker_from_url(url, client_id=f"tls-{uuid.uuid4().hex[:6]}", ca_file=ca))
+        untrusted = MqttLink(mqtt_broker_from_url(url, client_id=f"tls-{uuid.uuid4().hex[:6]}"))  # system CAs
+        for link in (trusted, untrusted):
+            link.start()
+        try:
+            assert trusted.connected.wait(5)
+            assert not untrusted.connected.wait(0.5)
+        finally:
+            _close(trusted)
+            _close(untrusted)
+    finally:
+        broker.stop()
