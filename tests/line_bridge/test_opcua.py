@@ -149,3 +149,44 @@ def test_the_operations_guides_client_example_reads_every_variable(server, capsy
          {"__name__": "guide"})
     printed = [line.split(" ", 1)[0] for line in capsys.readouterr().out.splitlines()]
     assert printed == list(VARIABLES)
+
+
+def test_with_a_certificate_only_signed_and_encrypted_connections_are_offered(tmp_path):
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    async def certificates():
+        await setup_self_signed_certificate(tmp_path / "server-key.pem", tmp_path / "server.der",
+                                            "urn:plant:steelqc-bridge", "127.0.0.1", [ExtendedKeyUsageOID.SERVER_AUTH],
+                                            {"commonName": "steelqc line bridge"})
+        await setup_self_signed_certificate(tmp_path / "plc-key.pem", tmp_path / "plc.der", "urn:plant:plc",
+                                            "127.0.0.1", [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "plc"})
+
+    asyncio.run(certificates())
+    (tmp_path / "server.key").write_bytes((tmp_path / "server-key.pem").read_bytes())  # PEM, whatever its name
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/steelqc/"
+    outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, username=USER, password=PASSWORD,
+                                           certificate=str(tmp_path / "server.der"),
+                                           private_key=str(tmp_path / "server.key")), sources=["line-a"])
+    outlet.start()
+
+    async def read(*, secure: bool):
+        client = Client(endpoint, timeout=5)
+        client.application_uri = "urn:plant:plc"
+        if secure:
+            await client.set_security_string(
+                f"Basic256Sha256,SignAndEncrypt,{tmp_path / 'plc.der'},{tmp_path / 'plc-key.pem'}")
+        client.set_user(USER)
+        client.set_password(PASSWORD)
+        async with client:
+            ns = await client.get_namespace_index(NAMESPACE)
+            node = await client.nodes.objects.get_child([f"{ns}:steelqc", f"{ns}:line-a", f"{ns}:frames_seen"])
+            return await node.read_value(), client.uaclient.security_policy.URI
+
+    try:
+        value, policy = asyncio.run(read(secure=True))
+        assert value == 0 and policy.endswith("#Basic256Sha256")
+        with pytest.raises(Exception, match="No matching endpoints"):
+            asyncio.run(read(secure=False))
+    finally:
+        outlet.stop()

@@ -20,6 +20,7 @@ import threading
 from datetime import UTC, datetime
 
 from asyncua import Server, ua
+from cryptography import x509
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 
@@ -54,6 +55,21 @@ class ConfiguredUsers(UserManager):
         user_ok = hmac.compare_digest(username.encode(), expected_user)
         password_ok = hmac.compare_digest(given_password, expected_password)
         return User(role=UserRole.User, name=username) if user_ok and password_ok and expected_user else None
+
+
+def _file_format(path: str) -> str:
+    """"pem" or "der", from the file's content (asyncua would go by the name's suffix)."""
+    with open(path, "rb") as handle:
+        return "pem" if handle.read(64).lstrip().startswith(b"-----BEGIN") else "der"
+
+
+def _application_uri(certificate) -> str:
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ""
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else ""
 
 
 def _values(result: dict) -> dict:
@@ -112,8 +128,11 @@ class OpcUaOutlet:
         tokens = [ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if self.config.allow_anonymous else [])
         server.set_identity_tokens(tokens)
         if self.config.certificate:
-            await server.load_certificate(self.config.certificate)
-            await server.load_private_key(self.config.private_key)
+            await server.load_certificate(self.config.certificate, format=_file_format(self.config.certificate))
+            await server.load_private_key(self.config.private_key, format=_file_format(self.config.private_key))
+            uri = _application_uri(server.iserver.certificate)
+            if uri:  # clients check that the server's application URI is the one its certificate names
+                await server.set_application_uri(uri)
             server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
                                         ua.SecurityPolicyType.Basic256Sha256_Sign])
         else:
