@@ -109,3 +109,11 @@ def good_and_defect_folders(root: Path, *, good: int = 50, defects: int = 8, see
                                file_name="good-{seed}-{i}.png")
     return rows + write_class_folders(root, {defect_class: ANOMALY_DEFECT_PATTERN}, per_class=defects, seed=seed + 1,
                                       file_name="defect-{seed}-{i}.png")
+
+
+def good_with_a_blotch(rng: np.random.Generator, *, at: tuple[int, int] = (4, 18), size: int = 6) -> np.ndarray:
+    """A good (striped) surface with one bright ``size`` x ``size`` blotch whose top-left corner is
+    at ``at`` (row, column): a small defect the anomaly map should find where it is."""
+    image = surface(ANOMALY_GOOD_PATTERN, rng).copy()
+    image[at[0]:at[0] + size, at[1]:at[1] + size] = 250
+    return image

@@ -83,6 +83,11 @@ def training_run_timing(*, run: TrainingRun, now=None) -> dict:
 
 # --- Dashboard ---------------------------------------------------------------------------------
 
+def model_in_service() -> bool:
+    """Whether uploads get an answer: a classifier, or an anomaly model alone, is active."""
+    return ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE).exists()
+
+
 def active_model_version(*, kind: str = ModelVersionKind.CLASSIFIER) -> ModelVersion | None:
     """The version of ``kind`` in service: the classifier unless asked for the anomaly model."""
     return ModelVersion.objects.filter(status=ModelVersionStatus.ACTIVE, kind=kind).first()

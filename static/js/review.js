@@ -242,7 +242,7 @@
     if (!anomalyOverlay.getAttribute("src")) {
       say("Drawing the anomaly map…");
       anomalyOverlay.addEventListener("load", function () {
-        say("Anomaly map: where the surface is unlike the good steel the anomaly model learnt (yellow at its threshold, red beyond).");
+        say("Anomaly map: where the surface is unlike the good steel the anomaly model learnt (clear where it is like good, yellow-green at the threshold, red beyond).");
       }, { once: true });
       anomalyOverlay.addEventListener("error", function () { say("The anomaly map could not be drawn.", true); }, { once: true });
       anomalyOverlay.setAttribute("src", data.anomalyMapUrl);

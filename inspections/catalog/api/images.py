@@ -97,7 +97,7 @@ class ImageListCreate(ApiView):
             wait = query.validated_data["wait"]
         if not wait:
             return self._post(request, deadline=0.0)
-        if registry_selectors.active_model_version() is None:
+        if not registry_selectors.model_in_service():
             return self._post(request, deadline=0.0, wait_skipped=WAIT_SKIPPED_NO_ACTIVE_MODEL)
         try:
             with prediction_events.waiter_slot():  # taken before anything is stored: a 503 stores nothing

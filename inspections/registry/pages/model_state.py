@@ -22,7 +22,7 @@ class ModelState:
 
 
 def model_state_now() -> ModelState:
-    if registry_selectors.active_model_version() is not None:
+    if registry_selectors.model_in_service():  # a classifier, or an anomaly model alone
         return ModelState(has_active_model=True, run=None)
     return ModelState(has_active_model=False, run=registry_selectors.training_run_list().first())
 

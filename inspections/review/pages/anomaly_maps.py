@@ -22,21 +22,24 @@ from inspections.registry.services.classifiers import image_pixels
 from inspections.review.pages.heatmaps import _overlay_png
 
 OVERLAY_CACHE_SIZE = 128
+# The map's own scale (mlcore.anomaly.maps): 0 the typical good patch, 128 the threshold, 255 twice as
+# far. The overlay starts at half the threshold, so the surface like good steel stays uncovered.
+OVERLAY_FROM = 64
 
 _lock = threading.Lock()
 _overlays: OrderedDict[tuple, bytes] = OrderedDict()
 
 
 def anomaly_map_png(*, image: InspectionImage, version: ModelVersion) -> bytes:
-    """An RGBA PNG at the image's size: warm and opaque where the surface is unlike good steel
-    (the map's mid-grey, the threshold, is yellow), transparent where it is like good."""
+    """An RGBA PNG at the image's size: transparent where the surface is like good steel, yellow-green
+    at the threshold, red and more opaque beyond it."""
     key = (image.pk, version.pk)
     with _lock:
         if key in _overlays:
             _overlays.move_to_end(key)
             return _overlays[key]
     [result] = images_score(version=version, images=[image_pixels(image=image)], maps=True)
-    png = _overlay_png(np.asarray(result.map, np.float32) / 255.0)
+    png = _overlay_png(np.clip((np.asarray(result.map, np.float32) - OVERLAY_FROM) / (255.0 - OVERLAY_FROM), 0, 1))
     with _lock:
         _overlays[key] = png
         while len(_overlays) > OVERLAY_CACHE_SIZE:

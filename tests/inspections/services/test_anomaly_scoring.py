@@ -20,7 +20,7 @@ from inspections.models import InspectionImage, Prediction
 from inspections.registry.services.model_versions import model_version_promote, model_version_register
 from inspections.review.selectors import image_list_for_review
 from inspections.review.services.inference import predictions_create
-from tests.data import ANOMALY_DEFECT_PATTERN, ANOMALY_GOOD_PATTERN, surface
+from tests.data import ANOMALY_DEFECT_PATTERN, ANOMALY_GOOD_PATTERN, good_with_a_blotch, surface
 from tests.factories import AnomalyVersionFactory, PredictionFactory, UserFactory
 from tests.inspections.api.conftest import client_for
 
@@ -73,15 +73,18 @@ def test_the_classifier_answers_with_the_anomaly_score_beside_it(anomaly_model, 
     assert prediction.review_reasons[-1] == "anomaly" and prediction.needs_review
 
 
-def test_the_map_is_drawn_at_the_images_size_by_the_version_that_scored_it(anomaly_model, client):
-    defect = _upload(ANOMALY_DEFECT_PATTERN, 104)
+def test_the_map_is_drawn_at_the_images_size_where_the_defect_is(anomaly_model, client):
+    buffer = io.BytesIO()
+    Image.fromarray(good_with_a_blotch(np.random.default_rng(104), at=(20, 4))).save(buffer, format="PNG")
+    defect = image_upload(content=buffer.getvalue(), filename="blotch.png", uploaded_by=None, enqueue=False).image
     predictions_create(image_ids=[defect.pk])
     client.force_login(UserFactory(roles=["qa"]))
     response = client.get(reverse("inspections:image-anomaly-map", args=[defect.pk]))
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
     overlay = Image.open(io.BytesIO(response.content))
     assert (overlay.mode, overlay.size) == ("RGBA", (defect.width, defect.height))
-    assert np.asarray(overlay)[..., 3].max() > 100  # somewhere it is clearly unlike good
+    alpha = np.asarray(overlay)[..., 3].astype(int)
+    assert alpha[20:26, 4:10].mean() > 100 and alpha[:8, 20:].mean() < 20  # over the blotch, not the stripes
     page = client.get(reverse("inspections:review-image", args=[defect.pk])).content.decode()
     assert 'id="anomaly-toggle"' in page and 'id="anomaly-score"' in page and 'id="no-class"' in page
 

@@ -1,5 +1,5 @@
-"""Anomaly training runs in-process: the parameters, the data they need, and a tiny real run from the
-no_defect images through registration and the anomaly gate to promotion beside the classifier."""
+"""Anomaly training runs in-process: the parameters and the data they need, and cancelling. A real run
+(the training worker, the gate, the promotion) is tests/e2e/test_anomaly_mode.py's first half."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from inspections.catalog.services.dataset_import import dataset_import_folder
 from inspections.errors import ApplicationError
-from inspections.models import ModelVersionKind, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.models import ModelVersionKind, TrainingRun, TrainingRunStatus
 from inspections.registry.services.anomaly_training import anomaly_parameters_clean
 from inspections.registry.services.training import training_run_cancel, training_run_execute, training_run_start
 from tests.conftest import TINY_ANOMALY_PARAMS
@@ -46,21 +46,3 @@ def test_a_queued_anomaly_run_is_cancelled_like_any_run(tmp_path, no_queue):
     cancelled = training_run_cancel(run=run)
     assert cancelled.status == TrainingRunStatus.CANCELLED
     assert training_run_execute(run_id=run.pk) is None  # only a queued run starts
-
-
-def test_an_anomaly_run_learns_from_no_defect_and_its_gate_promotes_the_first_model(tmp_path, no_queue):
-    good_and_defect_folders(tmp_path / "data", good=60, defects=8)
-    dataset_import_folder(root=tmp_path / "data")
-    run = training_run_start(requested_by=None, kind=ModelVersionKind.ANOMALY, params=TINY_ANOMALY_PARAMS,
-                             enqueue=False)
-    run = training_run_execute(run_id=run.pk)
-    assert run.status == TrainingRunStatus.SUCCEEDED, run.error
-    version = run.model_version
-    assert (version.kind, version.status, version.classes) == (ModelVersionKind.ANOMALY, ModelVersionStatus.ACTIVE, [])
-    gate = run.gate_decision
-    assert gate["kind"] == "anomaly" and gate["promoted"] and gate["champion"] is None
-    assert gate["candidate"]["defect_images"] == 8 and gate["defect_classes"] == {"inclusion": 8}
-    assert gate["candidate"]["auroc"] > 0.9  # spots are nothing like the stripes it learnt
-    assert version.metrics["gate"] == gate and version.metrics["anomaly"]["false_alarm_rate"] == 0.2
-    assert [line.split(" ", 1)[1] for line in run.log.splitlines() if " phase " in line] == [
-        "phase scan", "phase features", "phase coreset", "phase calibrate", "phase save", "phase gate"]
