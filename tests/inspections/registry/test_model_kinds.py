@@ -110,3 +110,23 @@ def test_the_version_page_shows_an_anomaly_gates_figures_and_no_classifier_secti
     assert 'id="anomaly-gate"' in page and "1 of 6" in page and "0 of 6" in page  # misses: candidate 0, active 1
     assert "inclusion 6" in page and "3.2500" in page and "80 good (no_defect) images" in page
     assert "Confusion matrix" not in page and "compare-with-active" not in page
+
+
+def test_the_training_pages_anomaly_form_starts_an_anomaly_run(client, tmp_path, no_queue):
+    from django.urls import reverse
+
+    from inspections.catalog.services.dataset_import import dataset_import_folder
+    from inspections.models import TrainingRun
+    from tests.data import good_and_defect_folders
+    from tests.factories import UserFactory
+
+    good_and_defect_folders(tmp_path / "data", good=30, defects=2)
+    dataset_import_folder(root=tmp_path / "data")
+    client.force_login(UserFactory(roles=["ml_admin"]))
+    page = client.get(reverse("registry:training-runs")).content.decode()
+    assert 'id="start-anomaly"' in page and 'name="false_alarm_rate"' in page
+    response = client.post(reverse("registry:training-run-start"), {"kind": "anomaly", "false_alarm_rate": "0.2",
+                                                                    "input_size": ""})
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/training/{run.pk}/")
+    assert (run.kind, run.parameters["false_alarm_rate"], run.parameters["input_size"]) == ("anomaly", 0.2, 224)
