@@ -74,7 +74,8 @@ def _application_uri(certificate) -> str:
 
 def _values(result: dict) -> dict:
     return {
-        "last_label": result["label"], "last_confidence": float(result["confidence"]),
+        # An anomaly model answering alone (no classifier active) gives no class: "" and 0.0.
+        "last_label": result["label"] or "", "last_confidence": float(result["confidence"] or 0.0),
         "last_needs_review": bool(result["needs_review"]), "last_at": datetime.fromisoformat(result["at"]),
         "model_version": int(result["model_version"] or 0),
     }

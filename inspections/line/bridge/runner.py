@@ -155,4 +155,12 @@ class LineBridge:
             logger.info("line bridge %s: %d taken, %d done (%d flagged), %d failed, %d repeated in the last minute; "
                         "last %s; MQTT %s", source, counts["taken"], counts["done"], counts["flagged"],
                         counts["failed"], counts["duplicates"],
-                        f"{last['label']} {last['confidence']:.2f} at {last['at']}" if last else "none", mqtt)
+                        _last_text(last), mqtt)
+
+
+def _last_text(last: dict | None) -> str:
+    if not last:
+        return "none"
+    if last["label"] is None:  # an anomaly model answered alone: no class
+        return f"no class, reasons {last.get('review_reasons') or []} at {last['at']}"
+    return f"{last['label']} {last['confidence']:.2f} at {last['at']}"
