@@ -16,12 +16,10 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlcore.anomaly.training import PHASE_SPANS as ANOMALY_SPANS  # an anomaly run's phases, in order
 from mlcore.training.progress import PHASE_ORDER, PHASE_SPANS
 
 PREPARE, GATE = "prepare", "gate"
 PHASES = (PREPARE, *PHASE_ORDER, GATE)
-ANOMALY_PHASES = (PREPARE, *ANOMALY_SPANS, GATE)
 ANOMALY_PHASE_LABELS = {
     PREPARE: "Preparing (images copied)",
     "scan": "Checking the good images",
@@ -101,8 +99,17 @@ def last_phase(kind: str = "") -> str:
     return "save" if kind == ANOMALY else "export"
 
 
+def _anomaly_spans() -> dict[str, tuple[float, float]]:
+    """An anomaly run's phases in order and their spans of the bar (mlcore.anomaly.training), imported
+    when an anomaly run's timing is asked for: that module brings SciPy, which the web process
+    otherwise never needs at start-up."""
+    from mlcore.anomaly.training import PHASE_SPANS as ANOMALY_SPANS
+
+    return ANOMALY_SPANS
+
+
 def _order(kind: str) -> tuple[str, ...]:
-    return ANOMALY_PHASES if kind == ANOMALY else PHASES
+    return (PREPARE, *_anomaly_spans(), GATE) if kind == ANOMALY else PHASES
 
 
 def typical_seconds(earlier: list[EarlierRun], *, image_count: int, kind: str = "") -> dict[str, float]:
@@ -125,7 +132,7 @@ def typical_seconds(earlier: list[EarlierRun], *, image_count: int, kind: str = 
 
 
 def _within(phase: str, progress: float, kind: str = "") -> float | None:
-    spans = ANOMALY_SPANS if kind == ANOMALY else PHASE_SPANS
+    spans = _anomaly_spans() if kind == ANOMALY else PHASE_SPANS
     if phase not in spans:
         return None
     start, end = spans[phase]

@@ -135,3 +135,17 @@ def test_the_api_gives_a_running_runs_timing_from_its_log_and_earlier_runs():
 
 def _log_from(start, *entries: tuple[float, str]) -> str:
     return "".join(f"{start + timedelta(seconds=at):%H:%M:%S} phase {name}\n" for at, name in entries)
+
+
+def test_an_anomaly_run_has_its_own_phases_and_draws_on_earlier_anomaly_runs():
+    earlier = _earlier({"prepare": 2, "scan": 1, "features": 20, "coreset": 2, "calibrate": 5, "save": 1, "gate": 4},
+                       images=100)
+    log = _log((2, "scan"), (3, "features"))
+    timing = run_timing(status="running", progress=0.05 + 0.75 * 0.5, created_at=START, started_at=START,
+                        finished_at=None, log=log, earlier=[earlier], image_count=100,
+                        now=START + timedelta(seconds=13), kind="anomaly")
+    rows = {row["name"]: row for row in timing["phases"]}
+    assert list(rows) == ["prepare", "scan", "features", "coreset", "calibrate", "save", "gate"]
+    assert rows["features"]["state"] == "current" and rows["features"]["estimate_s"] == pytest.approx(10.0)
+    assert rows["coreset"]["label"] == "Choosing the patches to remember" and rows["coreset"]["estimate_s"] == 2.0
+    assert timing["history_runs"] == 1
