@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-mixed bench-bridge bench-detect bench-tables worker beat web clean-local
+.PHONY: install run test screenshots bench-ml bench-ood bench-serve bench-retrain bench-similar bench-novelty bench-loop bench-int8 bench-auth bench-line bench-mixed bench-bridge bench-detect bench-anomaly bench-tables worker beat web clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,10 @@ bench-tables: $(STAMP)
 ## Detection head: mAP on NEU-DET and cr7-det test splits, training time, images/s with and without boxes.
 bench-detect: $(STAMP)
 	$(PY) benchmarks/bench_detect.py
+
+## Anomaly models from good images only: PatchCore vs PaDiM on BSData, nearest-neighbour libraries, cr7-det tiles at 1k/5k/20k good images.
+bench-anomaly: $(STAMP)
+	$(PY) benchmarks/bench_anomaly.py $(BENCH_ANOMALY_ARGS)
 
 ## Production-style processes, one per terminal (settings from the environment).
 web: $(STAMP)
