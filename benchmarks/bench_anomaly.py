@@ -41,7 +41,8 @@ WORK = ROOT / "var" / "bench-anomaly"
 RESULTS = ROOT / "benchmarks" / "results" / "anomaly.json"
 PIXEL_BINS = 8192
 SPEED_IMAGES = 256  # images scored for the images/s figures
-AREA_BANDS = ((0, 100), (100, 300), (300, None))  # defect sizes (mask pixels) the image AUROC is split by
+AREA_BANDS = ((0, 100), (100, 300), (300, None))
+OPERATING_RATES = (0.01, 0.05, 0.1)  # false-alarm targets the held-out scores are re-thresholded at  # defect sizes (mask pixels) the image AUROC is split by
 
 
 def in_child(function, *args, **kwargs):
@@ -113,7 +114,7 @@ def read_mask(path: str | None, shape: tuple[int, int]) -> np.ndarray:
 
 
 def judge(grids, images, *, good_count: int, masks: list, threshold: float, black: float, rule: str,
-          input_shape, sigma: float) -> dict:
+          input_shape, sigma: float, calibration_scores=None) -> dict:
     """Image and pixel figures from patch-distance grids (the product's own map and score rules)."""
     from mlcore.anomaly.maps import at_image_size, map_to_uint8, smooth_map
 
@@ -136,7 +137,18 @@ def judge(grids, images, *, good_count: int, masks: list, threshold: float, blac
                                          "image_auroc": auroc(good, defect[(areas >= low) & (areas < (high or 1e12))])
                                          if ((areas >= low) & (areas < (high or 1e12))).any() else None}
                for low, high in AREA_BANDS}
+    operating = {}
+    for rate in OPERATING_RATES if calibration_scores is not None else ():
+        from mlcore.anomaly.calibration import calibrate_threshold
+
+        at = calibrate_threshold(calibration_scores, false_alarm_rate=rate).threshold
+        operating[str(rate)] = {"false_alarm_rate": round(float((good > at).mean()), 4),
+                                "miss_rate": round(float((defect <= at).mean()), 4),
+                                "miss_rate_by_defect_area": {
+                                    band: round(float((defect[(areas >= low) & (areas < (high or 1e12))] <= at).mean()), 4)
+                                    for band, (low, high) in zip(by_size, AREA_BANDS) if by_size[band]["defects"]}}
     return {"image_auroc": auroc(good, defect), "image_auroc_by_defect_area": by_size,
+            "at_other_false_alarm_targets": operating,
             "image_auroc_other_rule": {name: auroc(s[:good_count], s[good_count:]) for name, s in scores.items()
                                        if name != rule},
             "pixel_auroc": pixel.value(), "pixel_auroc_8bit_map": pixel_8bit.value(),
@@ -164,7 +176,7 @@ def evaluate(model_dir: str, good: list[str], defect: list[str], masks: dict) ->
         grids.extend(model.scorer.distances(images[start:start + 64]))
     figures = judge(grids, images, good_count=len(good), masks=[None] * len(good) + [masks.get(p) for p in defect],
                     threshold=model.threshold, black=model.map_black, rule=model.image_score_rule,
-                    input_shape=model.input_shape, sigma=model.map_sigma)
+                    input_shape=model.input_shape, sigma=model.map_sigma, calibration_scores=model.calibration_scores)
     return {**figures, "images_per_s": round(plain, 1), "images_per_s_with_maps": round(with_maps, 1),
             "batch_size": model.scorer.batch_size, "peak_rss_mb": peak_rss_mb()}
 
@@ -218,7 +230,8 @@ def padim(model_dir: str, train_pool: list[str], good: list[str], defect: list[s
     per_second = len(speed) / (time.perf_counter() - started)
     grids = [g for start in range(0, len(images), 64) for g in distances(images[start:start + 64])]
     figures = judge(grids, images, good_count=len(good), masks=[None] * len(good) + [masks.get(p) for p in defect],
-                    threshold=calibration.threshold, black=black, rule="map_max", input_shape=input_shape, sigma=sigma)
+                    threshold=calibration.threshold, black=black, rule="map_max", input_shape=input_shape, sigma=sigma,
+                    calibration_scores=[smooth_map(g, input_shape=input_shape, sigma=sigma).max() for g in held_grids])
     return {**figures, "train_seconds": round(train_seconds, 1), "images_per_s": round(per_second, 1),
             "model_mb": round((mean.nbytes + precision.nbytes) / 2**20, 1), "peak_rss_mb": peak_rss_mb()}
 

@@ -89,6 +89,7 @@ class AnomalyModel:
         self.input_shape = tuple(config["backbone"]["input_shape"])
         self.map_sigma = float(config["score"]["map_sigma"])
         self.image_score_rule = config["score"]["image_score"]
+        self.calibration_scores = np.zeros(0)  # held-out good images' raw scores, sorted
 
     @classmethod
     def load(cls, model_dir: str | Path, *, batch_size: int | None = None) -> "AnomalyModel":
@@ -98,11 +99,22 @@ class AnomalyModel:
         model_dir = Path(model_dir)
         config = read_anomaly_config(model_dir)
         with np.load(model_dir / ANOMALY_MEMORY_FILE) as stored:
-            memory = stored["memory"]
+            if not {"memory", "calibration_scores"} <= set(stored.files):
+                raise AnomalyModelError(f"{model_dir / ANOMALY_MEMORY_FILE} lacks the memory or the calibration scores")
+            memory, calibration_scores = stored["memory"], stored["calibration_scores"]
         index = PatchIndex(memory, method=config["memory"]["nn_method"])
         scorer = PatchScorer(feature_model=load_feature_model(model_dir / ANOMALY_FEATURES_FILE), index=index,
                              batch_size=batch_size or config["training"]["config"]["batch_size"])
-        return cls(model_dir=model_dir, config=config, scorer=scorer)
+        model = cls(model_dir=model_dir, config=config, scorer=scorer)
+        model.calibration_scores = calibration_scores
+        return model
+
+    def threshold_for(self, false_alarm_rate: float):
+        """The ``Calibration`` the same held-out good images give for another false-alarm rate
+        (raw units, like ``threshold``): a person may trade misses for false alarms without retraining."""
+        from mlcore.anomaly.calibration import calibrate_threshold
+
+        return calibrate_threshold(self.calibration_scores, false_alarm_rate=false_alarm_rate)
 
     def image_scores(self, grids: Sequence[np.ndarray]) -> np.ndarray:
         """Raw image scores (distance units) of patch-distance grids."""

@@ -154,7 +154,8 @@ def train_anomaly_model(config: AnomalyConfig, good: Sequence[GoodImage], *, out
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     feature_model.save(out / ANOMALY_FEATURES_FILE)
-    np.savez_compressed(out / ANOMALY_MEMORY_FILE, memory=memory.astype(np.float32))
+    np.savez_compressed(out / ANOMALY_MEMORY_FILE, memory=memory.astype(np.float32),
+                        calibration_scores=np.sort(np.asarray(scores, np.float64)))
     black = float(np.median(patch_medians))
     strides = {name: layer_stride(config.backbone, name) for name in config.layers}
     artefact = {

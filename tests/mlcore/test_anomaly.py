@@ -98,6 +98,14 @@ def test_a_loaded_model_scores_images_as_training_scored_them(trained, lite0_wei
     assert model.threshold == pytest.approx(max(result.calibration_scores))
 
 
+def test_another_false_alarm_rate_rethresholds_the_same_held_out_scores(trained):
+    result, model, _ = trained
+    assert list(model.calibration_scores) == pytest.approx(sorted(result.calibration_scores))
+    assert model.threshold_for(FALSE_ALARM_RATE).threshold == model.threshold
+    looser = model.threshold_for(0.3)  # 9 held out: rank ceil(10 * 0.7) = 7
+    assert looser.threshold == pytest.approx(sorted(result.calibration_scores)[6]) and looser.threshold < model.threshold
+
+
 def test_too_few_good_images_say_how_many_are_needed(lite0_weights_cache_dir, tmp_path):
     from mlcore.anomaly import train_anomaly_model
 
