@@ -5,6 +5,7 @@ anonymous and wrong passwords refused, nothing writable."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,13 @@ from tests.conftest import ROOT
 from tests.mosquitto import free_port
 
 USER, PASSWORD = "plc", "change-me"  # the operations guide's example
+
+
+def _run_async(coroutine):
+    """Run ``coroutine`` to its end in a thread of its own: the browser tests leave an event loop
+    running in this thread for the whole session, and asyncio.run refuses to start beside it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +62,10 @@ async def _read(endpoint: str, source: str, *, user=USER, password=PASSWORD) -> 
 
 def test_each_source_is_an_object_in_the_steelqc_folder_with_its_latest_values(server):
     endpoint = server.config.endpoint
-    assert asyncio.run(_read(endpoint, "line-a")) == {
+    assert _run_async(_read(endpoint, "line-a")) == {
         "frames_seen": 0, "flagged": 0, "last_label": "", "last_confidence": 0.0, "last_needs_review": False,
         "last_at": datetime(1601, 1, 1, tzinfo=UTC), "model_version": 0}
-    restored = asyncio.run(_read(endpoint, "line-b"))  # from the latest recorded result
+    restored = _run_async(_read(endpoint, "line-b"))  # from the latest recorded result
     assert (restored["last_label"], restored["last_needs_review"], restored["model_version"]) == ("patches", True, 4)
     assert restored["last_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     server.results_arrived("line-a", [_result("crazing"), _result("scratches", reasons=["foreign"])])
@@ -70,7 +78,7 @@ def test_each_source_is_an_object_in_the_steelqc_folder_with_its_latest_values(s
             await asyncio.sleep(0.05)
         raise AssertionError(values)
 
-    values = asyncio.run(settled())
+    values = _run_async(settled())
     assert values == {"frames_seen": 2, "flagged": 1, "last_label": "scratches", "last_confidence": 0.75,
                       "last_needs_review": True, "last_at": datetime(2026, 5, 4, 9, 12, 44, tzinfo=UTC),
                       "model_version": 9}
@@ -103,15 +111,15 @@ def test_a_subscribed_client_is_told_each_new_value(server):
             await subscription.delete()
         return seen
 
-    assert asyncio.run(subscribe_and_watch())[-1] == "inclusion"
+    assert _run_async(subscribe_and_watch())[-1] == "inclusion"
 
 
 def test_anonymous_clients_and_wrong_passwords_are_refused(server):
     endpoint = server.config.endpoint
     with pytest.raises((BadIdentityTokenRejected, BadUserAccessDenied)):
-        asyncio.run(_read(endpoint, "line-a", user=None))
+        _run_async(_read(endpoint, "line-a", user=None))
     with pytest.raises(BadUserAccessDenied):
-        asyncio.run(_read(endpoint, "line-a", password="guess"))
+        _run_async(_read(endpoint, "line-a", password="guess"))
 
 
 def test_anonymous_clients_are_let_in_only_when_allowed():
@@ -119,13 +127,13 @@ def test_anonymous_clients_are_let_in_only_when_allowed():
     outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, allow_anonymous=True), sources=["line-a"])
     outlet.start()
     try:
-        assert asyncio.run(_read(endpoint, "line-a", user=None))["frames_seen"] == 0
+        assert _run_async(_read(endpoint, "line-a", user=None))["frames_seen"] == 0
     finally:
         outlet.stop()
 
 
 def test_no_client_can_write_a_value(server):
-    before = asyncio.run(_read(server.config.endpoint, "line-b"))
+    before = _run_async(_read(server.config.endpoint, "line-b"))
 
     async def write() -> None:
         client = Client(server.config.endpoint, timeout=5)
@@ -137,16 +145,17 @@ def test_no_client_can_write_a_value(server):
             await node.write_value(ua.Variant("forged", ua.VariantType.String))
 
     with pytest.raises(UaStatusCodeError):
-        asyncio.run(write())
-    assert asyncio.run(_read(server.config.endpoint, "line-b")) == before
+        _run_async(write())
+    assert _run_async(_read(server.config.endpoint, "line-b")) == before
 
 
 def test_the_operations_guides_client_example_reads_every_variable(server, capsys):
     guide = (ROOT / "docs" / "operations.md").read_text()
     example = guide.split("\n### OPC UA\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     assert "opc.tcp://127.0.0.1:4840/steelqc/" in example
-    exec(compile(example.replace("opc.tcp://127.0.0.1:4840/steelqc/", server.config.endpoint), "guide", "exec"),
-         {"__name__": "guide"})
+    code = compile(example.replace("opc.tcp://127.0.0.1:4840/steelqc/", server.config.endpoint), "guide", "exec")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # its asyncio.run, away from a running loop
+        pool.submit(exec, code, {"__name__": "guide"}).result()
     printed = [line.split(" ", 1)[0] for line in capsys.readouterr().out.splitlines()]
     assert printed == list(VARIABLES)
 
@@ -162,7 +171,7 @@ def test_with_a_certificate_only_signed_and_encrypted_connections_are_offered(tm
         await setup_self_signed_certificate(tmp_path / "plc-key.pem", tmp_path / "plc.der", "urn:plant:plc",
                                             "127.0.0.1", [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "plc"})
 
-    asyncio.run(certificates())
+    _run_async(certificates())
     (tmp_path / "server.key").write_bytes((tmp_path / "server-key.pem").read_bytes())  # PEM, whatever its name
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/steelqc/"
     outlet = OpcUaOutlet(OpcUaServerConfig(endpoint=endpoint, username=USER, password=PASSWORD,
@@ -184,9 +193,9 @@ def test_with_a_certificate_only_signed_and_encrypted_connections_are_offered(tm
             return await node.read_value(), client.uaclient.security_policy.URI
 
     try:
-        value, policy = asyncio.run(read(secure=True))
+        value, policy = _run_async(read(secure=True))
         assert value == 0 and policy.endswith("#Basic256Sha256")
         with pytest.raises(Exception, match="No matching endpoints"):
-            asyncio.run(read(secure=False))
+            _run_async(read(secure=False))
     finally:
         outlet.stop()
