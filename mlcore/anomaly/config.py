@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from mlcore.anomaly.calibration import CALIBRATION_SHARE, DEFAULT_FALSE_ALARM_RATE, MAX_CALIBRATION_IMAGES
-from mlcore.anomaly.index import EXACT, METHODS
+from mlcore.anomaly.index import HNSW, METHODS
 from mlcore.anomaly.maps import DEFAULT_SIGMA
 from mlcore.artefact import EFFICIENTNET_LITE0
 
@@ -23,7 +23,7 @@ class AnomalyConfig:
     neighbourhood: int = 3                        # patch vectors average a k x k window of each map
     coreset_ratio: float = 0.01                   # share of all good patches kept in the memory ...
     max_memory: int = 10_000                      # ... but never more than this many
-    nn_method: str = EXACT                        # mlcore.anomaly.index
+    nn_method: str = HNSW                         # mlcore.anomaly.index
     image_score: str = "map_max"                  # the smoothed map's peak, or the largest patch distance
     map_sigma: float = DEFAULT_SIGMA              # Gaussian smoothing of the map, network-input pixels
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
