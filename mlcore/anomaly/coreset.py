@@ -73,7 +73,7 @@ class StreamingCoreset:
     ``pool_limit`` patches (plus one block) however many images pass through.
     """
 
-    def __init__(self, *, dim: int, ratio: float, max_size: int, seed: int = 0,
+    def __init__(self, *, dim: int, ratio: float, max_size: int, seed: int = 0, expected: int | None = None,
                  block_size: int = BLOCK_SIZE, oversample: float = OVERSAMPLE, pool_limit: int | None = None):
         if not 0 < ratio <= 1:
             raise ValueError(f"coreset ratio must be in (0, 1], got {ratio}")
@@ -83,6 +83,9 @@ class StreamingCoreset:
         self.block_size, self.oversample = int(block_size), float(oversample)
         self.pool_limit = int(pool_limit or 4 * max_size)
         self.projection = random_projection(dim, seed=seed)
+        # How many patches will come, when known: each block then keeps only its share of the final
+        # size, so a capped memory (20,000 images, 10,000 patches) never fills and re-reduces the pool.
+        self.expected = expected
         self.seen = 0
         self._pending: list[np.ndarray] = []
         self._pending_count = 0
@@ -111,10 +114,16 @@ class StreamingCoreset:
         return self._pool[self._select(self._pool, size)]
 
     def target_size(self) -> int:
-        return int(min(self.max_size, self.seen, max(MIN_SIZE, math.ceil(self.ratio * self.seen))))
+        return self._target(self.seen)
+
+    def _target(self, count: int) -> int:
+        return int(min(self.max_size, count, max(MIN_SIZE, math.ceil(self.ratio * count))))
 
     def _keep(self, block: np.ndarray) -> None:
-        share = min(1.0, self.oversample * max(self.ratio, MIN_SIZE / max(self.seen, 1)))
+        if self.expected:
+            share = min(1.0, self.oversample * self._target(max(self.expected, self.seen)) / max(self.expected, self.seen))
+        else:
+            share = min(1.0, self.oversample * max(self.ratio, MIN_SIZE / max(self.seen, 1)))
         kept = block[self._select(block, math.ceil(share * len(block)))]
         self._pool = np.concatenate([self._pool, kept])
         if len(self._pool) > self.pool_limit:

@@ -119,7 +119,9 @@ def train_anomaly_model(config: AnomalyConfig, good: Sequence[GoodImage], *, out
     scanned = time.perf_counter()
 
     dim = int(feature_model.output.shape[-1])
-    coreset = StreamingCoreset(dim=dim, ratio=config.coreset_ratio, max_size=config.max_memory, seed=config.seed)
+    cells = _grid(input_shape, {name: layer_stride(config.backbone, name) for name in config.layers})
+    coreset = StreamingCoreset(dim=dim, ratio=config.coreset_ratio, max_size=config.max_memory, seed=config.seed,
+                               expected=len(train_set) * cells[0] * cells[1])
     scorer = PatchScorer(feature_model=feature_model, index=None, batch_size=config.batch_size)
     learned = 0
     for start in range(0, len(train_set), config.batch_size):

@@ -160,6 +160,15 @@ def test_streaming_coreset_is_bounded_and_covers_every_cluster():
     assert set(nearest_centre.tolist()) == set(range(20))
 
 
+def test_streaming_coreset_that_knows_the_count_keeps_a_small_pool():
+    rng = np.random.default_rng(0)
+    coreset = StreamingCoreset(dim=8, ratio=0.01, max_size=50, block_size=1000, expected=40_000)
+    for _ in range(40):
+        coreset.add(rng.normal(size=(1000, 8)).astype(np.float32))
+        assert len(coreset._pool) <= 2 * 50 + 40  # each block its share of twice the final size (+1 rounding up)
+    assert len(coreset.result()) == 50
+
+
 def test_the_indexes_give_the_nearest_distance():
     from mlcore.anomaly.index import PatchIndex
 
