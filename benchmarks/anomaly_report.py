@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from stack import replace_doc_section
+from benchmarks.stack import replace_doc_section
 
 TARGETS = {"image_auroc": 0.98, "pixel_auroc": 0.95, "train_1000_s": 300, "images_per_s": 30}
 TITLE = "## Anomaly models from good images (`make bench-anomaly`)"
 
 
-def _pct(value) -> str:
-    return "—" if value is None else f"{value:.1%}"
+def _pct(value, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}%}"
 
 
 def _num(value, digits: int = 3) -> str:
@@ -19,7 +19,11 @@ def _num(value, digits: int = 3) -> str:
 def _method_rows(runs: dict) -> list[str]:
     names = {"patchcore": "PatchCore-style patch memory (the default)",
              "patchcore_input320": "the same, input ≈ 320 × 320 pixels",
-             "padim": "PaDiM-style Gaussian per patch position"}
+             "padim": "PaDiM-style Gaussian per patch position",
+             "patchcore_layers_3b_5c": "PatchCore, layers block3b + block5c",
+             "patchcore_layers_2b_3b_4c": "PatchCore, layers block2b + block3b + block4c (stride 4)",
+             "patchcore_neighbourhood1": "PatchCore, no neighbourhood averaging",
+             "patchcore_coreset10": "PatchCore, coreset 10 % of the patches"}
     rows = []
     for key, run in runs.items():
         test, train = run["test"], run.get("train") or {}
@@ -39,6 +43,29 @@ def _size_rows(runs: dict) -> list[str]:
         cells = " | ".join(f"{_num(band['image_auroc'])} ({band['defects']})" for band in bands.values())
         rows.append(f"| {key} | {cells} |")
     return rows
+
+
+def _operating_rows(runs: dict) -> list[str]:
+    rows = []
+    for key, run in runs.items():
+        for rate, point in (run["test"].get("at_other_false_alarm_targets") or {}).items():
+            bands = ", ".join(f"{band} {_pct(miss)}" for band, miss in point["miss_rate_by_defect_area"].items())
+            rows.append(f"| {key} | {float(rate):.0%} | {_pct(point['false_alarm_rate'])} | "
+                        f"{_pct(point['miss_rate'])} | {bands} |")
+    return rows
+
+
+def _nn_table(nn: dict, what: str) -> list[str]:
+    out = [f"{what} ({nn['memory_patches']:,} patches of {nn['dim']} numbers) searched for the "
+           f"{nn['patches_per_image']} patches of each of {nn['images']} test images; median of "
+           f"{nn.get('repeats', 1)} rounds with the methods interleaved (load average {nn.get('load_average_1min')}). "
+           "*exact* is the share of patches whose distance matches the exact one; an over-estimate makes a "
+           "good patch look worse.", "",
+           "| library and index | ms per image | build s | exact | largest over-estimate |",
+           "|---|---:|---:|---:|---:|"]
+    out += [f"| {name} | {row['ms_per_image']} | {row['build_s']} | {_pct(row['share_exact'], 2)} "
+            f"| ×{row['max_overestimate']} |" for name, row in nn["methods"].items()]
+    return out + [""]
 
 
 def _growth_rows(growth: dict) -> list[str]:
@@ -106,18 +133,14 @@ def render(report: dict) -> str:
                 "|---|" + "---:|" * len(next(iter(bsdata["runs"].values()))["test"]
                                          .get("image_auroc_by_defect_area") or {}),
                 *_size_rows(bsdata["runs"]), ""]
+    if bsdata:
+        out += ["The same held-out good images re-thresholded for other false-alarm targets "
+                "(`AnomalyModel.threshold_for`): false alarms and misses on the test images, misses by pit size.", "",
+                "| method | target | false alarms | misses | misses by pit size |", "|---|---:|---:|---:|---|",
+                *_operating_rows(bsdata["runs"]), ""]
     nn = report.get("nn_libraries")
     if nn:
-        out += ["### Nearest good patch: libraries", "",
-                f"The default BSData model's memory ({nn['memory_patches']:,} patches of {nn['dim']} numbers) "
-                f"searched for the {nn['patches_per_image']} patches of each of {nn['images']} test images "
-                f"(faiss with {nn['faiss_threads']} threads). *exact* is the share of patches whose distance "
-                "matches the exact one; an over-estimate makes a good patch look worse.", "",
-                "| library and index | ms per image | build s | exact | largest over-estimate |",
-                "|---|---:|---:|---:|---:|"]
-        out += [f"| {name} | {row['ms_per_image']} | {row['build_s']} | {_pct(row['share_exact'])} "
-                f"| ×{row['max_overestimate']} |" for name, row in nn["methods"].items()]
-        out += [""]
+        out += ["### Nearest good patch: libraries", "", *_nn_table(nn, "The default BSData model's memory")]
     cr7 = report.get("cr7")
     if cr7:
         tiles = cr7["tiles"]
@@ -130,6 +153,8 @@ def render(report: dict) -> str:
                 "| good tiles | training s | features / coreset / calibration s | peak memory MB | memory patches "
                 "| artefact MB | images/s | image AUROC | pixel AUROC | false alarms | misses |",
                 "|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|", *_growth_rows(cr7["growth"]), ""]
+        if cr7.get("nn_libraries"):
+            out += _nn_table(cr7["nn_libraries"], "The largest cr7 model's memory")
         padim = cr7.get("padim")
         if padim:
             out += [f"PaDiM-style Gaussian per position on the smallest set's features: image AUROC "

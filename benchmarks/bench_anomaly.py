@@ -32,10 +32,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import anomaly_data  # noqa: E402
+from benchmarks import anomaly_data  # noqa: E402
 
 WORK = ROOT / "var" / "bench-anomaly"
 RESULTS = ROOT / "benchmarks" / "results" / "anomaly.json"
@@ -113,6 +112,10 @@ def read_mask(path: str | None, shape: tuple[int, int]) -> np.ndarray:
         return np.asarray(picture.convert("L")) > 127
 
 
+def _band_name(low: int, high: int | None) -> str:
+    return f"< {high} px" if not low else f"≥ {low} px" if high is None else f"{low}–{high} px"
+
+
 def judge(grids, images, *, good_count: int, masks: list, threshold: float, black: float, rule: str,
           input_shape, sigma: float, calibration_scores=None) -> dict:
     """Image and pixel figures from patch-distance grids (the product's own map and score rules)."""
@@ -133,7 +136,7 @@ def judge(grids, images, *, good_count: int, masks: list, threshold: float, blac
     chosen = scores[rule]
     good, defect = chosen[:good_count], chosen[good_count:]
     areas = np.array(areas[good_count:])
-    by_size = {f"{low}-{high or ''}px": {"defects": int(((areas >= low) & (areas < (high or 1e12))).sum()),
+    by_size = {_band_name(low, high): {"defects": int(((areas >= low) & (areas < (high or 1e12))).sum()),
                                          "image_auroc": auroc(good, defect[(areas >= low) & (areas < (high or 1e12))])
                                          if ((areas >= low) & (areas < (high or 1e12))).any() else None}
                for low, high in AREA_BANDS}
@@ -236,10 +239,12 @@ def padim(model_dir: str, train_pool: list[str], good: list[str], defect: list[s
             "model_mb": round((mean.nbytes + precision.nbytes) / 2**20, 1), "peak_rss_mb": peak_rss_mb()}
 
 
-def nn_libraries(model_dir: str, images: list[str]) -> dict:
-    """Nearest good patch for the patches of ``images`` by each library: ms per image, exactness."""
+def nn_libraries(model_dir: str, images: list[str], repeats: int = 3) -> dict:
+    """Nearest good patch for the patches of ``images`` by each library: ms per image (median of
+    ``repeats`` rounds, the methods interleaved so a busy moment hits them alike), exactness."""
     import faiss
     from sklearn.neighbors import NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     from mlcore.anomaly.index import PatchIndex
     from mlcore.anomaly.model import AnomalyModel
@@ -249,46 +254,69 @@ def nn_libraries(model_dir: str, images: list[str]) -> dict:
     with np.load(Path(model_dir) / "anomaly_memory.npz") as stored:
         memory = stored["memory"]
     grids = model.scorer.features([load_image(p) for p in images])
-    queries = np.stack(grids).reshape(-1, memory.shape[1])
+    queries = np.ascontiguousarray(np.stack(grids).reshape(-1, memory.shape[1]))
     exact = PatchIndex(memory).distances(queries)
-    rows = {}
 
-    def timed(name, build, search):
+    def faiss_search(index, threads):
+        faiss.omp_set_num_threads(threads)
+        return index.distances(queries)
+
+    def sklearn_search(index, threads):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return index.kneighbors(queries)[0][:, 0]
+
+    threads = os.cpu_count() or 1
+    methods = {f"faiss IndexFlatL2 (exact), {threads} threads": (lambda: PatchIndex(memory), faiss_search, threads),
+               "faiss IndexFlatL2 (exact), 1 thread": (lambda: PatchIndex(memory), faiss_search, 1)}
+    for ef in (16, 32, 64):
+        methods[f"faiss HNSW efSearch {ef}"] = (lambda ef=ef: PatchIndex(memory, method="hnsw", hnsw_search=ef),
+                                                faiss_search, threads)
+    brute = lambda: NearestNeighbors(n_neighbors=1, algorithm="brute").fit(memory)  # noqa: E731
+    methods[f"scikit-learn brute, {threads} BLAS threads"] = (brute, sklearn_search, threads)
+    methods["scikit-learn brute, 1 BLAS thread"] = (brute, sklearn_search, 1)
+    methods["scikit-learn kd_tree"] = (lambda: NearestNeighbors(n_neighbors=1, algorithm="kd_tree").fit(memory),
+                                       sklearn_search, threads)
+    built, found, times = {}, {}, {name: [] for name in methods}
+    for name, (build, search, count) in methods.items():
         started = time.perf_counter()
-        index = build()
-        built = time.perf_counter() - started
-        search(index)  # warm
-        started = time.perf_counter()
-        found = search(index)
-        per_image = (time.perf_counter() - started) / len(images) * 1000
-        ratio = found / np.maximum(exact, 1e-6)
-        rows[name] = {"ms_per_image": round(per_image, 2), "build_s": round(built, 2),
+        built[name] = (build(), time.perf_counter() - started)
+        found[name] = search(built[name][0], count)  # warm, and the answer
+    for _ in range(repeats):
+        for name, (_, search, count) in methods.items():
+            started = time.perf_counter()
+            search(built[name][0], count)
+            times[name].append(time.perf_counter() - started)
+    faiss.omp_set_num_threads(threads)
+    rows = {}
+    for name in methods:
+        ratio = found[name] / np.maximum(exact, 1e-6)
+        rows[name] = {"ms_per_image": round(float(np.median(times[name])) / len(images) * 1000, 2),
+                      "build_s": round(built[name][1], 2),
                       "share_exact": round(float(np.mean(np.abs(ratio - 1) < 1e-3)), 4),
                       "max_overestimate": round(float(ratio.max()), 3)}
-
-    timed("faiss IndexFlatL2 (exact)", lambda: PatchIndex(memory), lambda index: index.distances(queries))
-    for ef in (16, 64):
-        timed(f"faiss HNSW efSearch {ef}", lambda ef=ef: PatchIndex(memory, method="hnsw", hnsw_search=ef),
-              lambda index: index.distances(queries))
-    timed("scikit-learn NearestNeighbors brute", lambda: NearestNeighbors(n_neighbors=1, algorithm="brute").fit(memory),
-          lambda index: index.kneighbors(queries)[0][:, 0])
-    timed("scikit-learn NearestNeighbors kd_tree", lambda: NearestNeighbors(n_neighbors=1, algorithm="kd_tree").fit(memory),
-          lambda index: index.kneighbors(queries)[0][:, 0])
     return {"memory_patches": int(len(memory)), "dim": int(memory.shape[1]),
-            "patches_per_image": int(len(queries) // len(images)), "images": len(images),
-            "faiss_threads": faiss.omp_get_max_threads(), "methods": rows}
+            "patches_per_image": int(len(queries) // len(images)), "images": len(images), "repeats": repeats,
+            "load_average_1min": round(os.getloadavg()[0], 2), "methods": rows}
 
 
 # --- the runs ---
 
-def run_bsdata(report: dict) -> None:
+RUNS = (("patchcore", {}), ("patchcore_input320", {"input_size": 320}))
+# --variants: the other choices, measured the same way (layers, neighbourhood, coreset share).
+VARIANTS = (("patchcore_layers_3b_5c", {"layers": ("block3b_add", "block5c_add")}),
+            ("patchcore_layers_2b_3b_4c", {"layers": ("block2b_add", "block3b_add", "block4c_add")}),
+            ("patchcore_neighbourhood1", {"neighbourhood": 1}),
+            ("patchcore_coreset10", {"coreset_ratio": 0.1, "max_memory": 40_000}))
+
+
+def run_bsdata(report: dict, runs=RUNS, *, padim_and_nn: bool = True) -> None:
     sets = anomaly_data.bsdata_sets()
     train_pool = [str(p) for p in sets["train"]]
     good, defect = [str(p) for p in sets["test_good"]], [str(p) for p in sets["test_defect"]]
     masks = {k: str(v) for k, v in sets["masks"].items()}
     section = report.setdefault("bsdata", {"given_good": len(train_pool), "test_good": len(good),
                                            "test_defect": len(defect), "runs": {}})
-    for name, overrides in (("patchcore", {}), ("patchcore_input320", {"input_size": 320})):
+    for name, overrides in runs:
         model_dir = str(WORK / "bsdata" / name)
         log(f"bsdata {name}: training on {len(train_pool)} good images")
         trained = in_child(train, train_pool, model_dir, overrides)
@@ -297,6 +325,8 @@ def run_bsdata(report: dict) -> None:
                                  "test": in_child(evaluate, model_dir, good, defect, masks)}
         log(f"bsdata {name}: {section['runs'][name]['test']}")
         save(report)
+    if not padim_and_nn:
+        return
     log("bsdata padim")
     section["runs"]["padim"] = {"test": in_child(padim, str(WORK / "bsdata" / "patchcore"), train_pool, good, defect, masks)}
     log(f"bsdata padim: {section['runs']['padim']['test']}")
@@ -326,6 +356,11 @@ def run_cr7(report: dict, growth: list[int], test_count: int) -> None:
                                          "test": in_child(evaluate, model_dir, good, defect, tiles["masks"])}
         log(f"cr7 {count}: {section['growth'][str(count)]['test']}")
         save(report)
+    largest = max((c for c in growth if "train" in section["growth"].get(str(c), {})), default=None)
+    if largest is not None:
+        log(f"nearest-neighbour libraries on the {largest}-tile memory")
+        section["nn_libraries"] = in_child(nn_libraries, str(WORK / "cr7" / f"good{largest}"), good[:32])
+        save(report)
     first = str(WORK / "cr7" / f"good{growth[0]}")
     if Path(first).is_dir():
         log("cr7 padim")
@@ -343,11 +378,23 @@ def main() -> int:
     parser.add_argument("--growth", default="1000,5000,20000", help="good tiles per cr7 run")
     parser.add_argument("--cr7-test", type=int, default=1000, help="cr7 test tiles of each kind")
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: bsdata, cr7")
+    parser.add_argument("--variants", action="store_true",
+                        help="only the other PatchCore choices on BSData, added to the existing report")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     from importlib.metadata import version
 
+    if args.variants:
+        report = json.loads(RESULTS.read_text())
+        run_bsdata(report, VARIANTS, padim_and_nn=False)
+        report["variants_load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+        save(report)
+        if not args.no_docs:
+            from benchmarks.anomaly_report import write_docs
+
+            write_docs(report)
+        return 0
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
               "load_average_start": [round(v, 2) for v in os.getloadavg()],
               "versions": {p: version(p) for p in ("tensorflow-cpu", "faiss-cpu", "scikit-learn", "numpy")}}
@@ -358,7 +405,7 @@ def main() -> int:
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     save(report)
     if not args.no_docs:
-        from anomaly_report import write_docs
+        from benchmarks.anomaly_report import write_docs
 
         write_docs(report)
     return 0

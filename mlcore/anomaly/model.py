@@ -80,7 +80,7 @@ class PatchScorer:
 class AnomalyModel:
     """A loaded anomaly artefact; keep one per process and call ``score`` for every batch."""
 
-    def __init__(self, *, model_dir: Path, config: dict, scorer: PatchScorer):
+    def __init__(self, *, model_dir: Path, config: dict, scorer: PatchScorer, calibration_scores: np.ndarray):
         self.model_dir = model_dir
         self.config = config
         self.scorer = scorer
@@ -89,7 +89,7 @@ class AnomalyModel:
         self.input_shape = tuple(config["backbone"]["input_shape"])
         self.map_sigma = float(config["score"]["map_sigma"])
         self.image_score_rule = config["score"]["image_score"]
-        self.calibration_scores = np.zeros(0)  # held-out good images' raw scores, sorted
+        self.calibration_scores = np.asarray(calibration_scores)  # held-out good images' raw scores, sorted
 
     @classmethod
     def load(cls, model_dir: str | Path, *, batch_size: int | None = None) -> "AnomalyModel":
@@ -105,9 +105,7 @@ class AnomalyModel:
         index = PatchIndex(memory, method=config["memory"]["nn_method"])
         scorer = PatchScorer(feature_model=load_feature_model(model_dir / ANOMALY_FEATURES_FILE), index=index,
                              batch_size=batch_size or config["training"]["config"]["batch_size"])
-        model = cls(model_dir=model_dir, config=config, scorer=scorer)
-        model.calibration_scores = calibration_scores
-        return model
+        return cls(model_dir=model_dir, config=config, scorer=scorer, calibration_scores=calibration_scores)
 
     def threshold_for(self, false_alarm_rate: float):
         """The ``Calibration`` the same held-out good images give for another false-alarm rate
@@ -116,18 +114,14 @@ class AnomalyModel:
 
         return calibrate_threshold(self.calibration_scores, false_alarm_rate=false_alarm_rate)
 
-    def image_scores(self, grids: Sequence[np.ndarray]) -> np.ndarray:
-        """Raw image scores (distance units) of patch-distance grids."""
-        return np.array([image_score(grid, rule=self.image_score_rule, input_shape=self.input_shape,
-                                     sigma=self.map_sigma) for grid in grids], dtype=np.float64)
-
     def score(self, images: Sequence[np.ndarray], *, maps: bool = False) -> list[AnomalyResult]:
         """One result per image (uint8, (H, W) or (H, W, 3), any size); ``maps`` adds each map."""
         arrays = [as_image_array(image) for image in images]
         results = []
         for image, grid in zip(arrays, self.scorer.distances(arrays)):
             smooth = anomaly_maps.smooth_map(grid, input_shape=self.input_shape, sigma=self.map_sigma)
-            raw = float(grid.max()) if self.image_score_rule == PATCH_MAX else float(smooth.max())
+            raw = image_score(grid, rule=self.image_score_rule, input_shape=self.input_shape, sigma=self.map_sigma,
+                              smooth=smooth)
             result = AnomalyResult(anomaly_score=raw / self.threshold, anomalous=raw > self.threshold)
             if maps:
                 values = anomaly_maps.at_image_size(smooth, image_shape=image.shape[:2])
@@ -149,10 +143,15 @@ class AnomalyModel:
         return [item if isinstance(item, ImageReadError) else next(scored) for item in loaded]
 
 
-def image_score(grid: np.ndarray, *, rule: str, input_shape: tuple[int, int], sigma: float) -> float:
+def image_score(grid: np.ndarray, *, rule: str, input_shape: tuple[int, int], sigma: float,
+                smooth: np.ndarray | None = None) -> float:
+    """An image's raw score (distance units) from its patch-distance grid: the largest patch
+    distance, or the peak of the smoothed map (``smooth`` when already computed)."""
     if rule == PATCH_MAX:
         return float(np.max(grid))
-    return float(anomaly_maps.smooth_map(grid, input_shape=input_shape, sigma=sigma).max())
+    if smooth is None:
+        smooth = anomaly_maps.smooth_map(grid, input_shape=input_shape, sigma=sigma)
+    return float(smooth.max())
 
 
 def read_anomaly_config(model_dir: str | Path) -> dict:
