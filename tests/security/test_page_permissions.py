@@ -48,6 +48,7 @@ RULES: dict[str, list[Rule]] = {
     "inspections:review-counts": [Rule("get", REVIEWERS)],
     "inspections:review-image": [Rule("get", REVIEWERS)],
     "inspections:image-heatmap": [Rule("get", REVIEWERS)],
+    "inspections:image-anomaly-map": [Rule("get", REVIEWERS)],
     "inspections:review-decide": [Rule("post", LABELLERS)],
     "inspections:novelty-groups": [Rule("get", REVIEWERS)],
     "inspections:novelty-undo": [Rule("post", LABELLERS)],
@@ -123,6 +124,19 @@ def _image_and_active_model(request) -> dict:
     return _labelled_image()
 
 
+def _image_and_active_anomaly_model(request) -> dict:
+    from inspections.review.services.latest_prediction import images_latest_prediction_refresh
+    from tests.factories import PredictionFactory
+    from inspections.registry.services.model_versions import model_version_promote, model_version_register
+
+    version = model_version_promote(
+        version=model_version_register(model_dir=request.getfixturevalue("tiny_anomaly_model_dir")))
+    world = _labelled_image()
+    PredictionFactory(image_id=world["image_id"], model_version=version, anomaly_version=version, anomaly_score=1.0)
+    images_latest_prediction_refresh(image_ids=[world["image_id"]])
+    return world
+
+
 def _trainable_images(request) -> dict:
     from inspections.catalog.services.dataset_import import dataset_import_folder
     from tests.conftest import tiny_dataset
@@ -170,6 +184,7 @@ WORLD = {
     "inspections:model-confusion-matrix": lambda request: _version_with_plots(),
     "inspections:review-image": lambda request: _labelled_image(),
     "inspections:image-heatmap": _image_and_active_model,
+    "inspections:image-anomaly-map": _image_and_active_anomaly_model,
     "inspections:review-decide": lambda request: _labelled_image(),
     "registry:model-version": lambda request: _version_with_plots(),
     "registry:model-version-plot": lambda request: {**_version_with_plots(), "plot": "confusion_matrix"},

@@ -33,6 +33,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from inspections.catalog.services.image_validation import upload_size_limit
 from inspections.catalog.services.images import upload_display_name
 from inspections.errors import ApplicationError
 from inspections.line.bridge.frames import (
@@ -161,7 +162,7 @@ class FolderInlet:
 
     def _read(self, name: str) -> bytes:
         """The file's bytes; Refused when it is not a regular file, too large or unreadable."""
-        limit = settings.STEELQC_MAX_UPLOAD_BYTES
+        limit = upload_size_limit()
         try:
             descriptor = os.open(self.folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
