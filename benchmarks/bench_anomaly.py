@@ -116,48 +116,81 @@ def _band_name(low: int, high: int | None) -> str:
     return f"< {high} px" if not low else f"≥ {low} px" if high is None else f"{low}–{high} px"
 
 
+def _figures(good, defect, areas, *, threshold, calibration_scores, pixel, pixel_8bit) -> dict:
+    from mlcore.anomaly.calibration import calibrate_threshold, min_calibration_images
+
+    def band(low, high):
+        return (areas >= low) & (areas < (high or np.inf))
+
+    by_size = {_band_name(low, high): {"defects": int(band(low, high).sum()),
+                                       "image_auroc": auroc(good, defect[band(low, high)]) if band(low, high).any() else None}
+               for low, high in AREA_BANDS}
+    operating = {}
+    for rate in OPERATING_RATES if calibration_scores is not None else ():
+        if len(calibration_scores) < min_calibration_images(rate):
+            continue
+        at = calibrate_threshold(calibration_scores, false_alarm_rate=rate).threshold
+        operating[str(rate)] = {"false_alarm_rate": round(float((good > at).mean()), 4),
+                                "miss_rate": round(float((defect <= at).mean()), 4),
+                                "miss_rate_by_defect_area": {
+                                    _band_name(low, high): round(float((defect[band(low, high)] <= at).mean()), 4)
+                                    for low, high in AREA_BANDS if band(low, high).any()}}
+    return {"image_auroc": auroc(good, defect), "image_auroc_by_defect_area": by_size,
+            "pixel_auroc": pixel.value(), "pixel_auroc_8bit_map": pixel_8bit.value(),
+            "false_alarm_rate": round(float((good > threshold).mean()), 4),
+            "miss_rate": round(float((defect <= threshold).mean()), 4),
+            "at_other_false_alarm_targets": operating, "test_good": int(len(good)), "test_defect": int(len(defect))}
+
+
 def judge(grids, images, *, good_count: int, masks: list, threshold: float, black: float, rule: str,
           input_shape, sigma: float, calibration_scores=None) -> dict:
-    """Image and pixel figures from patch-distance grids (the product's own map and score rules)."""
+    """Image and pixel figures from patch-distance grids (the product's own map and score rules):
+    for all test images, and where frame sizes vary, for the defect images framed like the good
+    ones (``same_size``: a size among the good test images; ``main_size``: the good images' most
+    common size), since a frame of another size is unlike good for its framing alone."""
+    from collections import Counter
+
     from mlcore.anomaly.maps import at_image_size, map_to_uint8, smooth_map
 
-    pixel, pixel_8bit = PixelAuroc(4 * threshold), PixelAuroc(255, bins=256)
+    sizes = [image.shape[:2] for image in images]
+    good_sizes = Counter(sizes[:good_count])
+    subsets = {"all": lambda size: True, "same_size": lambda size: size in good_sizes,
+               "main_size": lambda size: size == good_sizes.most_common(1)[0][0]}
+    members = {name: np.array([keep(size) for size in sizes]) for name, keep in subsets.items()}
+    if np.array_equal(members["main_size"], members["same_size"]):
+        del members["main_size"]
+    members = {name: kept for name, kept in members.items()
+               if name == "all" or not np.array_equal(kept, members["all"])}
+    pixels = {name: (PixelAuroc(4 * threshold), PixelAuroc(255, bins=256)) for name in members}
     map_peak, patch_peak, areas = [], [], []
-    for grid, image, mask_path in zip(grids, images, masks):
+    for position, (grid, image, mask_path) in enumerate(zip(grids, images, masks)):
         smooth = smooth_map(grid, input_shape=input_shape, sigma=sigma)
         map_peak.append(float(smooth.max()))
         patch_peak.append(float(grid.max()))
         values = at_image_size(smooth, image_shape=image.shape[:2])
         mask = read_mask(mask_path, image.shape[:2])
         areas.append(int(mask.sum()))
-        pixel.add(values, mask)
-        pixel_8bit.add(map_to_uint8(values, low=black, threshold=threshold), mask)
+        picture = map_to_uint8(values, low=black, threshold=threshold)
+        for name, kept in members.items():
+            if kept[position]:
+                pixels[name][0].add(values, mask)
+                pixels[name][1].add(picture, mask)
     scores = {"map_max": np.array(map_peak), "patch_max": np.array(patch_peak)}
-    chosen = scores[rule]
-    good, defect = chosen[:good_count], chosen[good_count:]
-    areas = np.array(areas[good_count:])
-    by_size = {_band_name(low, high): {"defects": int(((areas >= low) & (areas < (high or 1e12))).sum()),
-                                         "image_auroc": auroc(good, defect[(areas >= low) & (areas < (high or 1e12))])
-                                         if ((areas >= low) & (areas < (high or 1e12))).any() else None}
-               for low, high in AREA_BANDS}
-    operating = {}
-    for rate in OPERATING_RATES if calibration_scores is not None else ():
-        from mlcore.anomaly.calibration import calibrate_threshold
-
-        at = calibrate_threshold(calibration_scores, false_alarm_rate=rate).threshold
-        operating[str(rate)] = {"false_alarm_rate": round(float((good > at).mean()), 4),
-                                "miss_rate": round(float((defect <= at).mean()), 4),
-                                "miss_rate_by_defect_area": {
-                                    band: round(float((defect[(areas >= low) & (areas < (high or 1e12))] <= at).mean()), 4)
-                                    for band, (low, high) in zip(by_size, AREA_BANDS) if by_size[band]["defects"]}}
-    return {"image_auroc": auroc(good, defect), "image_auroc_by_defect_area": by_size,
-            "at_other_false_alarm_targets": operating,
-            "image_auroc_other_rule": {name: auroc(s[:good_count], s[good_count:]) for name, s in scores.items()
-                                       if name != rule},
-            "pixel_auroc": pixel.value(), "pixel_auroc_8bit_map": pixel_8bit.value(),
-            "false_alarm_rate": round(float((good > threshold).mean()), 4),
-            "miss_rate": round(float((defect <= threshold).mean()), 4),
-            "test_good": good_count, "test_defect": len(defect)}
+    areas = np.array(areas)
+    is_good = np.arange(len(images)) < good_count
+    result = {}
+    for name, kept in members.items():
+        chosen = scores[rule]
+        figures = _figures(chosen[kept & is_good], chosen[kept & ~is_good], areas[kept & ~is_good],
+                           threshold=threshold, calibration_scores=calibration_scores,
+                           pixel=pixels[name][0], pixel_8bit=pixels[name][1])
+        figures["image_auroc_other_rule"] = {other: auroc(values[kept & is_good], values[kept & ~is_good])
+                                             for other, values in scores.items() if other != rule}
+        if name == "all":
+            result.update(figures)
+        else:
+            result.setdefault("subsets", {})[name] = figures
+    return result
 
 
 def evaluate(model_dir: str, good: list[str], defect: list[str], masks: dict) -> dict:
@@ -395,12 +428,16 @@ def main() -> int:
 
             write_docs(report)
         return 0
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
-              "load_average_start": [round(v, 2) for v in os.getloadavg()],
-              "versions": {p: version(p) for p in ("tensorflow-cpu", "faiss-cpu", "scikit-learn", "numpy")}}
+    # A part left out keeps its figures from the last run that measured it.
+    report = json.loads(RESULTS.read_text()) if skip and RESULTS.is_file() else {}
+    report.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores",
+                   "load_average_start": [round(v, 2) for v in os.getloadavg()],
+                   "versions": {p: version(p) for p in ("tensorflow-cpu", "faiss-cpu", "scikit-learn", "numpy")}})
     if "bsdata" not in skip:
+        report.pop("bsdata", None)
         run_bsdata(report)
     if "cr7" not in skip:
+        report.pop("cr7", None)
         run_cr7(report, [int(v) for v in args.growth.split(",")], args.cr7_test)
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     save(report)
