@@ -15,8 +15,8 @@ from inspections.line.models import (  # noqa: F401
 )
 from inspections.registry.models import (  # noqa: F401
     IN_PROGRESS_STATUSES, DatasetSnapshot, DatasetSnapshotItem, DecisionThresholdChange, ModelVersion,
-    ModelVersionKind, ModelVersionStatus, Retirement, TrainingRun, TrainingRunStatus, TrainingRunTrigger, VersionComparison,
-    VersionComparisonStatus,
+    ModelVersionKind, ModelVersionStatus, Retirement, ThresholdKind, TrainingRun, TrainingRunStatus, TrainingRunTrigger,
+    VersionComparison, VersionComparisonStatus,
 )
 from inspections.review.models import (  # noqa: F401
     Prediction, Review, ReviewDecision,

@@ -71,6 +71,15 @@ class ModelVersion(models.Model):
     thresholds_revision = models.PositiveIntegerField(
         default=0, help_text="Bumped on every change of decision_thresholds; clients send it back in If-Match.",
     )
+    box_thresholds = models.JSONField(
+        default=dict, blank=True,
+        help_text="Class name -> box score threshold set by an ML admin (the model's boxes of that class scoring "
+                  "below it are hidden in the review view and cannot be accepted); classes not named use the "
+                  "detection's default.",
+    )
+    box_thresholds_revision = models.PositiveIntegerField(
+        default=0, help_text="Bumped on every change of box_thresholds; clients send it back in If-Match.",
+    )
     promotion_override_reason = models.CharField(
         max_length=OVERRIDE_REASON_MAX_LENGTH, blank=True, default="",
         help_text="Why a person promoted it although the promotion gate refused it (the latest such promotion); "
@@ -110,10 +119,19 @@ class ModelVersion(models.Model):
         return f"{self.name} ({self.backbone}, {self.status})"
 
 
+class ThresholdKind(models.TextChoices):
+    """Which per-class threshold of a version a change set: the decision threshold (confidence below
+    it goes to review) or the box threshold (the model's boxes scoring below it are hidden)."""
+
+    DECISION = "decision"
+    BOX = "box"
+
+
 class DecisionThresholdChange(models.Model):
-    """One change of one class's decision threshold on one version: append-only history."""
+    """One change of one class's decision or box threshold on one version: append-only history."""
 
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="threshold_changes")
+    kind = models.CharField(max_length=16, choices=ThresholdKind.choices, default=ThresholdKind.DECISION)
     class_name = models.CharField(max_length=100)
     old_threshold = models.FloatField()
     new_threshold = models.FloatField()
@@ -130,10 +148,12 @@ class DecisionThresholdChange(models.Model):
             models.CheckConstraint(
                 condition=Q(new_threshold__gte=0) & Q(new_threshold__lte=1), name="threshold_change_new_0_1"
             ),
+            models.CheckConstraint(condition=Q(kind__in=ThresholdKind.values), name="threshold_change_kind_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.class_name} {self.old_threshold:g} -> {self.new_threshold:g} on model {self.model_version_id}"
+        return (f"{self.kind} {self.class_name} {self.old_threshold:g} -> {self.new_threshold:g} "
+                f"on model {self.model_version_id}")
 
 
 class DatasetSnapshot(models.Model):
