@@ -58,6 +58,8 @@ urlpatterns = [
          name="model-version-compare"),
     path("model-versions/<int:version_id>/thresholds/", threshold_views.ModelVersionThresholds.as_view(),
          name="model-version-thresholds"),
+    path("model-versions/<int:version_id>/box-thresholds/", threshold_views.ModelVersionBoxThresholds.as_view(),
+         name="model-version-box-thresholds"),
     path("model-versions/<int:version_id>/artefacts/", ModelVersionArtefactList.as_view(),
          name="model-version-artefacts"),
     path("model-versions/<int:version_id>/artefacts/<str:name>/", ModelVersionArtefactFile.as_view(),

@@ -13,6 +13,8 @@ urlpatterns = [
     path("models/<int:version_id>/promote/", registry.model_version_promote_page, name="model-version-promote"),
     path("models/<int:version_id>/thresholds/", thresholds.model_version_thresholds_save,
          name="model-version-thresholds"),
+    path("models/<int:version_id>/box-thresholds/", thresholds.model_version_box_thresholds_save,
+         name="model-version-box-thresholds"),
     path("models/<int:version_id>/plots/<str:plot>.png", registry.model_version_plot, name="model-version-plot"),
     path("training/", registry.training_run_list, name="training-runs"),
     path("training/start/", registry.training_run_start_page, name="training-run-start"),

@@ -71,6 +71,7 @@ RULES: dict[str, list[Rule]] = {
     "person-password-link": [Rule("post", MODEL_ADMINS)],
     "registry:model-version-compare": [Rule("get", EVERY_ROLE)],
     "registry:model-version-thresholds": [Rule("post", MODEL_ADMINS)],
+    "registry:model-version-box-thresholds": [Rule("post", MODEL_ADMINS)],
     "inspections:retention": [Rule("get", MODEL_ADMINS)],
     "inspections:retention-remove": [Rule("post", MODEL_ADMINS)],
 }
@@ -198,6 +199,7 @@ WORLD = {
     "person-active": lambda request: {"person_id": UserFactory(roles=["viewer"]).pk},
     "person-password-link": lambda request: {"person_id": UserFactory(roles=["viewer"]).pk},
     "registry:model-version-thresholds": lambda request: _version_with_plots(),
+    "registry:model-version-box-thresholds": lambda request: _version_with_plots(),
 }
 
 
@@ -218,6 +220,7 @@ POST_DATA = {
     "person-active": lambda: {"active": "0"},
     "inspections:retention-remove": lambda: {"source": "line-9"},
     "registry:model-version-thresholds": lambda: {"threshold-crazing": "0.8", "note": "permissions"},
+    "registry:model-version-box-thresholds": lambda: {"box-threshold-crazing": "0.45", "note": "permissions"},
 }
 
 # Where an allowed action sends its caller (the URL name, with the page's own arguments where given).
@@ -233,6 +236,8 @@ REDIRECTS = {
     "person-role": lambda kwargs: reverse("people"),
     "person-active": lambda kwargs: reverse("people"),
     "registry:model-version-thresholds": lambda kwargs: reverse("registry:model-version", kwargs=kwargs) + "#thresholds",
+    "registry:model-version-box-thresholds": lambda kwargs: reverse("registry:model-version", kwargs=kwargs)
+    + "#box-thresholds",
     "inspections:retention-remove": lambda kwargs: reverse("inspections:retention"),
 }
 

@@ -1,7 +1,8 @@
-"""The version page's "Decision thresholds" editor: per class the threshold, its validation curve
-(an SVG drawn here, the chosen point marked) and, below, the change history. Saving posts a
-plain form (ml_admin only, checked here); ``static/js/thresholds.js`` only moves the marker
-while a value is typed."""
+"""The version page's threshold editors. "Decision thresholds": per class the threshold, its
+validation curve (an SVG drawn here, the chosen point marked) and, below, the change history;
+``static/js/thresholds.js`` only moves the marker while a value is typed. "Box thresholds": per
+class the score below which the model's boxes are hidden in the review view, and its history.
+Saving either posts a plain form (ml_admin only, checked here)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ from inspections.errors import ApplicationError
 from inspections.pages.access import found_or_404, role_required
 from inspections.pages.charts import HEIGHT, LEFT, RIGHT, TOP, WIDTH, _axes, _y
 from inspections.registry import selectors as registry_selectors
-from inspections.registry.services.thresholds import threshold_history, version_thresholds, version_thresholds_set
+from inspections.registry.models import ThresholdKind
+from inspections.registry.services.thresholds import (
+    threshold_history,
+    version_box_thresholds,
+    version_box_thresholds_set,
+    version_thresholds,
+    version_thresholds_set,
+)
 
 FIELD_PREFIX = "threshold-"
+BOX_FIELD_PREFIX = "box-threshold-"
 HISTORY_ROWS = 50
 
-model_admin_role = role_required(roles.can_manage_models, "Changing decision thresholds needs the role ml_admin.")
+model_admin_role = role_required(roles.can_manage_models, "Changing thresholds needs the role ml_admin.")
 
 
 def _x(threshold: float) -> float:
@@ -58,9 +67,32 @@ def thresholds_context(request: HttpRequest, version) -> dict:
     rows = [{"name": c.name, "field": FIELD_PREFIX + c.name, "threshold": c.threshold, "default": c.default,
              "chart": curve_chart(name=c.name, curve=c.curve, threshold=c.threshold) if c.curve else None}
             for c in state.classes]
+    boxes = version_box_thresholds(version=version)
     return {"thresholds": state, "threshold_rows": rows,
             "threshold_history": list(threshold_history(version=version)[:HISTORY_ROWS]),
+            "box_thresholds": boxes,
+            "box_threshold_rows": [{"name": c.name, "field": BOX_FIELD_PREFIX + c.name, "threshold": c.threshold,
+                                    "default": c.default} for c in boxes.classes],
+            "box_threshold_history": list(threshold_history(version=version, kind=ThresholdKind.BOX)[:HISTORY_ROWS]),
             "can_edit_thresholds": roles.can_manage_models(request.user)}
+
+
+def _posted(request: HttpRequest, version, prefix: str) -> tuple[dict[str, object], int | None]:
+    """The values typed per class (a value that is not a number is passed on for the service to name)
+    and the revision the form was drawn at."""
+    values: dict[str, object] = {}
+    for name in version.classes:
+        text = request.POST.get(prefix + name, "").strip()
+        if text:
+            try:
+                values[name] = float(text)
+            except ValueError:
+                values[name] = text
+    try:
+        revision = int(request.POST.get("revision", ""))
+    except ValueError:
+        revision = None
+    return values, revision
 
 
 @require_POST
@@ -68,18 +100,7 @@ def thresholds_context(request: HttpRequest, version) -> dict:
 def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
     version = found_or_404(registry_selectors.model_version_detail(version_id=version_id),
                            f"No model version with id {version_id}.")
-    values: dict[str, object] = {}
-    for name in version.classes:
-        text = request.POST.get(FIELD_PREFIX + name, "").strip()
-        if text:
-            try:
-                values[name] = float(text)
-            except ValueError:
-                values[name] = text  # the service names it as not a number
-    try:
-        revision = int(request.POST.get("revision", ""))
-    except ValueError:
-        revision = None
+    values, revision = _posted(request, version, FIELD_PREFIX)
     try:
         before = version.thresholds_revision
         version = version_thresholds_set(version=version, thresholds=values, note=request.POST.get("note", ""),
@@ -93,3 +114,24 @@ def model_version_thresholds_save(request: HttpRequest, version_id: int) -> Http
             messages.success(request, f"Decision thresholds of {version.name} saved; the workers use them from their "
                                       "next batch.")
     return redirect(reverse("registry:model-version", args=[version_id]) + "#thresholds")
+
+
+@require_POST
+@model_admin_role
+def model_version_box_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = found_or_404(registry_selectors.model_version_detail(version_id=version_id),
+                           f"No model version with id {version_id}.")
+    values, revision = _posted(request, version, BOX_FIELD_PREFIX)
+    try:
+        before = version.box_thresholds_revision
+        version = version_box_thresholds_set(version=version, thresholds=values, note=request.POST.get("note", ""),
+                                             actor=request.user, expected_revision=revision)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        if version.box_thresholds_revision == before:
+            messages.info(request, "No box threshold changed.")
+        else:
+            messages.success(request, f"Box thresholds of {version.name} saved; the review view hides the model's "
+                                      "boxes under them from now on.")
+    return redirect(reverse("registry:model-version", args=[version_id]) + "#box-thresholds")

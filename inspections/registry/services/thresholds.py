@@ -1,25 +1,34 @@
-"""Per-class decision thresholds of a model version: what they are, where they came from, how
-they were chosen (the validation curve) and who changed them.
+"""Per-class thresholds of a model version: what they are, where they came from, how they were
+chosen (the validation curve) and who changed them. Two kinds, set the same way:
 
-A version's thresholds live on the version row (``decision_thresholds``, class -> value; a
-class not named uses its default), so the inference worker, which reads the active version's
-row for every batch, judges the next image by a change without a restart. Every change is one
-``DecisionThresholdChange`` row per class (old -> new, who, when, note); that table is only
-ever appended to.
+- the decision threshold (``decision_thresholds``): a prediction of the class whose confidence is
+  below it goes to review;
+- the box threshold (``box_thresholds``): the model's boxes of the class scoring below it are
+  hidden in the review view and cannot be accepted (``review/services/boxes.py``). Its default
+  is the score the detection shows by default, ``mlcore.detection.KEPT_SCORE``.
+
+A version's thresholds live on the version row (class -> value; a class not named uses its
+default), so the inference worker, which reads the active version's row for every batch, judges
+the next image by a change without a restart. Every change is one ``DecisionThresholdChange`` row
+per class (its ``kind``, old -> new, who, when, note); that table is only ever appended to.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inspections.catalog.models import Split
 from inspections.errors import ApplicationError, StaleRevision
-from inspections.registry.models import DecisionThresholdChange, ModelVersion, ModelVersionKind
+from inspections.registry.models import DecisionThresholdChange, ModelVersion, ModelVersionKind, ThresholdKind
 from mlcore.artefact import CONFIG_FILE, DEFAULT_CONFIDENCE_THRESHOLD
 from mlcore.thresholds import threshold_curves
 
@@ -31,6 +40,27 @@ NOTE_MAX_LENGTH = 500
 # is the top: confidence never exceeds it, so 1.0 already reviews every prediction.
 THRESHOLD_MIN = 0.01
 THRESHOLD_MAX = 1.0
+# A box threshold of 0 shows every box the model reported (it drops boxes under
+# mlcore.detection.MIN_SCORE itself); 1 hides every box that is not certain.
+BOX_THRESHOLD_MIN = 0.0
+BOX_THRESHOLD_MAX = 1.0
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """Where one kind of threshold lives on the version row and what values it takes."""
+
+    kind: str            # ThresholdKind
+    field: str           # the version's JSON field, class -> value
+    revision_field: str  # bumped on every change; If-Match compares it
+    low: float
+    high: float
+    why_low: str         # said when a value is below ``low``
+
+
+DECISION = _Kind(ThresholdKind.DECISION, "decision_thresholds", "thresholds_revision", THRESHOLD_MIN, THRESHOLD_MAX,
+                 f" (below {THRESHOLD_MIN} no prediction would go to review anyway)")
+BOX = _Kind(ThresholdKind.BOX, "box_thresholds", "box_thresholds_revision", BOX_THRESHOLD_MIN, BOX_THRESHOLD_MAX, "")
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,21 @@ class ClassThreshold:
     threshold: float
     default: float
     curve: dict | None  # mlcore.thresholds.threshold_curves' entry for the class
+
+
+@dataclass(frozen=True)
+class ClassBoxThreshold:
+    name: str
+    threshold: float
+    default: float
+
+
+@dataclass(frozen=True)
+class VersionBoxThresholds:
+    version: ModelVersion
+    revision: int
+    default: float
+    classes: list[ClassBoxThreshold]
 
 
 @dataclass(frozen=True)
@@ -103,11 +148,50 @@ def version_thresholds(*, version: ModelVersion) -> VersionThresholds:
     )
 
 
-def threshold_history(*, version: ModelVersion):
-    return DecisionThresholdChange.objects.filter(model_version=version).select_related("changed_by")
+@functools.cache
+def box_threshold_default() -> float:
+    """``mlcore.detection.KEPT_SCORE``: the score from which the detection shows a box by default.
+
+    Read from the module's source rather than imported: ``mlcore.detection`` imports Keras, and a
+    web process must not load TensorFlow to render a page (``test_pages_without_tensorflow``).
+    If the constant ever leaves that module or stops being a plain number, this fails loudly.
+    """
+    source = Path(importlib.util.find_spec("mlcore.detection").origin).read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "KEPT_SCORE"):
+            return float(ast.literal_eval(node.value))
+    raise RuntimeError("mlcore.detection defines no KEPT_SCORE: the default box threshold has no source.")
 
 
-def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], str]:
+def version_box_thresholds(*, version: ModelVersion) -> VersionBoxThresholds:
+    """Every class of ``version`` with its current and default box threshold."""
+    default = box_threshold_default()
+    current = version.box_thresholds or {}
+    return VersionBoxThresholds(
+        version=version, revision=version.box_thresholds_revision, default=default,
+        classes=[ClassBoxThreshold(name=name, threshold=float(current.get(name, default)), default=default)
+                 for name in version.classes],
+    )
+
+
+def box_threshold_of(*, version: ModelVersion, label: str) -> float:
+    """The box threshold of class ``label`` on ``version`` (the default for a class it does not set)."""
+    return float((version.box_thresholds or {}).get(label, box_threshold_default()))
+
+
+def threshold_history(*, version: ModelVersion, kind: str = ThresholdKind.DECISION):
+    return (DecisionThresholdChange.objects.filter(model_version=version, kind=kind)
+            .select_related("changed_by"))
+
+
+def _defaults(spec: _Kind, version: ModelVersion) -> dict[str, float]:
+    if spec is BOX:
+        return {name: box_threshold_default() for name in version.classes}
+    return version_default_thresholds(version=version, global_threshold=version_global_threshold(version=version))
+
+
+def _clean(version: ModelVersion, thresholds, note, spec: _Kind = DECISION) -> tuple[dict[str, float], str]:
     if version.kind == ModelVersionKind.ANOMALY:
         raise ApplicationError(f"{version.name} is an anomaly model: it has no classes to set thresholds for (its "
                                "threshold is set on held-out good images when it is trained).", code="not_a_classifier")
@@ -120,10 +204,9 @@ def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], s
         if name not in version.classes:
             problems[name] = f"{version.name} has no class {name!r} (its classes: {', '.join(version.classes)})."
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            problems[name] = f"The threshold must be a number from {THRESHOLD_MIN} to {THRESHOLD_MAX:g}."
-        elif not THRESHOLD_MIN <= value <= THRESHOLD_MAX:
-            problems[name] = (f"The threshold must be from {THRESHOLD_MIN} to {THRESHOLD_MAX:g}, got {value!r} "
-                              f"(below {THRESHOLD_MIN} no prediction would go to review anyway).")
+            problems[name] = f"The threshold must be a number from {spec.low:g} to {spec.high:g}."
+        elif not spec.low <= value <= spec.high:
+            problems[name] = f"The threshold must be from {spec.low:g} to {spec.high:g}, got {value!r}{spec.why_low}."
         else:
             cleaned[name] = float(value)
     if problems:
@@ -137,60 +220,81 @@ def _clean(version: ModelVersion, thresholds, note) -> tuple[dict[str, float], s
     return cleaned, note.strip()
 
 
-def version_thresholds_set(*, version: ModelVersion, thresholds, note: str = "", actor=None,
-                           expected_revision: int | None = None) -> ModelVersion:
-    """Set the named classes' thresholds (others keep theirs), one audit row per changed class.
-
-    All or nothing: any bad class or value changes nothing. ``expected_revision`` (from the
-    client's If-Match) guards against overwriting a change the caller has not seen (412).
-    """
-    cleaned, note = _clean(version, thresholds, note)
+def _thresholds_set(spec: _Kind, *, version: ModelVersion, thresholds, note, actor,
+                    expected_revision: int | None) -> ModelVersion:
+    cleaned, note = _clean(version, thresholds, note, spec)
     user = actor if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        if expected_revision is not None and expected_revision != locked.thresholds_revision:
+        current_revision = getattr(locked, spec.revision_field)
+        if expected_revision is not None and expected_revision != current_revision:
             raise StaleRevision(
-                f"The thresholds of {locked.name} changed meanwhile (revision {locked.thresholds_revision}, "
+                f"The thresholds of {locked.name} changed meanwhile (revision {current_revision}, "
                 f"you sent {expected_revision}); load them again.", code="thresholds_changed",
-                details={"revision": locked.thresholds_revision})
-        defaults = version_default_thresholds(version=locked, global_threshold=version_global_threshold(version=locked))
-        current = dict(locked.decision_thresholds or {})
+                details={"revision": current_revision})
+        defaults = _defaults(spec, locked)
+        current = dict(getattr(locked, spec.field) or {})
         changed = {name: value for name, value in cleaned.items() if current.get(name, defaults[name]) != value}
         if changed:
-            revision = locked.thresholds_revision + 1
+            revision = current_revision + 1
             DecisionThresholdChange.objects.bulk_create([
-                DecisionThresholdChange(model_version=locked, class_name=name,
+                DecisionThresholdChange(model_version=locked, kind=spec.kind, class_name=name,
                                         old_threshold=float(current.get(name, defaults[name])), new_threshold=value,
                                         changed_by=user, note=note, revision=revision)
                 for name, value in sorted(changed.items())
             ])
             current.update(changed)
-            locked.decision_thresholds = current
-            locked.thresholds_revision = revision
-            locked.save(update_fields=["decision_thresholds", "thresholds_revision"])
+            setattr(locked, spec.field, current)
+            setattr(locked, spec.revision_field, revision)
+            locked.save(update_fields=[spec.field, spec.revision_field])
     return locked
 
 
-def thresholds_carry_forward(*, source: ModelVersion, target: ModelVersion, actor=None) -> dict[str, float]:
-    """Give ``target`` the thresholds a person set on ``source`` for the classes both know, unless
-    ``target`` already has its own value for the class; one history row per class, noted
-    "carried from vN". Classes only ``target`` knows keep their defaults. Call inside the
-    transaction that promotes ``target`` (both rows locked). Returns what was carried."""
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    own = dict(target.decision_thresholds or {})
-    carried = {name: float(value) for name, value in (source.decision_thresholds or {}).items()
+def version_thresholds_set(*, version: ModelVersion, thresholds, note: str = "", actor=None,
+                           expected_revision: int | None = None) -> ModelVersion:
+    """Set the named classes' decision thresholds (others keep theirs), one audit row per changed class.
+
+    All or nothing: any bad class or value changes nothing. ``expected_revision`` (from the
+    client's If-Match) guards against overwriting a change the caller has not seen (412).
+    """
+    return _thresholds_set(DECISION, version=version, thresholds=thresholds, note=note, actor=actor,
+                           expected_revision=expected_revision)
+
+
+def version_box_thresholds_set(*, version: ModelVersion, thresholds, note: str = "", actor=None,
+                               expected_revision: int | None = None) -> ModelVersion:
+    """Set the named classes' box thresholds (0..1; others keep theirs), one audit row (kind box) per
+    changed class; all or nothing, ``expected_revision`` compared with ``box_thresholds_revision``."""
+    return _thresholds_set(BOX, version=version, thresholds=thresholds, note=note, actor=actor,
+                           expected_revision=expected_revision)
+
+
+def _carry(spec: _Kind, *, source: ModelVersion, target: ModelVersion, user) -> dict[str, float]:
+    own = dict(getattr(target, spec.field) or {})
+    carried = {name: float(value) for name, value in (getattr(source, spec.field) or {}).items()
                if name in set(target.classes) and name not in own}
     if not carried:
         return {}
-    defaults = version_default_thresholds(version=target, global_threshold=version_global_threshold(version=target))
-    revision = target.thresholds_revision + 1
+    defaults = _defaults(spec, target)
+    revision = getattr(target, spec.revision_field) + 1
     DecisionThresholdChange.objects.bulk_create([
-        DecisionThresholdChange(model_version=target, class_name=name, old_threshold=float(defaults[name]),
-                                new_threshold=value, changed_by=user, note=f"carried from {source.name}",
-                                revision=revision)
+        DecisionThresholdChange(model_version=target, kind=spec.kind, class_name=name,
+                                old_threshold=float(defaults[name]), new_threshold=value, changed_by=user,
+                                note=f"carried from {source.name}", revision=revision)
         for name, value in sorted(carried.items())
     ])
-    target.decision_thresholds = {**own, **carried}
-    target.thresholds_revision = revision
-    target.save(update_fields=["decision_thresholds", "thresholds_revision"])
+    setattr(target, spec.field, {**own, **carried})
+    setattr(target, spec.revision_field, revision)
+    target.save(update_fields=[spec.field, spec.revision_field])
     return carried
+
+
+def thresholds_carry_forward(*, source: ModelVersion, target: ModelVersion, actor=None) -> dict[str, float]:
+    """Give ``target`` the decision and box thresholds a person set on ``source`` for the classes
+    both know, unless ``target`` already has its own value for the class; one history row per class
+    and kind, noted "carried from vN". Classes only ``target`` knows keep their defaults. Call inside
+    the transaction that promotes ``target`` (both rows locked). Returns the decision thresholds
+    carried."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    _carry(BOX, source=source, target=target, user=user)
+    return _carry(DECISION, source=source, target=target, user=user)

@@ -37,6 +37,11 @@ PREDICTED_FIELDS = {
     "model_version": serializers.IntegerField(help_text="Send it as from_model to accept the box."),
     "accepted": serializers.BooleanField(help_text="A person accepted this box already (it may have been "
                                                    "moved or deleted since)."),
+    "box_threshold": serializers.FloatField(help_text="The class's box threshold on the version "
+                                                      "(model-versions/{id}/box-thresholds/)."),
+    "above_threshold": serializers.BooleanField(help_text="score >= box_threshold. The review view hides the "
+                                                          "others, and accepting one is refused "
+                                                          "(below_box_threshold)."),
 }
 BOXES_OUTPUT = inline_serializer("ImageBoxes", {
     "image": serializers.IntegerField(),

@@ -13,6 +13,7 @@ from inspections.errors import ApplicationError
 from inspections.review import selectors as review_selectors
 from inspections.review.models import Prediction, Review
 from inspections.review.reasons import image_review_reasons, prediction_explanation
+from inspections.review.services.boxes import prediction_boxes_marked
 
 # --- Outputs ---------------------------------------------------------------------------------
 
@@ -36,10 +37,11 @@ class PredictionOutput(serializers.ModelSerializer):
     anomaly_model_version = serializers.IntegerField(
         source="anomaly_version_id", allow_null=True, read_only=True,
         help_text="Id of the anomaly model that scored it; null when none was active.")
-    boxes = serializers.ListField(
-        child=serializers.DictField(), read_only=True,
+    boxes = serializers.SerializerMethodField(
         help_text="Where the model found defects, best first: [{label, box: [x0, y0, x1, y1] as fractions of "
-                  "width and height (top-left origin), score}]; empty for a version without a detection head.")
+                  "width and height (top-left origin), score, box_threshold (the class's box threshold on the "
+                  "version), above_threshold (score >= box_threshold; the review view hides the others)}]; empty "
+                  "for a version without a detection head.")
 
     class Meta:
         model = Prediction
@@ -55,6 +57,10 @@ class PredictionOutput(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_frame_issue(self, prediction: Prediction) -> str | None:
         return prediction.frame_issue or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_boxes(self, prediction: Prediction) -> list:
+        return prediction_boxes_marked(boxes=prediction.boxes, version=prediction.model_version)
 
 
 class ReviewOutput(serializers.ModelSerializer):

@@ -4,8 +4,10 @@ Every accepted set of changes bumps ``InspectionImage.boxes_version`` once and r
 ``DefectBoxChange`` per change; a client that sends a stale version gets a 409 and nothing changes.
 
 Accepting a box the model found is an ``add`` naming ``from_model`` (the version's id): the box must
-be one of that version's boxes for the image (same class, same place); it is stored with source
-``model``, the version and the person who accepted it, and its history says ``from_model``.
+be one of that version's boxes for the image (same class, same place) scoring at least the class's
+box threshold on that version (``registry/services/thresholds.py``; below it the review view hides
+the box); it is stored with source ``model``, the version and the person who accepted it, and its
+history says ``from_model``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from inspections.catalog.services.boxes import (
 )
 from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.errors import ApplicationError, Conflict, PermissionDenied
+from inspections.registry.models import ModelVersion
+from inspections.registry.services.thresholds import box_threshold_of
 from inspections.review import selectors as review_selectors
 from inspections.review.models import Prediction
 from inspections.review.services.version_conflicts import version_conflict_message
@@ -39,17 +43,32 @@ OPS = ("add", "move", "relabel", "delete")
 MODEL_BOX_TOLERANCE = 1e-4
 
 
-def predicted_box_payload(found: dict, image: InspectionImage, version_id: int, *, accepted: bool) -> dict:
-    """How the API shows one of a model version's boxes (``Prediction.boxes`` entries)."""
+def predicted_box_payload(found: dict, image: InspectionImage, version: ModelVersion, *, accepted: bool) -> dict:
+    """How the API shows one of a model version's boxes (``Prediction.boxes`` entries), with the
+    class's box threshold and whether the box scores at least that (the review view hides the others)."""
     box = found["box"]
+    marked = _with_threshold(found, version)
     return {
         "label": found["label"],
         "box": box,
         "box_px": [round(v * size, 2) for v, size in zip(box, (image.width, image.height) * 2)],
         "score": found["score"],
-        "model_version": version_id,
+        "model_version": version.pk,
         "accepted": accepted,
+        "box_threshold": marked["box_threshold"],
+        "above_threshold": marked["above_threshold"],
     }
+
+
+def prediction_boxes_marked(*, boxes, version: ModelVersion) -> list:
+    """A prediction's stored boxes as the API shows them in the prediction: each well-formed one with
+    its class's ``box_threshold`` on ``version`` and ``above_threshold``; anything else as stored."""
+    return [_with_threshold(found, version) if _well_formed(found) else found for found in boxes or []]
+
+
+def _with_threshold(found: dict, version: ModelVersion) -> dict:
+    threshold = box_threshold_of(version=version, label=found["label"])
+    return {**found, "box_threshold": threshold, "above_threshold": found["score"] >= threshold}
 
 
 def _well_formed(found) -> bool:
@@ -86,7 +105,7 @@ def predicted_boxes(*, image: InspectionImage) -> list[dict]:
                       and isinstance(box, list) and len(box) == 4 and _near(box, found["box"], EDGE_TOLERANCE)), None)
         if match is not None:
             del accepted[match]  # one acceptance answers one of two identical boxes
-        shown.append(predicted_box_payload(found, image, prediction.model_version_id, accepted=match is not None))
+        shown.append(predicted_box_payload(found, image, prediction.model_version, accepted=match is not None))
     return shown
 
 
@@ -94,7 +113,7 @@ def _model_box(change: _Change, image: InspectionImage, predictions: dict[int, P
     """The model's own box that an accepting ``add`` names, or a 400 ``not_predicted``."""
     if change.from_model not in predictions:
         predictions[change.from_model] = (Prediction.objects.filter(image=image, model_version_id=change.from_model)
-                                          .only("boxes").first())
+                                          .select_related("model_version").first())
     prediction = predictions[change.from_model]
     if prediction is None:
         raise _invalid(change.index, f"Model version {change.from_model} has no prediction for this image.",
@@ -107,6 +126,13 @@ def _model_box(change: _Change, image: InspectionImage, predictions: dict[int, P
         raise _invalid(change.index, f"Model version {change.from_model} found no {change.label} box there; "
                                      "accept its box as it is and change it afterwards.",
                        code="not_predicted", field="from_model")
+    threshold = box_threshold_of(version=prediction.model_version, label=candidates[0]["label"])
+    candidates = [found for found in candidates if found["score"] >= threshold]
+    if not candidates:
+        raise _invalid(change.index, f"Model version {change.from_model}'s {change.label} box there scores under the "
+                                     f"class's box threshold ({threshold:g}), so it is not offered; draw it "
+                                     "yourself if it is right.",
+                       code="below_box_threshold", field="from_model", box_threshold=threshold)
     best = min(candidates, key=lambda found: max(abs(x - y) for x, y in zip(found["box"], change.box.as_list())))
     return box_from_fractions(best["box"])
 

@@ -48,9 +48,9 @@ def test_get_shows_the_active_versions_boxes_best_first_in_fractions_and_pixels(
     predicted = client_for("viewer").get(_url(image)).json()["predicted"]
     assert predicted == [
         {"label": "inclusion", "box": [0.1, 0.2, 0.5, 0.6], "box_px": [20.0, 20.0, 100.0, 60.0], "score": 0.91,
-         "model_version": active.pk, "accepted": False},
+         "model_version": active.pk, "accepted": False, "box_threshold": 0.3, "above_threshold": True},
         {"label": "scratches", "box": [0.6, 0.0, 0.9, 1.0], "box_px": [120.0, 0.0, 180.0, 100.0], "score": 0.42,
-         "model_version": active.pk, "accepted": False},
+         "model_version": active.pk, "accepted": False, "box_threshold": 0.3, "above_threshold": True},
     ]
 
 

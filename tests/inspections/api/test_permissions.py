@@ -86,6 +86,11 @@ ENDPOINTS = {
                                         {"thresholds": {"crazing": 0.7}}),
     "change decision thresholds": Endpoint("patch", "model-versions/{candidate}/thresholds/", MODEL_ADMINS, 200,
                                            {"thresholds": {"inclusion": 0.4}}),
+    "box thresholds": Endpoint("get", "model-versions/{candidate}/box-thresholds/", ANYONE, 200),
+    "set box thresholds": Endpoint("put", "model-versions/{candidate}/box-thresholds/", MODEL_ADMINS, 200,
+                                   {"thresholds": {"crazing": 0.5}}),
+    "change box thresholds": Endpoint("patch", "model-versions/{candidate}/box-thresholds/", MODEL_ADMINS, 200,
+                                      {"thresholds": {"inclusion": 0.45}}),
     "list boxes": Endpoint("get", "images/{image}/boxes/", ANYONE, 200),
     # A stale version: an allowed role gets past the permission check to the version check (409).
     "change boxes": Endpoint("post", "images/{image}/boxes/", LABELLERS, 409,
