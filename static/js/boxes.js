@@ -1,5 +1,7 @@
 // The review view's defect boxes: an SVG layer over the image with the image's boxes (solid, in
-// the class colour, named) and the active model version's (dashed, with their score).
+// the class colour, named) and the active model version's (dashed, with their score). The model's
+// boxes scoring under their class's box threshold (above_threshold false) are hidden, counted, and
+// shown faintly on request; "accept the model's boxes" never takes them.
 // Pointer: drag on the image draws a box, drag a box moves it, drag a corner resizes it.
 // Keys: B boxes on/off · E new box · Tab selects · the label keys (1..9) set the selected box's
 // class · arrows move, Shift+arrows resize · Delete/Backspace deletes · Esc/Enter done · A
@@ -27,6 +29,10 @@
   var acceptButton = document.getElementById("boxes-accept");
   var list = document.getElementById("box-list");
   var summary = document.getElementById("box-summary");
+  var hiddenNote = document.getElementById("boxes-hidden");
+  var hiddenCount = document.getElementById("boxes-hidden-count");
+  var hiddenToggle = document.getElementById("boxes-hidden-toggle");
+  var showBelow = false;  // the boxes under their class's box threshold, shown on request
   var classNames = (svg.dataset.classes || "").split(",").filter(Boolean);
   var labelByKey = {};
   Array.prototype.forEach.call(document.querySelectorAll(".label-button[data-key]"), function (button) {
@@ -101,8 +107,14 @@
     return sending || queue.length > 0 || Object.keys(dirty).length > 0 || draft !== null;
   }
 
+  // The model's boxes a person may accept: not accepted yet, and at or above their class's box
+  // threshold (an answer without the field, from before box thresholds, counts as above).
   function offered() {
-    return state.predicted.filter(function (found) { return !found.accepted; });
+    return state.predicted.filter(function (found) { return !found.accepted && found.above_threshold !== false; });
+  }
+
+  function belowThreshold() {
+    return state.predicted.filter(function (found) { return !found.accepted && found.above_threshold === false; });
   }
 
   // --- Drawing the layer and the list --------------------------------------------------------
@@ -120,7 +132,9 @@
   }
 
   function drawPredicted(found) {
-    var group = element("g", { "class": "defect-box predicted", "data-predicted": found.label }, svg);
+    var below = found.above_threshold === false;
+    var group = element("g", { "class": "defect-box predicted" + (below ? " below-threshold" : ""),
+      "data-predicted": found.label, "data-score": String(found.score) }, svg);
     frame(group, found.box, colour(found.label));
     name(group, found.label + " " + found.score.toFixed(2), found.box[0], found.box[3], "-5", colour(found.label));
   }
@@ -150,6 +164,7 @@
     svg.textContent = "";
     element("rect", { "class": "defect-box-canvas", width: "100%", height: "100%" }, svg);
     offered().forEach(drawPredicted);
+    if (showBelow) belowThreshold().forEach(drawPredicted);
     var focus = null;
     state.boxes.forEach(function (box) {
       if (removed[box.id]) return;
@@ -166,12 +181,23 @@
     renderList();
   }
 
+  function renderHiddenNote(below) {
+    if (!hiddenNote) return;
+    hiddenNote.hidden = below.length === 0;
+    hiddenCount.textContent = below.length + " box" + (below.length === 1 ? "" : "es") + " under threshold " +
+      (showBelow ? "shown faintly (not accepted)" : "hidden") + ".";
+    hiddenToggle.textContent = showBelow ? "Hide them" : "Show them";
+    hiddenToggle.setAttribute("aria-pressed", String(showBelow));
+  }
+
   function renderList() {
     var shown = state.boxes.filter(function (box) { return !removed[box.id]; });
     var waiting = offered();
+    var below = belowThreshold();
     if (summary) summary.textContent = shown.length + " on the image · " + waiting.length + " from the model" +
       (state.version === null ? "" : " · version " + state.version);
     if (acceptButton) acceptButton.disabled = waiting.length === 0;
+    renderHiddenNote(below);
     if (!list) return;
     list.textContent = "";
     shown.forEach(function (box) {
@@ -199,6 +225,14 @@
       item.className = "predicted";
       item.dataset.predicted = found.label;
       item.textContent = "⬚ " + found.label + " " + found.score.toFixed(2) + " (model v" + found.model_version + ", not accepted)";
+      list.appendChild(item);
+    });
+    if (showBelow) below.forEach(function (found) {
+      var item = document.createElement("li");
+      item.className = "predicted below-threshold";
+      item.dataset.predicted = found.label;
+      item.textContent = "⬚ " + found.label + " " + found.score.toFixed(2) + " (model v" + found.model_version +
+        ", under the class's box threshold " + found.box_threshold.toFixed(2) + ": not offered)";
       list.appendChild(item);
     });
     // The swatch colours are SVG-free text: colour them through the CSSOM (allowed by the CSP).
@@ -313,9 +347,9 @@
       item.changes.forEach(function (change) {
         if (change.op === "move" && dirty[change.id] === change.box) delete dirty[change.id];
       });
-      if (item.done) item.done(result.body);
+      var said = item.done ? item.done(result.body) : null;  // a change may say more than "saved"
       show(result.body);
-      say("Boxes saved (version " + result.body.boxes_version + ").");
+      say(said || "Boxes saved (version " + result.body.boxes_version + ").");
       pump();
     }).catch(function (error) {
       sending = false;
@@ -413,16 +447,21 @@
     if (!canEdit) { refuseReadOnly(); return; }
     var waiting = offered();
     if (!waiting.length) {
-      say(state.predicted.length ? "The model's boxes are all accepted already." : "The model found no boxes on this image.");
+      var below = belowThreshold().length;
+      say(below ? "The model's other boxes score under their class's box threshold: they are not accepted; draw one " +
+        "where it is right." : state.predicted.length ? "The model's boxes are all accepted already."
+        : "The model found no boxes on this image.");
       return;
     }
+    var left = belowThreshold().length;
     setVisible(true);
     flush();
     enqueue(waiting.map(function (found) {
       return { op: "add", label: found.label, box: found.box, from_model: found.model_version };
     }), function (body) {
-      say("Accepted " + body.added.length + " box" + (body.added.length === 1 ? "" : "es") + " from model v" +
-        waiting[0].model_version + ".");
+      return "Accepted " + body.added.length + " box" + (body.added.length === 1 ? "" : "es") + " from model v" +
+        waiting[0].model_version + (left ? "; " + left + " under threshold not taken." : ".") +
+        " Boxes saved (version " + body.boxes_version + ").";
     });
   }
 
@@ -577,6 +616,11 @@
 
   if (toggleButton) toggleButton.addEventListener("click", function () { setVisible(svg.classList.contains("is-hidden")); });
   if (acceptButton) acceptButton.addEventListener("click", acceptAll);
+  if (hiddenToggle) hiddenToggle.addEventListener("click", function () {
+    showBelow = !showBelow;
+    if (showBelow) setVisible(true);
+    render();
+  });
 
   svg.classList.toggle("read-only", !canEdit);
   render();
