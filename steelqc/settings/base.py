@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from kombu import Exchange, Queue
 
+from mlcore.anomaly_gate import AnomalyGateRule
 from mlcore.gate import GateRule
 from mlcore.readiness import ReadinessRule
 from steelqc.observability import logging_config
@@ -399,6 +400,29 @@ except ValueError as error:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"STEELQC_GATE_*: {error}") from error
+# The anomaly models' gate (mlcore.anomaly_gate.AnomalyGateRule; its defaults are these settings'
+# defaults): STEELQC_ANOMALY_GATE_<FIELD> for every field of the rule, checked at start-up.
+_ANOMALY_GATE_DEFAULTS = AnomalyGateRule()
+STEELQC_ANOMALY_GATE_ALPHA = env_float("STEELQC_ANOMALY_GATE_ALPHA", _ANOMALY_GATE_DEFAULTS.alpha)
+STEELQC_ANOMALY_GATE_FALSE_ALARM_MARGIN = env_float("STEELQC_ANOMALY_GATE_FALSE_ALARM_MARGIN",
+                                                    _ANOMALY_GATE_DEFAULTS.false_alarm_margin)
+STEELQC_ANOMALY_GATE_MISS_MARGIN = env_float("STEELQC_ANOMALY_GATE_MISS_MARGIN", _ANOMALY_GATE_DEFAULTS.miss_margin)
+STEELQC_ANOMALY_GATE_AUROC_TOLERANCE = env_float("STEELQC_ANOMALY_GATE_AUROC_TOLERANCE",
+                                                 _ANOMALY_GATE_DEFAULTS.auroc_tolerance)
+STEELQC_ANOMALY_GATE_MIN_GOOD_IMAGES = env_int("STEELQC_ANOMALY_GATE_MIN_GOOD_IMAGES",
+                                               _ANOMALY_GATE_DEFAULTS.min_good_images, minimum=1)
+STEELQC_ANOMALY_GATE_MIN_DEFECT_IMAGES = env_int("STEELQC_ANOMALY_GATE_MIN_DEFECT_IMAGES",
+                                                 _ANOMALY_GATE_DEFAULTS.min_defect_images, minimum=1)
+STEELQC_ANOMALY_GATE_MAX_FALSE_ALARM_RATE = env_float("STEELQC_ANOMALY_GATE_MAX_FALSE_ALARM_RATE",
+                                                      _ANOMALY_GATE_DEFAULTS.max_false_alarm_rate)
+STEELQC_ANOMALY_GATE_AUROC_FLOOR = env_float("STEELQC_ANOMALY_GATE_AUROC_FLOOR", _ANOMALY_GATE_DEFAULTS.auroc_floor)
+try:
+    AnomalyGateRule(**{name: globals()[f"STEELQC_ANOMALY_GATE_{name.upper()}"]
+                       for name in AnomalyGateRule.__dataclass_fields__})
+except ValueError as error:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEELQC_ANOMALY_GATE_*: {error}") from error
 # Drift: a source is in drift alert while the share of its images flagged foreign by the active
 # model over the last STEELQC_DRIFT_WINDOW_HOURS is above STEELQC_DRIFT_FOREIGN_SHARE (with at least
 # STEELQC_DRIFT_MIN_IMAGES images); checked every STEELQC_DRIFT_CHECK_INTERVAL_S, events go to the

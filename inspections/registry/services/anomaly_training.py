@@ -130,6 +130,14 @@ def anomaly_gate_images(snapshot: DatasetSnapshot) -> tuple[list, list]:
     return _stable_sample(good, GATE_MAX_IMAGES), _stable_sample(defects, GATE_MAX_IMAGES)
 
 
+def anomaly_gate_rule():
+    """The anomaly gate's rule from the settings (``STEELQC_ANOMALY_GATE_<FIELD>`` for each field)."""
+    from mlcore.anomaly_gate import AnomalyGateRule
+
+    return AnomalyGateRule(**{name: getattr(settings, f"STEELQC_ANOMALY_GATE_{name.upper()}")
+                              for name in AnomalyGateRule.__dataclass_fields__})
+
+
 def anomaly_gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapshot, actor=None) -> dict:
     """Score the held-out images with the candidate and the active anomaly model, decide, promote if
     passed; returns the decision (also stored on the candidate as ``metrics["gate"]``)."""
@@ -148,7 +156,7 @@ def anomaly_gate_and_promote(*, candidate: ModelVersion, snapshot: DatasetSnapsh
     decision = decide_anomaly(
         candidate_good=candidate_scores[:split], candidate_defects=candidate_scores[split:],
         champion_good=champion_scores[:split] if champion else None,
-        champion_defects=champion_scores[split:] if champion else None,
+        champion_defects=champion_scores[split:] if champion else None, rule=anomaly_gate_rule(),
     ).to_dict()
     defect_classes: dict[str, int] = {}
     for item in defects:

@@ -46,3 +46,49 @@ def test_a_queued_anomaly_run_is_cancelled_like_any_run(tmp_path, no_queue):
     cancelled = training_run_cancel(run=run)
     assert cancelled.status == TrainingRunStatus.CANCELLED
     assert training_run_execute(run_id=run.pk) is None  # only a queued run starts
+
+
+def _gate_snapshot(*, good: int, defects: int):
+    """A snapshot of ``good`` held-out no_defect images and ``defects`` labelled defects."""
+    from inspections.catalog.models import NO_DEFECT_CLASS, DefectClass, Split
+    from inspections.models import DatasetSnapshot, DatasetSnapshotItem
+    from tests.factories import InspectionImageFactory
+
+    snapshot = DatasetSnapshot.objects.create(image_count=good + defects, checksum="0" * 64)
+    no_defect = DefectClass.objects.get_or_create(name=NO_DEFECT_CLASS)[0]
+    scratches = DefectClass.objects.get_or_create(name="scratches")[0]
+    for i in range(good + defects):
+        DatasetSnapshotItem.objects.create(snapshot=snapshot, image=InspectionImageFactory(),
+                                           label=no_defect if i < good else scratches,
+                                           split=Split.TEST if i < good else Split.TRAIN)
+    return snapshot
+
+
+def test_the_anomaly_gate_takes_its_rule_from_the_settings(settings, monkeypatch, no_queue):
+    """STEELQC_ANOMALY_GATE_*: a first anomaly model flagging 2 of 20 held-out good images (10 %)
+    passes the default floor (at most 10 %) and is refused under a plant's stricter 5 %."""
+    from inspections.models import ModelVersionStatus
+    from inspections.registry.services import anomaly_training
+    from tests.factories import AnomalyVersionFactory
+
+    good, defects = 20, 6
+    scores = [1.5, 1.5] + [0.5] * (good - 2) + [2.0] * defects  # the gate's order: good images, then defects
+    monkeypatch.setattr(anomaly_training, "version_score_files", lambda *, version, paths: scores[:len(paths)])
+    snapshot = _gate_snapshot(good=good, defects=defects)
+
+    first = AnomalyVersionFactory(status=ModelVersionStatus.CANDIDATE)
+    decision = anomaly_training.anomaly_gate_and_promote(candidate=first, snapshot=snapshot)
+    assert decision["passed"] and decision["rule"]["max_false_alarm_rate"] == 0.1
+    first.refresh_from_db()
+    assert first.status == ModelVersionStatus.ACTIVE
+    first.status = ModelVersionStatus.RETIRED
+    first.save(update_fields=["status"])
+
+    settings.STEELQC_ANOMALY_GATE_MAX_FALSE_ALARM_RATE = 0.05
+    assert anomaly_training.anomaly_gate_rule().max_false_alarm_rate == 0.05
+    strict = AnomalyVersionFactory(status=ModelVersionStatus.CANDIDATE)
+    decision = anomaly_training.anomaly_gate_and_promote(candidate=strict, snapshot=snapshot)
+    assert not decision["passed"] and decision["rule"]["max_false_alarm_rate"] == 0.05
+    assert any("false-alarm" in reason for reason in decision["reasons"]), decision["reasons"]
+    strict.refresh_from_db()
+    assert strict.status == ModelVersionStatus.CANDIDATE
