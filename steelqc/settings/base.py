@@ -361,6 +361,9 @@ STEELQC_PROMOTION_WEBHOOK_TIMEOUT_S = env_int("STEELQC_PROMOTION_WEBHOOK_TIMEOUT
 # Continuous learning: a run starts only when this many images got a human label since the last
 # successful run; the check runs every STEELQC_RETRAIN_CHECK_INTERVAL_S (editable in the admin).
 STEELQC_RETRAIN_MIN_NEW_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_LABELS", 50, minimum=1)
+# ... and an active anomaly model's successor when this many images got a human no_defect label since
+# the last successful anomaly run (its run's parameters again).
+STEELQC_RETRAIN_MIN_NEW_GOOD_LABELS = env_int("STEELQC_RETRAIN_MIN_NEW_GOOD_LABELS", 100, minimum=1)
 STEELQC_RETRAIN_CHECK_INTERVAL_S = env_int("STEELQC_RETRAIN_CHECK_INTERVAL_S", 3600, minimum=10)
 # A running run whose worker has not reported for this long is marked failed.
 STEELQC_TRAINING_STALE_AFTER_S = env_int("STEELQC_TRAINING_STALE_AFTER_S", 900, minimum=30)

@@ -192,3 +192,47 @@ def test_runs_whose_worker_went_silent_are_marked_failed(no_queue):
 def test_non_finite_or_overflowing_numbers_are_refused(value):
     with pytest.raises(ApplicationError, match="head_epochs must"):
         training_parameters_clean({"head_epochs": value})
+
+
+def test_continuous_learning_does_not_count_decisions_taken_back(no_queue, tiny_images):
+    from inspections.models import InspectionImage
+
+    reviewer = UserFactory()
+    kept, taken_back = InspectionImage.objects.all()[:2]
+    Review.objects.create(image=kept, label=kept.label, previous_label=kept.label, reviewer=reviewer)
+    mistake = Review.objects.create(image=taken_back, label=kept.label, previous_label=taken_back.label,
+                                    reviewer=reviewer)
+    Review.objects.create(image=taken_back, decision="undo", undoes=mistake, label=taken_back.label,
+                          previous_label=kept.label, reviewer=reviewer)
+    assert training_run_start_if_due(minimum=2) is None
+    assert training_run_start_if_due(minimum=1) is not None
+
+
+def test_continuous_learning_retrains_an_active_anomaly_model_on_new_good_labels(tmp_path, no_queue):
+    """Anomaly mode on (an active anomaly model): new no_defect labels start its successor with the same
+    parameters; a classifier's success does not use them up, and without an anomaly model nothing starts."""
+    from inspections.catalog.services.dataset_import import dataset_import_folder
+    from inspections.models import DefectClass, InspectionImage, ModelVersionStatus
+    from tests.conftest import TINY_ANOMALY_PARAMS
+    from tests.data import good_and_defect_folders
+    from tests.factories import AnomalyVersionFactory, TrainingRunFactory
+
+    good_and_defect_folders(tmp_path / "data", good=20, defects=3)
+    dataset_import_folder(root=tmp_path / "data")
+    reviewer = UserFactory()
+    no_defect = DefectClass.objects.get(name="no_defect")
+    for image in InspectionImage.objects.filter(label=no_defect)[:4]:
+        Review.objects.create(image=image, label=no_defect, previous_label=no_defect, reviewer=reviewer)
+    assert training_run_start_if_due(minimum=100, good_minimum=4) is None  # no anomaly model: no anomaly mode
+
+    active = AnomalyVersionFactory(status=ModelVersionStatus.ACTIVE)
+    earlier = TrainingRunFactory(kind="anomaly", model_version=active,
+                                 parameters={**TINY_ANOMALY_PARAMS, "input_size": 96})
+    TrainingRun.objects.filter(pk=earlier.pk).update(created_at=timezone.now() - timedelta(days=1))
+    TrainingRunFactory(kind="classifier")  # a classifier's success leaves the good labels to the anomaly model
+    assert training_run_start_if_due(minimum=100, good_minimum=5) is None
+    run = training_run_start_if_due(minimum=100, good_minimum=4)
+    assert run is not None and run.kind == "anomaly" and run.trigger == "schedule"
+    assert run.parameters["input_size"] == 96 and run.parameters["false_alarm_rate"] == 0.2
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRunStatus.SUCCEEDED)
+    assert training_run_start_if_due(minimum=100, good_minimum=1) is None  # used by that run
