@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the checkout
 
 from benchmarks.bench_int8 import alternating_speed  # noqa: E402
@@ -143,7 +141,8 @@ def markdown(report: dict) -> str:
             f"| {s1['with_boxes']['images_per_s']:.1f} / {s1['without_boxes']['images_per_s']:.1f} |")
     for name, run in report["sets"].items():
         lines += ["", f"Per class, {name} (AP@0.5 / AP@0.5:0.95, test boxes):", ""]
-        lines += [f"- {cls}: {v['ap50']:.3f} / {v['ap50_95']:.3f} ({v['boxes']} boxes)" for cls, v in run["per_class"].items()]
+        lines += [f"- {cls}: {v['ap50']:.3f} / {v['ap50_95']:.3f} ({v['boxes']} boxes)"
+                  for cls, v in run["per_class"].items()]
     lines += ["", f"Targets: NEU-DET mAP@0.5 ≥ {TARGETS['neu_map50']}, training ≤ {TARGETS['train_minutes']} min, "
               f"≥ {TARGETS['batched_images_per_s_with_boxes']} images/s batched with boxes."]
     lines += [f"- {line}" for line in report.get("notes", [])]
@@ -159,6 +158,7 @@ def main() -> int:
     parser.add_argument("--maps", default=None, help="all or coarse (default: TrainConfig's)")
     parser.add_argument("--speed-rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", type=Path, default=None, help="train into this folder and keep the artefacts")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--reuse", action="append", default=[], metavar="SET=DIR",
                         help="measure an artefact this benchmark trained before instead of training (neu=DIR)")
@@ -179,8 +179,9 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({**report, "load_after": os.getloadavg()[0]}, indent=2) + "\n")
 
-    with tempfile.TemporaryDirectory(prefix="steelqc-detect-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="steelqc-detect-") as temporary:
+        scratch = args.keep or Path(temporary)
+        scratch.mkdir(parents=True, exist_ok=True)
         if "neu" in wanted:
             samples = with_boxes(split_samples(str(args.datasets / "neu-cls"), seed=0),
                                  args.datasets / "neu-det-annotations", args.limit)

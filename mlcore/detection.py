@@ -1,18 +1,22 @@
 """Where the defects are: an anchor-free detection head on the classifier's backbone.
 
 The head reads the same backbone feature maps the classifier pools (strides 8, 16 and 32), so
-one forward pass gives class probabilities, the OOD descriptor and the detection map. It is a
-centre-point design: the coarser maps are projected, resized to the finest one and summed (a
-light feature pyramid), two 3x3 convolutions follow, and each cell of the stride-8 grid says
+one forward pass gives class probabilities, the OOD descriptor and the detection map. The coarser
+maps are projected, resized to the finest one and summed (a light feature pyramid ending at the
+stride-8 level), two 3x3 convolutions follow, and each cell of the stride-8 grid says
 
 - per defect class, how likely a box centre lies in the cell (the heat map, sigmoid);
-- the box's width and height as fractions of the image (sigmoid);
-- where in the cell the centre lies (sigmoid offset).
+- the box around it: its distances from the cell's centre to the left, top, right and bottom
+  edges, as fractions of the image (sigmoid; ``LTRB``, the FCOS/TTFNet form, trained with a GIoU
+  loss at every cell near a box centre, see ``mlcore.training.detection_loss``).
 
-Decoding takes local maxima of the heat map (3x3), so no anchors and no box NMS are needed;
+Heads trained before the ``LTRB`` form (``CENTRE_SIZE``) gave the box's width, height and the
+centre's offset in its cell instead; their ``detection.json`` has no ``decoding`` and they decode
+as they always did. Decoding takes local maxima of the heat map (3x3), then a class-aware NMS whose
+IoU threshold training chose on the validation split (``BoxDecoding``, kept in ``detection.json``);
 boxes are fractions of the image's width and height, origin top-left (the convention of
-``DefectBox`` and the API). The map travels as one tensor ``(G, G, K + 4)``: K heat channels,
-then width, height, x-offset and y-offset.
+``DefectBox`` and the API). The map travels as one tensor ``(G, G, K + 4)``: K heat channels, then
+the four box channels.
 
 Everything here is plain Keras/NumPy; training is in ``mlcore.training.detection`` and the
 mAP evaluation (pycocotools, the reference COCO implementation) in ``detection_metrics``.
@@ -22,8 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
@@ -36,6 +40,10 @@ DEFAULT_WIDTH = 96           # channels of the fused pyramid and the head tower
 MAX_BOXES = 100              # per image, best first
 MIN_SCORE = 0.05             # boxes below this heat are not reported
 KEPT_SCORE = 0.3             # boxes a caller shows without asking for more (review view default)
+LTRB, CENTRE_SIZE = "ltrb", "centre_size"
+ENCODINGS = (LTRB, CENTRE_SIZE)
+BN_MOMENTUM = 0.9
+INITIAL_DISTANCE = 0.1       # a new head's box edges start this far (image fraction) from the cell
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class DetectedBox:
     score: float
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "box": [round(float(v), 5) for v in self.box], "score": round(float(self.score), 5)}
+        return {"label": self.label, "box": [round(float(v), 5) for v in self.box],
+                "score": round(float(self.score), 5)}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -65,7 +74,7 @@ class ResizeLike(keras.layers.Layer):
 
 def build_detection_head(map_channels: Sequence[int], *, num_classes: int, width: int = DEFAULT_WIDTH,
                          use_maps: Sequence[int] | None = None) -> keras.Model:
-    """A Keras model from the backbone's feature maps (finest first) to the detection map.
+    """A Keras model from the backbone's feature maps (finest first) to the ``LTRB`` detection map.
 
     ``use_maps``: indices of the maps to fuse (all by default); the output grid is the finest
     of them.
@@ -83,68 +92,52 @@ def build_detection_head(map_channels: Sequence[int], *, num_classes: int, width
         fused = x if fused is None else keras.layers.Add(name=f"fuse_{i}")([fused, x])
     # Batch normalisation keeps the sum of differently scaled backbone maps in a trainable range
     # (it folds into the convolutions in the serving copy).
-    x = keras.layers.BatchNormalization(name="fused_norm")(fused)
+    # Momentum 0.9: the running statistics must settle within a short run's few hundred steps.
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="fused_norm")(fused)
     x = keras.layers.Activation("relu", name="fused_relu")(x)
     for j in range(2):
         x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"tower_{j}")(x)
-        x = keras.layers.BatchNormalization(name=f"tower_{j}_norm")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"tower_{j}_norm")(x)
         x = keras.layers.Activation("relu", name=f"tower_{j}_relu")(x)
     prior = float(-np.log((1 - HEAT_PRIOR) / HEAT_PRIOR))
     heat = keras.layers.Conv2D(num_classes, 1, activation="sigmoid", name="heat",
                                bias_initializer=keras.initializers.Constant(prior))(x)
-    size = keras.layers.Conv2D(2, 1, activation="sigmoid", name="size",
-                               bias_initializer=keras.initializers.Constant(-1.0))(x)
-    offset = keras.layers.Conv2D(2, 1, activation="sigmoid", name="offset")(x)
-    out = keras.layers.Concatenate(name="detection_map")([heat, size, offset])
+    distance = float(np.log(INITIAL_DISTANCE / (1 - INITIAL_DISTANCE)))
+    box = keras.layers.Conv2D(4, 1, activation="sigmoid", name="box_ltrb",
+                              bias_initializer=keras.initializers.Constant(distance))(x)
+    out = keras.layers.Concatenate(name="detection_map")([heat, box])
     return keras.Model(inputs, out, name="steelqc_detection_head")
 
 
-# --- targets --------------------------------------------------------------------------------
-
-Boxes = Sequence[tuple[int, float, float, float, float]]   # (class index, x0, y0, x1, y1) fractions
-
-
-def encode_targets(boxes: Boxes, *, grid: int, num_classes: int, max_boxes: int = MAX_BOXES,
-                   gaussian_alpha: float = 0.54):
-    """Training targets of one image: heat (G, G, K), and per box (up to ``max_boxes``) the flat
-    centre cell, width/height and offset, and a mask.
-
-    Each box puts an elliptical Gaussian on its class's heat map, its axes proportional to the
-    box's sides (long thin scratches get long thin peaks), peak 1 at the centre cell.
-    """
-    heat = np.zeros((grid, grid, num_classes), np.float32)
-    cells = np.zeros(max_boxes, np.int32)
-    regression = np.zeros((max_boxes, 4), np.float32)
-    mask = np.zeros(max_boxes, np.float32)
-    ys, xs = np.mgrid[0:grid, 0:grid].astype(np.float32)
-    # Larger boxes first, so a small box's centre stays visible where they overlap.
-    ordered = sorted(boxes, key=lambda b: -(b[3] - b[1]) * (b[4] - b[2]))[:max_boxes]
-    for n, (cls, x0, y0, x1, y1) in enumerate(ordered):
-        w, h = x1 - x0, y1 - y0
-        cx, cy = (x0 + x1) / 2 * grid, (y0 + y1) / 2 * grid
-        col, row = min(int(cx), grid - 1), min(int(cy), grid - 1)
-        sx, sy = max(gaussian_alpha * w * grid / 6, 0.5), max(gaussian_alpha * h * grid / 6, 0.5)
-        bump = np.exp(-((xs - col) ** 2) / (2 * sx * sx) - ((ys - row) ** 2) / (2 * sy * sy))
-        heat[..., cls] = np.maximum(heat[..., cls], bump)
-        heat[row, col, cls] = 1.0
-        cells[n] = row * grid + col
-        regression[n] = (w, h, cx - col, cy - row)
-        mask[n] = 1.0
-    return heat, cells, regression, mask
-
-
-def flip_boxes(boxes: Boxes, *, horizontal: bool, vertical: bool) -> list[tuple]:
-    out = []
-    for cls, x0, y0, x1, y1 in boxes:
-        if horizontal:
-            x0, x1 = 1 - x1, 1 - x0
-        if vertical:
-            y0, y1 = 1 - y1, 1 - y0
-        out.append((cls, x0, y0, x1, y1))
-    return out
-
-
 # --- decoding -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoxDecoding:
+    """How a version's detection map becomes boxes: its box form, the class-aware NMS threshold
+    (None: heat-map peaks only) and the limits. Kept in ``detection.json`` as ``decoding``."""
+
+    encoding: str = LTRB
+    nms_iou: float | None = None
+    min_score: float = MIN_SCORE
+    max_boxes: int = MAX_BOXES
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"box encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+
+    def decode(self, detection_map: np.ndarray, classes: Sequence[str]) -> list[DetectedBox]:
+        return decode(detection_map, classes, max_boxes=self.max_boxes, min_score=self.min_score,
+                      encoding=self.encoding, nms_iou=self.nms_iou)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_facts(cls, facts: Mapping) -> "BoxDecoding":
+        """The decoding ``detection.json`` records; a head from before it was recorded is ``CENTRE_SIZE``."""
+        recorded = facts.get("decoding")
+        return cls(**recorded) if recorded else cls(encoding=CENTRE_SIZE)
+
 
 def _local_maxima(heat: np.ndarray) -> np.ndarray:
     padded = np.pad(heat, ((1, 1), (1, 1), (0, 0)), constant_values=-1.0)
@@ -152,8 +145,35 @@ def _local_maxima(heat: np.ndarray) -> np.ndarray:
     return heat >= windows.max(axis=(-2, -1))
 
 
+def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of one (x0, y0, x1, y1) box with each row of ``others``."""
+    x0, y0 = np.maximum(box[0], others[:, 0]), np.maximum(box[1], others[:, 1])
+    x1, y1 = np.minimum(box[2], others[:, 2]), np.minimum(box[3], others[:, 3])
+    overlap = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return overlap / np.maximum(area + areas - overlap, 1e-12)
+
+
+def class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, *, iou: float) -> np.ndarray:
+    """Indices of the boxes kept, best first: greedy NMS within each class (a box of another
+    class never suppresses one)."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    suppressed = np.zeros(len(scores), bool)
+    for position, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        kept.append(int(i))
+        rest = order[position + 1:]
+        rest = rest[(labels[rest] == labels[i]) & ~suppressed[rest]]
+        if len(rest):
+            suppressed[rest[box_iou(boxes[i], boxes[rest]) > iou]] = True
+    return np.array(kept, dtype=int)
+
+
 def decode(detection_map: np.ndarray, classes: Sequence[str], *, max_boxes: int = MAX_BOXES,
-           min_score: float = MIN_SCORE) -> list[DetectedBox]:
+           min_score: float = MIN_SCORE, encoding: str = LTRB, nms_iou: float | None = None) -> list[DetectedBox]:
     """Boxes of one image from its (G, G, K + 4) map, best first."""
     k = len(classes)
     heat = detection_map[..., :k]
@@ -161,18 +181,22 @@ def decode(detection_map: np.ndarray, classes: Sequence[str], *, max_boxes: int 
     peaks = _local_maxima(heat) & (heat >= min_score)
     rows, cols, kinds = np.nonzero(peaks)
     scores = heat[rows, cols, kinds]
-    order = np.argsort(-scores)[:max_boxes]
-    boxes = []
-    for i in order:
-        r, c = rows[i], cols[i]
-        w, h, ox, oy = detection_map[r, c, k:k + 4]
-        cx, cy = (c + ox) / grid_w, (r + oy) / grid_h
-        x0, y0 = max(cx - w / 2, 0.0), max(cy - h / 2, 0.0)
-        x1, y1 = min(cx + w / 2, 1.0), min(cy + h / 2, 1.0)
-        if x1 > x0 and y1 > y0:
-            boxes.append(DetectedBox(label=classes[kinds[i]], box=(float(x0), float(y0), float(x1), float(y1)),
-                                     score=float(scores[i])))
-    return boxes
+    regression = detection_map[rows, cols, k:k + 4]
+    if encoding == LTRB:
+        cx, cy = (cols + 0.5) / grid_w, (rows + 0.5) / grid_h
+        corners = np.stack([cx - regression[:, 0], cy - regression[:, 1],
+                            cx + regression[:, 2], cy + regression[:, 3]], axis=1)
+    else:  # CENTRE_SIZE: width, height, and the centre's offset within its cell
+        cx, cy = (cols + regression[:, 2]) / grid_w, (rows + regression[:, 3]) / grid_h
+        half_w, half_h = regression[:, 0] / 2, regression[:, 1] / 2
+        corners = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    corners = np.clip(corners, 0.0, 1.0).reshape(-1, 4)
+    valid = (corners[:, 2] > corners[:, 0]) & (corners[:, 3] > corners[:, 1])
+    order = np.flatnonzero(valid)[np.argsort(-scores[valid], kind="stable")]
+    if nms_iou is not None and len(order):
+        order = order[class_aware_nms(corners[order], scores[order], kinds[order], iou=nms_iou)]
+    return [DetectedBox(label=classes[kinds[i]], box=tuple(float(v) for v in corners[i]), score=float(scores[i]))
+            for i in order[:max_boxes]]
 
 
 # --- metrics --------------------------------------------------------------------------------

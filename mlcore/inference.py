@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from mlcore.artefact import (
     REASON_BLANK_FRAME,
     review_reasons_for,
 )
-from mlcore.detection import decode
+from mlcore.detection import BoxDecoding
 from mlcore.io import as_image_array, load_image
 from mlcore.model import load_keras_model, read_classes, read_json, with_features
 from mlcore.ood import MAX_SCORE, OodDetector, OodParts, load_detector
@@ -97,8 +98,10 @@ class Classifier:
     def __init__(self, *, model, classes: list[str], config: dict, ood: OodDetector,
                  model_dir: str, batch_size: int = 32, runtime: str = "auto", detection=None):
         self.model = model
-        # (head model, its class names) when the version can say where the defects are.
-        self.detection_head, self.detection_classes = detection if detection is not None else (None, [])
+        # (head model, its class names, how its map becomes boxes) when the version can say where
+        # the defects are.
+        self.detection_head, self.detection_classes, self.box_decoding = (
+            detection if detection is not None else (None, [], None))
         self.classes = classes
         self.config = config
         self.ood = ood
@@ -163,7 +166,8 @@ class Classifier:
         results = [self._result(p, feature, frame, ordered, frame_issue=issue)
                    for p, feature, frame, issue in zip(probabilities, parts.feature, parts.frame, issues)]
         if maps is not None:
-            results = [replace(result, boxes=[box.to_dict() for box in decode(grid, self.detection_classes)])
+            results = [replace(result, boxes=[box.to_dict()
+                                              for box in self.box_decoding.decode(grid, self.detection_classes)])
                        for result, grid in zip(results, maps)]
         return results, features
 
@@ -209,8 +213,14 @@ class Classifier:
         )
 
 
-def load_detection_head(model_dir: str | Path):
-    """(head model, class names) from an artefact's detection files, or None without them."""
+class LoadedDetection(NamedTuple):
+    head: object                 # the Keras head: backbone maps -> detection map
+    classes: list[str]
+    decoding: BoxDecoding
+
+
+def load_detection_head(model_dir: str | Path) -> LoadedDetection | None:
+    """(head model, class names, its decoding) from an artefact's detection files, or None without them."""
     import keras
 
     import mlcore.detection  # noqa: F401 -- registers the head's custom layers
@@ -219,4 +229,5 @@ def load_detection_head(model_dir: str | Path):
     if not (model_dir / DETECTION_FILE).is_file():
         return None
     facts = read_json(model_dir / DETECTION_CONFIG_FILE)
-    return keras.saving.load_model(model_dir / DETECTION_FILE, compile=False), list(facts["classes"])
+    return LoadedDetection(keras.saving.load_model(model_dir / DETECTION_FILE, compile=False), list(facts["classes"]),
+                           BoxDecoding.from_facts(facts))

@@ -8,9 +8,13 @@ A run is a sequence of steps, each in its own module:
 2. **head** (``head.py``): phase 1, the softmax head on those vectors, early-stopped on
    validation loss (``losses.py`` has the one loss every step uses);
 3. **fine-tuning** (``finetune.py``): phase 2, optional, the top backbone blocks on images;
-4. **OOD** (``ood.py`` at package level): the descriptors of the training views become the
-   nearest-neighbour memory, calibrated so 95 % of validation images pass;
-5. **suspect labels** (``mlcore.suspects``): out-of-fold scores of every labelled image;
+4. **detection** (``detection.py``), when images carry boxes: the detector's head and the
+   backbone's top blocks train with the detection loss (the classifier's loss joins in, so the
+   one shared backbone keeps serving both);
+5. **OOD** (``ood.py`` at package level): the descriptors of the training views (read again when
+   fine-tuning or detection moved the backbone) become the nearest-neighbour memory, calibrated
+   so 95 % of validation images pass; **suspect labels** (``mlcore.suspects``): out-of-fold
+   scores of every labelled image;
 6. **evaluation** (``evaluate.py``): metrics on the test split;
 7. **export** (``artefact.py`` here): the artefact directory, plots and the verified serving copies.
 """
@@ -71,20 +75,22 @@ def train(config: TrainConfig, samples: Sequence[Sample], *, out_dir: str | Path
         finetuned = finetune(model, backbone, data, config=config, rng=rng, tracker=tracker,
                              started=started, history=history, forward=forward)
     tracker.report("finetune", 1.0)
-    if finetuned:  # the descriptors moved with the backbone: the OOD memory needs new ones
-        cache = cache_features(forward, by_split, index=index, config=config,
-                               rng=np.random.default_rng(config.seed + 1), tracker=None)
     history["finetuned"] = finetuned
 
-    ood = fit_ood(cache, config=config, layers=list(backbone.texture_layers))
-    suspects = score_suspects(cache, by_split, classes=classes, config=config)
     detect, why = should_train_detection(config, by_split)
     detection = None
     if detect:
         head, facts, detection_metrics, examples = fit_detection(
-            model, by_split, config=config, tracker=tracker,
+            model, backbone, by_split, config=config, tracker=tracker, class_weights=weights, class_index=index,
             forward_with_head=lambda trained: compile_forward(model, trained))
         detection = (head, facts, examples)
+    if finetuned or (detection is not None and detection[1]["finetuned_blocks"]):
+        # The descriptors moved with the backbone: the OOD memory and the suspect scores need new ones.
+        cache = cache_features(forward, by_split, index=index, config=config,
+                               rng=np.random.default_rng(config.seed + 1), tracker=None)
+
+    ood = fit_ood(cache, config=config, layers=list(backbone.texture_layers))
+    suspects = score_suspects(cache, by_split, classes=classes, config=config)
     split = "test" if by_split["test"] else "val"
     metrics = evaluate_split(forward, ood, by_split[split], classes=classes, config=config, tracker=tracker)
     metrics["split"] = split

@@ -47,17 +47,25 @@ class TrainConfig:
     suspect_folds: int = 5               # cross-validation folds for suspect-label scores (0: off)
     serving_export: bool = True          # add the verified TFLite copy for fast CPU serving
     serving_int8: bool = True            # and a full-integer copy, served when it passes its check
-    # The detection head (mlcore.detection) on the same backbone: "auto" trains it when at least
-    # detection_min_images training images carry defect boxes.
+    # The detector (mlcore.detection, trained by mlcore.training.detection) on the same backbone:
+    # "auto" trains it when at least detection_min_images training images carry defect boxes.
     detection: str = "auto"
     detection_min_images: int = 50
     detection_epochs: int = 30
-    detection_learning_rate: float = 1e-3
+    detection_learning_rate: float = 2e-3   # the head's peak rate (warm-up, then cosine)
     detection_width: int = 64
-    detection_size_weight: float = 5.0
-    detection_flips: bool = True         # train on the horizontal/vertical flips too (boxes flipped)
-    detection_maps: str = "all"          # "all": stride-8 grid from every map; "coarse": stride 16
-    detection_time_budget_s: float = 900.0  # for the head's epochs (after its maps are cached)
+    # The backbone's top blocks trained with the detection loss (0: a head on frozen maps); 10 on
+    # EfficientNet-Lite0 is its stride-16 and stride-32 stages (4 to 6), the stride-8 map stays as
+    # ImageNet made it.
+    detection_finetune_blocks: int = 10
+    detection_backbone_lr_scale: float = 0.1  # their learning rate, as a share of the head's
+    detection_classifier_weight: float = 1.0  # the classifier's cross-entropy in the same loss
+    detection_box_weight: float = 2.0       # the GIoU box loss against the focal heat-map loss
+    detection_crop_probability: float = 0.6  # share of training views that are a random crop
+    detection_min_crop: float = 0.5         # smallest crop side, as a share of the frame's
+    detection_flips: bool = True            # random horizontal and vertical flips (boxes flipped)
+    detection_maps: str = "all"             # "all": stride-8 grid from every map; "coarse": stride 16
+    detection_time_budget_s: float = 1200.0  # the whole detection step: no epoch starts that would end past it
 
     def __post_init__(self) -> None:
         # The modes' choices live in the parameter schema (which reads its defaults from here).

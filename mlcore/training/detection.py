@@ -1,26 +1,42 @@
-"""Step 5b: the detection head, when enough training images carry defect boxes.
+"""Step 5b: the detector, when enough training images carry defect boxes.
 
-The backbone stays frozen (the classifier's, after any fine-tuning), so every training image
-goes through it once per view (the clean image and its flips, boxes flipped with it) and only
-its feature maps are kept, in float16; the head then trains on those maps in seconds per epoch.
-The epoch with the lowest validation loss is kept. mAP on the test split (val when there is
-none) is measured through the whole model, as serving runs it.
+The detector is trained for localisation, not bolted onto frozen classification maps: the head
+(``mlcore.detection``) and the backbone's upper blocks (``detection_finetune_blocks``; BatchNorm
+stays in inference mode) train together on views made per step from the decoded images (random
+crop with scale and aspect jitter, flips: ``detection_views``), with a focal heat-map loss and a
+GIoU box loss (``detection_loss``). The classifier shares that backbone, so one forward pass
+still serves both: its cross-entropy is part of the same loss, and its validation accuracy is
+watched so the detector may not buy its boxes with the classifier's answers: the epoch kept is
+the best by validation mAP@0.5 among those within ``CLASSIFIER_TOLERANCE`` (or one image) of the classifier's
+validation accuracy before the step (if none is, the epoch with the best accuracy).
+
+Each epoch ends with the validation split's mAP@0.5 through the model as it serves. The run's
+``detection_time_budget_s`` bounds the whole step: no epoch starts that would not end within it
+(the first always runs). Then the class-aware NMS threshold is chosen on validation, and mAP on
+the test split (val when there is none) is measured through the serving forward.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mlcore.detection import build_detection_head, decode, detection_metrics, encode_targets, flip_boxes
+from mlcore.detection import LTRB, BoxDecoding, build_detection_head, detection_metrics
 from mlcore.io import Sample, load_image
 from mlcore.training.config import TrainConfig
+from mlcore.training.detection_targets import encode_targets
+from mlcore.training.detection_views import ViewConfig, view_batch
 from mlcore.training.progress import Progress
 
-FLIPS = ((False, False), (True, False), (False, True), (True, True))
+EXAMPLES = 6
+# Candidate class-aware NMS thresholds (None: heat-map peaks only), chosen on validation.
+NMS_CANDIDATES = (None, 0.7, 0.6, 0.5, 0.4, 0.3)
+TRAINING_NMS = 0.5            # the threshold the per-epoch validation mAP uses
+CLASSIFIER_TOLERANCE = 0.01   # validation accuracy an epoch may cost the classifier
+WARMUP_EPOCHS = 1
 
 
 def boxed(samples: Sequence[Sample]) -> list[Sample]:
@@ -47,188 +63,256 @@ def should_train_detection(config: TrainConfig, by_split) -> tuple[bool, str]:
     return True, f"{len(with_boxes)} training images have boxes"
 
 
-@dataclass
-class _Maps:
-    maps: list[np.ndarray]          # per scale (N, h, w, c) float16
-    boxes: list[list[tuple]]        # per row: (class index, x0, y0, x1, y1)
+def learning_rate_at(step: int, *, total: int, warmup: int, peak: float, floor: float = 0.05) -> float:
+    """Linear warm-up, then cosine decay to ``floor`` x ``peak`` at ``total`` steps."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
-def _feature_maps(maps_model, samples: Sequence[Sample], *, index: dict[str, int], flips, batch_size: int,
-                  tracker: Progress | None, done_before: int, total: int) -> _Maps:
-    import tensorflow as tf
+class EpochBudget:
+    """Starts epochs while the next one, as long as the longest so far, ends within the budget."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)])
-    def run(images):
-        return maps_model(images, training=False)
+    def __init__(self, budget_s: float, *, epochs: int, clock=time.monotonic):
+        self.budget_s, self.epochs, self.clock = budget_s, epochs, clock
+        self.started = clock()
+        self.longest = 0.0
+        self.run = 0
 
-    per_scale: list[list[np.ndarray]] = []
-    rows: list[list[tuple]] = []
-    done = done_before
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
-        images = [load_image(sample.path) for sample in chunk]
-        for horizontal, vertical in flips:
-            views = [_flip(image, horizontal, vertical) for image in images]
-            for shape in {v.shape for v in views}:  # equal shapes batch together
-                picked = [i for i, v in enumerate(views) if v.shape == shape]
-                batch = np.stack([views[i] for i in picked]).astype(np.float32)
-                if batch.ndim == 3:
-                    batch = batch[..., None]
-                outputs = run(tf.constant(batch))
-                outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-                if not per_scale:
-                    per_scale = [[] for _ in outputs]
-                for scale, tensor in zip(per_scale, outputs):
-                    scale.append(tensor.numpy().astype(np.float16))
-                for i in picked:
-                    known = [(index[label], *box) for label, *box in chunk[i].boxes if label in index]
-                    rows.append(flip_boxes(known, horizontal=horizontal, vertical=vertical))
-            done += len(chunk)
-            if tracker is not None:
-                tracker.report("detection", 0.5 * done / max(total, 1))
-    return _Maps(maps=[np.concatenate(scale) for scale in per_scale], boxes=rows)
+    def may_start(self) -> bool:
+        if self.run >= self.epochs:
+            return False
+        return self.run == 0 or self.clock() - self.started + self.longest <= self.budget_s
+
+    def ended(self, seconds: float) -> None:
+        self.run += 1
+        self.longest = max(self.longest, seconds)
+
+    def epochs_that_fit(self) -> int:
+        """How many epochs the budget holds at the pace so far (at least those run)."""
+        if not self.run:
+            return self.epochs
+        pace = (self.clock() - self.started) / self.run
+        return int(min(self.epochs, max(self.run, self.budget_s // max(pace, 1e-9))))
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.run < self.epochs
 
 
-def _flip(image: np.ndarray, horizontal: bool, vertical: bool) -> np.ndarray:
-    if horizontal:
-        image = image[:, ::-1]
-    if vertical:
-        image = image[::-1]
-    return np.ascontiguousarray(image)
-
-
-def _targets(rows: list[list[tuple]], *, grid: int, num_classes: int):
-    encoded = [encode_targets(boxes, grid=grid, num_classes=num_classes) for boxes in rows]
-    return tuple(np.stack(part) for part in zip(*encoded))
-
-
-def detection_loss(output, heat_target, cells, regression, mask, *, num_classes: int, size_weight: float):
-    """Focal loss on the heat map (CenterNet's variant, normalised by the number of boxes) plus
-    L1 on width/height (weighted) and on the centre offset, at the boxes' centre cells."""
-    import tensorflow as tf
-
-    # Squeezed into [1e-4, 1 - 1e-4] affinely: clipping would stop the gradient of a saturated cell.
-    heat = output[..., :num_classes] * (1 - 2e-4) + 1e-4
-    positive = tf.cast(tf.equal(heat_target, 1.0), tf.float32)
-    positive_loss = -tf.math.log(heat) * tf.square(1 - heat) * positive
-    negative_loss = -tf.math.log(1 - heat) * tf.square(heat) * tf.pow(1 - heat_target, 4) * (1 - positive)
-    boxes = tf.maximum(tf.reduce_sum(mask), 1.0)
-    focal = (tf.reduce_sum(positive_loss) + tf.reduce_sum(negative_loss)) / boxes
-    shape = tf.shape(output)
-    flat = tf.reshape(output[..., num_classes:], (shape[0], shape[1] * shape[2], 4))
-    picked = tf.gather(flat, cells, batch_dims=1)
-    error = tf.abs(picked - regression) * mask[..., None]
-    size = tf.reduce_sum(error[..., :2]) / boxes
-    offset = tf.reduce_sum(error[..., 2:]) / boxes
-    return focal + size_weight * size + offset
-
-
-EXAMPLES = 6
-
-
-def fit_detection(model, by_split, *, config: TrainConfig, tracker: Progress | None,
-                  forward_with_head) -> tuple[object, dict, dict, list]:
-    """Train the head; returns (head model, facts for detection.json, metrics on the test split,
-    a few test images as (image, true boxes, predicted boxes) for the version page's plot).
+def fit_detection(model, backbone, by_split, *, config: TrainConfig, tracker: Progress | None, forward_with_head,
+                  class_weights: np.ndarray | None = None, class_index: dict[str, int] | None = None,
+                  ) -> tuple[object, dict, dict, list]:
+    """Train the detector (and tune the shared backbone's upper blocks); returns (head model, facts
+    for detection.json, metrics on the test split, a few test images as (image, true boxes,
+    predicted boxes) for the version page's plot).
 
     ``forward_with_head(head)`` builds the serving forward (probabilities, features, detection
-    map): mAP is measured through it, as the version will run.
+    map): every mAP is measured through it, as the version will run. ``class_index`` maps the
+    classifier's classes to its outputs (for its share of the loss, weighted by ``class_weights``).
     """
     import keras
-    import tensorflow as tf
 
-    from mlcore.model import feature_maps
+    from mlcore.model import backbone_submodel, feature_maps
+    from mlcore.training.finetune import unfreeze_top_blocks
 
     started = time.monotonic()
+    report = tracker.report if tracker is not None else (lambda *args, **kwargs: None)
     classes = detection_classes(by_split)
     index = {name: i for i, name in enumerate(classes)}
-    maps_model = keras.Model(model.inputs[0], feature_maps(model), name="steelqc_feature_maps")
     train, val = boxed(by_split["train"]), boxed(by_split["val"])
-    flips = FLIPS if config.detection_flips else FLIPS[:1]
-    total = len(train) * len(flips) + len(val)
-    cached = _feature_maps(maps_model, train, index=index, flips=flips, batch_size=config.batch_size,
-                           tracker=tracker, done_before=0, total=total)
-    held = _feature_maps(maps_model, val, index=index, flips=FLIPS[:1], batch_size=config.batch_size,
-                         tracker=tracker, done_before=len(train) * len(flips), total=total)
-    use = _maps_to_use(config.detection_maps, len(cached.maps))
-    grid = int(cached.maps[use[0]].shape[1])
-    targets = _targets(cached.boxes, grid=grid, num_classes=len(classes))
-    val_targets = _targets(held.boxes, grid=grid, num_classes=len(classes))
+    report("detection", 0.0)
+    train_images = [load_image(sample.path) for sample in train]
+    val_images = [load_image(sample.path) for sample in val]
+    train_boxes = [[(index[label], *box) for label, *box in s.boxes if label in index] for s in train]
+    val_truth = [[box for box in s.boxes if box[0] in index] for s in val]
 
     keras.utils.set_random_seed(config.seed)
-    head = build_detection_head([m.shape[-1] for m in cached.maps], num_classes=len(classes),
+    maps = feature_maps(model)
+    use = _maps_to_use(config.detection_maps, len(maps))
+    head = build_detection_head([m.shape[-1] for m in maps], num_classes=len(classes),
                                 width=config.detection_width, use_maps=use)
-    steps = max(1, int(np.ceil(len(cached.boxes) / config.batch_size)))
-    schedule = keras.optimizers.schedules.CosineDecay(config.detection_learning_rate,
-                                                      decay_steps=steps * config.detection_epochs, alpha=0.05)
-    optimizer = keras.optimizers.Adam(schedule)
-    k = len(classes)
+    blocks = backbone.blocks[-config.detection_finetune_blocks:] if config.detection_finetune_blocks else []
+    unfreeze_top_blocks(backbone_submodel(model), blocks)
+    trainer = keras.Model(model.inputs[0], [model.outputs[0], head(maps)], name="steelqc_detector_training")
+    forward = forward_with_head(head)
+    grid = int(trainer(np.zeros((1, config.input_size, config.input_size, 3), np.float32))[1].shape[1])
+    labels = np.array([class_index[s.label] if class_index and s.label in class_index else -1 for s in train])
+    step = _train_step(trainer, head, config=config, num_classes=len(classes), class_weights=class_weights)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(maps, heat, cells, regression, mask):
-        with tf.GradientTape() as tape:
-            output = head(maps, training=True)
-            loss = detection_loss(output, heat, cells, regression, mask, num_classes=k,
-                                  size_weight=config.detection_size_weight)
-        gradients = tape.gradient(loss, head.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, head.trainable_variables))
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def val_step(maps, heat, cells, regression, mask):
-        return detection_loss(head(maps, training=False), heat, cells, regression, mask, num_classes=k,
-                              size_weight=config.detection_size_weight)
-
-    def batches(data: _Maps, parts, order):
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start:start + config.batch_size]
-            yield ([tf.constant(m[rows], tf.float32) for m in data.maps],
-                   *[tf.constant(p[rows]) for p in parts])
-
+    budget = EpochBudget(config.detection_time_budget_s - (time.monotonic() - started), epochs=config.detection_epochs)
+    val_labels = np.array([class_index.get(s.label, -1) if class_index else -1 for s in val])
+    scored = _validate(forward, val_images, val_truth, val_labels, classes=classes, batch_size=config.batch_size)
+    history = {"loss": [], "focal": [], "giou": [], "val_map50": [], "val_classifier_accuracy": [],
+               "before": scored}
+    # One validation image, or CLASSIFIER_TOLERANCE where that is more: a small split cannot resolve less.
+    floor = scored["classifier_accuracy"] - max(CLASSIFIER_TOLERANCE, 1 / max(int((val_labels >= 0).sum()), 1))
+    best = {"epoch": 0, "map50": -1.0, "weights": None}
+    fallback = {"epoch": 0, "map50": -1.0, "weights": None, "accuracy": -1.0}
     rng = np.random.default_rng(config.seed)
-    history = {"loss": [], "val_loss": []}
-    # The budget bounds the epochs, not the caching before them (that scales with the images and
-    # the machine, and a head stopped after one epoch is worse than none).
-    epochs_started = time.monotonic()
-    stopped_by_budget = False
-    best, best_weights = np.inf, head.get_weights()
-    epochs_run = 0
-    for epoch in range(config.detection_epochs):
-        losses = [float(train_step(*batch)) for batch in batches(cached, targets, rng.permutation(len(cached.boxes)))]
-        val_losses = [float(val_step(*batch)) for batch in batches(held, val_targets, np.arange(len(held.boxes)))]
-        history["loss"].append(float(np.mean(losses)))
-        history["val_loss"].append(float(np.mean(val_losses)))
-        epochs_run = epoch + 1
-        if history["val_loss"][-1] < best:
-            best, best_weights = history["val_loss"][-1], head.get_weights()
-        if tracker is not None:
-            tracker.report("detection", 0.5 + 0.4 * epochs_run / config.detection_epochs, epoch=epochs_run,
-                           metrics={"loss": history["loss"][-1], "val_loss": history["val_loss"][-1]})
-        if time.monotonic() - epochs_started > config.detection_time_budget_s:
-            stopped_by_budget = epochs_run < config.detection_epochs
-            break
-    head.set_weights(best_weights)
-    del cached
+    steps_per_epoch = max(1, int(np.ceil(len(train) / config.batch_size)))
+    views = ViewConfig(crop_probability=config.detection_crop_probability, min_crop=config.detection_min_crop,
+                       flips=config.detection_flips)
+    global_step = 0
+    while budget.may_start():
+        epoch_started = time.monotonic()
+        total_steps = steps_per_epoch * budget.epochs_that_fit()
+        losses = []
+        for n, batch in enumerate(_batches(train_images, train_boxes, labels, rng=rng, grid=grid,
+                                           num_classes=len(classes), config=config, views=views)):
+            rate = learning_rate_at(global_step, total=total_steps, warmup=steps_per_epoch * WARMUP_EPOCHS,
+                                    peak=config.detection_learning_rate)
+            losses.append(step(rate, *batch))
+            global_step += 1
+            report("detection", 0.05 + 0.85 * (budget.run + (n + 1) / steps_per_epoch) / budget.epochs_that_fit())
+        scored = _validate(forward, val_images, val_truth, val_labels, classes=classes, batch_size=config.batch_size)
+        budget.ended(time.monotonic() - epoch_started)
+        for key, values in zip(("loss", "focal", "giou"), zip(*losses)):
+            history[key].append(float(np.mean(values)))
+        history["val_map50"].append(scored["map50"])
+        history["val_classifier_accuracy"].append(scored["classifier_accuracy"])
+        candidate = (model.get_weights(), head.get_weights())
+        if scored["classifier_accuracy"] >= floor and scored["map50"] > best["map50"]:
+            best = {"epoch": budget.run, "map50": scored["map50"], "weights": candidate}
+        if scored["classifier_accuracy"] > fallback["accuracy"]:
+            fallback = {"epoch": budget.run, "map50": scored["map50"], "weights": candidate,
+                        "accuracy": scored["classifier_accuracy"]}
+        report("detection", 0.05 + 0.85 * budget.run / budget.epochs_that_fit(), epoch=budget.run,
+               metrics={"loss": history["loss"][-1], "val_map50": scored["map50"]})
+    history["classifier_kept"] = best["weights"] is not None
+    if best["weights"] is None:  # no epoch kept the classifier: the one that kept the most of it
+        best = fallback
+    model.set_weights(best["weights"][0])
+    head.set_weights(best["weights"][1])
+    decoding, nms_scores = choose_nms(forward, val_images, val_truth, classes=classes, batch_size=config.batch_size)
+    report("detection", 0.95)
 
     split = "test" if boxed(by_split["test"]) else "val"
     evaluated = boxed(by_split[split])
     truth = [[box for box in s.boxes if box[0] in index] for s in evaluated]
-    predicted, sizes, examples = _predict_boxes(forward_with_head(head), evaluated, truth, classes=classes,
-                                                batch_size=config.batch_size)
+    predicted, sizes, examples = _predict_boxes(forward, evaluated, truth, classes=classes,
+                                                batch_size=config.batch_size, decoding=decoding)
     metrics = detection_metrics(truth, predicted, classes=classes, sizes=sizes)
     metrics["split"] = split
     facts = {"classes": classes, "grid": grid, "maps": use, "width": config.detection_width,
-             "flips": len(flips), "epochs_run": epochs_run, "stopped_by_time_budget": stopped_by_budget,
-             "best_val_loss": float(best),
-             "train_images": len(train), "wall_time_s": round(time.monotonic() - started, 2),
-             "history": history}
-    if tracker is not None:
-        tracker.report("detection", 1.0, metrics={"map50": metrics["map50"]})
+             "decoding": decoding.to_dict(), "nms_validation_map50": nms_scores,
+             "finetuned_blocks": [block[0].split("_")[0] for block in blocks],
+             "augmentation": {"crop_probability": views.crop_probability, "min_crop": views.min_crop,
+                              "flips": views.flips},
+             "epochs_run": budget.run, "best_epoch": best["epoch"], "best_val_map50": best["map50"],
+             "stopped_by_time_budget": budget.stopped_early,
+             "train_images": len(train), "wall_time_s": round(time.monotonic() - started, 2), "history": history}
+    report("detection", 1.0, metrics={"map50": metrics["map50"]})
     return head, facts, metrics, examples
 
 
+def _train_step(trainer, head, *, config: TrainConfig, num_classes: int, class_weights):
+    """One optimisation step: the head at the learning rate, the backbone's unfrozen blocks and the
+    classifier's dense layer at ``detection_backbone_lr_scale`` of it."""
+    import keras
+    import tensorflow as tf
+
+    from mlcore.training.detection_loss import detection_loss
+
+    head_variables = list(head.trainable_variables)
+    own = {id(v) for v in head_variables}
+    shared_variables = [v for v in trainer.trainable_variables if id(v) not in own]
+    head_optimizer, shared_optimizer = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-4)
+    head_optimizer.build(head_variables)
+    if shared_variables:
+        shared_optimizer.build(shared_variables)
+    weights = tf.constant(class_weights if class_weights is not None else np.ones(1024), tf.float32)
+    scale = config.detection_backbone_lr_scale
+    classifier_weight = config.detection_classifier_weight
+
+    @tf.function(reduce_retracing=True)
+    def step(images, labels, heat, box_target, box_weight):
+        with tf.GradientTape() as tape:
+            probabilities, output = trainer(images, training=True)
+            total, focal, box = detection_loss(output, heat, box_target, box_weight, num_classes=num_classes,
+                                               box_loss_weight=config.detection_box_weight)
+            if classifier_weight > 0:  # the classifier's cross-entropy on the views whose class it knows
+                known = labels >= 0
+                truth = tf.boolean_mask(labels, known)
+                per_image = keras.losses.sparse_categorical_crossentropy(truth, tf.boolean_mask(probabilities, known))
+                per_image *= tf.gather(weights, truth)
+                total += classifier_weight * tf.reduce_sum(per_image) / tf.maximum(
+                    tf.reduce_sum(tf.cast(known, tf.float32)), 1.0)
+        gradients = tape.gradient(total, head_variables + shared_variables)
+        head_optimizer.apply_gradients(zip(gradients[:len(head_variables)], head_variables))
+        if shared_variables:
+            shared_optimizer.apply_gradients(zip(gradients[len(head_variables):], shared_variables))
+        return total, focal, box
+
+    def run(rate: float, images, labels, heat, box_target, box_weight):
+        head_optimizer.learning_rate.assign(rate)
+        shared_optimizer.learning_rate.assign(rate * scale)
+        outputs = step(tf.constant(images), tf.constant(labels, tf.int32), tf.constant(heat),
+                       tf.constant(box_target), tf.constant(box_weight))
+        return tuple(float(v) for v in outputs)
+
+    return run
+
+
+def _batches(images, boxes, labels, *, rng, grid: int, num_classes: int, config: TrainConfig, views: ViewConfig):
+    """Shuffled training batches of fresh views and their targets; the next batch is made on a
+    second thread while the current one trains."""
+    order = rng.permutation(len(images))
+    chunks = [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+    seeds = rng.integers(0, 2**31, len(chunks))
+
+    def make(chunk, seed):
+        local = np.random.default_rng(seed)
+        pictures, moved = view_batch([images[i] for i in chunk], [boxes[i] for i in chunk], size=config.input_size,
+                                     rng=local, config=views)
+        heat, target, weight = (np.stack(part) for part in zip(*[
+            encode_targets(known, grid=grid, num_classes=num_classes) for known in moved]))
+        return pictures, labels[chunk], heat, target, weight
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(make, chunks[0], seeds[0]) if chunks else None
+        for n in range(len(chunks)):
+            batch = pending.result()
+            pending = pool.submit(make, chunks[n + 1], seeds[n + 1]) if n + 1 < len(chunks) else None
+            yield batch
+
+
+def _validate(forward, images, truth, labels, *, classes, batch_size: int) -> dict:
+    """Validation mAP@0.5 (at the training NMS) and the classifier's accuracy, through ``forward``."""
+    from mlcore.inference import forward_in_batches
+
+    probabilities, _, grid_maps = forward_in_batches(forward, images, batch_size=batch_size)
+    decoding = BoxDecoding(encoding=LTRB, nms_iou=TRAINING_NMS)
+    predicted = [decoding.decode(grid_map, classes) for grid_map in grid_maps]
+    sizes = [(image.shape[1], image.shape[0]) for image in images]
+    known = labels >= 0
+    accuracy = float(np.mean(probabilities[known].argmax(axis=1) == labels[known])) if known.any() else 0.0
+    return {"map50": detection_metrics(truth, predicted, classes=classes, sizes=sizes)["map50"],
+            "classifier_accuracy": accuracy}
+
+
+def choose_nms(forward, images, truth, *, classes, batch_size: int) -> tuple[BoxDecoding, dict]:
+    """The decoding whose class-aware NMS threshold gives the best validation mAP@0.5 (ties: the
+    better mAP@0.5:0.95), and each candidate's figures."""
+    from mlcore.inference import forward_in_batches
+
+    _, _, grid_maps = forward_in_batches(forward, images, batch_size=batch_size)
+    sizes = [(image.shape[1], image.shape[0]) for image in images]
+    scores, best, best_key = {}, None, None
+    for nms in NMS_CANDIDATES:
+        decoding = BoxDecoding(encoding=LTRB, nms_iou=nms)
+        result = detection_metrics(truth, [decoding.decode(m, classes) for m in grid_maps], classes=classes,
+                                   sizes=sizes)
+        scores[str(nms)] = {"map50": result["map50"], "map50_95": result["map50_95"]}
+        key = (round(result["map50"], 4), result["map50_95"])
+        if best_key is None or key > best_key:
+            best, best_key = decoding, key
+    return best, scores
+
+
 def _predict_boxes(forward, samples: Sequence[Sample], truth: list[list[tuple]], *, classes: list[str],
-                   batch_size: int) -> tuple[list, list, list]:
+                   batch_size: int, decoding: BoxDecoding = BoxDecoding()) -> tuple[list, list, list]:
     """(predicted boxes per sample, (width, height) per sample, a few (image, true, predicted)
     examples, one per main class first) through the serving forward, in batches."""
     from mlcore.inference import forward_in_batches
@@ -238,7 +322,7 @@ def _predict_boxes(forward, samples: Sequence[Sample], truth: list[list[tuple]],
         images = [load_image(sample.path) for sample in samples[start:start + batch_size]]
         _, _, grid_maps = forward_in_batches(forward, images, batch_size=batch_size)
         for image, boxes, grid_map in zip(images, truth[start:start + batch_size], grid_maps):
-            predicted.append(decode(grid_map, classes))
+            predicted.append(decoding.decode(grid_map, classes))
             sizes.append((image.shape[1], image.shape[0]))
             main = boxes[0][0] if boxes else None
             if len(examples) < EXAMPLES and main not in shown:

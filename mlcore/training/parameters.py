@@ -104,7 +104,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               help="phase 2, fine-tuning the top backbone blocks; auto: only if phase 1 misses "
                    f"{_config_default('auto_finetune_below'):.1%} validation accuracy"),
     Parameter("detection", CHOICE, choices=AUTO_ON_OFF,
-              help="train the defect-box detection head; auto: when at least detection_min_images training "
+              help="train the defect-box detector; auto: when at least detection_min_images training "
                    "images carry boxes"),
     Parameter("head_epochs", INT, minimum=1, maximum=1000, label="Head epochs", cli_aliases=("--epochs",),
               help="most epochs of phase 1, the classifier head; early stopping may end it sooner"),
@@ -125,7 +125,14 @@ PARAMETERS: tuple[Parameter, ...] = (
               help="a prediction less confident than this goes to review as low_confidence"),
     Parameter("detection_min_images", INT, minimum=1, maximum=1_000_000,
               help="boxed training images detection 'auto' needs"),
-    Parameter("detection_epochs", INT, minimum=1, maximum=500, help="epochs of the detection head"),
+    Parameter("detection_epochs", INT, minimum=1, maximum=500,
+              help="most epochs of the detector (the head and the backbone's top blocks); the time budget may end "
+                   "it sooner"),
+    Parameter("detection_finetune_blocks", INT, minimum=0, maximum=30,
+              help="top backbone blocks the detector trains with its loss (the classifier shares them and its loss "
+                   "joins in); 0: a head on the frozen backbone"),
+    Parameter("detection_time_budget_s", FLOAT, minimum=10, maximum=24 * 3600, label="Detection time budget (s)",
+              help="seconds for the whole detection step; no epoch starts that would end past it"),
     Parameter("serving_export", BOOL, cli=False, label="Serving copy",
               help="add the verified TFLite copy for fast CPU serving"),
     Parameter("serving_int8", BOOL, cli=False, label="Int8 serving copy",

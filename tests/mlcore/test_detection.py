@@ -7,34 +7,80 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlcore.detection import DetectedBox, decode, detection_metrics, encode_targets, flip_boxes
+from mlcore.detection import CENTRE_SIZE, BoxDecoding, DetectedBox, decode, detection_metrics
+from mlcore.training.detection_targets import encode_targets, flip_boxes
 
 CLASSES = ["bright", "dark"]
 
 
-def test_encoded_centre_decodes_back_to_the_box():
+def ltrb_map(heat: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """A detection map whose heat is ``heat`` and whose box channels hold each cell's distances to
+    ``target``'s edges, as a perfect head would give."""
+    grid = heat.shape[0]
+    ys, xs = np.mgrid[0:grid, 0:grid]
+    cx, cy = (xs + 0.5) / grid, (ys + 0.5) / grid
+    distances = np.stack([cx - target[..., 0], cy - target[..., 1], target[..., 2] - cx, target[..., 3] - cy], -1)
+    return np.concatenate([heat, distances], axis=-1).astype(np.float32)
+
+
+def test_encoded_box_decodes_back_from_its_centre_cell():
     grid = 8
     box = (0, 0.25, 0.125, 0.75, 0.375)  # class 0, 0.5 wide and 0.25 high, centre (0.5, 0.25)
-    heat, cells, regression, mask = encode_targets([box], grid=grid, num_classes=2)
+    heat, target, weight = encode_targets([box], grid=grid, num_classes=2)
     assert heat[2, 4, 0] == 1.0 and heat[..., 1].max() == 0.0
-    assert mask.sum() == 1 and cells[0] == 2 * grid + 4
-    # A map whose heat is the target and whose regression channels hold the target at the centre.
-    detection_map = np.zeros((grid, grid, 2 + 4), np.float32)
-    detection_map[..., :2] = heat
-    detection_map[2, 4, 2:] = regression[0]
-    found = decode(detection_map, CLASSES, min_score=0.5)
+    assert weight.sum() == pytest.approx(1.0) and weight[2, 4] == weight.max()
+    assert np.all(target[weight > 0] == np.array(box[1:], np.float32))
+    found = decode(ltrb_map(heat, target), CLASSES, min_score=0.5)
     assert len(found) == 1 and found[0].label == "bright" and found[0].score == pytest.approx(1.0)
     assert found[0].box == pytest.approx(box[1:], abs=1e-6)
 
 
+def test_a_smaller_box_owns_the_cells_it_shares_with_a_larger_one():
+    large, small = (0, 0.0, 0.0, 1.0, 1.0), (1, 0.4, 0.4, 0.6, 0.6)
+    heat, target, weight = encode_targets([small, large], grid=10, num_classes=2)
+    assert heat[5, 5, 1] == 1.0 and heat[5, 5, 0] == 1.0   # both centres are peaks of their own class
+    assert tuple(target[5, 5]) == pytest.approx(small[1:])
+    owned_by_large = np.all(target == np.array(large[1:], np.float32), axis=-1)
+    assert owned_by_large.any() and weight[owned_by_large].sum() < 1.0   # it lost the cells the small box took
+
+
+def test_a_box_smaller_than_a_cell_still_regresses_at_its_centre():
+    heat, target, weight = encode_targets([(0, 0.51, 0.51, 0.53, 0.53)], grid=4, num_classes=1)
+    assert weight[2, 2] == pytest.approx(1.0) and weight.sum() == pytest.approx(1.0)
+
+
 def test_decode_keeps_local_maxima_only_best_first():
     detection_map = np.zeros((6, 6, 2 + 4), np.float32)
-    detection_map[..., 2:4] = 0.2
+    detection_map[..., 2:] = 0.1
     detection_map[1, 1, 0], detection_map[1, 2, 0] = 0.9, 0.6   # neighbours: only the peak counts
     detection_map[4, 4, 1] = 0.7
     found = decode(detection_map, CLASSES)
     assert [(b.label, round(b.score, 2)) for b in found] == [("bright", 0.9), ("dark", 0.7)]
     assert all(0 <= v <= 1 for b in found for v in b.box)
+
+
+def test_class_aware_nms_suppresses_overlaps_within_a_class_only():
+    detection_map = np.zeros((8, 8, 2 + 4), np.float32)
+    detection_map[..., 2:] = 0.2                           # every cell: a box 0.4 wide around its centre
+    detection_map[2, 2, 0], detection_map[2, 4, 0] = 0.9, 0.8   # two peaks 0.25 apart: IoU 0.23
+    detection_map[2, 3, 1] = 0.7                           # another class between them
+    peaks = decode(detection_map, CLASSES)
+    assert [b.score for b in peaks] == pytest.approx([0.9, 0.8, 0.7])
+    kept = decode(detection_map, CLASSES, nms_iou=0.2)
+    assert [(b.label, round(b.score, 2)) for b in kept] == [("bright", 0.9), ("dark", 0.7)]
+    assert len(decode(detection_map, CLASSES, nms_iou=0.3)) == 3   # the threshold is respected
+
+
+def test_heads_from_before_the_ltrb_form_decode_as_they_always_did():
+    decoding = BoxDecoding.from_facts({"classes": CLASSES, "grid": 8})   # an old detection.json
+    assert decoding.encoding == CENTRE_SIZE and decoding.nms_iou is None
+    detection_map = np.zeros((8, 8, 2 + 4), np.float32)
+    detection_map[2, 4, 0] = 1.0
+    detection_map[2, 4, 2:] = (0.5, 0.25, 0.0, 0.0)   # width, height, the centre's offset in its cell
+    (found,) = decoding.decode(detection_map, CLASSES)
+    assert found.box == pytest.approx((0.25, 0.125, 0.75, 0.375))
+    recorded = BoxDecoding(nms_iou=0.5).to_dict()
+    assert BoxDecoding.from_facts({"decoding": recorded}) == BoxDecoding(nms_iou=0.5)
 
 
 def test_flips_mirror_boxes():
@@ -69,6 +115,9 @@ def test_a_trained_head_finds_the_boxes_and_records_its_metrics(boxed_model):
     assert set(detection["per_class"]) == set(CLASSES)
     facts = json.loads((model_dir / "detection.json").read_text())
     assert facts["classes"] == CLASSES and facts["epochs_run"] >= 1
+    assert facts["decoding"]["encoding"] == "ltrb"
+    assert str(facts["decoding"]["nms_iou"]) in facts["nms_validation_map50"]
+    assert facts["finetuned_blocks"] and facts["best_epoch"] >= 1
 
 
 def test_serving_copy_carries_the_boxes_with_parity(boxed_model):
@@ -118,7 +167,7 @@ def test_evaluation_runs_the_serving_forward_in_batches_and_keeps_each_images_bo
         for row, image in enumerate(np.asarray(batch)):
             index = int(image.flat[0])
             maps[row, index % 4, 0, index % 2] = 0.9  # a peak in row (index % 4), of the image's class
-            maps[row, index % 4, 0, 2:] = (0.25, 0.25, 0.5, 0.5)  # width, height, centre offset in the cell
+            maps[row, index % 4, 0, 2:] = 0.1  # distances to the box's left, top, right and bottom edges
         return np.zeros((len(batch), 2)), np.zeros((len(batch), 3)), maps
 
     predicted, found_sizes, examples = _predict_boxes(forward, samples, truth, classes=CLASSES, batch_size=4)
