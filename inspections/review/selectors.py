@@ -36,11 +36,17 @@ def _latest_predictions_prefetch() -> Prefetch:
 
 def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
     """Images, newest first, with the latest prediction prefetched, under ``filters`` (see
-    ``_images_filtered``: the same filters, with the same meaning, as the review queue's)."""
+    ``_images_filtered``: the same filters, with the same meaning, as the review queue's).
+    ``order``: ``anomaly`` puts the highest anomaly score first (newest first among equals, images
+    without a score last)."""
+    filters = filters or {}
     images = InspectionImage.objects.select_related("label", "uploaded_by", "suspect_suggestion").prefetch_related(
         _latest_predictions_prefetch()
     )
-    return _images_filtered(images, filters or {}).order_by("-created_at", "-id")
+    newest = (F("created_at").desc(), F("id").desc())
+    order = (F("latest_anomaly_score").desc(nulls_last=True), *newest) if filters.get("order") == ANOMALY_ORDER \
+        else newest
+    return _images_filtered(images, filters).order_by(*order)
 
 
 def _images_filtered(images: QuerySet[InspectionImage], filters: dict) -> QuerySet[InspectionImage]:

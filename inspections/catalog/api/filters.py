@@ -26,6 +26,10 @@ class ImageFilters(serializers.Serializer):
     external_id = serializers.CharField(required=False, max_length=EXTERNAL_ID_MAX_LENGTH)
     split = serializers.ChoiceField(choices=Split.values, required=False)
     excluded = serializers.BooleanField(required=False, help_text="A person excluded it (not an inspection image).")
+    order = serializers.ChoiceField(
+        choices=["newest", "anomaly"], required=False,
+        help_text="newest (default): newest first; anomaly: the highest anomaly_score first, then newest, "
+                  "images without a score after every scored one.")
     review_reason = serializers.ChoiceField(
         choices=REVIEW_REASONS, required=False,
         help_text="A code among the latest prediction's review_reasons (suspect_label: the image's label is suspect).",

@@ -50,3 +50,19 @@ def test_an_anomaly_run_starts_through_the_api_with_its_kind(tmp_path, no_queue)
     body = response.json()
     assert body["kind"] == "anomaly" and body["parameters"]["false_alarm_rate"] == 0.2
     assert admin.get(f"/api/v1/training-runs/{body['id']}/").json()["kind"] == "anomaly"
+
+
+def test_images_can_be_listed_by_anomaly_score():
+    """?order=anomaly: highest score first, newest first among equal scores, unscored images last."""
+    from inspections.models import InspectionImage
+    from tests.factories import InspectionImageFactory
+
+    images = [InspectionImageFactory() for _ in range(4)]
+    for image, score in zip(images, (0.4, None, 3.2, 0.4)):
+        InspectionImage.objects.filter(pk=image.pk).update(latest_anomaly_score=score)
+    client = client_for("viewer")
+    by_anomaly = [row["id"] for row in client.get("/api/v1/images/", {"order": "anomaly"}).json()["results"]]
+    assert by_anomaly == [images[2].pk, images[3].pk, images[0].pk, images[1].pk]
+    newest = [row["id"] for row in client.get("/api/v1/images/").json()["results"]]
+    assert newest == [image.pk for image in reversed(images)]
+    assert_error(client.get("/api/v1/images/", {"order": "loudest"}), 400)
