@@ -78,8 +78,9 @@ def test_an_anomaly_model_trained_from_good_images_flags_a_defect_shown_with_its
     page.keyboard.press("m")
     overlay = page.locator("#anomaly-overlay")
     overlay.wait_for(state="visible")
+    # The web process's first map loads TensorFlow and the model: allow for a busy machine.
     page.wait_for_function("() => { const o = document.getElementById('anomaly-overlay'); "
-                           "return o.complete && o.naturalWidth > 0; }")
+                           "return o.complete && o.naturalWidth > 0; }", timeout=90_000)
     assert page.eval_on_selector("#anomaly-overlay", "o => [o.naturalWidth, o.naturalHeight]") == [32, 32]
     # The overlay is opaque where the blotch is (rows 4-9, columns 18-23) and faint far from it.
     blotch, corner = page.eval_on_selector("#anomaly-overlay", """o => {
