@@ -93,8 +93,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(DecisionThresholdChange)
 class DecisionThresholdChangeAdmin(ReadOnlyAdmin):
-    list_display = ["changed_at", "model_version", "class_name", "old_threshold", "new_threshold", "changed_by", "note"]
-    list_filter = ["model_version", "class_name"]
+    list_display = ["changed_at", "model_version", "kind", "class_name", "old_threshold", "new_threshold", "changed_by",
+                    "note"]
+    list_filter = ["model_version", "kind", "class_name"]
 
 
 class DatasetSnapshotItemInline(admin.TabularInline):

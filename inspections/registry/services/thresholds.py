@@ -158,8 +158,13 @@ def box_threshold_default() -> float:
     """
     source = Path(importlib.util.find_spec("mlcore.detection").origin).read_text(encoding="utf-8")
     for node in ast.parse(source).body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "KEPT_SCORE"):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if any(isinstance(target, ast.Name) and target.id == "KEPT_SCORE" for target in targets):
             return float(ast.literal_eval(node.value))
     raise RuntimeError("mlcore.detection defines no KEPT_SCORE: the default box threshold has no source.")
 
