@@ -24,6 +24,7 @@ CHECK_DRIFT = "worker.tasks.drift.check_drift"
 APPLY_RETENTION = "worker.tasks.retention.apply_retention"
 ROLLUP_LINE_STATS = "worker.tasks.line.rollup_line_stats"
 HEALTH_PING = "worker.tasks.health.ping"
+CLEAR_EXPIRED_SESSIONS = "worker.tasks.access.clear_expired_sessions"
 
 # The events a webhook receiver is told about (each body's ``event``), named by the services
 # that raise them and by the webhook sender (inspections.ops.services.webhooks).

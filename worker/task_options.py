@@ -19,6 +19,8 @@ _INFERENCE_LIMITS = {
 _WEBHOOK = {"max_retries": 6, "soft_time_limit": 45, "time_limit": 60, "ignore_result": True}
 
 TASK_OPTIONS: dict[str, dict] = {
+    # One DELETE of expired rows: nothing to retry, the next run catches up.
+    task_names.CLEAR_EXPIRED_SESSIONS: {"soft_time_limit": 300, "time_limit": 360, "ignore_result": True},
     # Redelivered when its worker dies mid-batch: predicting is safe to run twice.
     task_names.PREDICT_IMAGES: {**_INFERENCE_LIMITS, "acks_late": True, "reject_on_worker_lost": True,
                                 "ignore_result": True},

@@ -328,7 +328,7 @@ CELERY_TASK_ROUTES = {
 CELERY_IMPORTS = (
     "worker.tasks.health", "worker.tasks.inference", "worker.tasks.training", "worker.tasks.events",
     "worker.tasks.drift", "worker.tasks.classify", "worker.tasks.retention",
-    "worker.tasks.line",
+    "worker.tasks.line", "worker.tasks.access",
 )
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
@@ -464,6 +464,8 @@ else:
     raise ImproperlyConfigured(f"STEELQC_RETENTION_KEEP_DAYS must be a whole number of days >= 1 or 'forever', "
                                f"got {_keep_days!r}.")
 STEELQC_RETENTION_SWEEP_INTERVAL_S = env_int("STEELQC_RETENTION_SWEEP_INTERVAL_S", 3600, minimum=60)
+# Periodic job clear-expired-sessions: expired login sessions are deleted this often.
+STEELQC_SESSION_SWEEP_INTERVAL_S = env_int("STEELQC_SESSION_SWEEP_INTERVAL_S", 86400, minimum=60)
 STEELQC_RETENTION_SWEEP_BATCH = env_int("STEELQC_RETENTION_SWEEP_BATCH", 500, minimum=1)
 STEELQC_RETENTION_SWEEP_MAX_IMAGES = env_int("STEELQC_RETENTION_SWEEP_MAX_IMAGES", 50000, minimum=1)
 # classify/ waits this long by default (?timeout=, at most STEELQC_CLASSIFY_MAX_TIMEOUT_S) for its answer.

@@ -38,6 +38,8 @@ PERIODIC_JOBS = (
                 "than STEELQC_LINE_HOURS_KEEP_DAYS into days."),
     PeriodicJob("apply-retention", task_names.APPLY_RETENTION, "STEELQC_RETENTION_SWEEP_INTERVAL_S",
                 "Retention: delete images (rows and files) older than their source's keep_days that nobody needs."),
+    PeriodicJob("clear-expired-sessions", task_names.CLEAR_EXPIRED_SESSIONS, "STEELQC_SESSION_SWEEP_INTERVAL_S",
+                "Sessions: delete the login sessions that have expired (Django's clearsessions)."),
 )
 
 
