@@ -24,7 +24,8 @@ NAMES = {"patchcore": "PatchCore-style patch memory (the default)",
          "patchcore_layers_3b_5c": "PatchCore, layers block3b + block5c",
          "patchcore_layers_2b_3b_4c": "PatchCore, layers block2b + block3b + block4c (stride 4)",
          "patchcore_neighbourhood1": "PatchCore, no neighbourhood averaging",
-         "patchcore_coreset10": "PatchCore, coreset 10 % of the patches"}
+         "patchcore_coreset10": "PatchCore, coreset 10 % of the patches",
+         "patchcore_input448": "PatchCore, input ≈ 448 × 448 pixels"}
 
 
 def _subset(test: dict, name: str) -> dict | None:
@@ -137,6 +138,57 @@ def _verdicts(report: dict) -> list[str]:
     return lines
 
 
+def _limits(report: dict) -> list[str]:
+    """What limits the default model, in the report's own figures (the fair BSData frames)."""
+    runs = (report.get("bsdata") or {}).get("runs", {})
+    default, padim = runs.get("patchcore"), runs.get("padim")
+    fair = _subset(default["test"], "main_size") if default else None
+    if fair is None:
+        return []
+    bands = fair["image_auroc_by_defect_area"]
+    operating = fair.get("at_other_false_alarm_targets", {})
+    lines = ["What limits it:", "",
+             f"- **Small pits.** On the fair frames pits of 300 mask pixels or more score above good surface "
+             f"almost always (image AUROC {_num(bands['≥ 300 px']['image_auroc'])}), those of 100–300 pixels "
+             f"{_num(bands['100–300 px']['image_auroc'])}, but pits under 100 pixels (a few pixels across in the "
+             f"640-pixel frame, two or three once it is scaled to the network's input) only "
+             f"{_num(bands['< 100 px']['image_auroc'])}. A larger input (320, 448) costs three to five times the "
+             "scoring time and did not find them better, nor did a stride-4 layer: they are at the limit of what "
+             "ImageNet mid-level features describe.",
+             "- **The features.** The only ImageNet backbone that installs from a package here is EfficientNet-Lite0 "
+             "(120 numbers per patch); the published PatchCore figures use WideResNet-50 (1,536 numbers per patch, "
+             "about 15 times the compute) on a GPU."]
+    if "0.01" in operating and "0.1" in operating:
+        low, high = operating["0.01"], operating["0.1"]
+        lines.append(
+            f"- **The 1 % threshold is conservative.** With about 100 held-out good images the conformal rule "
+            f"takes their highest score: on the test it flagged {_pct(low['false_alarm_rate'])} of the good frames "
+            f"and missed {_pct(low['miss_rate'])} of the pitting ones. The same model re-thresholded for 10 % "
+            f"flagged {_pct(high['false_alarm_rate'])} of the good frames and missed {_pct(high['miss_rate'])}. "
+            "A plant chooses the rate from the misses it can afford (training parameter `false_alarm_rate`, or "
+            "`threshold_for` without retraining); more held-out good images make the threshold less conservative.")
+    padim_fair = _subset(padim["test"], "main_size") if padim else None
+    if padim_fair is not None:
+        cr7_padim = (report.get("cr7") or {}).get("padim")
+        cr7_first = ((report.get("cr7") or {}).get("growth") or {}).get("1000", {}).get("test")
+        on_cr7 = (f", and {_num(cr7_padim['image_auroc'])} against {_num(cr7_first['image_auroc'])} on cr7's "
+                  "1,000-tile set" if cr7_padim and cr7_first else "")
+        lines.append(
+            f"- **PaDiM separated better here**: image AUROC {_num(padim_fair['image_auroc'])} against "
+            f"{_num(fair['image_auroc'])} on the fair frames{on_cr7}, at a similar speed. The product keeps the "
+            "patch memory for now: PaDiM's Gaussians belong to grid positions, so they assume every frame shows "
+            "the surface at the same place and size (a line's crops need not), and its model grows with the grid "
+            "rather than with what good steel looks like. It is the candidate for a second method.")
+    speeds = [run["test"]["images_per_s"] for run in ((report.get("cr7") or {}).get("growth") or {}).values()
+              if "test" in run]
+    if len(speeds) > 1:
+        lines.append(f"- **Speed** is measured on a machine shared with other work: cr7's models, all of the same "
+                     f"224 × 224 input, scored between {min(speeds):.0f} and {max(speeds):.0f} images/s as the load "
+                     "moved (BSData's 144 × 352 input is as many network pixels). A quiet machine's figure is still "
+                     "to be taken.")
+    return lines + [""]
+
+
 def render(report: dict) -> str:
     load = f"1-minute load average {report['load_average_start'][0]} at the start, {report['load_average_end'][0]} at the end"
     out = [TITLE, "",
@@ -144,7 +196,7 @@ def render(report: dict) -> str:
            "shared with other work, so times are upper bounds and speeds lower bounds). Raw JSON: "
            "`benchmarks/results/anomaly.json`. Versions: "
            + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".", ""]
-    out += ["Against the targets of issue 28:", "", *_verdicts(report), ""]
+    out += ["Against the targets of issue 28:", "", *_verdicts(report), "", *_limits(report)]
     bsdata = report.get("bsdata")
     if bsdata:
         runs = bsdata["runs"]

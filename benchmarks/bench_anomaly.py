@@ -339,7 +339,8 @@ RUNS = (("patchcore", {}), ("patchcore_input320", {"input_size": 320}))
 VARIANTS = (("patchcore_layers_3b_5c", {"layers": ("block3b_add", "block5c_add")}),
             ("patchcore_layers_2b_3b_4c", {"layers": ("block2b_add", "block3b_add", "block4c_add")}),
             ("patchcore_neighbourhood1", {"neighbourhood": 1}),
-            ("patchcore_coreset10", {"coreset_ratio": 0.1, "max_memory": 40_000}))
+            ("patchcore_coreset10", {"coreset_ratio": 0.1, "max_memory": 40_000}),
+            ("patchcore_input448", {"input_size": 448}))
 
 
 def run_bsdata(report: dict, runs=RUNS, *, padim_and_nn: bool = True) -> None:
