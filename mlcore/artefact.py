@@ -17,6 +17,8 @@ SERVING_FILE = "serving.tflite"
 SERVING_INT8_FILE = "serving_int8.tflite"  # the reduced-precision serving copy, when it passed its check
 DETECTION_FILE = "detection.keras"    # the detection head, when the version has one
 DETECTION_CONFIG_FILE = "detection.json"  # its classes, grid and training facts
+# Boxes scoring below this are not shown unless asked for: the review view's default box threshold.
+KEPT_SCORE = 0.3
 SUSPECTS_FILE = "suspects.json"       # labelled images ranked by "this label is probably wrong"
 TFLITE_FILE = "model.tflite"          # `python -m mlcore export --format tflite`
 ONNX_FILE = "model.onnx"              # the ONNX copy for edge runtimes, when its check against Keras passed

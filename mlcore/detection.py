@@ -33,13 +33,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from mlcore.artefact import KEPT_SCORE  # noqa: F401  (boxes shown without asking; defined with no Keras import)
 from mlcore.layers import PACKAGE
 
 HEAT_PRIOR = 0.01            # initial heat-map probability (focal-loss practice)
 DEFAULT_WIDTH = 96           # channels of the fused pyramid and the head tower
 MAX_BOXES = 100              # per image, best first
 MIN_SCORE = 0.05             # boxes below this heat are not reported
-KEPT_SCORE = 0.3             # boxes a caller shows without asking for more (review view default)
 LTRB, CENTRE_SIZE = "ltrb", "centre_size"
 ENCODINGS = (LTRB, CENTRE_SIZE)
 BN_MOMENTUM = 0.9

@@ -5,7 +5,7 @@ chosen (the validation curve) and who changed them. Two kinds, set the same way:
   below it goes to review;
 - the box threshold (``box_thresholds``): the model's boxes of the class scoring below it are
   hidden in the review view and cannot be accepted (``review/services/boxes.py``). Its default
-  is the score the detection shows by default, ``mlcore.detection.KEPT_SCORE``.
+  is the score the detection shows by default, ``mlcore.artefact.KEPT_SCORE``.
 
 A version's thresholds live on the version row (class -> value; a class not named uses its
 default), so the inference worker, which reads the active version's row for every batch, judges
@@ -15,13 +15,10 @@ per class (its ``kind``, old -> new, who, when, note); that table is only ever a
 
 from __future__ import annotations
 
-import ast
 import functools
-import importlib.util
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -150,23 +147,11 @@ def version_thresholds(*, version: ModelVersion) -> VersionThresholds:
 
 @functools.cache
 def box_threshold_default() -> float:
-    """``mlcore.detection.KEPT_SCORE``: the score from which the detection shows a box by default.
+    """``mlcore.artefact.KEPT_SCORE``: the score from which the detection shows a box by default
+    (defined where no Keras is imported, so a web process rendering a page loads no TensorFlow)."""
+    from mlcore.artefact import KEPT_SCORE
 
-    Read from the module's source rather than imported: ``mlcore.detection`` imports Keras, and a
-    web process must not load TensorFlow to render a page (``test_pages_without_tensorflow``).
-    If the constant ever leaves that module or stops being a plain number, this fails loudly.
-    """
-    source = Path(importlib.util.find_spec("mlcore.detection").origin).read_text(encoding="utf-8")
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets = [node.target]
-        else:
-            continue
-        if any(isinstance(target, ast.Name) and target.id == "KEPT_SCORE" for target in targets):
-            return float(ast.literal_eval(node.value))
-    raise RuntimeError("mlcore.detection defines no KEPT_SCORE: the default box threshold has no source.")
+    return float(KEPT_SCORE)
 
 
 def version_box_thresholds(*, version: ModelVersion) -> VersionBoxThresholds:

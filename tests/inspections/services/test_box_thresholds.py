@@ -40,7 +40,7 @@ def test_the_default_is_the_score_the_detection_shows_by_default():
 
 
 def test_reading_the_default_loads_no_tensorflow():
-    # mlcore.detection imports Keras; a web process reads its constant without importing it.
+    # mlcore.detection imports Keras; the constant lives in mlcore.artefact, which does not.
     code = ("import json, sys; from inspections.registry.services.thresholds import box_threshold_default; "
             "value = box_threshold_default(); "
             "print(json.dumps([value, sorted(m for m in ('keras', 'tensorflow') if m in sys.modules)]))")
