@@ -4,7 +4,9 @@ copy, built on first request by the training worker (``onnx_copy.py``).
 
 The file names are mlcore's (``mlcore.artefact``); the SavedModel zip is the one name added here,
 since it exists only as a download. Artefacts never change once stored (files are only added), so
-a digest computed once is cached for good.
+a digest computed once is cached for good -- keyed by the file's size as well as its name, since a
+copy made on demand is made again after a restore left it out, and need not come out byte for byte
+the same.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def artefact_storage_name(version: ModelVersion, name: str) -> str:
     return f"{version.artifact_path.rstrip('/')}/{name}"
 
 
-def _stored_digest(storage_name: str) -> str:
-    key = f"steelqc:artefact-sha256:{storage_name}"
+def _stored_digest(storage_name: str, size: int) -> str:
+    key = f"steelqc:artefact-sha256:{storage_name}:{size}"
     digest = cache.get(key)
     if digest is None:
         hasher = hashlib.sha256()
@@ -92,8 +94,8 @@ def model_artefact_list(*, version: ModelVersion) -> list[ModelArtefact]:
     for name in DOWNLOADABLE:
         storage_name = artefact_storage_name(version, name)
         if default_storage.exists(storage_name):
-            entries.append(ModelArtefact(name=name, size=default_storage.size(storage_name),
-                                         sha256=_stored_digest(storage_name)))
+            size = default_storage.size(storage_name)
+            entries.append(ModelArtefact(name=name, size=size, sha256=_stored_digest(storage_name, size)))
         elif (name in ON_DEMAND and default_storage.exists(artefact_storage_name(version, ON_DEMAND[name]))
               and not (name in CHECKED and _left_out(model_artefact_check(version=version, name=name)))):
             entries.append(ModelArtefact(name=name, size=None, sha256=None))
@@ -131,7 +133,8 @@ def model_artefact_open(*, version: ModelVersion, name: str):
         if name in CHECKED:
             _worker_built_missing(version=version, name=name)
         storage_name = _saved_model_zip_store(version=version, storage_name=storage_name)
-    artefact = ModelArtefact(name=name, size=default_storage.size(storage_name), sha256=_stored_digest(storage_name))
+    size = default_storage.size(storage_name)
+    artefact = ModelArtefact(name=name, size=size, sha256=_stored_digest(storage_name, size))
     return artefact, default_storage.open(storage_name, "rb")
 
 
