@@ -35,7 +35,7 @@ PHASE_LABELS = {
     "features": "Reading features",
     "head": "Training the head",
     "finetune": "Fine-tuning the backbone",
-    "detection": "Training the detection head",
+    "detection": "Training the detector (its head and the backbone's top blocks)",
     "evaluate": "Evaluating on the test split",
     "export": "Writing the model and its serving copies",
     GATE: "Promotion gate",

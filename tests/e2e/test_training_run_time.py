@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from inspections.models import DatasetSnapshot, TrainingRun, TrainingRunStatus
+from mlcore.training.progress import PHASE_SPANS
 
 from .conftest import log_in, screenshot
 
@@ -35,7 +36,7 @@ def test_a_running_run_shows_elapsed_time_phase_times_estimates_and_its_paramete
     _earlier_run(3600)
     started = timezone.now() - timedelta(seconds=95)
     run = TrainingRun.objects.create(
-        status=TrainingRunStatus.RUNNING, progress=0.6, phase="head epoch 12", started_at=started,
+        status=TrainingRunStatus.RUNNING, progress=sum(PHASE_SPANS["head"]) / 2, phase="head epoch 12", started_at=started,
         snapshot=DatasetSnapshot.objects.create(image_count=60),
         parameters={"backbone": "efficientnet_lite0", "finetune": "off", "detection": "auto", "head_epochs": 40,
                     "serving_int8": False,
