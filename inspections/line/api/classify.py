@@ -66,7 +66,9 @@ CLASSIFY_PREDICTION = inline_serializer("ClassifyPrediction", {
     "anomaly_model_version": serializers.IntegerField(allow_null=True, help_text="Id of the anomaly model that scored it."),
     "boxes": serializers.ListField(child=serializers.DictField(),
                                    help_text="Where the defects are, best first: [{label, box: [x0, y0, x1, y1] "
-                                             "fractions, score}]; empty without a detection head."),
+                                             "fractions, score, box_threshold (the class's on this version), "
+                                             "above_threshold (score >= box_threshold; the review view shows only "
+                                             "these)}]; empty without a detection head."),
     "latency_ms": serializers.FloatField(),
     "model_version": serializers.IntegerField(),
     "model_version_number": serializers.IntegerField(),

@@ -53,6 +53,7 @@ from inspections.registry.services.classifiers import pixels_from_bytes
 from inspections.review.models import Prediction
 from inspections.line.services.classify_transport import classify_transport
 from inspections.review.prediction_events import SubscriptionBroken, images_done_announce
+from inspections.review.services.boxes import prediction_boxes_marked
 from inspections.review.services.latest_prediction import images_latest_prediction_refresh
 
 logger = logging.getLogger(__name__)
@@ -295,7 +296,8 @@ def _answer_json(serving, answer, latency_ms: float) -> dict:
         "ood_score": float(result.ood_score) if result else None,
         "anomaly_score": answer.anomaly_score,
         "anomaly_model_version": serving.anomaly_version.pk if answer.anomaly_score is not None else None,
-        "boxes": list(result.boxes) if result else [], "latency_ms": latency_ms,
+        "boxes": prediction_boxes_marked(boxes=result.boxes, version=version) if result else [],
+        "latency_ms": latency_ms,
         "model_version": version.pk, "model_version_number": version.number,
     }
 

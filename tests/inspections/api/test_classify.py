@@ -485,3 +485,23 @@ def test_a_retried_request_with_its_key_is_counted_once(celery_worker, tiny_mode
     assert first.status_code == second.status_code == 200, (first.content[:300], second.content[:300])
     assert second.json() == first.json()
     assert sum(LineMinute.objects.filter(source="strip-k").values_list("seen", flat=True)) == 2
+
+
+@pytest.mark.django_db
+def test_a_classify_answers_boxes_carry_their_class_box_threshold():
+    """Each box in a classify/ answer is marked as in images/: the class's box threshold on the version
+    in service and whether the box scores at least that (a line client takes those the review view shows)."""
+    from types import SimpleNamespace
+
+    from inspections.line.services.classify import _answer_json
+    from tests.factories import ModelVersionFactory
+
+    version = ModelVersionFactory(classes=["crazing", "scratches"], box_thresholds={"scratches": 0.6})
+    result = SimpleNamespace(probabilities={"crazing": 0.2, "scratches": 0.8}, frame_issue=None, ood_score=0.1,
+                             boxes=[{"label": "scratches", "box": [0.1, 0.1, 0.5, 0.3], "score": 0.55},
+                                    {"label": "crazing", "box": [0.6, 0.6, 0.9, 0.9], "score": 0.35}])
+    answer = SimpleNamespace(result=result, label="scratches", confidence=0.8, review_reasons=[], anomaly_score=None)
+    serving = SimpleNamespace(version=version, anomaly_version=None)
+    boxes = _answer_json(serving, answer, 12.0)["boxes"]
+    assert [(b["label"], b["box_threshold"], b["above_threshold"]) for b in boxes] == [
+        ("scratches", 0.6, False), ("crazing", 0.3, True)]
