@@ -194,20 +194,27 @@ def judge(grids, images, *, good_count: int, masks: list, threshold: float, blac
     return result
 
 
+def scoring_rates(model, images: list, *, rounds: int = 1) -> tuple[list[float], float]:
+    """(images/s of each of ``rounds`` batched scorings, images/s scoring with maps), after one batch
+    traced the model outside the timing."""
+    model.score(images[:model.scorer.batch_size])
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        model.score(images)
+        rates.append(len(images) / (time.perf_counter() - started))
+    started = time.perf_counter()
+    model.score(images, maps=True)
+    return rates, len(images) / (time.perf_counter() - started)
+
+
 def evaluate(model_dir: str, good: list[str], defect: list[str], masks: dict) -> dict:
     from mlcore.anomaly import AnomalyModel
     from mlcore.io import load_image
 
     model = AnomalyModel.load(model_dir)
     images = [load_image(p) for p in good + defect]
-    speed = images[:SPEED_IMAGES]
-    model.score(speed[:model.scorer.batch_size])  # traced once before timing
-    started = time.perf_counter()
-    model.score(speed)
-    plain = len(speed) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    model.score(speed, maps=True)
-    with_maps = len(speed) / (time.perf_counter() - started)
+    [plain], with_maps = scoring_rates(model, images[:SPEED_IMAGES])
     grids = []
     for start in range(0, len(images), 64):
         grids.extend(model.scorer.distances(images[start:start + 64]))
@@ -411,16 +418,8 @@ def speed_check(model_dir: str, paths: list[str], rounds: int = 3) -> dict:
 
     model = AnomalyModel.load(model_dir)
     images = [load_image(p) for p in paths]
-    model.score(images[:model.scorer.batch_size])  # traced once before timing
     load = os.getloadavg()[0]
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        model.score(images)
-        rates.append(len(images) / (time.perf_counter() - started))
-    started = time.perf_counter()
-    model.score(images, maps=True)
-    with_maps = len(images) / (time.perf_counter() - started)
+    rates, with_maps = scoring_rates(model, images, rounds=rounds)
     return {"date": time.strftime("%Y-%m-%d %H:%M"), "images": len(images), "batch_size": model.scorer.batch_size,
             "input_shape": list(model.input_shape), "images_per_s": [round(r, 1) for r in rates],
             "images_per_s_with_maps": round(with_maps, 1), "load_average_1min_before": round(load, 2),

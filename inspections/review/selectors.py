@@ -44,8 +44,7 @@ def image_list(*, filters: dict | None = None) -> QuerySet[InspectionImage]:
         _latest_predictions_prefetch()
     )
     newest = (F("created_at").desc(), F("id").desc())
-    order = (F("latest_anomaly_score").desc(nulls_last=True), *newest) if filters.get("order") == ANOMALY_ORDER \
-        else newest
+    order = (HIGHEST_ANOMALY_FIRST, *newest) if filters.get("order") == ANOMALY_ORDER else newest
     return _images_filtered(images, filters).order_by(*order)
 
 
@@ -184,7 +183,8 @@ def _queue_key(order) -> tuple[str, bool, bool]:
 # ?order=anomaly: the images the anomaly model finds least like good steel first (index
 # image_anomaly_score), then the queue's own order; images without a score after every scored one.
 ANOMALY_ORDER = "anomaly"
-ANOMALY_QUEUE_ORDER = (F("latest_anomaly_score").desc(nulls_last=True), *REVIEW_QUEUE_ORDER)
+HIGHEST_ANOMALY_FIRST = F("latest_anomaly_score").desc(nulls_last=True)  # images without a score last
+ANOMALY_QUEUE_ORDER = (HIGHEST_ANOMALY_FIRST, *REVIEW_QUEUE_ORDER)
 
 
 def _queue_order(filters: dict | None = None) -> list:

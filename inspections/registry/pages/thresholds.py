@@ -95,43 +95,41 @@ def _posted(request: HttpRequest, version, prefix: str) -> tuple[dict[str, objec
     return values, revision
 
 
-@require_POST
-@model_admin_role
-def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
+def _save(request: HttpRequest, version_id: int, *, prefix: str, setter, revision_field: str, nothing: str,
+          saved: str, anchor: str) -> HttpResponse:
+    """Save one kind of per-class thresholds from the version page's form and go back to its section;
+    ``saved`` is formatted with the version's name."""
     version = found_or_404(registry_selectors.model_version_detail(version_id=version_id),
                            f"No model version with id {version_id}.")
-    values, revision = _posted(request, version, FIELD_PREFIX)
+    values, revision = _posted(request, version, prefix)
     try:
-        before = version.thresholds_revision
-        version = version_thresholds_set(version=version, thresholds=values, note=request.POST.get("note", ""),
-                                         actor=request.user, expected_revision=revision)
+        before = getattr(version, revision_field)
+        version = setter(version=version, thresholds=values, note=request.POST.get("note", ""),
+                         actor=request.user, expected_revision=revision)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        if version.thresholds_revision == before:
-            messages.info(request, "No threshold changed.")
+        if getattr(version, revision_field) == before:
+            messages.info(request, nothing)
         else:
-            messages.success(request, f"Decision thresholds of {version.name} saved; the workers use them from their "
-                                      "next batch.")
-    return redirect(reverse("registry:model-version", args=[version_id]) + "#thresholds")
+            messages.success(request, saved.format(name=version.name))
+    return redirect(reverse("registry:model-version", args=[version_id]) + anchor)
+
+
+@require_POST
+@model_admin_role
+def model_version_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
+    return _save(request, version_id, prefix=FIELD_PREFIX, setter=version_thresholds_set,
+                 revision_field="thresholds_revision", nothing="No threshold changed.",
+                 saved="Decision thresholds of {name} saved; the workers use them from their next batch.",
+                 anchor="#thresholds")
 
 
 @require_POST
 @model_admin_role
 def model_version_box_thresholds_save(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = found_or_404(registry_selectors.model_version_detail(version_id=version_id),
-                           f"No model version with id {version_id}.")
-    values, revision = _posted(request, version, BOX_FIELD_PREFIX)
-    try:
-        before = version.box_thresholds_revision
-        version = version_box_thresholds_set(version=version, thresholds=values, note=request.POST.get("note", ""),
-                                             actor=request.user, expected_revision=revision)
-    except ApplicationError as error:
-        messages.error(request, error.message)
-    else:
-        if version.box_thresholds_revision == before:
-            messages.info(request, "No box threshold changed.")
-        else:
-            messages.success(request, f"Box thresholds of {version.name} saved; the review view hides the model's "
-                                      "boxes under them from now on.")
-    return redirect(reverse("registry:model-version", args=[version_id]) + "#box-thresholds")
+    return _save(request, version_id, prefix=BOX_FIELD_PREFIX, setter=version_box_thresholds_set,
+                 revision_field="box_thresholds_revision", nothing="No box threshold changed.",
+                 saved="Box thresholds of {name} saved; the review view hides the model's boxes under them "
+                       "from now on.",
+                 anchor="#box-thresholds")
