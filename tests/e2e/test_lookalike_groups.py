@@ -41,7 +41,10 @@ def test_the_review_view_shows_the_nearest_look_alikes_and_links_to_them(page, u
     strip.first.wait_for()
     assert [int(i) for i in strip.evaluate_all("items => items.map(li => li.dataset.imageId)")] == [twin.pk, photo.pk]
     assert "model: crazing" in strip.first.inner_text()
-    assert page.locator("#similar-list img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    # The thumbnail is added by script after the strip's fetch: wait for its bytes, then check it decoded.
+    page.wait_for_function("() => { const img = document.querySelector('#similar-list img');"
+                           " return img !== null && img.complete; }")
+    assert page.locator("#similar-list img").first.evaluate("img => img.naturalWidth") > 0
     screenshot(page, "review-similar-images.png")
     strip.first.locator("a").click()
     page.wait_for_url(re.compile(rf"/review/{twin.pk}/"))
