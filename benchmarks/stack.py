@@ -37,6 +37,7 @@ def stack_env(work: Path) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="steelqc.settings.production",
         SECRET_KEY=secrets.token_urlsafe(64),
+        STEELQC_BACKUP_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
         CELERY_BROKER_URL=BROKER,
         ALLOWED_HOSTS="127.0.0.1,localhost",

@@ -9,6 +9,12 @@ DEBUG = False
 SECRET_KEY = env_str("SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters with at least 5 distinct ones.")
+# Backups are signed with their own key, so that a restore on a new host (or after SECRET_KEY is
+# rotated) still trusts them: the key derived from SECRET_KEY is for local use only.
+STEELQC_BACKUP_KEY = env_str("STEELQC_BACKUP_KEY")
+if len(STEELQC_BACKUP_KEY) < 32 or len(set(STEELQC_BACKUP_KEY)) < 5 or STEELQC_BACKUP_KEY == SECRET_KEY:
+    raise ImproperlyConfigured("STEELQC_BACKUP_KEY must be at least 32 characters with at least 5 distinct ones, "
+                               "and not SECRET_KEY.")
 env_str("DATABASE_URL")  # required: base.py's SQLite default is for local use only
 if not env_str("CELERY_BROKER_URL").startswith(("redis://", "rediss://", "amqp://")):
     raise ImproperlyConfigured("CELERY_BROKER_URL must be a redis:// or amqp:// URL in production.")

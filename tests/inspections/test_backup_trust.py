@@ -145,6 +145,20 @@ def test_without_a_backup_key_the_key_comes_from_secret_key(signed_backup, setti
     assert _refused(signed_backup).code == "backup_signature_invalid"
 
 
+def test_a_backup_signed_before_the_backup_key_was_set_still_restores_here_only(signed_backup, settings):
+    settings.STEELQC_BACKUP_KEY = ""
+    _sign(signed_backup, json.loads((signed_backup / MANIFEST_FILE).read_text()))
+    settings.STEELQC_BACKUP_KEY = KEY    # production now requires a key of its own
+    assert backup_verify(backup_dir=signed_backup)
+    old_secret = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a-rotated-secret-key-" + "y" * 40, [old_secret]
+    assert backup_verify(backup_dir=signed_backup)
+    settings.SECRET_KEY_FALLBACKS = []
+    error = _refused(signed_backup)
+    assert error.code == "backup_signature_invalid"
+    assert error.details["keys"][0] == key_id(KEY.encode())
+
+
 # --- no symbolic links, no way out --------------------------------------------------------------
 
 def test_a_stored_file_swapped_for_a_symbolic_link_is_refused_not_followed(signed_backup, tmp_path):

@@ -13,6 +13,7 @@ GOOD_PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://steelqc@db.internal:5432/steelqc",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
     "ALLOWED_HOSTS": "steelqc.plant.example",
+    "STEELQC_BACKUP_KEY": "b" * 8 + "Qm4!vT9zK2pX7wR" + "c" * 12,
 }
 
 
@@ -22,7 +23,8 @@ def _run(args: list[str], env: dict[str, str], settings: str) -> subprocess.Comp
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS",
+                                     "STEELQC_BACKUP_KEY"])
 def test_production_refuses_to_start_without_a_required_variable(missing):
     env = {k: v for k, v in GOOD_PRODUCTION_ENV.items() if k != missing}
     result = _run(["manage.py", "check"], env, "steelqc.settings.production")
@@ -34,6 +36,14 @@ def test_production_refuses_a_weak_secret_key():
     result = _run(["manage.py", "check"], {**GOOD_PRODUCTION_ENV, "SECRET_KEY": "short"}, "steelqc.settings.production")
     assert result.returncode != 0
     assert "SECRET_KEY must be at least 50 characters" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["short-backup-key", "a" * 40, GOOD_PRODUCTION_ENV["SECRET_KEY"]])
+def test_production_refuses_a_weak_backup_key_or_the_secret_key_again(key):
+    result = _run(["manage.py", "check"], {**GOOD_PRODUCTION_ENV, "STEELQC_BACKUP_KEY": key},
+                  "steelqc.settings.production")
+    assert result.returncode != 0
+    assert "STEELQC_BACKUP_KEY must be at least 32 characters" in result.stderr
 
 
 def test_production_check_deploy_is_clean():

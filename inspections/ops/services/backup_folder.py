@@ -157,7 +157,23 @@ def backup_key() -> bytes:
     """The key this installation signs backups with: STEELQC_BACKUP_KEY, else one derived from SECRET_KEY."""
     if settings.STEELQC_BACKUP_KEY:
         return settings.STEELQC_BACKUP_KEY.encode()
-    return salted_hmac(_DERIVED_KEY_LABEL, "manifest", secret=settings.SECRET_KEY, algorithm="sha256").digest()
+    return _derived_key(settings.SECRET_KEY)
+
+
+def _derived_key(secret: str) -> bytes:
+    return salted_hmac(_DERIVED_KEY_LABEL, "manifest", secret=secret, algorithm="sha256").digest()
+
+
+def accepted_keys() -> list[bytes]:
+    """The keys a restore accepts, the signing key first: STEELQC_BACKUP_OLD_KEYS, then the keys
+    derived from SECRET_KEY and SECRET_KEY_FALLBACKS (what signed this installation's backups
+    before it had a backup key of its own: they stay restorable after one is set)."""
+    keys = [backup_key(), *(key.encode() for key in settings.STEELQC_BACKUP_OLD_KEYS)]
+    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+        derived = _derived_key(secret)
+        if derived not in keys:
+            keys.append(derived)
+    return keys
 
 
 def key_id(key: bytes) -> str:
@@ -175,12 +191,13 @@ def manifest_sign(folder: Path, manifest: bytes) -> str:
 
 
 def manifest_signature_check(folder: Path, manifest: bytes) -> str:
-    """The id of the key (this installation's, or one of STEELQC_BACKUP_OLD_KEYS) that signed ``manifest``.
+    """The id of the key (this installation's, one of STEELQC_BACKUP_OLD_KEYS, or one derived from
+    SECRET_KEY before a backup key was set) that signed ``manifest``.
 
     Raises ``backup_unsigned`` without ``manifest.sig`` and ``backup_signature_invalid`` when no key
     of this installation made it, saying which key did and which keys this installation has.
     """
-    keys = [backup_key(), *(key.encode() for key in settings.STEELQC_BACKUP_OLD_KEYS)]
+    keys = accepted_keys()
     ids = [key_id(key) for key in keys]
     try:
         with member_open(folder, SIGNATURE_FILE) as handle:
