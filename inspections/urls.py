@@ -18,6 +18,7 @@ urlpatterns = [
     path("review/counts/", review.review_queue_counts, name="review-counts"),
     path("review/<int:image_id>/", review.review_image, name="review-image"),
     path("review/<int:image_id>/decide/", review.review_decide, name="review-decide"),
+    path("review/<int:image_id>/undo/<int:review_id>/", review.review_undo, name="review-undo"),
     path("review/groups/", novelty.novelty_group_list, name="novelty-groups"),
     path("review/groups/undo/", novelty.novelty_bulk_undo, name="novelty-undo"),
     path("images/<int:image_id>/heatmap.png", review.image_heatmap, name="image-heatmap"),

@@ -153,7 +153,7 @@ def test_each_documented_request_succeeds_in_order_with_the_documented_role(monk
     images_before = set(InspectionImage.objects.values_list("pk", flat=True))
 
     uploaded: set[int] = set()
-    reviewed = []
+    reviewed, undone = [], []
     steps = _steps(text)
     assert len(steps) >= 30
     assert sum(1 for variable, _, _ in steps if variable) >= 8
@@ -188,9 +188,18 @@ def test_each_documented_request_succeeds_in_order_with_the_documented_role(monk
         review = re.fullmatch(r"/api/v1/images/(\d+)/reviews/", path)
         if review and request["method"] == "POST":
             reviewed.append((int(review[1]), json.loads(data)["label"]))
+        if re.fullmatch(r"/api/v1/reviews/\d+/undo/", path) and request["method"] == "POST":
+            # The image's latest decision taken back: it holds the label before it again.
+            body = response.json()
+            image_id = body["image"]["id"]
+            reviewed.remove(next(entry for entry in reversed(reviewed) if entry[0] == image_id))
+            undone.append((image_id, body["review"]["label"]))
 
     assert uploaded and not uploaded & images_before
     assert reviewed, "docs/api.md has no review example"
+    assert undone, "docs/api.md has no undo example"
+    for image_id, label in undone:
+        assert label == dict(reviewed).get(image_id), "the undo restored the label of the decision before"
     for image_id, label in reviewed:
         assert image_id in uploaded, "the review example acts on an image an earlier example uploaded"
         assert InspectionImage.objects.get(pk=image_id).label.name == label

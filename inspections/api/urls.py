@@ -24,7 +24,7 @@ from inspections.registry.api.versions import (
 )
 from inspections.review.api import boxes as box_views
 from inspections.review.api import similarity as similarity_views
-from inspections.review.api.reviews import ImageReviews
+from inspections.review.api.reviews import ImageReviews, ReviewUndo
 
 app_name = "api"
 
@@ -46,6 +46,8 @@ urlpatterns = [
     path("images/<int:image_id>/similar/", similarity_views.ImageSimilar.as_view(), name="image-similar"),
     path("novelty-groups/", similarity_views.NoveltyGroupList.as_view(), name="novelty-groups"),
     path("reviews/bulk/", similarity_views.BulkReviewCreate.as_view(), name="reviews-bulk"),
+    path("reviews/bulk/<uuid:bulk_id>/undo/", similarity_views.BulkReviewUndo.as_view(), name="reviews-bulk-undo"),
+    path("reviews/<int:review_id>/undo/", ReviewUndo.as_view(), name="review-undo"),
     path("drift/", drift_views.Drift.as_view(), name="drift"),
     path("classify/", classify_views.Classify.as_view(), name="classify"),
     path("line-stats/", classify_views.LineStats.as_view(), name="line-stats"),

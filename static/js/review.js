@@ -148,7 +148,10 @@
         var saved = "Saved: image " + data.imageId + " " + done;
         say(saved);
         showState(result.body.image);
-        api.savedNoteKeep(saved);
+        api.savedNoteKeep(saved, {
+          url: data.undoApi.replace(/0\/undo\/$/, result.body.review.id + "/undo/"),
+          back: location.href,
+        });
         return refreshCounts().then(goNext).then(function (left) {
           if (left) return;
           busy = false;
@@ -311,6 +314,13 @@
       event.preventDefault();
       if (includeForm && !includeForm.hidden) include();
       else if (excludeForm) document.getElementById("exclude-reason").focus();
+    } else if ((key === "u" || key === "U") && canLabel) {
+      // Take back the decision just saved (the note's Undo) or the image's latest (the history's).
+      var savedUndo = document.getElementById("saved-undo");
+      var historyUndo = document.getElementById("history-undo");
+      if (savedUndo) savedUndo.click();
+      else if (historyUndo) leave(function () { historyUndo.submit(); });
+      else say("Nothing here to undo.", true);
     } else if (key === "q" || key === "Q") {
       leave(function () { location.assign(data.queueUrl); });
     }

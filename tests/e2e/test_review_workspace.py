@@ -108,7 +108,8 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     # Classes are numbered by name: 1 crazing, 2 inclusion, 3 patches.
     page.keyboard.press("2")
     page.wait_for_url(re.compile(rf"/review/{unsure.pk}/$"))
-    assert page.locator("#saved-note").inner_text() == f"Saved: image {flagged.pk} labelled inclusion."
+    # The note offers to take the decision back (tests/e2e/test_undo.py).
+    assert page.locator("#saved-note").inner_text() == f"Saved: image {flagged.pk} labelled inclusion. Undo U"
     assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "3"
     page.keyboard.press("1")
     page.wait_for_url(re.compile(rf"/review/{fairly_sure.pk}/$"))
@@ -116,7 +117,7 @@ def test_qa_labels_three_images_with_number_keys_confirms_one_and_sees_the_heatm
     page.wait_for_url(re.compile(rf"/review/{sure.pk}/$"))
     page.keyboard.press("Enter")  # confirm the prediction (crazing)
     page.wait_for_url(re.compile(r"/review/$"))
-    assert page.locator("#saved-note").inner_text() == f"Saved: image {sure.pk} labelled crazing."
+    assert page.locator("#saved-note").inner_text() == f"Saved: image {sure.pk} labelled crazing. Undo U"
     assert page.locator('#queue-counts [data-count="need_person"] strong').inner_text() == "0"
     assert page.locator('#queue-counts [data-count="reviewed"] strong').inner_text() == "4"
 

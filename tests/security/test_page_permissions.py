@@ -15,7 +15,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inspections.models import DefectClass, ModelVersionStatus, TrainingRun, TrainingRunStatus
+from inspections.models import DefectClass, InspectionImage, ModelVersionStatus, TrainingRun, TrainingRunStatus
 from tests.factories import InspectionImageFactory, ModelVersionFactory, TrainingRunFactory, UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +50,7 @@ RULES: dict[str, list[Rule]] = {
     "inspections:image-heatmap": [Rule("get", REVIEWERS)],
     "inspections:image-anomaly-map": [Rule("get", REVIEWERS)],
     "inspections:review-decide": [Rule("post", LABELLERS)],
+    "inspections:review-undo": [Rule("post", LABELLERS)],
     "inspections:novelty-groups": [Rule("get", REVIEWERS)],
     "inspections:novelty-undo": [Rule("post", LABELLERS)],
     "registry:model-versions": [Rule("get", EVERY_ROLE)],
@@ -116,6 +117,24 @@ def _version_with_plots() -> dict:
 def _labelled_image() -> dict:
     image = InspectionImageFactory(label=DefectClass.objects.get_or_create(name="crazing")[0], label_source="import")
     return {"image_id": image.pk}
+
+
+def _reviewed_image(request) -> dict:
+    """An image with one decision by the caller, who is logged in as its author (``_user``); by a qa
+    person for a caller who may not label (refused before it is looked at)."""
+    from inspections.review.services.reviews import review_submit
+
+    caller = request.node.callspec.params["caller"]
+    author = None
+    if caller == "superuser":
+        author = UserFactory(is_superuser=True, is_staff=True)
+    elif caller in LABELLERS:
+        author = UserFactory(roles=[caller])
+    world = _labelled_image()
+    image = InspectionImage.objects.get(pk=world["image_id"])
+    review = review_submit(image=image, label_name="crazing", reviewer=author or UserFactory(roles=["qa"]),
+                           expected_version=0)
+    return {**world, "review_id": review.pk, **({"_user": author} if author else {})}
 
 
 def _image_and_active_model(request) -> dict:
@@ -187,6 +206,7 @@ WORLD = {
     "inspections:image-heatmap": _image_and_active_model,
     "inspections:image-anomaly-map": _image_and_active_anomaly_model,
     "inspections:review-decide": lambda request: _labelled_image(),
+    "inspections:review-undo": _reviewed_image,
     "registry:model-version": lambda request: _version_with_plots(),
     "registry:model-version-plot": lambda request: {**_version_with_plots(), "plot": "confusion_matrix"},
     "registry:model-version-promote": lambda request: _version_with_plots(),
@@ -226,6 +246,7 @@ POST_DATA = {
 # Where an allowed action sends its caller (the URL name, with the page's own arguments where given).
 REDIRECTS = {
     "inspections:review-decide": lambda kwargs: reverse("inspections:review-queue"),
+    "inspections:review-undo": lambda kwargs: reverse("inspections:review-image", kwargs={"image_id": kwargs["image_id"]}),
     "registry:model-version-promote": lambda kwargs: reverse("registry:model-versions"),
     "registry:model-version-rollback": lambda kwargs: reverse("registry:model-versions"),
     "registry:training-run-start": lambda kwargs: reverse(
@@ -261,7 +282,11 @@ CASES = [(name, rule, caller) for name, rules in RULES.items() for rule in rules
 def test_page_permission(client, request, no_queue, name, rule, caller):
     # Allowed actions run for real; nothing may be queued on a broker from here.
     kwargs = WORLD[name](request) if name in WORLD else {}
-    _login(client, caller)
+    author = kwargs.pop("_user", None)   # the world's own user for this caller (an action on their own work)
+    if author is not None:
+        client.force_login(author)
+    else:
+        _login(client, caller)
     url = reverse(name, kwargs=kwargs)
     data = POST_DATA.get(name, dict)() if rule.method == "post" else None
     response = getattr(client, rule.method)(url, data)

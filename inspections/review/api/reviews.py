@@ -1,4 +1,4 @@
-"""A person's decision on an image: POST images/{id}/reviews/."""
+"""A person's decision on an image: POST images/{id}/reviews/, and taking one back: POST reviews/{id}/undo/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from inspections.api.parsers import BoundedFormParser, BoundedJSONParser
 from inspections.api.permissions import LabelRole, ReadRole
 from inspections.review import selectors as review_selectors
 from inspections.review.api.serializers import ImageDetailOutput, ReviewCreatedOutput, ReviewInput, ReviewOutput
-from inspections.review.services.reviews import review_exclude, review_include, review_submit
+from inspections.review.services.reviews import review_exclude, review_include, review_submit, review_undo_by_id
 
 
 class ImageReviews(ApiView):
@@ -52,4 +52,26 @@ class ImageReviews(ApiView):
                                    expected_version=decision["expected_version"])
         body = {"review": self.output(ReviewOutput, review),
                 "image": self.output(ImageDetailOutput, review_selectors.image_detail(image_id=image.pk))}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ReviewUndo(ApiView):
+    role_checks = {"POST": LabelRole}
+    throttle_scopes = {"POST": "write"}
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="reviews_undo",
+        description="Take back a decision: one more (append-only) review, decision `undo`, returns the image to the "
+                    "state the decision found it in (its label, which may be none, where that came from, excluded or "
+                    "not). The person who made the decision, or an ML admin, may. 409 `decided_since` when the image "
+                    "was decided again after it (the current state in `details`), `already_undone` when it was "
+                    "undone before, `invalid` for an undo itself.",
+        request=None,
+        responses={201: ReviewCreatedOutput, 403: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request, review_id: int):
+        undo = review_undo_by_id(review_id=review_id, reviewer=request.user)
+        body = {"review": self.output(ReviewOutput, undo),
+                "image": self.output(ImageDetailOutput, review_selectors.image_detail(image_id=undo.image_id))}
         return Response(body, status=status.HTTP_201_CREATED)

@@ -64,7 +64,8 @@ class PredictionOutput(serializers.ModelSerializer):
 
 
 class ReviewOutput(serializers.ModelSerializer):
-    decision = serializers.CharField(help_text="label, exclude or include (an exclusion undone).")
+    decision = serializers.CharField(help_text="label, exclude, include (an exclusion undone) or undo (an earlier "
+                                               "review taken back: `undoes`; `label` is the label restored).")
     label = serializers.CharField(source="label.name", allow_null=True, default=None,
                                   help_text="The class decided; null for exclude/include.")
     previous_label = serializers.CharField(source="previous_label.name", allow_null=True, default=None)
@@ -73,7 +74,9 @@ class ReviewOutput(serializers.ModelSerializer):
     class Meta:
         model = Review
         fields = ["id", "image", "decision", "label", "previous_label", "reason", "reviewer", "prediction",
-                  "created_at"]
+                  "bulk_id", "undoes", "created_at"]
+        extra_kwargs = {"bulk_id": {"help_text": "Shared by the reviews of one bulk decision (null for one image's)."},
+                        "undoes": {"help_text": "For an undo: the id of the review it took back."}}
 
     def get_reviewer(self, review: Review) -> str:
         return _username(review.reviewer)

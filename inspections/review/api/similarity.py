@@ -16,7 +16,7 @@ from inspections.catalog.api.serializers import UploadErrorOutput
 from inspections.errors import ApplicationError, error_body
 from inspections.review import selectors as review_selectors
 from inspections.review.api.serializers import ImageOutput, ReviewOutput
-from inspections.review.services.bulk_reviews import reviews_bulk_submit
+from inspections.review.services.bulk_reviews import reviews_bulk_submit, reviews_bulk_undo
 from inspections.review.services.similarity import novelty_groups, similar_images
 
 # --- Shapes ------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class BulkReviewCreate(ApiView):
         outcomes = reviews_bulk_submit(
             items=[(item["id"], item["label_version"]) for item in decision["images"]], reviewer=request.user,
             label_name=decision.get("label"), exclude=decision["exclude"], reason=decision["reason"])
-        results = [self._result(outcome) for outcome in outcomes]
+        results = [_bulk_result(self, outcome) for outcome in outcomes]
         decided = sum(1 for outcome in outcomes if outcome.error is None)
         if not decided:
             return Response(error_body("no_image_decided", "No image was decided; see details.results.",
@@ -164,12 +164,38 @@ class BulkReviewCreate(ApiView):
         bulk_id = next(outcome.review.bulk_id for outcome in outcomes if outcome.error is None)
         return Response({"results": results, "decided": decided, "failed": len(results) - decided, "bulk_id": bulk_id})
 
-    def _result(self, outcome) -> dict:
-        if outcome.error is not None:
-            error = outcome.error
-            return {"image": outcome.image_id, "ok": False,
-                    "error": error_body(error.code, error.message, error.details)["error"]}
-        review = outcome.review
-        return {"image": outcome.image_id, "ok": True, "review": self.output(ReviewOutput, review),
-                "label_version": review.image.label_version}
 
+class BulkReviewUndo(ApiView):
+    role_checks = {"POST": LabelRole}
+    throttle_scopes = {"POST": "write"}
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="reviews_bulk_undo", request=None,
+        description="Take back a bulk decision (its `bulk_id`): each image returns to the state the decision found "
+                    "it in, through one undo review per image, decided on its own: an image decided again since, or "
+                    "whose decision was undone on its own, fails that image only (its `error`: `decided_since`, "
+                    "`already_undone`). Only the person who made the decision may. 404 for an unknown `bulk_id`, "
+                    "409 `already_undone` when every image of it was undone before, `no_image_decided` when none "
+                    "could be.",
+        responses={200: BULK_OUTPUT, 403: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
+    )
+    def post(self, request, bulk_id):
+        outcomes = reviews_bulk_undo(bulk_id=bulk_id, reviewer=request.user)
+        results = [_bulk_result(self, outcome) for outcome in outcomes]
+        decided = sum(1 for outcome in outcomes if outcome.error is None)
+        if not decided:
+            return Response(error_body("no_image_decided", "No image's decision was undone; see details.results.",
+                                       {"results": results}), status=status.HTTP_409_CONFLICT)
+        return Response({"results": results, "decided": decided, "failed": len(results) - decided, "bulk_id": bulk_id})
+
+
+def _bulk_result(view: ApiView, outcome) -> dict:
+    """One image's line in a bulk answer: its review, or its error."""
+    if outcome.error is not None:
+        error = outcome.error
+        return {"image": outcome.image_id, "ok": False,
+                "error": error_body(error.code, error.message, error.details)["error"]}
+    review = outcome.review
+    return {"image": outcome.image_id, "ok": True, "review": view.output(ReviewOutput, review),
+            "label_version": review.image.label_version}

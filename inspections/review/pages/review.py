@@ -20,7 +20,14 @@ from inspections.registry import selectors as registry_selectors
 from inspections.review import selectors as review_selectors
 from inspections.review.pages.forms import QueueFilterForm, ReviewDecisionForm, filter_query
 from inspections.review.reasons import image_explanation
-from inspections.review.services.reviews import review_exclude, review_include, review_submit
+from inspections.review.models import ReviewDecision
+from inspections.review.services.reviews import (
+    review_exclude,
+    review_include,
+    review_may_undo,
+    review_submit,
+    review_undo_by_id,
+)
 
 QUEUE_PAGE_SIZE = 50
 NO_DEFECT_KEY = "0"
@@ -86,6 +93,7 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
     if prediction:
         probabilities = sorted(prediction.probabilities.items(), key=lambda item: item[1], reverse=True)
     next_image = neighbours["next"]
+    history = list(getattr(image, "reviews_latest_first", None) or review_selectors.review_list_for_image(image=image))
     return {
         "image": image,
         "prediction": prediction,
@@ -94,7 +102,9 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
         "classes": classes,
         "last_key": next((c.key for c in reversed(classes) if c.key and c.key != NO_DEFECT_KEY), ""),
         "has_no_defect": bool(no_defect),
-        "history": getattr(image, "reviews_latest_first", None) or review_selectors.review_list_for_image(image=image),
+        "history": history,
+        # The image's latest decision, when this person may take it back (the history's Undo button).
+        "undoable": _undoable(history[0] if history else None, request.user),
         "counts": review_selectors.review_queue_counts(filters=filters),
         "position": neighbours["position"],
         "next_url": _with_query(reverse("inspections:review-image", args=[next_image]), query) if next_image else None,
@@ -112,6 +122,12 @@ def _review_context(request: HttpRequest, image, *, conflict: dict | None = None
         "conflict": conflict,
         "query": query,
     }
+
+
+def _undoable(review, user):
+    if review is None or review.decision == ReviewDecision.UNDO or "label_version" not in review.previous_state:
+        return None
+    return review if review_may_undo(review=review, user=user) else None
 
 
 @require_GET
@@ -149,6 +165,23 @@ def review_decide(request: HttpRequest, image_id: int) -> HttpResponse:
     # The page that follows says it was saved, in the words of the script's note (static/js/review.js).
     messages.success(request, f"Saved: image {image.pk} {done}.")
     return redirect(decision.get("next") or reverse("inspections:review-queue"))
+
+
+@require_POST
+@label_role
+def review_undo(request: HttpRequest, image_id: int, review_id: int) -> HttpResponse:
+    """Take back one of the image's decisions (the history's Undo button), then show the image again."""
+    back = _with_query(reverse("inspections:review-image", args=[image_id]), filter_query(request.GET))
+    review = review_selectors.review_list_for_image(image=image_id).filter(pk=review_id).first()
+    if review is None:
+        raise Http404(f"Image {image_id} has no review {review_id}.")
+    try:
+        undo = review_undo_by_id(review_id=review.pk, reviewer=request.user)
+    except ApplicationError as error:
+        messages.error(request, f"Not undone: {error.message}")
+        return redirect(back)
+    messages.success(request, f"Undone: image {image_id} is back to {undo.label.name if undo.label else 'unlabelled'}.")
+    return redirect(back)
 
 
 @require_GET

@@ -76,17 +76,23 @@ def reviews_bulk_undo(*, bulk_id: UUID, reviewer) -> list[BulkOutcome]:
     the state the decision found it in, through one undo review per image (``review_undo``), in its
     own transaction. An image decided again since is left as it is (its ``error`` says so).
 
-    Refused as a whole: no such bulk decision, another person's, or one already undone."""
+    Refused as a whole: no such bulk decision, another person's, or one already undone (every image of
+    it; one whose decision was undone on its own is reported as ``already_undone`` and the rest go on)."""
     _check_role(reviewer)
     reviews = list(Review.objects.filter(bulk_id=bulk_id).select_related("image", "previous_label").order_by("id"))
     if not reviews:
         raise NotFound("No such bulk decision.", code="not_found")
     if reviews[0].reviewer_id != reviewer.pk:
         raise PermissionDenied("Only the person who made a bulk decision can undo it.", code="permission_denied")
-    if Review.objects.filter(undoes__bulk_id=bulk_id).exists():
+    undone = set(Review.objects.filter(undoes__bulk_id=bulk_id).values_list("undoes_id", flat=True))
+    if len(undone) == len(reviews):
         raise Conflict("This bulk decision was undone already.", code="already_undone")
     outcomes = []
     for review in reviews:
+        if review.pk in undone:
+            outcomes.append(BulkOutcome(review.image_id, error=Conflict(
+                f"Image {review.image_id}'s decision was undone already.", code="already_undone")))
+            continue
         try:
             outcomes.append(BulkOutcome(review.image_id, review=review_undo(review=review, reviewer=reviewer)))
         except ApplicationError as error:

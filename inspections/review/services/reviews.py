@@ -13,7 +13,7 @@ from inspections.catalog.attention import needs_attention_value
 from inspections.catalog.models import DefectClass, InspectionImage, LabelSource, Split
 from inspections.catalog.services.classes import defect_class_name_normalise
 from inspections.catalog.services.splits import splits_assign_unassigned
-from inspections.errors import ApplicationError, Conflict, PermissionDenied
+from inspections.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from inspections.review.models import Prediction, Review, ReviewDecision
 
 # What a decision may change on the image besides its label (and label_version): an undo restores
@@ -112,6 +112,27 @@ def review_undo(*, review: Review, reviewer) -> Review:
     image = review.image
     image.refresh_from_db(fields=["label", "label_version", *DECIDED_FIELDS, "needs_attention"])
     return undo
+
+
+def review_may_undo(*, review: Review, user) -> bool:
+    """Whether ``user`` may take ``review`` back: its author, or an ML admin (both able to label)."""
+    return roles.can_label(user) and (review.reviewer_id == user.pk or roles.can_manage_models(user))
+
+
+def review_undo_by_id(*, review_id: int, reviewer) -> Review:
+    """Take back review ``review_id`` on behalf of ``reviewer`` (the API's and the review view's
+    undo): the person who made it, or an ML admin, may; a decision is undone once (409
+    ``already_undone``), and not after the image was decided again (``review_undo``)."""
+    _check_role(reviewer)
+    review = Review.objects.select_related("image", "previous_label").filter(pk=review_id).first()
+    if review is None:
+        raise NotFound(f"No review {review_id}.", code="not_found")
+    if not review_may_undo(review=review, user=reviewer):
+        raise PermissionDenied("Only the person who made a decision, or an ML admin, can undo it.",
+                               code="permission_denied")
+    if Review.objects.filter(undoes=review).exists():
+        raise Conflict(f"Review {review.pk} was undone already.", code="already_undone")
+    return review_undo(review=review, reviewer=reviewer)
 
 
 def _decided_state(image: InspectionImage) -> dict:

@@ -154,7 +154,7 @@ def test_detail_has_prediction_with_all_probabilities_label_and_review_history(v
     assert [r["id"] for r in body["reviews"]] == [second.pk, first.pk]
     assert body["reviews"][0] == {
         "id": second.pk, "image": image.pk, "decision": "label", "label": "crazing", "previous_label": "patches",
-        "reason": "",
+        "reason": "", "bulk_id": None, "undoes": None,
         "reviewer": reviewer.username, "prediction": prediction.pk, "created_at": body["reviews"][0]["created_at"],
     }
     assert body["file_url"].endswith(f"/api/v1/images/{image.pk}/file/")

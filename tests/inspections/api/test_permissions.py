@@ -81,6 +81,9 @@ ENDPOINTS = {
     # per-image one (409 no_image_decided); the others are stopped before it.
     "bulk review": Endpoint("post", "reviews/bulk/", LABELLERS, 409,
                             {"images": [{"id": 987654321, "label_version": 0}], "label": "patches"}),
+    # Unknown ids: an allowed role gets past the permission check to the lookup (404).
+    "undo a review": Endpoint("post", "reviews/987654321/undo/", LABELLERS, 404),
+    "undo a bulk review": Endpoint("post", "reviews/bulk/6f1c2b9e-0d4a-4c1e-9a77-3f5b8e2d1c00/undo/", LABELLERS, 404),
     "decision thresholds": Endpoint("get", "model-versions/{candidate}/thresholds/", ANYONE, 200),
     "set decision thresholds": Endpoint("put", "model-versions/{candidate}/thresholds/", MODEL_ADMINS, 200,
                                         {"thresholds": {"crazing": 0.7}}),

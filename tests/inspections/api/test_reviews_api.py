@@ -89,3 +89,53 @@ def test_review_list_is_the_history_newest_first(qa):
     assert body["count"] == 3
     assert [(r["label"], r["previous_label"]) for r in body["results"]] == [
         ("scratches", "patches"), ("patches", "crazing"), ("crazing", None)]
+
+
+# --- undo ----------------------------------------------------------------------------------------
+
+def _undo(client, review_id):
+    return client.post(f"/api/v1/reviews/{review_id}/undo/", format="json")
+
+
+def test_undo_returns_the_image_to_the_state_the_decision_found(qa):
+    image = InspectionImageFactory(label=DefectClass.objects.get(name="crazing"), label_source="import", split="test")
+    decided = _review(qa, image, label="patches", expected_version=0).json()["review"]
+    response = _undo(qa, decided["id"])
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["review"]["decision"], body["review"]["undoes"], body["review"]["label"]) == ("undo", decided["id"], "crazing")
+    assert (body["image"]["label"], body["image"]["label_source"], body["image"]["label_version"]) == ("crazing", "import", 2)
+    assert [r["decision"] for r in _review_list(qa, image)] == ["undo", "label"]
+    # A decision is taken back once; an undo is not undone (decide the image again instead).
+    assert assert_error(_undo(qa, decided["id"]), 409, "already_undone")
+    assert assert_error(_undo(qa, body["review"]["id"]), 409, "invalid")
+    assert Review.objects.count() == 2
+
+
+def test_undo_after_the_image_was_decided_again_is_409_and_changes_nothing(qa):
+    image = InspectionImageFactory(split="train")
+    first = _review(qa, image, label="crazing", expected_version=0).json()["review"]
+    _review(qa, image, label="patches", expected_version=1)
+    error = assert_error(_undo(qa, first["id"]), 409, "decided_since")
+    assert (error["details"]["label"], error["details"]["label_version"]) == ("patches", 2)
+    image.refresh_from_db()
+    assert (image.label.name, Review.objects.count()) == ("patches", 2)
+
+
+def test_only_the_decider_or_an_ml_admin_may_undo(qa):
+    image = InspectionImageFactory(split="train")
+    decided = _review(qa, image, label="crazing", expected_version=0).json()["review"]
+    assert_error(_undo(client_for("qa"), decided["id"]), 403, "permission_denied")
+    assert assert_error(_undo(client_for("viewer"), decided["id"]), 403, "permission_denied")
+    assert Review.objects.count() == 1
+    assert _undo(client_for("ml_admin"), decided["id"]).status_code == 201
+    image.refresh_from_db()
+    assert image.label is None and image.label_version == 2
+
+
+def test_undo_of_an_unknown_review_is_404(qa):
+    assert_error(_undo(qa, 987654321), 404, "not_found")
+
+
+def _review_list(client, image):
+    return client.get(f"/api/v1/images/{image.pk}/reviews/").json()["results"]

@@ -247,3 +247,39 @@ def test_bulk_by_a_role_that_cannot_label_writes_nothing(two_groups, role):
     assert_error(response, 403, "permission_denied")
     assert not Review.objects.exists()
     assert DefectClass.objects.filter(name="patches").exists()
+
+
+# --- reviews/bulk/{bulk_id}/undo/ -------------------------------------------------------------------
+
+def test_bulk_undo_takes_back_each_image_on_its_own(two_groups):
+    big, _ = two_groups
+    qa = client_for("qa")
+    decided = qa.post("/api/v1/reviews/bulk/", {"images": items(big), "label": "no_defect"}, format="json").json()
+    first, second, third = decided["results"]
+    # One image decided again since, one undone on its own: the bulk undo takes back the third only.
+    qa.post(f"/api/v1/images/{first['image']}/reviews/", {"label": "patches", "expected_version": 1}, format="json")
+    assert qa.post(f"/api/v1/reviews/{second['review']['id']}/undo/", format="json").status_code == 201
+    response = qa.post(f"/api/v1/reviews/bulk/{decided['bulk_id']}/undo/", format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["decided"], body["failed"], body["bulk_id"]) == (1, 2, decided["bulk_id"])
+    assert [r.get("error", {}).get("code") for r in body["results"]] == ["decided_since", "already_undone", None]
+    assert body["results"][2]["review"]["undoes"] == third["review"]["id"]
+    labels = dict(InspectionImage.objects.filter(pk__in=[i.pk for i in big]).values_list("pk", "label__name"))
+    assert labels == {first["image"]: "patches", second["image"]: None, third["image"]: None}
+    # Nothing left to take back.
+    error = assert_error(qa.post(f"/api/v1/reviews/bulk/{decided['bulk_id']}/undo/", format="json"), 409,
+                         "no_image_decided")
+    assert [r["error"]["code"] for r in error["details"]["results"]] == ["decided_since", "already_undone",
+                                                                        "already_undone"]
+
+
+def test_bulk_undo_by_someone_else_or_of_nothing_is_refused(two_groups):
+    big, _ = two_groups
+    decided = client_for("qa").post("/api/v1/reviews/bulk/", {"images": items(big), "label": "no_defect"},
+                                    format="json").json()
+    assert_error(client_for("qa").post(f"/api/v1/reviews/bulk/{decided['bulk_id']}/undo/", format="json"), 403,
+                 "permission_denied")
+    assert_error(client_for("qa").post("/api/v1/reviews/bulk/0b9f6a53-3c1e-4b8e-8d0f-1a2b3c4d5e6f/undo/",
+                                       format="json"), 404, "not_found")
+    assert not Review.objects.filter(decision="undo").exists()

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from inspections.models import DefectClass, Review
@@ -47,8 +49,8 @@ def test_form_decision_records_the_review_and_goes_to_the_next_image(client, rol
     assert (review.image_id, review.label.name, review.previous_label, review.reviewer) == (first.pk, "inclusion", None, qa)
     assert review.prediction == first.predictions.get()
     following = client.get(response["Location"]).content.decode()
-    assert f'<p id="saved-note" class="saved-note" role="status">Saved: image {first.pk} labelled inclusion. </p>' \
-        in following
+    assert re.search(rf'<p id="saved-note" class="saved-note" role="status" data-csrf="[^"]+">'
+                     rf'Saved: image {first.pk} labelled inclusion. </p>', following)
 
 
 def test_next_must_stay_on_this_site(client, role_user, predicted_image):
@@ -82,3 +84,33 @@ def test_heatmap_is_404_without_an_active_model(client, role_user, predicted_ima
 def test_unknown_image_is_404(client, role_user):
     client.force_login(role_user("qa"))
     assert client.get("/review/999999/").status_code == 404
+
+
+def test_the_history_offers_undo_of_the_latest_decision_to_its_author_and_ml_admins(client, role_user, predicted_image):
+    image = predicted_image({"crazing": 0.62, "inclusion": 0.38}, needs_review=True)
+    qa, other_qa, admin = role_user("qa"), role_user("qa"), role_user("ml_admin")
+    review_submit(image=image, label_name="crazing", reviewer=qa, expected_version=0)
+    latest = review_submit(image=image, label_name="patches", reviewer=qa, expected_version=1)
+    undo_form = f'action="/review/{image.pk}/undo/{latest.pk}/'
+    for user, offered in [(qa, True), (admin, True), (other_qa, False), (role_user("viewer"), False)]:
+        client.force_login(user)
+        html = client.get(f"/review/{image.pk}/", {"reviewed": "all"}).content.decode()
+        assert (undo_form in html) is offered, user
+        assert html.count('id="history-undo"') == int(offered)   # only the latest decision
+
+    client.force_login(other_qa)
+    refused = client.post(f"/review/{image.pk}/undo/{latest.pk}/?reviewed=all", follow=True)
+    assert "Not undone: Only the person who made a decision" in refused.content.decode()
+    client.force_login(qa)
+    response = client.post(f"/review/{image.pk}/undo/{latest.pk}/?reviewed=all", follow=True)
+    assert response.redirect_chain[-1][0] == f"/review/{image.pk}/?reviewed=all"
+    html = response.content.decode()
+    assert f"Undone: image {image.pk} is back to crazing." in html
+    assert "<strong>undone</strong>: back to crazing" in html
+    image.refresh_from_db()
+    assert (image.label.name, image.label_version) == ("crazing", 3)
+    # The undo is now the latest decision: nothing offered, and the decision is not undone twice.
+    assert 'id="history-undo"' not in html
+    again = client.post(f"/review/{image.pk}/undo/{latest.pk}/", follow=True).content.decode()
+    assert "Not undone:" in again and Review.objects.filter(decision="undo").count() == 1
+    assert client.post(f"/review/{image.pk + 1000}/undo/{latest.pk}/").status_code == 404
