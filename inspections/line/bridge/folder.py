@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.db import close_old_connections, connection
 
 from inspections.catalog.services.image_validation import upload_size_limit
