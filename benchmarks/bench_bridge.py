@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import signal
-import statistics
 import sys
 import threading
 import time

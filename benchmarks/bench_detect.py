@@ -261,7 +261,7 @@ def main() -> int:
     parser.add_argument("--sets", default="neu,cr7,cr7-all", help=f"comma-separated: {', '.join(SETS)}")
     parser.add_argument("--limit", type=int, default=None, help="images per class (quick runs; every set)")
     parser.add_argument("--epochs", type=int, default=None, help="detection epochs (default: TrainConfig's)")
-    parser.add_argument("--maps", default=None, help="all or coarse (default: TrainConfig's)")
+    parser.add_argument("--maps", default=None, help="all, fine or coarse (default: TrainConfig's)")
     parser.add_argument("--finetune-blocks", type=int, default=None,
                         help="backbone blocks the detector trains (0: frozen backbone; default: TrainConfig's)")
     parser.add_argument("--crop", type=float, default=None, help="share of training views that are a crop")

@@ -206,7 +206,7 @@ def _row(level: dict, raw32: float) -> str:
 
 def sizing(results: dict) -> list[str]:
     """Cores per tier for a line of N images/s, from this run's CPU-ms per image."""
-    single, multi, two = results["levels"][-1], results["multi_file"], results["two_workers"]
+    single, multi = results["levels"][-1], results["multi_file"]
     web_single, web_multi = single["cpu_ms_per_image"]["web"], multi["cpu_ms_per_image"]["web"]
     worker = single["cpu_ms_per_image"]["worker"]
     store = single["cpu_ms_per_image"]["postgres_redis"]

@@ -64,7 +64,7 @@ class TrainConfig:
     detection_crop_probability: float = 0.6  # share of training views that are a random crop
     detection_min_crop: float = 0.5         # smallest crop side, as a share of the frame's
     detection_flips: bool = True            # random horizontal and vertical flips (boxes flipped)
-    detection_maps: str = "all"             # "all": stride-8 grid from every map; "coarse": stride 16
+    detection_maps: str = "all"             # "all": stride-8 grid from every map; "fine": stride 4; "coarse": 16
     detection_time_budget_s: float = 1200.0  # the whole detection step: no epoch starts that would end past it
 
     def __post_init__(self) -> None:

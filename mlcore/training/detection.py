@@ -130,9 +130,9 @@ def fit_detection(model, backbone, by_split, *, config: TrainConfig, tracker: Pr
 
     keras.utils.set_random_seed(config.seed)
     maps = feature_maps(model)
-    use = _maps_to_use(config.detection_maps, len(maps))
+    use, upsample = _maps_to_use(config.detection_maps, len(maps))
     head = build_detection_head([m.shape[-1] for m in maps], num_classes=len(classes),
-                                width=config.detection_width, use_maps=use)
+                                width=config.detection_width, use_maps=use, upsample=upsample)
     blocks = backbone.blocks[-config.detection_finetune_blocks:] if config.detection_finetune_blocks else []
     unfreeze_top_blocks(backbone_submodel(model), blocks)
     trainer = keras.Model(model.inputs[0], [model.outputs[0], head(maps)], name="steelqc_detector_training")
@@ -195,7 +195,7 @@ def fit_detection(model, backbone, by_split, *, config: TrainConfig, tracker: Pr
                                                 batch_size=config.batch_size, decoding=decoding)
     metrics = detection_metrics(truth, predicted, classes=classes, sizes=sizes)
     metrics["split"] = split
-    facts = {"classes": classes, "grid": grid, "maps": use, "width": config.detection_width,
+    facts = {"classes": classes, "grid": grid, "maps": use, "upsample": upsample, "width": config.detection_width,
              "decoding": decoding.to_dict(), "nms_validation_map50": nms_scores,
              "finetuned_blocks": [block[0].split("_")[0] for block in blocks],
              "augmentation": {"crop_probability": views.crop_probability, "min_crop": views.min_crop,
@@ -331,11 +331,17 @@ def _predict_boxes(forward, samples: Sequence[Sample], truth: list[list[tuple]],
     return predicted, sizes, examples
 
 
-def _maps_to_use(choice: str, available: int) -> list[int]:
-    """"all": every backbone map, the output grid at stride 8; "coarse": all but the finest
+DETECTION_MAPS = ("all", "fine", "coarse")
+
+
+def _maps_to_use(choice: str, available: int) -> tuple[list[int], int]:
+    """(the backbone maps fused, the head's upsampling): "all": every map, the output grid at
+    stride 8; "fine": every map, the grid upsampled to stride 4; "coarse": all but the finest
     (stride 16 grid, a quarter of the cells)."""
     if choice == "all":
-        return list(range(available))
+        return list(range(available)), 1
+    if choice == "fine":
+        return list(range(available)), 2
     if choice == "coarse":
-        return list(range(1, available)) if available > 1 else [0]
-    raise ValueError(f"detection_maps must be 'all' or 'coarse', got {choice!r}")
+        return (list(range(1, available)) if available > 1 else [0]), 1
+    raise ValueError(f"detection_maps must be one of {', '.join(DETECTION_MAPS)}, got {choice!r}")

@@ -90,7 +90,7 @@ def test_an_auroc_significantly_lower_beyond_the_tolerance_is_refused():
     champion_defects = [1.5 + 0.1 * i for i in range(30)]
     candidate_defects = [0.95 - 0.01 * i for i in range(15)] + [0.2 + 0.02 * i for i in range(15)]
     decision = decide_anomaly(candidate_good=good, candidate_defects=candidate_defects, champion_good=good,
-                              champion_defects=[0.99] * 30, rule=AnomalyGateRule())
+                              champion_defects=champion_defects, rule=AnomalyGateRule())
     auroc = next(c for c in decision.checks if c["check"] == "auroc")
     assert not auroc["passed"] and auroc["champion"] == 1.0 and auroc["p_value"] < 0.05
     assert auroc["sentence"] in decision.reasons

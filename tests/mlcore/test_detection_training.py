@@ -193,3 +193,33 @@ def test_cancelling_stops_the_detector_within_an_epoch(tiny_detector_setup):
     with pytest.raises(TrainingCancelled):
         _fit(tiny_detector_setup, config=config, tracker=tracker)
     assert [phase for _, phase in reports] == ["detection", "detection"]   # the first batch's report, no epoch
+
+
+def test_the_fine_head_upsamples_to_twice_the_grid_for_fewer_operations_than_the_full_tower():
+    from mlcore.detection import build_detection_head
+
+    channels = [40, 80, 192]
+    maps = [np.zeros((1, 24, 24, 40), np.float32), np.zeros((1, 12, 12, 80), np.float32),
+            np.zeros((1, 6, 6, 192), np.float32)]
+    full = build_detection_head(channels, num_classes=3, width=64)
+    fine = build_detection_head(channels, num_classes=3, width=64, upsample=2)
+    output = np.asarray(fine(maps, training=False))
+    assert output.shape == (1, 48, 48, 3 + 4)
+    assert output[0, 5, 7, :3] == pytest.approx(0.01, abs=1e-3) and output[0, 5, 7, 3:] == pytest.approx(0.1, abs=1e-3)
+    assert fine.get_layer("tower_1").__class__.__name__ == "SeparableConv2D"
+
+    def tower_macs(head):   # multiply-adds of the tower's convolutions per image, from their kernels and grids
+        import keras
+
+        macs = 0
+        for name in ("tower_0", "tower_1"):
+            layer = head.get_layer(name)
+            kernels = ([layer.depthwise_kernel, layer.pointwise_kernel] if hasattr(layer, "depthwise_kernel")
+                       else [layer.kernel])
+            grid = keras.Model(head.inputs, layer.output)(maps).shape[1:3]
+            macs += int(np.prod(grid)) * sum(int(np.prod(kernel.shape)) for kernel in kernels)
+        return macs
+
+    assert tower_macs(fine) < 0.8 * tower_macs(full)
+    with pytest.raises(ValueError, match="upsample"):
+        build_detection_head(channels, num_classes=3, upsample=0)

@@ -122,7 +122,7 @@ def test_the_queue_page_pages_through_every_image_keeping_the_filters(client, pr
     assert len(first.context["images"]) == QUEUE_PAGE_SIZE
     html = first.content.decode()
     assert f"Rows 1–{QUEUE_PAGE_SIZE} of {len(images)}" in html
-    assert f'href="?source=line-7&amp;page=2">Next' in html
+    assert 'href="?source=line-7&amp;page=2">Next' in html
     second = client.get("/review/?source=line-7&page=2")
     rest = [image.pk for image in second.context["images"]]
     shown = {image.pk for image in first.context["images"]} | set(rest)
