@@ -50,9 +50,7 @@ class ImageReviews(ApiView):
         else:
             review = review_submit(image=image, label_name=decision["label"], reviewer=request.user,
                                    expected_version=decision["expected_version"])
-        body = {"review": self.output(ReviewOutput, review),
-                "image": self.output(ImageDetailOutput, review_selectors.image_detail(image_id=image.pk))}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _created(self, review)
 
 
 class ReviewUndo(ApiView):
@@ -71,7 +69,11 @@ class ReviewUndo(ApiView):
         responses={201: ReviewCreatedOutput, 403: ERROR, 404: ERROR, 409: ERROR, **COMMON_ERRORS},
     )
     def post(self, request, review_id: int):
-        undo = review_undo_by_id(review_id=review_id, reviewer=request.user)
-        body = {"review": self.output(ReviewOutput, undo),
-                "image": self.output(ImageDetailOutput, review_selectors.image_detail(image_id=undo.image_id))}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _created(self, review_undo_by_id(review_id=review_id, reviewer=request.user))
+
+
+def _created(view: ApiView, review) -> Response:
+    """201 with the new review and the image as it now is."""
+    body = {"review": view.output(ReviewOutput, review),
+            "image": view.output(ImageDetailOutput, review_selectors.image_detail(image_id=review.image_id))}
+    return Response(body, status=status.HTTP_201_CREATED)

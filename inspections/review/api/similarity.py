@@ -156,13 +156,7 @@ class BulkReviewCreate(ApiView):
         outcomes = reviews_bulk_submit(
             items=[(item["id"], item["label_version"]) for item in decision["images"]], reviewer=request.user,
             label_name=decision.get("label"), exclude=decision["exclude"], reason=decision["reason"])
-        results = [_bulk_result(self, outcome) for outcome in outcomes]
-        decided = sum(1 for outcome in outcomes if outcome.error is None)
-        if not decided:
-            return Response(error_body("no_image_decided", "No image was decided; see details.results.",
-                                       {"results": results}), status=status.HTTP_409_CONFLICT)
-        bulk_id = next(outcome.review.bulk_id for outcome in outcomes if outcome.error is None)
-        return Response({"results": results, "decided": decided, "failed": len(results) - decided, "bulk_id": bulk_id})
+        return _bulk_response(self, outcomes, nothing_done="No image was decided; see details.results.")
 
 
 class BulkReviewUndo(ApiView):
@@ -182,12 +176,20 @@ class BulkReviewUndo(ApiView):
     )
     def post(self, request, bulk_id):
         outcomes = reviews_bulk_undo(bulk_id=bulk_id, reviewer=request.user)
-        results = [_bulk_result(self, outcome) for outcome in outcomes]
-        decided = sum(1 for outcome in outcomes if outcome.error is None)
-        if not decided:
-            return Response(error_body("no_image_decided", "No image's decision was undone; see details.results.",
-                                       {"results": results}), status=status.HTTP_409_CONFLICT)
-        return Response({"results": results, "decided": decided, "failed": len(results) - decided, "bulk_id": bulk_id})
+        return _bulk_response(self, outcomes, nothing_done="No image's decision was undone; see details.results.")
+
+
+def _bulk_response(view: ApiView, outcomes, *, nothing_done: str) -> Response:
+    """200 with each image's line, how many were decided and the decision's ``bulk_id``; 409
+    ``no_image_decided`` (the lines in ``details.results``) when none was."""
+    results = [_bulk_result(view, outcome) for outcome in outcomes]
+    done = [outcome.review for outcome in outcomes if outcome.error is None]
+    if not done:
+        return Response(error_body("no_image_decided", nothing_done, {"results": results}),
+                        status=status.HTTP_409_CONFLICT)
+    # An undo's reviews carry no bulk_id of their own: the answer names the decision they took back.
+    bulk_id = done[0].bulk_id or done[0].undoes.bulk_id
+    return Response({"results": results, "decided": len(done), "failed": len(results) - len(done), "bulk_id": bulk_id})
 
 
 def _bulk_result(view: ApiView, outcome) -> dict:
