@@ -187,10 +187,10 @@ def markdown() -> str:
         lines.append(f"- {label}: `{report['command']}` — {report['date']} on {report['machine']}, 1-minute load "
                      f"average {report['load_before']:.1f} before, {report['load_after']:.1f} after. Raw JSON: "
                      f"`benchmarks/results/{MAIN_RESULTS[label]}`.")
-    lines += ["", "The machine was shared with other work (the load figures above): training times are wall "
-              "times under that load; compare the with/without-boxes speeds within a row.", "",
+    lines += ["", "Training times are wall times at the load shown (the machine is shared); compare the "
+              "with/without-boxes speeds within a row.", "",
               "Detector: the backbone maps at strides 8, 16 and 32 fused to one stride-8 grid (LTRB boxes), the "
-              "head and the backbone's top blocks trained with a focal heat-map loss and a GIoU box loss (the "
+              "head and the backbone's stages 3 to 6 trained with a focal heat-map loss and a GIoU box loss (the "
               "classifier's cross-entropy in the same loss), crop/scale/flip views made per step, best epoch by "
               "validation mAP@0.5, class-aware NMS threshold chosen on validation; mAP from pycocotools (COCO "
               "definitions) on the test split.", "",
