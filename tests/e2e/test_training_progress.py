@@ -17,9 +17,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serial
 
 
 def _shown(page) -> tuple[float, str] | None:
+    """The bar's value and the status beside it, read together (the page sets both at once; two
+    reads could straddle the update, or the reload that follows a run's end)."""
     try:
-        return (float(page.eval_on_selector("#run-progress", "bar => bar.value")),
-                page.inner_text("#run-status", timeout=1000))
+        value, status = page.evaluate("() => [document.getElementById('run-progress').value,"
+                                      " document.getElementById('run-status').innerText]")
+        return float(value), status
     except Exception:  # the page reloads itself when the run ends
         return None
 
