@@ -169,7 +169,7 @@ def accepted_keys() -> list[bytes]:
     derived from SECRET_KEY and SECRET_KEY_FALLBACKS (what signed this installation's backups
     before it had a backup key of its own: they stay restorable after one is set)."""
     keys = [backup_key(), *(key.encode() for key in settings.STEELQC_BACKUP_OLD_KEYS)]
-    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+    for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]:
         derived = _derived_key(secret)
         if derived not in keys:
             keys.append(derived)

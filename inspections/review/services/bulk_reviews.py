@@ -84,15 +84,10 @@ def reviews_bulk_undo(*, bulk_id: UUID, reviewer) -> list[BulkOutcome]:
         raise NotFound("No such bulk decision.", code="not_found")
     if reviews[0].reviewer_id != reviewer.pk:
         raise PermissionDenied("Only the person who made a bulk decision can undo it.", code="permission_denied")
-    undone = set(Review.objects.filter(undoes__bulk_id=bulk_id).values_list("undoes_id", flat=True))
-    if len(undone) == len(reviews):
+    if Review.objects.filter(undoes__bulk_id=bulk_id).count() == len(reviews):
         raise Conflict("This bulk decision was undone already.", code="already_undone")
     outcomes = []
     for review in reviews:
-        if review.pk in undone:
-            outcomes.append(BulkOutcome(review.image_id, error=Conflict(
-                f"Image {review.image_id}'s decision was undone already.", code="already_undone")))
-            continue
         try:
             outcomes.append(BulkOutcome(review.image_id, review=review_undo(review=review, reviewer=reviewer)))
         except ApplicationError as error:

@@ -90,10 +90,13 @@ def review_undo(*, review: Review, reviewer) -> Review:
     """Take back ``review``: a new decision (reviews are append-only) that returns the image to
     the state ``review`` found it in: its label (which may be none) and where that label came from,
     excluded or not, a suspect label. Refused (409 ``decided_since``) when the image was decided
-    again after ``review``; an undo is not undone, and a decision is undone once."""
+    again after ``review``; an undo is not undone (``invalid``), and a decision is undone once
+    (``already_undone``)."""
     _check_role(reviewer)
     if review.decision == ReviewDecision.UNDO:
         raise Conflict("An undo is not undone; decide the image again instead.", code="invalid")
+    if Review.objects.filter(undoes=review).exists():
+        raise Conflict(f"Review {review.pk} of image {review.image_id} was undone already.", code="already_undone")
     before = review.previous_state or {}
     if "label_version" not in before:
         raise Conflict(f"Review {review.pk} was made before decisions could be undone.", code="not_undoable")
@@ -121,8 +124,7 @@ def review_may_undo(*, review: Review, user) -> bool:
 
 def review_undo_by_id(*, review_id: int, reviewer) -> Review:
     """Take back review ``review_id`` on behalf of ``reviewer`` (the API's and the review view's
-    undo): the person who made it, or an ML admin, may; a decision is undone once (409
-    ``already_undone``), and not after the image was decided again (``review_undo``)."""
+    undo): the person who made it, or an ML admin, may; the rest is ``review_undo``'s rule."""
     _check_role(reviewer)
     review = Review.objects.select_related("image", "previous_label").filter(pk=review_id).first()
     if review is None:
@@ -130,8 +132,6 @@ def review_undo_by_id(*, review_id: int, reviewer) -> Review:
     if not review_may_undo(review=review, user=reviewer):
         raise PermissionDenied("Only the person who made a decision, or an ML admin, can undo it.",
                                code="permission_denied")
-    if Review.objects.filter(undoes=review).exists():
-        raise Conflict(f"Review {review.pk} was undone already.", code="already_undone")
     return review_undo(review=review, reviewer=reviewer)
 
 
